@@ -1,0 +1,108 @@
+# One entry point for building, testing and running the project.
+#   make            build everything (libtosca, orchctl)
+#   make test       install what is missing, build, run every test
+#   make test SANITIZE=1   the same under ASan + UBSan
+#   make fuzz       libFuzzer on the TOSCA loader (FUZZ_SECONDS, default 600)
+#   make bench      benchmarks (tests/bench), figures on stdout
+#   make run        start the daemon on its embedded defaults
+#   make install    install binaries under PREFIX (default /usr/local)
+
+CC        ?= cc
+PREFIX    ?= /usr/local
+SHARED    ?= $(CURDIR)/../shared
+CORPUS    ?= $(SHARED)/corpus
+PKGS      := yaml-0.1 jansson libzip libcurl
+TEST_PKGS := cmocka
+
+ifeq ($(SANITIZE),1)
+BUILD     ?= build/san
+SANFLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT       := -O1
+else
+BUILD     ?= build/release
+SANFLAGS  :=
+OPT       := -O2
+endif
+
+DEPS_OK := $(shell pkg-config --exists $(PKGS) $(TEST_PKGS) 2>/dev/null && echo yes)
+ifneq ($(DEPS_OK),yes)
+ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
+$(info Installing missing build dependencies (deploy/install-deps.sh)...)
+$(if $(shell sh deploy/install-deps.sh >&2 && echo ok),,$(error deploy/install-deps.sh failed))
+endif
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wno-unused-parameter
+CPPFLAGS += -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iplugins/include -Itosca/include \
+            -DTOSCA_TYPES_DIR='"$(CURDIR)/tosca/types"'
+CFLAGS   += -std=c11 $(OPT) -g $(WARN) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
+LDFLAGS  += $(SANFLAGS)
+
+TOSCA_SRC  := $(wildcard tosca/*.c)
+TOSCA_OBJ  := $(TOSCA_SRC:%.c=$(BUILD)/%.o)
+LIBTOSCA   := $(BUILD)/libtosca.a
+CLI_SRC    := $(wildcard orchestrator/cli/*.c)
+CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
+ORCHCTL    := $(BUILD)/bin/orchctl
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC  := $(wildcard tests/bench/*.c)
+BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+TYPES_YAML := $(wildcard tosca/types/*.yaml)
+
+.PHONY: all test run fuzz bench install clean deps
+all: $(LIBTOSCA) $(ORCHCTL)
+
+deps:
+	sh deploy/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tosca/types_embed.o: $(TYPES_YAML)
+
+$(LIBTOSCA): $(TOSCA_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(ORCHCTL): $(CLI_OBJ) $(LIBTOSCA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBTOSCA) $(PKG_LIBS) -lm
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIBTOSCA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itosca -Itests/unit $(CFLAGS) -o $@ $< $(LIBTOSCA) $(PKG_LIBS) \
+	    $(TEST_LIBS) -lm $(LDFLAGS)
+
+$(BUILD)/bench/%: tests/bench/%.c $(LIBTOSCA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itosca $(CFLAGS) -o $@ $< $(LIBTOSCA) $(PKG_LIBS) -lm $(LDFLAGS)
+
+test: all $(UNIT_BIN)
+	@BUILD=$(BUILD) CORPUS=$(CORPUS) SANITIZE=$(SANITIZE) sh tests/run.sh $(UNIT_BIN)
+
+bench: all $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do CORPUS=$(CORPUS) $$b || exit 1; done
+
+FUZZ_SECONDS ?= 600
+fuzz:
+	$(MAKE) -f tests/fuzz/fuzz.mk FUZZ_SECONDS=$(FUZZ_SECONDS) CORPUS=$(CORPUS) run
+
+run: all
+	@echo "orchestratord is not part of this build yet (issue 3); orchctl is at $(ORCHCTL)"
+	@exit 1
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(ORCHCTL) $(DESTDIR)$(PREFIX)/bin/orchctl
+
+clean:
+	rm -rf build
+
+-include $(TOSCA_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
