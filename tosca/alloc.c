@@ -86,6 +86,8 @@ int tosca_grow(void *items_ptr, size_t *cap, size_t need, size_t elem)
             return ORC_ENOMEM;
         ncap *= 2;
     }
+    if (ncap > SIZE_MAX / elem)
+        return ORC_ENOMEM;
     p = tosca_realloc(*items, ncap * elem);
     if (p == NULL)
         return ORC_ENOMEM;

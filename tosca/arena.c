@@ -39,8 +39,11 @@ void tosca_arena_fini(tosca_arena_t *a)
 static struct tosca_arena_chunk *arena_new_chunk(tosca_arena_t *a, size_t need)
 {
     size_t size = need > ARENA_CHUNK ? need : ARENA_CHUNK;
-    struct tosca_arena_chunk *c = tosca_malloc(sizeof(*c) + size);
+    struct tosca_arena_chunk *c;
 
+    if (size > SIZE_MAX - sizeof(*c))
+        return NULL;
+    c = tosca_malloc(sizeof(*c) + size);
     if (c == NULL)
         return NULL;
     c->size = size;

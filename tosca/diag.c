@@ -151,7 +151,7 @@ json_t *tosca_diags_to_json(const tosca_diags_t *d)
         return NULL;
     for (size_t i = 0; i < d->count; i++) {
         const tosca_diag_t *g = &d->items[i];
-        json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:i,s:s}", "severity",
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "severity",
                               g->severity == TOSCA_SEV_ERROR ? "error" : "warning", "code",
                               g->code, "file", g->file, "line", (json_int_t)g->line, "col",
                               (json_int_t)g->col, "message", g->message);

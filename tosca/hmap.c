@@ -9,7 +9,7 @@
 
 uint64_t tosca_hash(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 offset basis */
 
     for (size_t i = 0; i < n; i++) {
         h ^= (unsigned char)s[i];

@@ -22,7 +22,7 @@ static bool strbuf_reserve(tosca_strbuf_t *b, size_t extra)
 {
     if (b->oom)
         return false;
-    if (b->len + extra + 1 < b->len || tosca_grow(&b->s, &b->cap, b->len + extra + 1, 1) < 0) {
+    if (extra > SIZE_MAX - b->len - 1 || tosca_grow(&b->s, &b->cap, b->len + extra + 1, 1) < 0) {
         b->oom = true;
         return false;
     }

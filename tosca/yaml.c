@@ -34,7 +34,6 @@ struct builder {
     size_t depth;
     size_t stack_cap;
     tosca_hmap_t anchors;
-    tosca_hmap_t incomplete; /* anchored collections still open: aliasing one is recursion */
     int docs;
 };
 
@@ -126,6 +125,15 @@ static int on_scalar(struct builder *b, yaml_event_t *ev)
     return rc < 0 ? rc : frame_push_child(b, n);
 }
 
+/* True if n is a collection still open: an alias to it would be recursive. */
+static bool is_open(const struct builder *b, const tosca_ynode_t *n)
+{
+    for (size_t i = 0; i < b->depth; i++)
+        if (b->stack[i].node == n)
+            return true;
+    return false;
+}
+
 static int on_alias(struct builder *b, yaml_event_t *ev)
 {
     const char *name = (const char *)ev->data.alias.anchor;
@@ -136,7 +144,7 @@ static int on_alias(struct builder *b, yaml_event_t *ev)
     if (target == NULL)
         return tosca_error(b->diags, &mark, "yaml-unknown-anchor",
                            "alias '*%s' refers to no anchor defined before it", name);
-    if (tosca_hmap_get(&b->incomplete, name) == target)
+    if (is_open(b, target))
         return tosca_error(b->diags, &mark, "yaml-recursive-alias",
                            "alias '*%s' refers to a collection that contains it", name);
     b->alias_expanded = sat_add(b->alias_expanded, target->weight);
@@ -173,15 +181,9 @@ static int on_collection_start(struct builder *b, yaml_event_t *ev, tosca_ykind_
     rc = count_node(b, 1, &n->mark);
     if (rc < 0)
         return rc;
-    if (anchor) {
-        rc = register_anchor(b, anchor, n);
-        if (rc == 0)
-            rc = tosca_hmap_put(&b->incomplete, tosca_arena_strdup(&b->doc->arena,
-                                                                   (const char *)anchor),
-                                n, NULL);
-        if (rc < 0)
-            return rc;
-    }
+    rc = register_anchor(b, anchor, n);
+    if (rc < 0)
+        return rc;
     if (tosca_grow(&b->stack, &b->stack_cap, b->depth + 1, sizeof(*b->stack)) < 0)
         return ORC_ENOMEM;
     b->stack[b->depth++] = (struct frame){.node = n};
@@ -193,49 +195,86 @@ static bool is_merge_key(const tosca_ynode_t *k)
     return k->kind == TOSCA_Y_SCALAR && k->plain && strcmp(k->u.scalar.str, "<<") == 0;
 }
 
-static bool pairs_have_key(const tosca_ypair_t *pairs, size_t n, const tosca_ynode_t *key)
+static bool ynode_equal(const tosca_ynode_t *a, const tosca_ynode_t *b, int depth)
 {
-    for (size_t i = 0; i < n; i++)
-        if (pairs[i].key->u.scalar.len == key->u.scalar.len &&
-            memcmp(pairs[i].key->u.scalar.str, key->u.scalar.str, key->u.scalar.len) == 0)
-            return true;
-    return false;
+    if (a == b)
+        return true;
+    if (a->kind != b->kind || depth > 64)
+        return false;
+    if (a->kind == TOSCA_Y_SCALAR)
+        return a->plain == b->plain && a->u.scalar.len == b->u.scalar.len &&
+               memcmp(a->u.scalar.str, b->u.scalar.str, a->u.scalar.len) == 0;
+    if (a->kind == TOSCA_Y_SEQ) {
+        if (a->u.seq.count != b->u.seq.count)
+            return false;
+        for (size_t i = 0; i < a->u.seq.count; i++)
+            if (!ynode_equal(a->u.seq.items[i], b->u.seq.items[i], depth + 1))
+                return false;
+        return true;
+    }
+    if (a->u.map.count != b->u.map.count)
+        return false;
+    for (size_t i = 0; i < a->u.map.count; i++)
+        if (!ynode_equal(a->u.map.items[i].key, b->u.map.items[i].key, depth + 1) ||
+            !ynode_equal(a->u.map.items[i].value, b->u.map.items[i].value, depth + 1))
+            return false;
+    return true;
 }
 
-/* Checks the explicit keys of a mapping for duplicates; reports each one. */
-static int check_duplicates(struct builder *b, const tosca_ypair_t *pairs, size_t n)
+/* Checks the explicit keys of a mapping for duplicates against the first
+ * occurrence, and drops the repeats (the first stays). A repeat with another
+ * value is an error: which one was meant cannot be known. A repeat of the
+ * very same value changes nothing: a defect (a warning in lenient mode).
+ * seen gets every key (for the merges). */
+static int check_duplicates(struct builder *b, tosca_ypair_t *pairs, size_t *n,
+                            tosca_hmap_t *seen)
 {
-    tosca_hmap_t seen;
+    size_t kept = 0;
     int rc = 0;
 
-    tosca_hmap_init(&seen);
-    for (size_t i = 0; i < n && rc != ORC_ENOMEM; i++) {
+    for (size_t i = 0; i < *n && rc != ORC_ENOMEM; i++) {
         const tosca_ynode_t *k = pairs[i].key;
-        void *old = NULL;
-        int prc = tosca_hmap_putn(&seen, k->u.scalar.str, k->u.scalar.len, (void *)k, &old);
-        if (prc < 0) {
-            rc = prc;
-        } else if (old) {
-            const tosca_ynode_t *first = old;
-            rc = tosca_error(b->diags, &k->mark, "yaml-duplicate-key",
-                             "duplicate key '%s' (first defined at line %u)", k->u.scalar.str,
-                             first->mark.line);
+        const tosca_ypair_t *first = tosca_hmap_getn(seen, k->u.scalar.str, k->u.scalar.len);
+        int prc;
+
+        if (first) {
+            if (ynode_equal(first->value, pairs[i].value, 0))
+                prc = tosca_defect(b->diags, &k->mark, "yaml-duplicate-key",
+                                   "duplicate key '%s' repeats the value given at line %u",
+                                   k->u.scalar.str, first->key->mark.line);
+            else
+                prc = tosca_error(b->diags, &k->mark, "yaml-duplicate-key",
+                                  "duplicate key '%s' (first defined at line %u)",
+                                  k->u.scalar.str, first->key->mark.line);
+            rc = prc < 0 ? prc : rc;
+            continue;
         }
+        pairs[kept] = pairs[i];
+        prc = tosca_hmap_putn(seen, k->u.scalar.str, k->u.scalar.len, &pairs[kept], NULL);
+        kept++;
+        if (prc < 0)
+            rc = prc;
     }
-    tosca_hmap_fini(&seen);
+    *n = kept;
     return rc;
 }
 
-/* Adds the pairs of one merge source (a mapping) not already present. */
+/* Adds the pairs of one merge source (a mapping) whose keys are not in seen. */
 static int merge_from(struct builder *b, tosca_ypair_t *pairs, size_t *n, size_t cap,
-                      const tosca_ynode_t *src, const tosca_ynode_t *at)
+                      tosca_hmap_t *seen, const tosca_ynode_t *src, const tosca_ynode_t *at)
 {
     if (src->kind != TOSCA_Y_MAP)
         return tosca_error(b->diags, &at->mark, "yaml-bad-merge",
                            "merge key '<<' needs a mapping or a list of mappings");
-    for (size_t i = 0; i < src->u.map.count && *n < cap; i++)
-        if (!pairs_have_key(pairs, *n, src->u.map.items[i].key))
-            pairs[(*n)++] = src->u.map.items[i];
+    for (size_t i = 0; i < src->u.map.count && *n < cap; i++) {
+        const tosca_ynode_t *k = src->u.map.items[i].key;
+        if (tosca_hmap_getn(seen, k->u.scalar.str, k->u.scalar.len))
+            continue;
+        pairs[*n] = src->u.map.items[i];
+        if (tosca_hmap_putn(seen, k->u.scalar.str, k->u.scalar.len, &pairs[*n], NULL) < 0)
+            return ORC_ENOMEM;
+        (*n)++;
+    }
     return 0;
 }
 
@@ -261,6 +300,7 @@ static int finish_map(struct builder *b, struct frame *f)
 {
     size_t cap = merge_capacity(f), n = 0;
     tosca_ypair_t *pairs = tosca_arena_alloc(&b->doc->arena, (cap ? cap : 1) * sizeof(*pairs));
+    tosca_hmap_t seen;
     int rc;
 
     if (pairs == NULL)
@@ -273,22 +313,22 @@ static int finish_map(struct builder *b, struct frame *f)
         if (!is_merge_key(k))
             pairs[n++] = (tosca_ypair_t){k, f->items[i + 1]};
     }
-    rc = check_duplicates(b, pairs, n);
-    if (rc < 0)
-        return rc;
-    for (size_t i = 0; i + 1 < f->count; i += 2) {
+    tosca_hmap_init(&seen);
+    rc = check_duplicates(b, pairs, &n, &seen);
+    for (size_t i = 0; rc == 0 && i + 1 < f->count; i += 2) {
         tosca_ynode_t *k = f->items[i], *v = f->items[i + 1];
         if (!is_merge_key(k))
             continue;
         if (v->kind == TOSCA_Y_SEQ) {
             for (size_t j = 0; j < v->u.seq.count && rc == 0; j++)
-                rc = merge_from(b, pairs, &n, cap, v->u.seq.items[j], k);
+                rc = merge_from(b, pairs, &n, cap, &seen, v->u.seq.items[j], k);
         } else {
-            rc = merge_from(b, pairs, &n, cap, v, k);
+            rc = merge_from(b, pairs, &n, cap, &seen, v, k);
         }
-        if (rc < 0)
-            return rc;
     }
+    tosca_hmap_fini(&seen);
+    if (rc < 0)
+        return rc;
     f->node->u.map.items = pairs;
     f->node->u.map.count = n;
     return 0;
@@ -308,16 +348,6 @@ static int finish_seq(struct builder *b, struct frame *f)
     return 0;
 }
 
-static void forget_incomplete(struct builder *b, tosca_ynode_t *n)
-{
-    size_t pos = 0;
-    tosca_hmap_entry_t *e;
-
-    while ((e = tosca_hmap_next(&b->incomplete, &pos)) != NULL)
-        if (e->value == n)
-            e->value = NULL; /* the anchor is complete now */
-}
-
 static int on_collection_end(struct builder *b)
 {
     struct frame f = b->stack[--b->depth];
@@ -327,8 +357,6 @@ static int on_collection_end(struct builder *b)
     tosca_free(f.items);
     if (rc < 0)
         return rc;
-    if (b->incomplete.count)
-        forget_incomplete(b, f.node);
     return frame_push_child(b, f.node);
 }
 
@@ -358,9 +386,29 @@ static int on_event(struct builder *b, yaml_event_t *ev)
     }
 }
 
-static int syntax_error(struct builder *b, yaml_parser_t *p)
+/* The line:col of byte offset off in data, counted as libyaml counts: a
+ * leading BOM takes no column; LF, CR LF and a lone CR end a line. */
+static tosca_mark_t mark_at(struct builder *b, const unsigned char *data, size_t len, size_t off)
 {
-    tosca_mark_t m = mark_of(b, p->problem_mark);
+    tosca_mark_t m = {b->doc->file, 1, 1};
+    size_t i = 0;
+
+    if (len >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF)
+        i = 3;
+    for (; i < off && i < len; i++) {
+        if (data[i] == '\n' || (data[i] == '\r' && (i + 1 >= len || data[i + 1] != '\n')))
+            m.line++, m.col = 1;
+        else if ((data[i] & 0xC0) != 0x80)
+            m.col++;
+    }
+    return m;
+}
+
+/* Reader errors (characters libyaml refuses) carry a byte offset, not a mark. */
+static int syntax_error(struct builder *b, yaml_parser_t *p, const void *data, size_t len)
+{
+    tosca_mark_t m = p->error == YAML_READER_ERROR ? mark_at(b, data, len, p->problem_offset)
+                                                   : mark_of(b, p->problem_mark);
     const char *problem = p->problem ? p->problem : "malformed YAML";
 
     if (p->error == YAML_MEMORY_ERROR)
@@ -376,7 +424,7 @@ static int syntax_error(struct builder *b, yaml_parser_t *p)
 static int check_bytes(struct builder *b, const unsigned char *data, size_t len, size_t max)
 {
     tosca_mark_t m = {b->doc->file, 0, 0};
-    size_t bad = 0;
+    size_t skip = 0, bad = 0;
 
     if (len > max) {
         tosca_error(b->diags, &m, "input-too-large", "file is %zu bytes, more than %zu (limit)",
@@ -384,20 +432,14 @@ static int check_bytes(struct builder *b, const unsigned char *data, size_t len,
         return ORC_ELIMIT;
     }
     if (len >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF)
-        data += 3, len -= 3;
-    if (tosca_utf8_check(data, len, &bad) == 0)
+        skip = 3;
+    if (tosca_utf8_check(data + skip, len - skip, &bad) == 0)
         return 0;
-    m.line = 1;
-    m.col = 1;
-    for (size_t i = 0; i + 1 < bad; i++) {
-        if (data[i] == '\n')
-            m.line++, m.col = 1;
-        else if ((data[i] & 0xC0) != 0x80)
-            m.col++;
-    }
+    bad = skip + bad - 1; /* 0-based offset in data */
+    m = mark_at(b, data, len, bad);
     return tosca_error(b->diags, &m, "not-utf8",
                        "not a text file: invalid UTF-8 or control byte 0x%02x at offset %zu",
-                       data[bad - 1], bad - 1);
+                       data[bad], bad);
 }
 
 static size_t pick(size_t v, size_t dflt)
@@ -417,7 +459,7 @@ static int run_parser(struct builder *b, const void *data, size_t len)
     yaml_parser_set_input_string(&p, data, len);
     while (!done && rc == 0) {
         if (!yaml_parser_parse(&p, &ev)) {
-            rc = syntax_error(b, &p);
+            rc = syntax_error(b, &p, data, len);
             break;
         }
         done = ev.type == YAML_STREAM_END_EVENT;
@@ -437,6 +479,8 @@ int tosca_ydoc_parse(const char *file, const void *data, size_t len, const tosca
 
     *out = NULL;
     lim = lim ? lim : &none;
+    if (len == 0)
+        data = ""; /* libyaml asserts on a NULL input even when it is empty */
     b.doc = tosca_calloc(1, sizeof(*b.doc));
     if (b.doc == NULL)
         return ORC_ENOMEM;
@@ -450,7 +494,6 @@ int tosca_ydoc_parse(const char *file, const void *data, size_t len, const tosca
     b.max_nodes = pick(lim->max_nodes, DEFAULT_MAX_NODES);
     b.max_alias = pick(lim->max_alias_expansion, DEFAULT_MAX_ALIAS);
     tosca_hmap_init(&b.anchors);
-    tosca_hmap_init(&b.incomplete);
     rc = check_bytes(&b, data, len, pick(lim->max_file_bytes, DEFAULT_MAX_FILE_BYTES));
     if (rc == 0)
         rc = run_parser(&b, data, len);
@@ -458,7 +501,6 @@ int tosca_ydoc_parse(const char *file, const void *data, size_t len, const tosca
         tosca_free(b.stack[--b.depth].items);
     tosca_free(b.stack);
     tosca_hmap_fini(&b.anchors);
-    tosca_hmap_fini(&b.incomplete);
 out:
     if (rc < 0) {
         tosca_ydoc_free(b.doc);
@@ -732,4 +774,18 @@ const char *tosca_ykind_name(const tosca_ynode_t *n)
     default:
         return "a scalar";
     }
+}
+
+int tosca_yaml_to_json(const char *name, const void *data, size_t len, json_t **out,
+                       tosca_diags_t *diags)
+{
+    tosca_ydoc_t *doc = NULL;
+    int rc = tosca_ydoc_parse(name, data, len, NULL, &doc, diags);
+
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    *out = tosca_ynode_to_json(doc->root);
+    tosca_ydoc_free(doc);
+    return *out ? 0 : ORC_ENOMEM;
 }

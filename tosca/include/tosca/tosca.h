@@ -124,6 +124,13 @@ const char *tosca_template_version(const tosca_template_t *t);
 int tosca_plan(const tosca_template_t *t, const json_t *inputs, json_t **plan,
                tosca_diags_t *diags);
 
+/* Parses YAML (or JSON) text into JSON with the same limits and scalar
+ * resolution as templates: for inputs files and `--inputs k=v` values.
+ * An empty document gives JSON null. Returns 0, or ORC_ETOSCA / ORC_ELIMIT
+ * with the reason in diags. */
+int tosca_yaml_to_json(const char *name, const void *data, size_t len, json_t **out,
+                       tosca_diags_t *diags);
+
 #ifdef __cplusplus
 }
 #endif
