@@ -51,7 +51,7 @@ struct tosca_ctx_s {
     char *import_map_dir_owned;
     tosca_hmap_t file_cache;   /* key -> tosca_file_t* (imported files) */
     tosca_deflist_t files;     /* every cached file, to free them */
-    tosca_file_t *builtin[2];  /* [0] Simple Profile 1.x, [1] 2.0 profile */
+    tosca_file_t *builtin[3];  /* [0] Simple Profile 1.x, [1] 2.0 profile, [2] orc types */
     unsigned fetch_count;
 };
 

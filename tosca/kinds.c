@@ -12,12 +12,16 @@ static const struct {
     tosca_node_kind_t kind;
 } kind_table[] = {
     /* jobs: run to completion */
+    {"orc.nodes.Job", TOSCA_NK_JOB},
+    {"tosca.nodes.indigo.Batch.Job", TOSCA_NK_JOB},
+    {"tosca.nodes.indigo.Grid.Job", TOSCA_NK_JOB},
     {"tosca.nodes.indigo.Container.Application.Docker.Chronos", TOSCA_NK_JOB},
     {"tosca.nodes.indigo.Qcg.Job", TOSCA_NK_JOB},
     {"tosca.nodes.indigo.Job", TOSCA_NK_JOB},
     {"tosca.nodes.Batch.Job", TOSCA_NK_JOB},
     {"tosca.nodes.Job", TOSCA_NK_JOB},
     /* services: long-running workloads with ports */
+    {"orc.nodes.Service", TOSCA_NK_SERVICE},
     {"tosca.nodes.indigo.Container.Application.Docker.Marathon", TOSCA_NK_SERVICE},
     {"tosca.nodes.indigo.DEEPaaScont", TOSCA_NK_SERVICE},
     {"tosca.nodes.Container.Application", TOSCA_NK_SERVICE},

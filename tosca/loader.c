@@ -347,12 +347,13 @@ static int archive_join(const char *dir, const char *rel, char *out, size_t size
 
 static int load_builtin(tosca_ctx_t *ctx, int which, tosca_diags_t *d)
 {
+    static const char *const keys[] = {"builtin:simple", "builtin:simple-2.0", "builtin:orc"};
     const struct tosca_embedded_file *e = &tosca__embedded_types[which];
     tosca_file_t *f;
     tosca_diags_t local;
     int rc;
 
-    f = file_new(which ? "builtin:simple-2.0" : "builtin:simple", e->name, "");
+    f = file_new(keys[which], e->name, "");
     if (f == NULL || tosca_deflist_add(&ctx->files, f) < 0) {
         file_free(f);
         return ORC_ENOMEM;
@@ -377,13 +378,18 @@ tosca_file_t *tosca_builtin_for(const tosca_ctx_t *ctx, const tosca_file_t *f)
     return ctx->builtin[f && f->version == TOSCA_V2_0 ? 1 : 0];
 }
 
+/* 1.x templates get the Simple Profile and this project's types; 2.0 ones
+ * get the 2.0 profile (when they import it). */
 static int ensure_builtin(tosca_ctx_t *ctx, tosca_version_t v, tosca_diags_t *d)
 {
-    int which = v == TOSCA_V2_0 ? 1 : 0;
+    int rc;
 
-    if (ctx->builtin[which])
-        return ctx->builtin[which]->status;
-    return load_builtin(ctx, which, d);
+    if (v == TOSCA_V2_0)
+        return ctx->builtin[1] ? ctx->builtin[1]->status : load_builtin(ctx, 1, d);
+    rc = ctx->builtin[0] ? ctx->builtin[0]->status : load_builtin(ctx, 0, d);
+    if (rc == 0)
+        rc = ctx->builtin[2] ? ctx->builtin[2]->status : load_builtin(ctx, 2, d);
+    return rc;
 }
 
 /* ---- scope lookup ---- */
@@ -454,8 +460,11 @@ tosca_type_t *tosca_scope_find(const tosca_ctx_t *ctx, const tosca_file_t *f, to
     t = find_in_file(f, kind, name, 0);
     if (t)
         return t;
-    b = f->is_builtin ? f : tosca_builtin_for(ctx, f);
-    return b ? find_normative(b, kind, name) : NULL;
+    b = f->is_builtin && f != ctx->builtin[2] ? f : tosca_builtin_for(ctx, f);
+    t = b ? find_normative(b, kind, name) : NULL;
+    if (t == NULL && b == ctx->builtin[0] && ctx->builtin[2])
+        t = tosca_hmap_get(&ctx->builtin[2]->types[kind], name);
+    return t;
 }
 
 /* ---- top-level keys and versions ---- */

@@ -53,6 +53,23 @@ static bool wants_plain(tosca_prim_t p)
            p != TOSCA_P_LIST && p != TOSCA_P_MAP;
 }
 
+/* Points every node of a given value at the input's definition, so that
+ * messages about it name the template line of the input. */
+static void mark_all(tosca_ynode_t *n, const tosca_mark_t *m, int depth)
+{
+    if (n == NULL || depth > 64)
+        return;
+    n->mark = *m;
+    if (n->kind == TOSCA_Y_MAP)
+        for (size_t i = 0; i < n->u.map.count; i++) {
+            n->u.map.items[i].key->mark = *m;
+            mark_all(n->u.map.items[i].value, m, depth + 1);
+        }
+    else if (n->kind == TOSCA_Y_SEQ)
+        for (size_t i = 0; i < n->u.seq.count; i++)
+            mark_all(n->u.seq.items[i], m, depth + 1);
+}
+
 /* Checks a given input value against its definition; returns the value to
  * bind (strings coerced to numbers / booleans when the input's type says so). */
 static json_t *bind_given(struct planner *p, const tosca_schema_t *s, json_t *v)
@@ -74,8 +91,10 @@ static json_t *bind_given(struct planner *p, const tosca_schema_t *s, json_t *v)
     rc = tosca_ydoc_parse(what, text, strlen(text), NULL, &doc, p->d);
     if (rc == 0 && doc->root == NULL && coerce)
         rc = tosca_error(p->d, &s->mark, "type-mismatch", "input '%s': empty value", s->name);
-    if (rc == 0)
+    if (rc == 0) {
+        mark_all(doc->root, &s->mark, 0);
         rc = tosca_value_check(&chk, s, doc->root, what);
+    }
     if (rc == 0)
         out = coerce ? tosca_ynode_to_json(doc->root) : json_deep_copy(v);
     pl_note(p, rc);

@@ -538,7 +538,7 @@ static const char *const kind_keys[TOSCA_TK__COUNT][12] = {
     [TOSCA_TK_INTERFACE] = {"inputs", "operations", "notifications", NULL},
     [TOSCA_TK_ARTIFACT] = {"mime_type", "file_ext", "properties", NULL},
     [TOSCA_TK_DATA] = {"constraints", "properties", "key_schema", "entry_schema", "validation",
-                       NULL},
+                       "units", "canonical_unit", "prefixes", "data_type", NULL},
     [TOSCA_TK_GROUP] = {"properties", "attributes", "members", "requirements", "capabilities",
                         "interfaces", NULL},
     [TOSCA_TK_POLICY] = {"properties", "targets", "triggers", NULL},
@@ -686,13 +686,18 @@ static int resolve_parent(tosca_ctx_t *ctx, tosca_file_t *f, tosca_type_t *t, to
         t->prim = prim;
         return 0;
     }
+    if (t->kind == TOSCA_TK_DATA && strcmp(t->derived_from, "scalar") == 0 &&
+        f->version == TOSCA_V2_0) {
+        /* 2.0 scalar types define their own units: the name tells the known ones */
+        t->prim = tosca_prim_from_name(t->name, &prim) ? prim : TOSCA_P_ANY;
+        return 0;
+    }
     t->parent = tosca_scope_find(ctx, t->file, t->kind, t->derived_from);
     if (t->parent == t || (t->parent == NULL && strcmp(t->derived_from, t->name) == 0)) {
         t->parent = NULL;
         return tosca_error(d, m, "derivation-cycle", "%s type '%s' derives from itself",
                            tosca_tkind_name(t->kind), t->name);
     }
-    (void)f;
     if (t->parent == NULL)
         return tosca_error(d, m, "unknown-type", "%s type '%s' derives from unknown type '%s'",
                            tosca_tkind_name(t->kind), t->name, t->derived_from);

@@ -21,12 +21,15 @@
 
 TOSCA_EMBED(tosca__types_simple, "simple_profile.yaml");
 TOSCA_EMBED(tosca__types_simple_2_0, "simple_profile_2_0.yaml");
+TOSCA_EMBED(tosca__types_orc, "orchestrator.yaml");
 
 extern const char tosca__types_simple[], tosca__types_simple_end[];
 extern const char tosca__types_simple_2_0[], tosca__types_simple_2_0_end[];
+extern const char tosca__types_orc[], tosca__types_orc_end[];
 
 const struct tosca_embedded_file tosca__embedded_types[] = {
     {"tosca/types/simple_profile.yaml", tosca__types_simple, tosca__types_simple_end},
     {"tosca/types/simple_profile_2_0.yaml", tosca__types_simple_2_0, tosca__types_simple_2_0_end},
+    {"tosca/types/orchestrator.yaml", tosca__types_orc, tosca__types_orc_end},
     {NULL, NULL, NULL},
 };

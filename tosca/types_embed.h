@@ -9,7 +9,8 @@ struct tosca_embedded_file {
 };
 
 /* Terminated by an entry whose name is NULL. [0] is the Simple Profile
- * (1.x), [1] the TOSCA 2.0 simple profile. */
+ * (1.x), [1] the TOSCA 2.0 simple profile, [2] this project's own types
+ * (GPU compute, jobs, services; 1.x grammar). */
 extern const struct tosca_embedded_file tosca__embedded_types[];
 
 #endif

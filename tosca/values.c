@@ -1330,6 +1330,22 @@ static int eval_coll(int op, const tosca_ynode_t *a, const tosca_ynode_t *b)
     }
 }
 
+/* $valid_values over a literal list whose entries may be escaped or $value. */
+static int vl_valid_values(const struct vl *e, tosca_prim_t p, const tosca_ynode_t *v,
+                           const tosca_ynode_t *list)
+{
+    struct vl_arg item;
+    int res = TRI_FALSE;
+
+    for (size_t i = 0; i < list->u.seq.count; i++) {
+        if (vl_resolve(e, list->u.seq.items[i], &item) != 0 || item.n == NULL)
+            res = TRI_UNKNOWN;
+        else if (values_equal(p, v, item.n))
+            return TRI_TRUE;
+    }
+    return res;
+}
+
 static int vl_call(const struct vl *e, const char *name, const tosca_ynode_t *args)
 {
     tosca_ynode_t *const *argv;
@@ -1347,6 +1363,8 @@ static int vl_call(const struct vl *e, const char *name, const tosca_ynode_t *ar
     if (vl_resolve(e, argv[0], &a[0]) || vl_resolve(e, argv[1], &a[1]) || !a[0].n || !a[1].n)
         return TRI_UNKNOWN;
     p = a[0].typed ? a[0].prim : a[1].typed ? a[1].prim : TOSCA_P_ANY;
+    if (fn->op == TOSCA_C_VALID_VALUES && a[1].n->kind == TOSCA_Y_SEQ)
+        return vl_valid_values(e, p, a[0].n, a[1].n);
     if (fn->op < VL_HAS_SUFFIX)
         r = eval_op((tosca_cop_t)fn->op, p, a[0].n, a[1].n);
     else

@@ -15,13 +15,13 @@
 /* ---- test allocator: counts live blocks, fails on request --------------- */
 
 static struct {
-    size_t calls;      /* allocations attempted (malloc, calloc, realloc) */
-    size_t fail_at;    /* fail exactly this call (1-based); 0: never */
-    size_t big_size;   /* with big_allowed: allocations at least this large... */
+    size_t calls;       /* allocations attempted (malloc, calloc, realloc) */
+    size_t fail_at;     /* fail exactly this call (1-based); 0: never */
+    size_t big_size;    /* with big_allowed: allocations at least this large... */
     size_t big_allowed; /* ...succeed this many times, then fail */
     size_t big_seen;
-    size_t failures;   /* allocations refused */
-    long live;         /* blocks handed out and not yet freed */
+    size_t failures; /* allocations refused */
+    long live;       /* blocks handed out and not yet freed */
 } ta;
 
 static bool ta_should_fail(size_t n)
@@ -259,7 +259,7 @@ static void hmap_many_keys_rehash(void **state)
 
 static void hmap_iteration_visits_each_once(void **state)
 {
-    static const char *const names[] = {"one", "two", "three", "four", "five",
+    static const char *const names[] = {"one", "two",   "three", "four", "five",
                                         "six", "seven", "eight", "nine", "ten"};
     int seen[TOSCA_ARRAY_LEN(names)] = {0};
     tosca_hmap_t m;
@@ -604,12 +604,12 @@ static void diags_sort_is_stable(void **state)
         uint32_t line, col;
         const char *msg;
     } in[] = {
-        {"b.yaml", 1, 1, "b1"}, {"a.yaml", 10, 2, "a10"}, {"a.yaml", 2, 5, "a2.5"},
-        {"a.yaml", 2, 1, "a2.1"}, {"a.yaml", 2, 5, "a2.5-second"}, {NULL, 0, 0, "nofile"},
+        {"b.yaml", 1, 1, "b1"},         {"a.yaml", 10, 2, "a10"},        {"a.yaml", 2, 5, "a2.5"},
+        {"a.yaml", 2, 1, "a2.1"},       {"a.yaml", 2, 5, "a2.5-second"}, {NULL, 0, 0, "nofile"},
         {"a.yaml", 2, 5, "a2.5-third"},
     };
-    static const char *const want[] = {"nofile", "a2.1", "a2.5", "a2.5-second", "a2.5-third",
-                                       "a10", "b1"};
+    static const char *const want[] = {"nofile",     "a2.1", "a2.5", "a2.5-second",
+                                       "a2.5-third", "a10",  "b1"};
     tosca_diags_t d;
 
     (void)state;
@@ -750,18 +750,20 @@ static void utf8_valid_multibyte(void **state)
     (void)state;
     assert_int_equal(BAD(""), 0);
     assert_int_equal(BAD("plain ascii ~ \t\r\n"), 0);
-    assert_int_equal(BAD("\xc2\x80"), 0);                  /* U+0080, first 2-byte */
-    assert_int_equal(BAD("caf\xc3\xa9"), 0);               /* é */
-    assert_int_equal(BAD("\xdf\xbf"), 0);                  /* U+07FF */
-    assert_int_equal(BAD("\xe0\xa0\x80"), 0);              /* U+0800 */
-    assert_int_equal(BAD("\xe2\x82\xac"), 0);              /* € */
-    assert_int_equal(BAD("\xed\x9f\xbf"), 0);              /* U+D7FF */
-    assert_int_equal(BAD("\xee\x80\x80"), 0);              /* U+E000 */
-    assert_int_equal(BAD("\xef\xbf\xbd"), 0);              /* U+FFFD */
-    assert_int_equal(BAD("\xf0\x90\x80\x80"), 0);          /* U+10000 */
-    assert_int_equal(BAD("\xf0\x9f\x98\x80"), 0);          /* emoji */
-    assert_int_equal(BAD("\xf4\x8f\xbf\xbf"), 0);          /* U+10FFFF */
-    assert_int_equal(BAD("\xef\xbb\xbf" "a: 1"), 0);       /* a BOM is text */
+    assert_int_equal(BAD("\xc2\x80"), 0);         /* U+0080, first 2-byte */
+    assert_int_equal(BAD("caf\xc3\xa9"), 0);      /* é */
+    assert_int_equal(BAD("\xdf\xbf"), 0);         /* U+07FF */
+    assert_int_equal(BAD("\xe0\xa0\x80"), 0);     /* U+0800 */
+    assert_int_equal(BAD("\xe2\x82\xac"), 0);     /* € */
+    assert_int_equal(BAD("\xed\x9f\xbf"), 0);     /* U+D7FF */
+    assert_int_equal(BAD("\xee\x80\x80"), 0);     /* U+E000 */
+    assert_int_equal(BAD("\xef\xbf\xbd"), 0);     /* U+FFFD */
+    assert_int_equal(BAD("\xf0\x90\x80\x80"), 0); /* U+10000 */
+    assert_int_equal(BAD("\xf0\x9f\x98\x80"), 0); /* emoji */
+    assert_int_equal(BAD("\xf4\x8f\xbf\xbf"), 0); /* U+10FFFF */
+    assert_int_equal(BAD("\xef\xbb\xbf"
+                         "a: 1"),
+                     0); /* a BOM is text */
     assert_int_equal(tosca_utf8_check((const unsigned char *)"x", 0, NULL), 0);
     assert_int_equal(tosca_utf8_check((const unsigned char *)"\xff", 1, NULL), ORC_EFORMAT);
 }
@@ -769,13 +771,13 @@ static void utf8_valid_multibyte(void **state)
 static void utf8_overlongs(void **state)
 {
     (void)state;
-    assert_int_equal(BAD("\xc0\x80"), 1);         /* NUL, 2 bytes */
-    assert_int_equal(BAD("\xc0\xaf"), 1);         /* '/' */
+    assert_int_equal(BAD("\xc0\x80"), 1); /* NUL, 2 bytes */
+    assert_int_equal(BAD("\xc0\xaf"), 1); /* '/' */
     assert_int_equal(BAD("\xc1\xbf"), 1);
-    assert_int_equal(BAD("ab\xe0\x80\x80"), 3);   /* NUL, 3 bytes */
-    assert_int_equal(BAD("\xe0\x9f\xbf"), 1);     /* U+07FF, 3 bytes */
-    assert_int_equal(BAD("\xf0\x80\x80\x80"), 1); /* NUL, 4 bytes */
-    assert_int_equal(BAD("\xf0\x8f\xbf\xbf"), 1); /* U+FFFF, 4 bytes */
+    assert_int_equal(BAD("ab\xe0\x80\x80"), 3);       /* NUL, 3 bytes */
+    assert_int_equal(BAD("\xe0\x9f\xbf"), 1);         /* U+07FF, 3 bytes */
+    assert_int_equal(BAD("\xf0\x80\x80\x80"), 1);     /* NUL, 4 bytes */
+    assert_int_equal(BAD("\xf0\x8f\xbf\xbf"), 1);     /* U+FFFF, 4 bytes */
     assert_int_equal(BAD("\xf8\x88\x80\x80\x80"), 1); /* 5-byte forms */
     assert_int_equal(BAD("\xfc\x84\x80\x80\x80\x80"), 1);
 }
@@ -783,10 +785,10 @@ static void utf8_overlongs(void **state)
 static void utf8_surrogates_and_range(void **state)
 {
     (void)state;
-    assert_int_equal(BAD("\xed\xa0\x80"), 1); /* U+D800 */
-    assert_int_equal(BAD("x\xed\xbf\xbf"), 2); /* U+DFFF */
+    assert_int_equal(BAD("\xed\xa0\x80"), 1);             /* U+D800 */
+    assert_int_equal(BAD("x\xed\xbf\xbf"), 2);            /* U+DFFF */
     assert_int_equal(BAD("\xed\xa0\xbd\xed\xb8\x80"), 1); /* CESU-8 pair */
-    assert_int_equal(BAD("\xf4\x90\x80\x80"), 1); /* U+110000 */
+    assert_int_equal(BAD("\xf4\x90\x80\x80"), 1);         /* U+110000 */
     assert_int_equal(BAD("\xf5\x80\x80\x80"), 1);
     assert_int_equal(BAD("\xf7\xbf\xbf\xbf"), 1);
     assert_int_equal(BAD("\xfe"), 1);
@@ -796,15 +798,21 @@ static void utf8_surrogates_and_range(void **state)
 static void utf8_truncated_and_stray(void **state)
 {
     (void)state;
-    assert_int_equal(BAD("\xc3"), 1);               /* end of input */
+    assert_int_equal(BAD("\xc3"), 1); /* end of input */
     assert_int_equal(BAD("ab\xe2\x82"), 3);
     assert_int_equal(BAD("\xf0\x9f\x98"), 1);
-    assert_int_equal(BAD("\xc3" "A"), 1);           /* ASCII where a continuation belongs */
-    assert_int_equal(BAD("\xe2\x82" "A"), 1);
-    assert_int_equal(BAD("\xf0\x9f\x98" "\xc3\xa9"), 1);
-    assert_int_equal(BAD("\x80"), 1);                /* lone continuations */
+    assert_int_equal(BAD("\xc3"
+                         "A"),
+                     1); /* ASCII where a continuation belongs */
+    assert_int_equal(BAD("\xe2\x82"
+                         "A"),
+                     1);
+    assert_int_equal(BAD("\xf0\x9f\x98"
+                         "\xc3\xa9"),
+                     1);
+    assert_int_equal(BAD("\x80"), 1); /* lone continuations */
     assert_int_equal(BAD("abc\xbf"), 4);
-    assert_int_equal(BAD("\xc3\xa9\xa9"), 3);        /* one too many */
+    assert_int_equal(BAD("\xc3\xa9\xa9"), 3); /* one too many */
     /* a valid sequence cut short by the length passed in */
     assert_int_equal(utf8_bad("\xe2\x82\xac", 2), 1);
 }
@@ -815,9 +823,9 @@ static void utf8_control_bytes_and_nul(void **state)
     assert_int_equal(utf8_bad("a\0b", 3), 2);
     assert_int_equal(utf8_bad("\0", 1), 1);
     assert_int_equal(BAD("a: \x01"), 4);
-    assert_int_equal(BAD("\x08"), 1);  /* backspace */
-    assert_int_equal(BAD("x\x0b"), 2); /* vertical tab */
-    assert_int_equal(BAD("x\x0c"), 2); /* form feed */
+    assert_int_equal(BAD("\x08"), 1);    /* backspace */
+    assert_int_equal(BAD("x\x0b"), 2);   /* vertical tab */
+    assert_int_equal(BAD("x\x0c"), 2);   /* form feed */
     assert_int_equal(BAD("\x1b[0m"), 1); /* escape */
     assert_int_equal(BAD("\x1f"), 1);
     assert_int_equal(BAD("del\x7f"), 4);

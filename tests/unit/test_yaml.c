@@ -30,8 +30,7 @@ static int parse_n(const char *text, size_t len, const tosca_limits_t *lim, tosc
     return tosca_ydoc_parse("t.yaml", text, len, lim, doc, d);
 }
 
-static int parse(const char *text, const tosca_limits_t *lim, tosca_ydoc_t **doc,
-                 tosca_diags_t *d)
+static int parse(const char *text, const tosca_limits_t *lim, tosca_ydoc_t **doc, tosca_diags_t *d)
 {
     return parse_n(text, strlen(text), lim, doc, d);
 }
@@ -82,8 +81,8 @@ static void expect_error_n(const char *text, size_t len, const tosca_limits_t *l
     tosca_diags_fini(&d);
 }
 
-static void expect_error(const char *text, const tosca_limits_t *lim, int want_rc,
-                         const char *code, uint32_t line, uint32_t col)
+static void expect_error(const char *text, const tosca_limits_t *lim, int want_rc, const char *code,
+                         uint32_t line, uint32_t col)
 {
     expect_error_n(text, strlen(text), lim, want_rc, code, line, col, NULL, 0);
 }
@@ -297,12 +296,12 @@ static void tags_decide_the_type(void **state)
 
 static void booleans(void **state)
 {
-    static const char *const yes[] = {"yes", "Yes", "YES", "on", "On", "ON", "true", "True",
-                                      "TRUE"};
-    static const char *const no[] = {"no", "No", "NO", "off", "Off", "OFF", "false", "False",
-                                     "FALSE"};
-    static const char *const neither[] = {"y", "n", "tRUE", "yes!", "1", "\"yes\"", "'on'",
-                                          "Yes please"};
+    static const char *const yes[] = {"yes", "Yes",  "YES",  "on",  "On",
+                                      "ON",  "true", "True", "TRUE"};
+    static const char *const no[] = {"no",  "No",    "NO",    "off",  "Off",
+                                     "OFF", "false", "False", "FALSE"};
+    static const char *const neither[] = {"y", "n",       "tRUE", "yes!",
+                                          "1", "\"yes\"", "'on'", "Yes please"};
     char text[64];
     bool b;
 
@@ -341,13 +340,32 @@ static void integers(void **state)
         const char *text;
         int64_t value;
     } ok[] = {
-        {"0", 0}, {"-5", -5}, {"+7", 7}, {"42", 42}, {"0x1F", 31}, {"0xff", 255},
-        {"0o17", 15}, {"012", 12}, {"9223372036854775807", INT64_MAX},
+        {"0", 0},
+        {"-5", -5},
+        {"+7", 7},
+        {"42", 42},
+        {"0x1F", 31},
+        {"0xff", 255},
+        {"0o17", 15},
+        {"012", 12},
+        {"9223372036854775807", INT64_MAX},
         {"-9223372036854775808", INT64_MIN},
     };
-    static const char *const bad[] = {"0x", "0xG1", "0o8", "0o", "-0x1F", "+0o7", "1_000",
-                                      "12a", "--1", "+", "0b101", "1.0", "\"4\"",
-                                      "9223372036854775808", "0x10000000000000000"};
+    static const char *const bad[] = {"0x",
+                                      "0xG1",
+                                      "0o8",
+                                      "0o",
+                                      "-0x1F",
+                                      "+0o7",
+                                      "1_000",
+                                      "12a",
+                                      "--1",
+                                      "+",
+                                      "0b101",
+                                      "1.0",
+                                      "\"4\"",
+                                      "9223372036854775808",
+                                      "0x10000000000000000"};
     char text[64];
     int64_t v;
 
@@ -569,8 +587,8 @@ static void duplicate_keys(void **state)
     /* quoting does not make a different key */
     expect_error("x:\n  a: 1\n  \"a\": 2\n", NULL, ORC_ETOSCA, "yaml-duplicate-key", 3, 3);
     /* in a flow mapping, nested */
-    expect_error_n("top:\n  m: {k: 1, j: 2, k: 3}\n", 29, NULL, ORC_ETOSCA,
-                   "yaml-duplicate-key", 2, 19, msg, sizeof(msg));
+    expect_error_n("top:\n  m: {k: 1, j: 2, k: 3}\n", 29, NULL, ORC_ETOSCA, "yaml-duplicate-key", 2,
+                   19, msg, sizeof(msg));
     assert_non_null(strstr(msg, "line 2"));
     /* same key in different maps is fine */
     tosca_ydoc_free(parse_ok("a: {k: 1}\nb: {k: 2}\nk: 3\n"));
@@ -582,8 +600,7 @@ static void duplicate_keys_all_reported_against_the_first(void **state)
     tosca_ydoc_t *doc = NULL;
 
     (void)state;
-    assert_int_equal(parse("k: 1\nother: 0\nk: 2\nk: 3\nj: 1\nj: 2\n", NULL, &doc, &d),
-                     ORC_ETOSCA);
+    assert_int_equal(parse("k: 1\nother: 0\nk: 2\nk: 3\nj: 1\nj: 2\n", NULL, &doc, &d), ORC_ETOSCA);
     assert_null(doc);
     assert_int_equal(d.count, 3);
     assert_int_equal(d.errors, 3);
@@ -689,8 +706,8 @@ static void merge_list_earlier_sources_win(void **state)
     assert_string_equal(tosca_ymap_get(m, "k")->u.scalar.str, "from-a");
     assert_non_null(tosca_ymap_get(m, "s"));
     json_t *j = tosca_ynode_to_json(m);
-    json_t *want = json_pack("{s:s,s:i,s:s,s:i,s:i}", "k", "from-a", "p", 1, "q", "mine", "r",
-                             3, "s", 4);
+    json_t *want =
+        json_pack("{s:s,s:i,s:s,s:i,s:i}", "k", "from-a", "p", 1, "q", "mine", "r", 3, "s", 4);
     assert_true(json_equal(j, want));
     json_decref(j);
     json_decref(want);
@@ -702,11 +719,10 @@ static void merge_errors(void **state)
     (void)state;
     expect_error("a: 1\nm:\n  <<: 5\n", NULL, ORC_ETOSCA, "yaml-bad-merge", 3, 3);
     expect_error("a: &a [1]\nm:\n  <<: *a\n", NULL, ORC_ETOSCA, "yaml-bad-merge", 3, 3);
-    expect_error("a: &a {x: 1}\nm: {<<: [*a, [1]]}\n", NULL, ORC_ETOSCA, "yaml-bad-merge", 2,
-                 5);
+    expect_error("a: &a {x: 1}\nm: {<<: [*a, [1]]}\n", NULL, ORC_ETOSCA, "yaml-bad-merge", 2, 5);
     /* duplicate explicit keys next to a merge are still duplicates */
-    expect_error("a: &a {x: 1}\nm: {<<: *a, y: 1, y: 2}\n", NULL, ORC_ETOSCA,
-                 "yaml-duplicate-key", 2, 19);
+    expect_error("a: &a {x: 1}\nm: {<<: *a, y: 1, y: 2}\n", NULL, ORC_ETOSCA, "yaml-duplicate-key",
+                 2, 19);
 }
 
 static void unknown_alias(void **state)
@@ -798,8 +814,8 @@ static void alias_expansion_limit(void **state)
     assert_int_equal(parse("a: &a [1, 2, 3]\nb: *a\nc: *a\n", &lim, &doc, &d), 0);
     tosca_ydoc_free(doc);
     tosca_diags_fini(&d);
-    expect_error("a: &a [1, 2, 3]\nb: *a\nc: *a\nd: *a\n", &lim, ORC_ELIMIT, "yaml-alias-bomb",
-                 4, 4);
+    expect_error("a: &a [1, 2, 3]\nb: *a\nc: *a\nd: *a\n", &lim, ORC_ELIMIT, "yaml-alias-bomb", 4,
+                 4);
 }
 
 static void depth_limit(void **state)
@@ -857,8 +873,7 @@ static void file_size_limit(void **state)
     assert_int_equal(parse("a: 123456\n", &lim, &doc, &d), 0); /* exactly 10 bytes */
     tosca_ydoc_free(doc);
     tosca_diags_fini(&d);
-    expect_error_n("a: 1234567\n", 11, &lim, ORC_ELIMIT, "input-too-large", 0, 0, msg,
-                   sizeof(msg));
+    expect_error_n("a: 1234567\n", 11, &lim, ORC_ELIMIT, "input-too-large", 0, 0, msg, sizeof(msg));
     assert_non_null(strstr(msg, "11"));
     assert_non_null(strstr(msg, "10"));
 }
@@ -875,8 +890,7 @@ static void invalid_utf8_and_binary(void **state)
     expect_error("a: \xed\xa0\x80\n", NULL, ORC_ETOSCA, "not-utf8", 1, 4); /* surrogate */
     expect_error("a: \xc0\xaf\n", NULL, ORC_ETOSCA, "not-utf8", 1, 4);     /* overlong */
     /* binary: NUL and other control bytes */
-    expect_error_n("a: 1\nb: 2\n\0\0\0", 13, NULL, ORC_ETOSCA, "not-utf8", 3, 1, msg,
-                   sizeof(msg));
+    expect_error_n("a: 1\nb: 2\n\0\0\0", 13, NULL, ORC_ETOSCA, "not-utf8", 3, 1, msg, sizeof(msg));
     assert_non_null(strstr(msg, "0x00"));
     assert_non_null(strstr(msg, "offset 10"));
     expect_error_n("\x01\x02\x03", 3, NULL, ORC_ETOSCA, "not-utf8", 1, 1, msg, sizeof(msg));
@@ -885,7 +899,9 @@ static void invalid_utf8_and_binary(void **state)
     expect_error("k: x\x7f\n", NULL, ORC_ETOSCA, "not-utf8", 1, 5);
     /* columns count characters; a BOM takes none */
     expect_error("\xc3\xa9t\xc3\xa9: \x01\n", NULL, ORC_ETOSCA, "not-utf8", 1, 6);
-    expect_error("\xef\xbb\xbf" "a: 1\nb: \x01\n", NULL, ORC_ETOSCA, "not-utf8", 2, 4);
+    expect_error("\xef\xbb\xbf"
+                 "a: 1\nb: \x01\n",
+                 NULL, ORC_ETOSCA, "not-utf8", 2, 4);
     /* CR LF and a lone CR end lines as they do for the YAML parser */
     expect_error("a: 1\r\nb: \x01\n", NULL, ORC_ETOSCA, "not-utf8", 2, 4);
     expect_error("a: 1\rb: 2\rc: \x01\n", NULL, ORC_ETOSCA, "not-utf8", 3, 4);
@@ -905,7 +921,9 @@ static void characters_the_yaml_reader_refuses(void **state)
                    sizeof(msg));
     assert_non_null(strstr(msg, "control characters"));
     expect_error("a: 1\nb: 2\nc: \xef\xbf\xbe\n", NULL, ORC_ETOSCA, "yaml-syntax", 3, 4);
-    expect_error("\xef\xbb\xbf" "a: \xc2\x9f\n", NULL, ORC_ETOSCA, "yaml-syntax", 1, 4);
+    expect_error("\xef\xbb\xbf"
+                 "a: \xc2\x9f\n",
+                 NULL, ORC_ETOSCA, "yaml-syntax", 1, 4);
 }
 
 static void syntax_errors(void **state)
@@ -936,10 +954,9 @@ static void several_documents(void **state)
     char msg[256];
 
     (void)state;
-    expect_error_n("a: 1\n---\nb: 2\n", 14, NULL, ORC_ETOSCA, "yaml-multiple-documents", 2, 1,
-                   msg, sizeof(msg));
-    expect_error("---\na: 1\n...\n---\nb: 2\n", NULL, ORC_ETOSCA, "yaml-multiple-documents", 4,
-                 1);
+    expect_error_n("a: 1\n---\nb: 2\n", 14, NULL, ORC_ETOSCA, "yaml-multiple-documents", 2, 1, msg,
+                   sizeof(msg));
+    expect_error("---\na: 1\n...\n---\nb: 2\n", NULL, ORC_ETOSCA, "yaml-multiple-documents", 4, 1);
     /* one document with explicit markers is fine */
     tosca_ydoc_t *doc = parse_ok("---\na: 1\n...\n");
     assert_non_null(at(doc, "a"));
@@ -987,8 +1004,8 @@ static void complex_keys(void **state)
     expect_error_n("? [a, b]\n: 1\n", 13, NULL, ORC_ETOSCA, "yaml-complex-key", 1, 3, msg,
                    sizeof(msg));
     assert_non_null(strstr(msg, "a list"));
-    expect_error_n("x: 1\n? {a: 1}\n: 2\n", 18, NULL, ORC_ETOSCA, "yaml-complex-key", 2, 3,
-                   msg, sizeof(msg));
+    expect_error_n("x: 1\n? {a: 1}\n: 2\n", 18, NULL, ORC_ETOSCA, "yaml-complex-key", 2, 3, msg,
+                   sizeof(msg));
     assert_non_null(strstr(msg, "a mapping"));
     /* an alias to a mapping used as a key */
     expect_error("m: &m {x: 1}\n*m : 2\n", NULL, ORC_ETOSCA, "yaml-complex-key", 1, 4);
@@ -1117,8 +1134,7 @@ static void anchors_and_merges_scale_linearly(void **state)
     /* generous: what is linear stays within a small factor of the baseline */
     if (t_anchor > 0.05 || t_merge > 0.05) {
         if (t_anchor > 10 * t_base + 0.05 || t_merge > 10 * t_base + 0.05)
-            fprintf(stderr, "base %.3fs anchors %.3fs merge %.3fs\n", t_base, t_anchor,
-                    t_merge);
+            fprintf(stderr, "base %.3fs anchors %.3fs merge %.3fs\n", t_base, t_anchor, t_merge);
         assert_true(t_anchor < 10 * t_base + 0.05);
         assert_true(t_merge < 10 * t_base + 0.05);
     }

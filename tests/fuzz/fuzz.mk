@@ -1,0 +1,89 @@
+# libFuzzer build of libtosca and the TOSCA loader target (tests/fuzz/fuzz_tosca.c).
+# Run from the repository root, normally through the top Makefile:
+#   make fuzz FUZZ_SECONDS=60        fuzz for a minute, print libFuzzer's final stats
+#   make -f tests/fuzz/fuzz.mk smoke replay the seed corpus once (quick regression check)
+#   make -f tests/fuzz/fuzz.mk repro INPUT=file   run one input (a crash reproducer)
+# The library is compiled here with clang and sanitizer coverage into build/fuzz/
+# (never mixed with build/release objects). New inputs that libFuzzer finds stay in
+# build/fuzz/corpus, so successive runs continue where the last one stopped; crash
+# reproducers are written to build/fuzz/artifacts/.
+
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 600
+SHARED       ?= $(CURDIR)/../shared
+CORPUS       ?= $(SHARED)/corpus
+FUZZ_BUILD   := build/fuzz
+PKGS         := yaml-0.1 jansson libzip libcurl
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# Same -D and -I as the top Makefile, so the fuzzed library is the shipped one.
+FUZZ_CPPFLAGS := -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iplugins/include -Itosca/include \
+                 -DTOSCA_TYPES_DIR='"$(CURDIR)/tosca/types"'
+FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS   := -std=c11 -O1 -g -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN) $(PKG_CFLAGS) \
+                 -MMD -MP
+
+TOSCA_SRC  := $(wildcard tosca/*.c)
+TOSCA_OBJ  := $(TOSCA_SRC:%.c=$(FUZZ_BUILD)/%.o)
+TYPES_YAML := $(wildcard tosca/types/*.yaml)
+FUZZER     := $(FUZZ_BUILD)/fuzz_tosca
+FUZZ_CORPUS := $(FUZZ_BUILD)/corpus
+FUZZ_SEEDS := $(FUZZ_BUILD)/seeds
+FUZZ_ARTIFACTS := $(FUZZ_BUILD)/artifacts
+FUZZ_DICT  := tests/fuzz/tosca.dict
+SEEDS      := $(wildcard tests/fuzz/seeds/*)
+
+# libFuzzer options shared by run and smoke.
+FUZZ_OPTS  := -max_len=65536 -timeout=10 -rss_limit_mb=2048 -dict=$(FUZZ_DICT) \
+              -artifact_prefix=$(FUZZ_ARTIFACTS)/ -print_final_stats=1
+# Point the target at the corpus import map (it falls back to ../shared/corpus).
+FUZZ_ENV   := CORPUS=$(CORPUS) ASAN_OPTIONS=$${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1} \
+              UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1}
+
+.PHONY: all run smoke seeds repro clean
+all: $(FUZZER)
+
+$(FUZZ_BUILD)/tosca/%.o: tosca/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/tosca/types_embed.o: $(TYPES_YAML)
+
+$(FUZZ_BUILD)/fuzz_tosca.o: tests/fuzz/fuzz_tosca.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZER): $(FUZZ_BUILD)/fuzz_tosca.o $(TOSCA_OBJ)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) -lm
+
+# Seed corpus, rebuilt on every run in $(FUZZ_SEEDS): every YAML file of the shared
+# corpus (named after its path, since examples/ and templates/ share file names) plus
+# the hand-written seeds. `run` adds them to the working corpus; `smoke` replays only them.
+seeds:
+	@rm -rf $(FUZZ_SEEDS) && mkdir -p $(FUZZ_SEEDS) $(FUZZ_ARTIFACTS)
+	@if [ -d "$(CORPUS)/indigo" ]; then \
+	    find "$(CORPUS)/indigo" -type f \( -name '*.yaml' -o -name '*.yml' \) | while read -r f; do \
+	        rel=$${f#$(CORPUS)/}; cp -f "$$f" "$(FUZZ_SEEDS)/$$(echo "$$rel" | tr '/' '_')"; \
+	    done; \
+	else echo "fuzz.mk: no corpus at $(CORPUS)/indigo; hand-written seeds only"; fi
+	@for f in $(SEEDS); do cp -f "$$f" "$(FUZZ_SEEDS)/seed_$$(basename "$$f")"; done
+	@echo "fuzz.mk: $$(ls $(FUZZ_SEEDS) | wc -l) seed files in $(FUZZ_SEEDS)"
+
+run: $(FUZZER) seeds
+	@mkdir -p $(FUZZ_CORPUS) && cp -f $(FUZZ_SEEDS)/* $(FUZZ_CORPUS)/
+	$(FUZZ_ENV) $(FUZZER) $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_CORPUS)
+
+smoke: $(FUZZER) seeds
+	$(FUZZ_ENV) $(FUZZER) $(FUZZ_OPTS) -runs=0 $(FUZZ_SEEDS)
+
+# Reproduce one input: make -f tests/fuzz/fuzz.mk repro INPUT=build/fuzz/artifacts/crash-...
+repro: $(FUZZER)
+	@test -n "$(INPUT)" || { echo "fuzz.mk: set INPUT=file"; exit 2; }
+	$(FUZZ_ENV) $(FUZZER) $(INPUT)
+
+clean:
+	rm -rf $(FUZZ_BUILD)
+
+-include $(TOSCA_OBJ:.o=.d) $(FUZZ_BUILD)/fuzz_tosca.d
