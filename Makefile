@@ -105,4 +105,4 @@ install: all
 clean:
 	rm -rf build
 
--include $(TOSCA_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(TOSCA_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)

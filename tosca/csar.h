@@ -8,7 +8,8 @@
  * written to disk.
  *
  * Diagnostic codes (file field: the archive's name):
- *   csar-bad-zip          not a zip, truncated, inconsistent, or unreadable (ORC_EFORMAT)
+ *   csar-bad-zip          not a zip, truncated, inconsistent, or unreadable (ORC_EFORMAT;
+ *                         ORC_ENOMEM when libzip ran out of memory)
  *   csar-limit            a size, count or compression-ratio limit was hit (ORC_ELIMIT)
  *   csar-path             a bad entry name or a bad path in TOSCA.meta (ORC_ETOSCA)
  *   csar-symlink          an entry is a symbolic link (ORC_ETOSCA)
@@ -16,7 +17,8 @@
  *   csar-duplicate        two entries have the same normalised name (ORC_ETOSCA)
  *   csar-meta             TOSCA.meta is malformed or lacks a key (ORC_ETOSCA; missing or
  *                         unknown version keys are defects: warnings unless strict)
- *   csar-no-entry         no entry definitions, or Entry-Definitions names no file (ORC_ETOSCA)
+ *   csar-no-entry         no entry definitions, or Entry-Definitions / Other-Definitions
+ *                         names no file in the archive (ORC_ETOSCA)
  *   csar-ambiguous-entry  no TOSCA.meta and several YAML files in the root (ORC_ETOSCA)
  *
  * Threading: an archive belongs to one thread at a time.

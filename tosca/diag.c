@@ -28,8 +28,8 @@ void tosca_diags_fini(tosca_diags_t *d)
     tosca_diags_init(d, d->strict);
 }
 
-int tosca_diag_vadd(tosca_diags_t *d, tosca_severity_t sev, const tosca_mark_t *mark,
-                    const char *code, const char *fmt, va_list ap)
+static int diag_vadd(tosca_diags_t *d, tosca_severity_t sev, bool defect,
+                     const tosca_mark_t *mark, const char *code, const char *fmt, va_list ap)
 {
     size_t max = d->max_items ? d->max_items : DIAGS_DEFAULT_MAX;
     tosca_diag_t *g;
@@ -48,6 +48,7 @@ int tosca_diag_vadd(tosca_diags_t *d, tosca_severity_t sev, const tosca_mark_t *
     vsnprintf(msg, sizeof(msg), fmt, ap);
     g = &d->items[d->count];
     g->severity = sev;
+    g->defect = defect;
     g->code = code;
     g->file = tosca_strdup(mark && mark->file ? mark->file : "");
     g->line = mark ? mark->line : 0;
@@ -60,6 +61,12 @@ int tosca_diag_vadd(tosca_diags_t *d, tosca_severity_t sev, const tosca_mark_t *
     }
     d->count++;
     return 0;
+}
+
+int tosca_diag_vadd(tosca_diags_t *d, tosca_severity_t sev, const tosca_mark_t *mark,
+                    const char *code, const char *fmt, va_list ap)
+{
+    return diag_vadd(d, sev, false, mark, code, fmt, ap);
 }
 
 int tosca_error(tosca_diags_t *d, const tosca_mark_t *mark, const char *code, const char *fmt,
@@ -82,7 +89,7 @@ int tosca_defect(tosca_diags_t *d, const tosca_mark_t *mark, const char *code, c
     int rc;
 
     va_start(ap, fmt);
-    rc = tosca_diag_vadd(d, sev, mark, code, fmt, ap);
+    rc = diag_vadd(d, sev, true, mark, code, fmt, ap);
     va_end(ap);
     if (rc < 0)
         return rc;

@@ -256,10 +256,15 @@ static void node_instances(struct planner *p, const tosca_node_tpl_t *n, json_t 
                                                       : DEFAULT_MAX_INSTANCES;
     json_t *inst = json_array(), *rl = json_object_get(sc, "removal_list");
 
-    if (count < 0 || count < lo || (hi >= 0 && count > hi && hi >= lo))
+    if (count < 0)
         pl_note(p, tosca_error(p->d, &n->mark, "bad-count",
-                               "node '%s': %lld instances asked, outside [%lld, %lld]", n->name,
-                               (long long)count, (long long)lo, (long long)hi));
+                               "node '%s': %lld instances asked", n->name, (long long)count));
+    else if (count < lo || (hi >= 0 && count > hi && hi >= lo))
+        /* INDIGO's elastic clusters start outside their scaling bounds */
+        pl_note(p, tosca_defect(p->d, &n->mark, "bad-count",
+                                "node '%s': %lld instances asked, outside min_instances %lld "
+                                "and max_instances %lld",
+                                n->name, (long long)count, (long long)lo, (long long)hi));
     if (count > 0 && (p->instances += (size_t)count) > max) {
         pl_note(p, tosca_error(p->d, &n->mark, "too-many-instances",
                                "the plan needs more than %zu node instances (limit)", max));

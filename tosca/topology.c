@@ -500,16 +500,26 @@ static bool reserved_key(const char *k)
     return false;
 }
 
-static bool operation_known(const tosca_ifacedef_t *def, const char *op)
+/* An operation is known when the interface's type declares it, or any
+ * definition of the interface along the node type's chain does (1.x
+ * refinements omit the interface type and add operations). */
+static bool operation_known(const tosca_type_t *owner, const char *iface, const char *op)
 {
-    for (const tosca_type_t *t = def->type; t; t = t->parent)
-        if (tosca_deflist_find(&t->operations, op))
+    for (const tosca_type_t *o = owner; o; o = o->parent) {
+        const tosca_ifacedef_t *def = tosca_deflist_find(&o->interfaces, iface);
+        if (def == NULL)
+            continue;
+        if (tosca_deflist_find(&def->operations, op))
             return true;
-    return tosca_deflist_find(&def->operations, op) != NULL;
+        for (const tosca_type_t *t = def->type; t; t = t->parent)
+            if (tosca_deflist_find(&t->operations, op))
+                return true;
+    }
+    return false;
 }
 
-static void check_operations(struct topo *p, const char *owner, const tosca_ifacedef_t *def,
-                             const tosca_ynode_t *iface)
+static void check_operations(struct topo *p, const char *owner, const tosca_type_t *type,
+                             const tosca_ifacedef_t *def, const tosca_ynode_t *iface)
 {
     const tosca_ynode_t *ops = tosca_ymap_get(iface, "operations");
     const tosca_ynode_t *lists[2] = {ops && ops->kind == TOSCA_Y_MAP ? ops : NULL, iface};
@@ -519,7 +529,7 @@ static void check_operations(struct topo *p, const char *owner, const tosca_ifac
             const tosca_ynode_t *k = lists[l]->u.map.items[i].key;
             if (l == 1 && reserved_key(k->u.scalar.str))
                 continue;
-            if (!operation_known(def, k->u.scalar.str))
+            if (!operation_known(type, def->name, k->u.scalar.str))
                 note(p, tosca_defect(p->d, &k->mark, "unknown-operation",
                                      "%s: interface '%s' has no operation '%s'", owner,
                                      def->name, k->u.scalar.str));
@@ -549,7 +559,7 @@ static void check_interfaces(struct topo *p, const tosca_type_t *type,
                                     k->u.scalar.str));
             continue;
         }
-        check_operations(p, owner, def, v);
+        check_operations(p, owner, type, def, v);
     }
 }
 
@@ -972,6 +982,14 @@ static void check_all_functions(struct topo *p)
     for (size_t i = 0; i < p->t->rel_count; i++) {
         snprintf(what, sizeof(what), "relationship '%s'", p->t->rels[i]->name);
         note(p, tosca_functions_check(p->t, NULL, p->t->rels[i]->properties, what, p->d));
+    }
+    for (size_t i = 0; i < p->t->group_count; i++) {
+        snprintf(what, sizeof(what), "group '%s'", p->t->groups[i]->name);
+        note(p, tosca_functions_check(p->t, NULL, p->t->groups[i]->properties, what, p->d));
+    }
+    for (size_t i = 0; i < p->t->policy_count; i++) {
+        snprintf(what, sizeof(what), "policy '%s'", p->t->policies[i]->name);
+        note(p, tosca_functions_check(p->t, NULL, p->t->policies[i]->properties, what, p->d));
     }
 }
 

@@ -99,13 +99,20 @@ struct unit {
 };
 
 static const struct unit size_units[] = {
-    {"B", 1.0},      {"kB", 1e3},  {"KiB", 1024.0},          {"MB", 1e6},
-    {"MiB", 1048576.0}, {"GB", 1e9}, {"GiB", 1073741824.0}, {"TB", 1e12},
-    {"TiB", 1099511627776.0}, {NULL, 0},
+    {"B", 1.0},
+    {"kB", 1e3},
+    {"KiB", 1024.0},
+    {"MB", 1e6},
+    {"MiB", 1048576.0},
+    {"GB", 1e9},
+    {"GiB", 1073741824.0},
+    {"TB", 1e12},
+    {"TiB", 1099511627776.0},
+    {NULL, 0},
 };
 
 static const struct unit time_units[] = {
-    {"d", 86400.0}, {"h", 3600.0}, {"m", 60.0},   {"s", 1.0},
+    {"d", 86400.0}, {"h", 3600.0}, {"m", 60.0},  {"s", 1.0},
     {"ms", 1e-3},   {"us", 1e-6},  {"ns", 1e-9}, {NULL, 0},
 };
 
@@ -545,7 +552,13 @@ static int cval_text(tosca_prim_t p, const tosca_ynode_t *n, struct cval *cv)
         return tosca_timestamp_parse(n->u.scalar.str, &cv->d);
     case TOSCA_P_VERSION:
         cv->kind = CV_VER;
-        return tosca_version_parse(n->u.scalar.str, &cv->ver);
+        if (tosca_version_parse(n->u.scalar.str, &cv->ver) == 0)
+            return 0;
+        /* real templates write "7" for 7.0; check_node reports it as a defect */
+        return read_uint(n->u.scalar.str, &cv->ver.major) &&
+                       *read_uint(n->u.scalar.str, &cv->ver.major) == '\0'
+                   ? 0
+                   : ORC_EINVAL;
     default:
         return tosca_scalar_unit_parse(p, n->u.scalar.str, &cv->d);
     }
@@ -712,6 +725,10 @@ static void render(struct tbuf *b, const tosca_ynode_t *n, int depth)
     bool seq = n->kind == TOSCA_Y_SEQ;
     size_t count = seq ? n->u.seq.count : n->u.map.count;
 
+    if (n->kind == TOSCA_Y_SCALAR && n->plain && n->u.scalar.len == 0) {
+        tb_puts(b, "null");
+        return;
+    }
     if (n->kind == TOSCA_Y_SCALAR) {
         tb_puts(b, n->plain ? "" : "\"");
         tb_put(b, n->u.scalar.str, strlen(n->u.scalar.str));
@@ -866,8 +883,7 @@ static int eval_pattern(const tosca_ynode_t *v, const tosca_ynode_t *arg)
 }
 
 /* Evaluates `op: arg` for the value v of type p. */
-static int eval_op(tosca_cop_t op, tosca_prim_t p, const tosca_ynode_t *v,
-                   const tosca_ynode_t *arg)
+static int eval_op(tosca_cop_t op, tosca_prim_t p, const tosca_ynode_t *v, const tosca_ynode_t *arg)
 {
     switch (op) {
     case TOSCA_C_EQUAL:
@@ -896,13 +912,12 @@ static int eval_op(tosca_cop_t op, tosca_prim_t p, const tosca_ynode_t *v,
 
 #define PM(p) (1u << (p))
 #define PM_ALL 0xFFFFFFFFu
-#define PM_ORDERED                                                                         \
-    (PM(TOSCA_P_ANY) | PM(TOSCA_P_STRING) | PM(TOSCA_P_INTEGER) | PM(TOSCA_P_FLOAT) |      \
-     PM(TOSCA_P_TIMESTAMP) | PM(TOSCA_P_VERSION) | PM(TOSCA_P_SIZE) | PM(TOSCA_P_TIME) |   \
+#define PM_ORDERED                                                                                 \
+    (PM(TOSCA_P_ANY) | PM(TOSCA_P_STRING) | PM(TOSCA_P_INTEGER) | PM(TOSCA_P_FLOAT) |              \
+     PM(TOSCA_P_TIMESTAMP) | PM(TOSCA_P_VERSION) | PM(TOSCA_P_SIZE) | PM(TOSCA_P_TIME) |           \
      PM(TOSCA_P_FREQUENCY) | PM(TOSCA_P_BITRATE))
-#define PM_LENGTH                                                                          \
-    (PM(TOSCA_P_ANY) | PM(TOSCA_P_STRING) | PM(TOSCA_P_LIST) | PM(TOSCA_P_MAP) |           \
-     PM(TOSCA_P_BYTES))
+#define PM_LENGTH                                                                                  \
+    (PM(TOSCA_P_ANY) | PM(TOSCA_P_STRING) | PM(TOSCA_P_LIST) | PM(TOSCA_P_MAP) | PM(TOSCA_P_BYTES))
 
 /* Operators, the types they apply to, and what their operand must be. */
 static const struct cop_info {
@@ -917,8 +932,8 @@ static const struct cop_info {
     {"greater_or_equal", TOSCA_C_GREATER_OR_EQUAL, PM_ORDERED, "a value of type ", ""},
     {"less_than", TOSCA_C_LESS_THAN, PM_ORDERED, "a value of type ", ""},
     {"less_or_equal", TOSCA_C_LESS_OR_EQUAL, PM_ORDERED, "a value of type ", ""},
-    {"in_range", TOSCA_C_IN_RANGE, PM_ORDERED | PM(TOSCA_P_RANGE),
-     "a list [lower, upper] of type ", " with lower <= upper"},
+    {"in_range", TOSCA_C_IN_RANGE, PM_ORDERED | PM(TOSCA_P_RANGE), "a list [lower, upper] of type ",
+     " with lower <= upper"},
     {"valid_values", TOSCA_C_VALID_VALUES, PM_ALL, "a list of values of type ", ""},
     {"length", TOSCA_C_LENGTH, PM_LENGTH, "a non-negative integer", NULL},
     {"min_length", TOSCA_C_MIN_LENGTH, PM_LENGTH, "a non-negative integer", NULL},
@@ -975,8 +990,7 @@ static bool range_operand_ok(tosca_prim_t p, const tosca_ynode_t *arg)
         return false;
     if (scalar_is(arg->u.seq.items[1], "UNBOUNDED"))
         return true;
-    return cval_of(p, arg->u.seq.items[1], &hi) == 0 && cval_cmp(&lo, &hi, true, &c) == 0 &&
-           c <= 0;
+    return cval_of(p, arg->u.seq.items[1], &hi) == 0 && cval_cmp(&lo, &hi, true, &c) == 0 && c <= 0;
 }
 
 static bool operand_ok(tosca_cop_t op, tosca_prim_t p, const tosca_ynode_t *arg)
@@ -1007,8 +1021,7 @@ static bool operand_ok(tosca_cop_t op, tosca_prim_t p, const tosca_ynode_t *arg)
     }
 }
 
-static int check_pattern_operand(const tosca_ynode_t *arg, const tosca_mark_t *m,
-                                 tosca_diags_t *d)
+static int check_pattern_operand(const tosca_ynode_t *arg, const tosca_mark_t *m, tosca_diags_t *d)
 {
     char msg[128];
     regex_t re;
@@ -1058,8 +1071,8 @@ static int parse_one(const tosca_ynode_t *item, tosca_prim_t p, tosca_constraint
     key = item->u.map.items[0].key;
     ci = cop_by_name(key->u.scalar.str);
     if (ci == NULL)
-        return tosca_error(d, &key->mark, "constraint-unknown",
-                           "unknown constraint operator '%s'", key->u.scalar.str);
+        return tosca_error(d, &key->mark, "constraint-unknown", "unknown constraint operator '%s'",
+                           key->u.scalar.str);
     if ((ci->prims & PM(p)) == 0)
         return tosca_error(d, &key->mark, "constraint-not-applicable",
                            "constraint '%s' does not apply to a value of type %s", ci->name,
@@ -1106,8 +1119,14 @@ int tosca_constraints_parse(tosca_arena_t *a, const tosca_ynode_t *list, tosca_p
 bool tosca_is_function(const tosca_ynode_t *n)
 {
     static const char *const names[] = {
-        "get_input",         "get_property", "get_attribute", "get_operation_output",
-        "get_nodes_of_type", "get_artifact", "concat",        "join",
+        "get_input",
+        "get_property",
+        "get_attribute",
+        "get_operation_output",
+        "get_nodes_of_type",
+        "get_artifact",
+        "concat",
+        "join",
         "token",
     };
     const char *k;
@@ -1181,8 +1200,7 @@ static const struct vl_fn {
 };
 
 /* The arguments of a function: a list, or one non-list argument. */
-static size_t vl_argv(const tosca_ynode_t *args, tosca_ynode_t *const **items,
-                      tosca_ynode_t **one)
+static size_t vl_argv(const tosca_ynode_t *args, tosca_ynode_t *const **items, tosca_ynode_t **one)
 {
     if (args->kind == TOSCA_Y_SEQ) {
         *items = args->u.seq.items;
@@ -1455,18 +1473,18 @@ static int type_error(const tosca_check_t *c, const tosca_schema_t *s, const tos
 
     show(v, buf);
     if (c->lenient_types)
-        return tosca_defect(c->diags, &v->mark, "type-mismatch",
-                            "%s: value %s is not of type %s", what, buf, type_label(s));
-    return tosca_error(c->diags, &v->mark, "type-mismatch", "%s: value %s is not of type %s",
-                       what, buf, type_label(s));
+        return tosca_defect(c->diags, &v->mark, "type-mismatch", "%s: value %s is not of type %s",
+                            what, buf, type_label(s));
+    return tosca_error(c->diags, &v->mark, "type-mismatch", "%s: value %s is not of type %s", what,
+                       buf, type_label(s));
 }
 
 static int check_node(const tosca_check_t *c, const tosca_schema_t *s, const tosca_ynode_t *v,
                       const char *what, bool key);
 
 /* Any scalar is a string; a plain one that resolves to something else is a defect. */
-static int check_string(const tosca_check_t *c, const tosca_schema_t *s,
-                        const tosca_ynode_t *v, const char *what, bool key)
+static int check_string(const tosca_check_t *c, const tosca_schema_t *s, const tosca_ynode_t *v,
+                        const char *what, bool key)
 {
     const char *rt;
 
@@ -1542,8 +1560,8 @@ static int check_fields(const tosca_check_t *c, const tosca_type_t *dt, const to
 }
 
 /* Required fields without a default (nearest definition wins) must be given. */
-static int check_required(const tosca_check_t *c, const tosca_type_t *dt,
-                          const tosca_ynode_t *v, const char *what)
+static int check_required(const tosca_check_t *c, const tosca_type_t *dt, const tosca_ynode_t *v,
+                          const char *what)
 {
     int rc = 0;
 
@@ -1561,8 +1579,8 @@ static int check_required(const tosca_check_t *c, const tosca_type_t *dt,
     return rc;
 }
 
-static int check_complex(const tosca_check_t *c, const tosca_schema_t *s,
-                         const tosca_ynode_t *v, const char *what)
+static int check_complex(const tosca_check_t *c, const tosca_schema_t *s, const tosca_ynode_t *v,
+                         const char *what)
 {
     int rc;
 
@@ -1627,8 +1645,7 @@ static int check_validation(const tosca_check_t *c, const tosca_ynode_t *clause,
     if (r != TRI_FALSE)
         return r < 0 ? r : 0;
     return tosca_error(c->diags, &v->mark, "constraint-violated",
-                       "%s: value %s fails validation %s", what, show(v, vbuf),
-                       show(clause, cbuf));
+                       "%s: value %s fails validation %s", what, show(v, vbuf), show(clause, cbuf));
 }
 
 /* The schema's constraints and validation, then those of its data type chain. */
@@ -1645,17 +1662,54 @@ static int check_rules(const tosca_check_t *c, const tosca_schema_t *s, tosca_pr
     return rc;
 }
 
+/* A quoted scalar whose text is a valid value of p ("4" for an integer):
+ * lenient parsers read it so; a defect, and the value is read as plain. */
+static int coerce_quoted(const tosca_check_t *c, tosca_prim_t p, const tosca_ynode_t **v,
+                         tosca_ynode_t *tmp, const char *what)
+{
+    struct cval cv;
+
+    if ((p != TOSCA_P_INTEGER && p != TOSCA_P_FLOAT && p != TOSCA_P_BOOLEAN) ||
+        (*v)->kind != TOSCA_Y_SCALAR || (*v)->plain || (*v)->tag)
+        return 0;
+    *tmp = **v;
+    tmp->plain = true;
+    if (cval_of(p, tmp, &cv) < 0)
+        return 0;
+    *v = tmp;
+    return tosca_defect(c->diags, &tmp->mark, "type-mismatch",
+                        "%s: value \"%s\" is quoted, so it is a string; read as %s", what,
+                        tmp->u.scalar.str, tosca_prim_name(p));
+}
+
+/* A version written without its minor number ("7"): read as 7.0, a defect. */
+static int version_defect(const tosca_check_t *c, tosca_prim_t p, const tosca_ynode_t *v,
+                          const char *what)
+{
+    if (p != TOSCA_P_VERSION || v->kind != TOSCA_Y_SCALAR || strchr(v->u.scalar.str, '.'))
+        return 0;
+    return tosca_defect(c->diags, &v->mark, "type-mismatch",
+                        "%s: version '%s' has no minor number; read as %s.0", what,
+                        v->u.scalar.str, v->u.scalar.str);
+}
+
 static int check_node(const tosca_check_t *c, const tosca_schema_t *s, const tosca_ynode_t *v,
                       const char *what, bool key)
 {
     tosca_prim_t p = schema_prim(s);
+    tosca_ynode_t tmp;
     int rc;
 
     if (v == NULL || tosca_is_function(v))
         return 0; /* absent (required-ness is the caller's), or computed later */
     if (tosca_yis_null(v) && p != TOSCA_P_NULL && p != TOSCA_P_ANY)
         return s->required ? type_error(c, s, v, what) : 0;
+    rc = coerce_quoted(c, p, &v, &tmp, what);
+    if (rc < 0)
+        return rc;
     rc = check_type(c, s, p, v, what, key);
+    if (rc == 0)
+        rc = version_defect(c, p, v, what);
     if (rc < 0)
         return rc;
     return check_rules(c, s, p, v, what);

@@ -616,7 +616,7 @@ static void yaml_file_limit(void **state)
 static void too_many_entries(void **state)
 {
     tosca_limits_t lim = {.max_csar_entries = 10};
-    char names[11][16];
+    char names[11][24];
     zbuild_t b;
     opened_t o;
     size_t len;

@@ -155,8 +155,7 @@ static void bad_constraint(struct fx *f, const char *type, const char *text, con
 
     if (type)
         assert_true(tosca_prim_from_name(type, &p));
-    assert_int_equal(tosca_constraints_parse(&f->arena, y(f, text), p, &k, &n, &f->d),
-                     ORC_ETOSCA);
+    assert_int_equal(tosca_constraints_parse(&f->arena, y(f, text), p, &k, &n, &f->d), ORC_ETOSCA);
     expect_one(f, code, line);
     if (n != 0)
         fprintf(stderr, "kept a constraint of: %s\n", text);
@@ -179,8 +178,8 @@ static tosca_type_t *data_type(struct fx *f, const char *name, tosca_prim_t prim
     return t;
 }
 
-static tosca_schema_t *add_field(struct fx *f, tosca_type_t *t, const char *name,
-                                 const char *type, bool required)
+static tosca_schema_t *add_field(struct fx *f, tosca_type_t *t, const char *name, const char *type,
+                                 bool required)
 {
     tosca_schema_t *s = schema(f, type);
 
@@ -205,9 +204,21 @@ static tosca_schema_t *typed(struct fx *f, tosca_type_t *t)
 static void prim_names(void **state)
 {
     static const char *const names[] = {
-        "string", "integer", "float", "boolean", "timestamp", "null", "version", "range",
-        "list", "map", "scalar-unit.size", "scalar-unit.time", "scalar-unit.frequency",
-        "scalar-unit.bitrate", "bytes",
+        "string",
+        "integer",
+        "float",
+        "boolean",
+        "timestamp",
+        "null",
+        "version",
+        "range",
+        "list",
+        "map",
+        "scalar-unit.size",
+        "scalar-unit.time",
+        "scalar-unit.frequency",
+        "scalar-unit.bitrate",
+        "bytes",
     };
     tosca_prim_t p;
     char buf[64];
@@ -262,23 +273,23 @@ static void scalar_size(void **state)
     su(TOSCA_P_SIZE, "1 GiB", 1073741824.0);
     su(TOSCA_P_SIZE, "3 TB", 3e12);
     su(TOSCA_P_SIZE, "1 TiB", 1099511627776.0);
-    su(TOSCA_P_SIZE, "4GB", 4e9);              /* no space */
-    su(TOSCA_P_SIZE, "4   gb", 4e9);           /* spaces, case-insensitive */
-    su(TOSCA_P_SIZE, "1 KB", 1000);            /* case-insensitive kB */
+    su(TOSCA_P_SIZE, "4GB", 4e9);    /* no space */
+    su(TOSCA_P_SIZE, "4   gb", 4e9); /* spaces, case-insensitive */
+    su(TOSCA_P_SIZE, "1 KB", 1000);  /* case-insensitive kB */
     su(TOSCA_P_SIZE, "1 kib", 1024);
     su(TOSCA_P_SIZE, "0.5 kB", 500);
     su(TOSCA_P_SIZE, "1e3 B", 1000);
     su(TOSCA_P_SIZE, "0 B", 0);
-    su_bad(TOSCA_P_SIZE, "-1 GB");             /* negative */
-    su_bad(TOSCA_P_SIZE, "1 XB");              /* unknown unit */
-    su_bad(TOSCA_P_SIZE, "GB");                /* no number */
-    su_bad(TOSCA_P_SIZE, "1024");              /* no unit */
+    su_bad(TOSCA_P_SIZE, "-1 GB"); /* negative */
+    su_bad(TOSCA_P_SIZE, "1 XB");  /* unknown unit */
+    su_bad(TOSCA_P_SIZE, "GB");    /* no number */
+    su_bad(TOSCA_P_SIZE, "1024");  /* no unit */
     su_bad(TOSCA_P_SIZE, "1 G B");
-    su_bad(TOSCA_P_SIZE, "1 Hz");              /* unit of another kind */
+    su_bad(TOSCA_P_SIZE, "1 Hz"); /* unit of another kind */
     su_bad(TOSCA_P_SIZE, "");
     su_bad(TOSCA_P_SIZE, "0x10 B");
-    su_bad(TOSCA_P_SIZE, "1e999 B");           /* overflows */
-    su_bad(TOSCA_P_INTEGER, "1 B");            /* not a scalar-unit type */
+    su_bad(TOSCA_P_SIZE, "1e999 B"); /* overflows */
+    su_bad(TOSCA_P_INTEGER, "1 B");  /* not a scalar-unit type */
 }
 
 static void scalar_time(void **state)
@@ -362,8 +373,21 @@ static void versions(void **state)
     assert_int_equal(a.build, 0);
 
     static const char *const bad_versions[] = {
-        "2", "", "1.", ".1", "1.x", "1.0.", "1.0.0.", "1.0.0-alpha", "1.0.0.a-", "1.0.0.a-b",
-        "-1.0", "1.0 ", "v1.0", "1.0.0.alpha.2", "1234567890123456789.0",
+        "2",
+        "",
+        "1.",
+        ".1",
+        "1.x",
+        "1.0.",
+        "1.0.0.",
+        "1.0.0-alpha",
+        "1.0.0.a-",
+        "1.0.0.a-b",
+        "-1.0",
+        "1.0 ",
+        "v1.0",
+        "1.0.0.alpha.2",
+        "1234567890123456789.0",
     };
     for (size_t i = 0; i < TOSCA_ARRAY_LEN(bad_versions); i++) {
         if (tosca_version_parse(bad_versions[i], &a) != ORC_EINVAL)
@@ -402,10 +426,25 @@ static void ts(const char *s, double want)
 static void timestamps(void **state)
 {
     static const char *const bad_stamps[] = {
-        "2001-13-01", "2001-00-10", "2001-02-29", "1900-02-29", "2001-04-31", "2001-12-32",
-        "2001-12-14 24:00:00", "2001-12-14 23:60:00", "2001-12-14 23:59:60", "2001-1-1",
-        "01-12-14", "2001-12-14x", "2001-12-14T21:59", "2001-12-14T21:59:43+", "20011-12-14",
-        "2001-12-14T21:59:43 +25", "2001-12-14T21:59:43Zjunk", "", "yesterday",
+        "2001-13-01",
+        "2001-00-10",
+        "2001-02-29",
+        "1900-02-29",
+        "2001-04-31",
+        "2001-12-32",
+        "2001-12-14 24:00:00",
+        "2001-12-14 23:60:00",
+        "2001-12-14 23:59:60",
+        "2001-1-1",
+        "01-12-14",
+        "2001-12-14x",
+        "2001-12-14T21:59",
+        "2001-12-14T21:59:43+",
+        "20011-12-14",
+        "2001-12-14T21:59:43 +25",
+        "2001-12-14T21:59:43Zjunk",
+        "",
+        "yesterday",
     };
     double v;
 
@@ -469,8 +508,7 @@ static void constraints_parse_valid(void **state)
     list = y(f, "- greater_or_equal: 1.2\n- less_than: '2.0.1.beta-3'\n");
     assert_int_equal(tosca_constraints_parse(&f->arena, list, TOSCA_P_VERSION, &k, &n, &f->d), 0);
     list = y(f, "- greater_than: 2001-12-14\n- in_range: [2000-01-01, 2030-01-01]\n");
-    assert_int_equal(tosca_constraints_parse(&f->arena, list, TOSCA_P_TIMESTAMP, &k, &n, &f->d),
-                     0);
+    assert_int_equal(tosca_constraints_parse(&f->arena, list, TOSCA_P_TIMESTAMP, &k, &n, &f->d), 0);
     list = y(f, "- in_range: [0.5, 1]\n- less_than: 2\n");
     assert_int_equal(tosca_constraints_parse(&f->arena, list, TOSCA_P_FLOAT, &k, &n, &f->d), 0);
     list = y(f, "- equal: true\n- valid_values: [true]\n");
@@ -721,7 +759,7 @@ static void constraint_lengths(void **state)
 
     s = schema(f, "bytes");
     constrain(f, s, "- max_length: 3\n");
-    ok(f, s, "aGVs");     /* "hel" */
+    ok(f, s, "aGVs");                                /* "hel" */
     bad(f, s, "aGVsbG8=", "constraint-violated", 1); /* "hello" */
 }
 
@@ -878,6 +916,10 @@ static void types_lenient_and_null(void **state)
 
     /* Explicit null: "no value" when optional, a type error when required. */
     bad(f, s, "\nnull", "type-mismatch", 2);
+    assert_int_equal(tosca_value_check(&f->chk, s, y(f, "n:\n")->u.map.items[0].value, "n"),
+                     ORC_ETOSCA);
+    assert_string_equal(f->d.items[0].message, "n: value null is not of type integer");
+    reset(f);
     s->required = false;
     ok(f, s, "null");
     ok(f, s, "~");
@@ -1062,15 +1104,9 @@ static void functions(void **state)
         "{$and: []}",
     };
     static const char *const no[] = {
-        "get_input",
-        "[get_input, x]",
-        "{get_input: x, other: y}",
-        "{}",
-        "{get_secret: x}",
-        "{$$get_input: x}",
-        "{$1: x}",
-        "{$: x}",
-        "{name: x}",
+        "get_input", "[get_input, x]",  "{get_input: x, other: y}",
+        "{}",        "{get_secret: x}", "{$$get_input: x}",
+        "{$1: x}",   "{$: x}",          "{name: x}",
     };
 
     (void)state;
@@ -1108,8 +1144,9 @@ static void validation_comparisons(void **state)
     ok(f, s, "1");
     bad(f, s, "\n0", "constraint-violated", 2);
 
-    s = validated(f, "integer", "$and:\n  - {$greater_than: [$value, 0]}\n"
-                                "  - {$less_than: [$value, 10]}\n");
+    s = validated(f, "integer",
+                  "$and:\n  - {$greater_than: [$value, 0]}\n"
+                  "  - {$less_than: [$value, 10]}\n");
     ok(f, s, "5");
     bad(f, s, "10", "constraint-violated", 1);
 
@@ -1216,7 +1253,7 @@ static void validation_not_evaluated(void **state)
     ok(f, s, "1");
     bad(f, s, "7", "constraint-violated", 1); /* false and unknown is false */
     s = validated(f, "integer", "{$or: [{$my_check: [$value]}, {$less_than: [$value, 5]}]}");
-    ok(f, s, "7");                            /* unknown or false is unknown */
+    ok(f, s, "7"); /* unknown or false is unknown */
     s = validated(f, "integer", "{$equal: [$value]}");
     ok(f, s, "1"); /* malformed: left to the template checker */
 

@@ -42,6 +42,7 @@ typedef struct tosca_diag_s {
     uint32_t line;    /* 1-based; 0 when unknown */
     uint32_t col;     /* 1-based; 0 when unknown */
     char *message;
+    bool defect; /* a defect: a warning in lenient mode, an error in strict mode */
 } tosca_diag_t;
 
 typedef struct tosca_diags_s {
