@@ -55,7 +55,7 @@ BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 TYPES_YAML := $(wildcard tosca/types/*.yaml)
 
-.PHONY: all test run fuzz bench install clean deps
+.PHONY: all test run fuzz bench install clean deps check-clang
 all: $(LIBTOSCA) $(ORCHCTL)
 
 deps:
@@ -84,8 +84,13 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIBTOSCA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itosca $(CFLAGS) -o $@ $< $(LIBTOSCA) $(PKG_LIBS) -lm $(LDFLAGS)
 
-test: all $(UNIT_BIN)
+test: all $(UNIT_BIN) $(if $(SANITIZE),,check-clang)
 	@BUILD=$(BUILD) CORPUS=$(CORPUS) SANITIZE=$(SANITIZE) sh tests/run.sh $(UNIT_BIN)
+
+# The code builds warning-free with clang as well as gcc.
+check-clang:
+	@command -v clang >/dev/null || { echo "clang is missing (deploy/install-deps.sh)"; exit 1; }
+	@$(MAKE) -s CC=clang BUILD=build/clang SANITIZE= all
 
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do CORPUS=$(CORPUS) $$b || exit 1; done
