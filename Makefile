@@ -77,12 +77,12 @@ $(ORCHCTL): $(CLI_OBJ) $(LIBTOSCA)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIBTOSCA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itosca -Itests/unit $(CFLAGS) -o $@ $< $(LIBTOSCA) $(PKG_LIBS) \
+	$(CC) $(CPPFLAGS) -iquote tosca -iquote tests/unit $(CFLAGS) -o $@ $< $(LIBTOSCA) $(PKG_LIBS) \
 	    $(TEST_LIBS) -lm $(LDFLAGS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(LIBTOSCA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itosca $(CFLAGS) -o $@ $< $(LIBTOSCA) $(PKG_LIBS) -lm $(LDFLAGS)
+	$(CC) $(CPPFLAGS) -iquote tosca $(CFLAGS) -o $@ $< $(LIBTOSCA) $(PKG_LIBS) -lm $(LDFLAGS)
 
 test: all $(UNIT_BIN) $(if $(SANITIZE),,check-clang)
 	@BUILD=$(BUILD) CORPUS=$(CORPUS) SANITIZE=$(SANITIZE) sh tests/run.sh $(UNIT_BIN)

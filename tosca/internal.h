@@ -50,6 +50,7 @@ struct tosca_ctx_s {
     const char *import_map_dir;
     char *import_map_dir_owned;
     tosca_hmap_t file_cache;   /* key -> tosca_file_t* (imported files) */
+    tosca_hmap_t mapped_real;  /* import-map URL -> real path (one allocation each) */
     tosca_deflist_t files;     /* every cached file, to free them */
     tosca_file_t *builtin[3];  /* [0] Simple Profile 1.x, [1] 2.0 profile, [2] orc types */
     unsigned fetch_count;
@@ -161,6 +162,8 @@ struct tosca_template_s {
     tosca_deflist_t owned_files; /* entry file and archive members (not cached) */
     tosca_hmap_t replayed;       /* cached files whose diagnostics were copied in */
     tosca_diags_t *diags;        /* while loading */
+    const char *root_real;       /* real path of the entry's directory, resolved lazily */
+    bool root_resolved;
     size_t import_total;         /* files in the import closure */
 };
 

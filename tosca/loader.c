@@ -152,8 +152,21 @@ int tosca_ctx_new(const tosca_options_t *opts, tosca_ctx_t **out, tosca_diags_t 
     if (opts)
         ctx->opts = *opts;
     tosca_hmap_init(&ctx->file_cache);
+    tosca_hmap_init(&ctx->mapped_real);
     ctx->allowlist = dup_strv(ctx->opts.url_allowlist, &rc);
     ctx->roots = dup_strv(ctx->opts.allowed_roots, &rc);
+    for (size_t i = 0; rc == 0 && ctx->roots[i]; i++) {
+        char rr[PATH_MAX];
+        if (realpath(ctx->roots[i], rr) && strcmp(rr, ctx->roots[i]) != 0) {
+            char *copy = tosca_strdup(rr);
+            if (copy == NULL) {
+                rc = ORC_ENOMEM;
+                break;
+            }
+            tosca_free(ctx->roots[i]);
+            ctx->roots[i] = copy;
+        }
+    }
     if (rc == 0 && ctx->opts.cache_dir &&
         (ctx->cache_dir = tosca_strdup(ctx->opts.cache_dir)) == NULL)
         rc = ORC_ENOMEM;
@@ -179,6 +192,13 @@ void tosca_ctx_free(tosca_ctx_t *ctx)
         file_free(ctx->files.items[i]);
     tosca_deflist_fini(&ctx->files);
     tosca_hmap_fini(&ctx->file_cache);
+    {
+        size_t pos = 0;
+        tosca_hmap_entry_t *e;
+        while ((e = tosca_hmap_next(&ctx->mapped_real, &pos)) != NULL)
+            tosca_free((char *)e->key);
+        tosca_hmap_fini(&ctx->mapped_real);
+    }
     free_strv(ctx->allowlist);
     free_strv(ctx->roots);
     tosca_free(ctx->cache_dir);
@@ -293,16 +313,29 @@ static bool under(const char *path, const char *root)
     return path[n] == '/' || path[n] == '\0' || root[n - 1] == '/';
 }
 
+/* The allowed roots were resolved when the context was made. */
 static bool path_allowed(const tosca_ctx_t *ctx, const char *real, const char *template_root)
 {
-    char rr[PATH_MAX];
-
     if (template_root && template_root[0] && under(real, template_root))
         return true;
     for (size_t i = 0; ctx->roots && ctx->roots[i]; i++)
-        if (realpath(ctx->roots[i], rr) && under(real, rr))
+        if (under(real, ctx->roots[i]))
             return true;
     return false;
+}
+
+/* The template's root (its entry's directory, real path), resolved the
+ * first time a relative import needs it. NULL when it has none. */
+static const char *template_root(tosca_template_t *t)
+{
+    char rr[PATH_MAX];
+
+    if (!t->root_resolved) {
+        t->root_resolved = true;
+        if (t->entry->dir[0] && t->entry->csar == NULL && realpath(t->entry->dir, rr))
+            t->root_real = tosca_arena_strdup(&t->arena, rr);
+    }
+    return t->root_real;
 }
 
 /* Joins an archive-relative directory and a relative path, resolving "." and
@@ -754,7 +787,7 @@ static int load_fs_import(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_fil
         snprintf(joined, sizeof(joined), "%s/%s", from->dir, loc);
     if (realpath(joined, real) == NULL)
         return tosca_error(d, at, "import-not-found", "import '%s': %s", loc, strerror(errno));
-    if (!path_allowed(ctx, real, t->entry->dir))
+    if (!path_allowed(ctx, real, template_root(t)))
         return tosca_error(d, at, "import-denied",
                            "import '%s' is outside the template's directory and the allowed "
                            "roots",
@@ -770,23 +803,46 @@ static bool allowlisted(const tosca_ctx_t *ctx, const char *url)
     return false;
 }
 
+/* Resolves an import-map target once per context. */
+static int resolve_mapped(tosca_ctx_t *ctx, const char *url, const char *mapped,
+                          const char **real_out, const tosca_mark_t *at, tosca_diags_t *d)
+{
+    char joined[PATH_MAX * 2], real[PATH_MAX];
+    size_t ul = strlen(url), rl;
+    char *buf;
+
+    if (mapped[0] == '/')
+        snprintf(joined, sizeof(joined), "%s", mapped);
+    else
+        snprintf(joined, sizeof(joined), "%s/%s", ctx->import_map_dir, mapped);
+    if (realpath(joined, real) == NULL)
+        return tosca_error(d, at, "import-not-found",
+                           "import '%s' maps to '%s', which cannot be read: %s", url, mapped,
+                           strerror(errno));
+    rl = strlen(real);
+    buf = tosca_malloc(ul + rl + 2);
+    if (buf == NULL)
+        return ORC_ENOMEM;
+    memcpy(buf, url, ul + 1);
+    memcpy(buf + ul + 1, real, rl + 1);
+    if (tosca_hmap_put(&ctx->mapped_real, buf, buf + ul + 1, NULL) < 0) {
+        tosca_free(buf);
+        return ORC_ENOMEM;
+    }
+    *real_out = buf + ul + 1;
+    return 0;
+}
+
 static int load_url_import(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_file_t *from,
                            const char *url, tosca_file_t **out, const tosca_mark_t *at,
                            tosca_diags_t *d)
 {
     const char *mapped = import_map_lookup(ctx, url);
-    char joined[PATH_MAX * 2], real[PATH_MAX];
 
     if (mapped) {
-        if (mapped[0] == '/')
-            snprintf(joined, sizeof(joined), "%s", mapped);
-        else
-            snprintf(joined, sizeof(joined), "%s/%s", ctx->import_map_dir, mapped);
-        if (realpath(joined, real) == NULL)
-            return tosca_error(d, at, "import-not-found",
-                               "import '%s' maps to '%s', which cannot be read: %s", url,
-                               mapped, strerror(errno));
-        return load_cached_fs(ctx, t, from, real, url, out, at, d);
+        const char *real = tosca_hmap_get(&ctx->mapped_real, url);
+        int rc = real ? 0 : resolve_mapped(ctx, url, mapped, &real, at, d);
+        return rc < 0 ? rc : load_cached_fs(ctx, t, from, real, url, out, at, d);
     }
     if (!allowlisted(ctx, url))
         return tosca_error(d, at, "import-denied",
@@ -1032,23 +1088,19 @@ static int load_common(tosca_ctx_t *ctx, const char *name, const char *dir, cons
 int tosca_load_buffer(tosca_ctx_t *ctx, const char *name, const void *data, size_t len,
                       tosca_template_t **out, tosca_diags_t *diags)
 {
-    char dir[PATH_MAX], real[PATH_MAX];
+    char dir[PATH_MAX];
 
     if (ctx == NULL || data == NULL || out == NULL || diags == NULL)
         return ORC_EINVAL;
     name = name ? name : "<template>";
     dir_of(name, dir, sizeof(dir));
-    if (dir[0] && realpath(dir, real))
-        snprintf(dir, sizeof(dir), "%s", real);
-    else if (dir[0])
-        dir[0] = '\0';
     return load_common(ctx, name, dir, data, len, out, diags);
 }
 
 int tosca_load_file(tosca_ctx_t *ctx, const char *path, tosca_template_t **out,
                     tosca_diags_t *diags)
 {
-    char *data = NULL, real[PATH_MAX], dir[PATH_MAX];
+    char *data = NULL, dir[PATH_MAX];
     size_t len = 0, max = max_file_bytes(ctx);
     size_t csar_max = ctx && ctx->opts.limits.max_csar_bytes ? ctx->opts.limits.max_csar_bytes
                                                             : (64u << 20);
@@ -1067,9 +1119,9 @@ int tosca_load_file(tosca_ctx_t *ctx, const char *path, tosca_template_t **out,
                     len, max);
         return ORC_ELIMIT;
     }
-    dir[0] = '\0';
-    if (realpath(path, real))
-        dir_of(real, dir, sizeof(dir));
+    dir_of(path, dir, sizeof(dir));
+    if (dir[0] == '\0')
+        snprintf(dir, sizeof(dir), "."); /* a file named without a directory */
     rc = load_common(ctx, path, dir, data, len, out, diags);
     tosca_free(data);
     return rc;

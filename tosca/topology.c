@@ -920,36 +920,57 @@ static void report_cycle(struct topo *p, const size_t *indeg)
     tosca_strbuf_fini(&b);
 }
 
+/* Edges target -> dependent in compressed form: dependents of node i are
+ * adj[first[i] .. first[i + 1]). Built in O(nodes + requirements). */
 static void compute_order(struct topo *p)
 {
     tosca_template_t *t = p->t;
-    size_t n = t->node_count, head = 0, tail = 0;
+    size_t n = t->node_count, head = 0, tail = 0, edges = 0;
     size_t *indeg = arena_array(p, n, sizeof(*indeg));
+    size_t *first = arena_array(p, n + 1, sizeof(*first)), *fill = NULL, *adj = NULL;
 
     t->order = tosca_arena_alloc(&t->arena, (n ? n : 1) * sizeof(*t->order));
-    if (indeg == NULL || t->order == NULL) {
-        tosca_free(indeg);
-        note(p, ORC_ENOMEM);
-        return;
-    }
-    /* node i depends on each requirement target: an edge target -> i */
+    if (indeg == NULL || first == NULL || t->order == NULL)
+        goto out_oom;
     for (size_t i = 0; i < n; i++)
-        for (size_t r = 0; r < t->nodes[i]->req_count; r++)
-            if (t->nodes[i]->reqs[r].target && t->nodes[i]->reqs[r].target != t->nodes[i])
+        for (size_t r = 0; r < t->nodes[i]->req_count; r++) {
+            const tosca_node_tpl_t *tg = t->nodes[i]->reqs[r].target;
+            if (tg && tg != t->nodes[i]) {
                 indeg[i]++;
+                first[tg->index + 1]++;
+                edges++;
+            }
+        }
+    for (size_t i = 0; i < n; i++)
+        first[i + 1] += first[i];
+    adj = arena_array(p, edges, sizeof(*adj));
+    fill = arena_array(p, n, sizeof(*fill));
+    if (adj == NULL || fill == NULL)
+        goto out_oom;
+    for (size_t i = 0; i < n; i++)
+        for (size_t r = 0; r < t->nodes[i]->req_count; r++) {
+            const tosca_node_tpl_t *tg = t->nodes[i]->reqs[r].target;
+            if (tg && tg != t->nodes[i])
+                adj[first[tg->index] + fill[tg->index]++] = i;
+        }
     for (size_t i = 0; i < n; i++)
         if (indeg[i] == 0)
             t->order[tail++] = t->nodes[i];
     while (head < tail) {
-        const tosca_node_tpl_t *done = t->order[head++];
-        for (size_t i = 0; i < n; i++)
-            for (size_t r = 0; r < t->nodes[i]->req_count; r++)
-                if (t->nodes[i]->reqs[r].target == done && t->nodes[i] != done &&
-                    --indeg[i] == 0)
-                    t->order[tail++] = t->nodes[i];
+        size_t done = t->order[head++]->index;
+        for (size_t e = first[done]; e < first[done + 1]; e++)
+            if (--indeg[adj[e]] == 0)
+                t->order[tail++] = t->nodes[adj[e]];
     }
     if (tail < n)
         report_cycle(p, indeg);
+    goto out_free;
+out_oom:
+    note(p, ORC_ENOMEM);
+out_free:
+    tosca_free(adj);
+    tosca_free(fill);
+    tosca_free(first);
     tosca_free(indeg);
 }
 

@@ -14,12 +14,17 @@
  *    allocator and jansson per template, allocation counts, arena bytes.
  * 3. Scaling: synthetic TOSCA 1.3 templates with 1k..8k node templates built
  *    in memory; time per node and its ratio to the 1k size (flat = linear).
+ *    Rounds visit every size in turn; medians again.
  *
- * Figures go to stdout. Exit status: 0, or 1 if the library returned
- * ORC_ENOMEM or a child crashed (never because of the figures themselves).
+ * Times are process CPU time (single-threaded, CPU-bound work; wall time on a
+ * shared machine also counts the neighbours). Figures go to stdout. Exit
+ * status: 0, or 1 if the library returned ORC_ENOMEM or a child crashed
+ * (never because of the figures themselves).
  * Environment: CORPUS (the shared corpus root, or its indigo/ directory),
- * BENCH_MIN_SECONDS (default 2), BENCH_ROUNDS (default 5), BENCH_MAX_NODES
- * (default 8000), BENCH_SKIP_CORPUS=1 (scaling only, for profiling).
+ * BENCH_MIN_SECONDS (default 2), BENCH_ROUNDS (default 5, at most 15),
+ * BENCH_MAX_NODES (default 8000), BENCH_SKIP_CORPUS=1 (scaling only),
+ * BENCH_CLOCK=wall, BENCH_DUMP_DIR=dir (write the synthetic templates there,
+ * to run orchctl or a profiler on them).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -33,34 +38,27 @@
 #include <time.h>
 #include <unistd.h>
 
-/* libyaml's header. The bench is built with -Itosca, where tosca/yaml.h (the
- * library's own YAML tree) shadows <yaml.h>; going up from an include
- * directory reaches libyaml's under /usr/include or /usr/local/include. With
- * `-iquote tosca` in the Makefile's bench rule this could be <yaml.h> again. */
-#include <../include/yaml.h>
-#ifndef YAML_H
-#error "libyaml's yaml.h was not found (tosca/yaml.h shadows it)"
-#endif
+#include <yaml.h> /* libyaml's: the bench rule uses -iquote tosca */
 
-#include "internal.h" /* arena counters only (bench_arena_bytes); -Itosca */
+#include "internal.h" /* arena counters only (bench_arena_bytes) */
 #include "tosca/tosca.h"
 
 #define BENCH_MAX_FILES 1024
 #define BENCH_TARGET_RATIO 3.0
 
 struct bench_file {
-    char *path;    /* as found under the corpus, used as the template's name */
+    char *path; /* as found under the corpus, used as the template's name */
     const char *short_name;
     char *data;
     size_t len;
-    int load_rc;   /* outcome of the warm-up load */
-    int plan_rc;   /* 1: not planned (load failed) */
+    int load_rc; /* outcome of the warm-up load */
+    int plan_rc; /* 1: not planned (load failed) */
     size_t errors;
     const char *first_code;
 };
 
 struct bench_corpus {
-    char root[4096];     /* .../indigo */
+    char root[4096]; /* .../indigo, canonical (realpath) */
     char import_map[4200];
     struct bench_file files[BENCH_MAX_FILES];
     size_t count;
@@ -72,11 +70,12 @@ struct bench_work {
     tosca_ctx_t *ctx;
     const struct bench_file *files;
     size_t count;
-    double load_s; /* accumulated, ours only */
+    double load_s; /* accumulated by timed ours_one() calls */
     double plan_s;
+    double free_s; /* json_decref of the plan, tosca_template_free, diags */
 };
 
-static int bench_failed;    /* ORC_ENOMEM seen, or a child crashed */
+static int bench_failed; /* ORC_ENOMEM seen, or a child crashed */
 static double min_seconds = 2.0;
 static int rounds = 5;
 
@@ -149,13 +148,14 @@ static void note_rc(int rc, const char *what, const char *name)
 
 /* ---- the two workloads ---- */
 
-/* Load + validate + plan of one buffer; returns the load's rc. */
+/* Load + validate + plan of one buffer, then everything freed; returns the
+ * load's rc. timed: the three phases are added to w's counters. */
 static int ours_one(struct bench_work *w, const struct bench_file *f, bool timed)
 {
     tosca_template_t *t = NULL;
     json_t *plan = NULL;
     tosca_diags_t d;
-    double t0 = 0, t1 = 0;
+    double t0 = 0, t1 = 0, t2 = 0;
     int rc;
 
     tosca_diags_init(&d, false);
@@ -163,19 +163,22 @@ static int ours_one(struct bench_work *w, const struct bench_file *f, bool timed
         t0 = now_s();
     rc = tosca_load_buffer(w->ctx, f->path, f->data, f->len, &t, &d);
     if (timed)
-        t1 = now_s();
+        t1 = t2 = now_s();
     note_rc(rc, "load", f->path);
     if (rc == 0) {
         int prc = tosca_plan(t, NULL, &plan, &d);
+        if (timed)
+            t2 = now_s();
         note_rc(prc, "plan", f->path);
         json_decref(plan);
     }
     tosca_template_free(t);
     tosca_diags_fini(&d);
     if (timed) {
-        double t2 = now_s();
+        double t3 = now_s();
         w->load_s += t1 - t0;
         w->plan_s += t2 - t1;
+        w->free_s += t3 - t2;
     }
     return rc;
 }
@@ -244,10 +247,19 @@ static long calibrate(struct bench_work *w, bool ours, double min_s)
 }
 
 struct bench_result {
-    double ours_s;  /* per pass, median */
+    double ours_s; /* per pass, median */
     double bare_s;
-    double load_share; /* of ours: load / (load + plan) */
+    double share[3]; /* of ours: load+validate, plan, free */
 };
+
+static void shares(const struct bench_work *w, double share[3])
+{
+    double sum = w->load_s + w->plan_s + w->free_s;
+
+    share[0] = sum > 0 ? w->load_s / sum : 0;
+    share[1] = sum > 0 ? w->plan_s / sum : 0;
+    share[2] = sum > 0 ? w->free_s / sum : 0;
+}
 
 /* rounds x (ours, bare) interleaved, each >= min_s; medians per pass. */
 static struct bench_result measure(struct bench_work *w, double min_s, int nrounds)
@@ -256,12 +268,12 @@ static struct bench_result measure(struct bench_work *w, double min_s, int nroun
     double ours[16], bare[16];
     struct bench_result r;
 
-    w->load_s = w->plan_s = 0;
+    w->load_s = w->plan_s = w->free_s = 0;
     for (int i = 0; i < nrounds; i++) {
         ours[i] = run_ours(w, po) / (double)po;
         bare[i] = run_bare(w, pb) / (double)pb;
     }
-    r.load_share = w->load_s / (w->load_s + w->plan_s);
+    shares(w, r.share);
     r.ours_s = median(ours, nrounds);
     r.bare_s = median(bare, nrounds);
     return r;
@@ -326,7 +338,11 @@ static bool corpus_find(struct bench_corpus *c)
     for (int i = 0; i < 3; i++) {
         if (cands[i][0] == NULL || cands[i][0][0] == '\0')
             continue;
-        snprintf(c->root, sizeof(c->root), "%s%s", cands[i][0], cands[i][1]);
+        char dir[4200];
+        snprintf(dir, sizeof(dir), "%s%s", cands[i][0], cands[i][1]);
+        /* canonical, as a daemon would name its files: no "..", no links */
+        if (realpath(dir, c->root) == NULL)
+            continue;
         snprintf(c->import_map, sizeof(c->import_map), "%s/import-map.yaml", c->root);
         if (access(c->import_map, R_OK) == 0)
             return true;
@@ -429,8 +445,8 @@ static void corpus_outcomes(const struct bench_corpus *c)
             counts[k]++;
     }
     for (size_t k = 0; k < ncodes; k++)
-        printf("  rejected at plan (no inputs given): %zu templates, first error [%s]\n",
-               counts[k], codes[k]);
+        printf("  rejected at plan (no inputs given): %zu templates, first error [%s]\n", counts[k],
+               codes[k]);
     printf("outcome: %zu templates loaded and validated, %zu planned, %zu rejected at load\n",
            loaded, planned, c->count - loaded);
 }
@@ -490,14 +506,14 @@ static void bench_corpus(struct bench_corpus *c)
     corpus_outcomes(c);
     r = measure(&w, min_seconds, rounds);
     ratio = r.ours_s / r.bare_s;
-    printf("\n  %-26s %12s %14s %10s\n", "median of rounds", "templates/s", "us/template",
-           "MB/s");
+    printf("\n  %-26s %12s %14s %10s\n", "median of rounds", "templates/s", "us/template", "MB/s");
     print_rates("libtosca load+validate+plan", r.ours_s, c->count, c->bytes);
     print_rates("bare libyaml event parse", r.bare_s, c->count, c->bytes);
     printf("  ratio ours / bare: %.2fx (target <= %.1fx: %s)\n", ratio, BENCH_TARGET_RATIO,
            ratio <= BENCH_TARGET_RATIO ? "met" : "NOT met");
-    printf("  split of our time: load+validate %.0f%%, plan %.0f%%\n", r.load_share * 100,
-           (1 - r.load_share) * 100);
+    printf("  split of our time: load+validate %.0f%%, plan %.0f%%, free (plan JSON, "
+           "template) %.0f%%\n",
+           r.share[0] * 100, r.share[1] * 100, r.share[2] * 100);
     corpus_slowest(&w, c);
     printf("  peak RSS after the corpus runs (ru_maxrss): %.1f MiB\n",
            (double)max_rss_kib() / 1024);
@@ -631,7 +647,8 @@ static void mem_report(const struct mem_row *rows, size_t n, size_t cache)
     if (v == NULL)
         return;
     printf("\nmemory per template (counting allocator, libtosca + jansson heap; libyaml's\n"
-           "own parser buffers not included), %zu templates:\n", n);
+           "own parser buffers not included), %zu templates:\n",
+           n);
     printf("  type cache in the context after warm-up (normative + imported types): %.1f KiB\n",
            (double)cache / 1024);
     for (size_t i = 0; i < n; i++) {
@@ -732,51 +749,50 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
     }
 }
 
-static const char synth_head[] =
-    "tosca_definitions_version: tosca_simple_yaml_1_3\n"
-    "description: synthetic scaling template (bench_tosca)\n"
-    "capability_types:\n"
-    "  bench.capabilities.GPUCompute:\n"
-    "    derived_from: tosca.capabilities.Compute\n"
-    "    properties:\n"
-    "      num_gpus:\n"
-    "        type: integer\n"
-    "        required: false\n"
-    "        constraints:\n"
-    "          - greater_or_equal: 0\n"
-    "node_types:\n"
-    "  bench.nodes.GPUCompute:\n"
-    "    derived_from: tosca.nodes.Compute\n"
-    "    capabilities:\n"
-    "      host:\n"
-    "        type: bench.capabilities.GPUCompute\n"
-    "  bench.nodes.App:\n"
-    "    derived_from: tosca.nodes.SoftwareComponent\n"
-    "    properties:\n"
-    "      port:\n"
-    "        type: integer\n"
-    "        default: 8080\n"
-    "      workers:\n"
-    "        type: integer\n"
-    "        required: false\n"
-    "      peer_port:\n"
-    "        type: integer\n"
-    "        required: false\n"
-    "topology_template:\n"
-    "  inputs:\n"
-    "    cpus:\n"
-    "      type: integer\n"
-    "      default: 4\n"
-    "    mem:\n"
-    "      type: scalar-unit.size\n"
-    "      default: 8 GB\n"
-    "    gpus:\n"
-    "      type: integer\n"
-    "      default: 1\n"
-    "    workers:\n"
-    "      type: integer\n"
-    "      default: 2\n"
-    "  node_templates:\n";
+static const char synth_head[] = "tosca_definitions_version: tosca_simple_yaml_1_3\n"
+                                 "description: synthetic scaling template (bench_tosca)\n"
+                                 "capability_types:\n"
+                                 "  bench.capabilities.GPUCompute:\n"
+                                 "    derived_from: tosca.capabilities.Compute\n"
+                                 "    properties:\n"
+                                 "      num_gpus:\n"
+                                 "        type: integer\n"
+                                 "        required: false\n"
+                                 "        constraints:\n"
+                                 "          - greater_or_equal: 0\n"
+                                 "node_types:\n"
+                                 "  bench.nodes.GPUCompute:\n"
+                                 "    derived_from: tosca.nodes.Compute\n"
+                                 "    capabilities:\n"
+                                 "      host:\n"
+                                 "        type: bench.capabilities.GPUCompute\n"
+                                 "  bench.nodes.App:\n"
+                                 "    derived_from: tosca.nodes.SoftwareComponent\n"
+                                 "    properties:\n"
+                                 "      port:\n"
+                                 "        type: integer\n"
+                                 "        default: 8080\n"
+                                 "      workers:\n"
+                                 "        type: integer\n"
+                                 "        required: false\n"
+                                 "      peer_port:\n"
+                                 "        type: integer\n"
+                                 "        required: false\n"
+                                 "topology_template:\n"
+                                 "  inputs:\n"
+                                 "    cpus:\n"
+                                 "      type: integer\n"
+                                 "      default: 4\n"
+                                 "    mem:\n"
+                                 "      type: scalar-unit.size\n"
+                                 "      default: 8 GB\n"
+                                 "    gpus:\n"
+                                 "      type: integer\n"
+                                 "      default: 1\n"
+                                 "    workers:\n"
+                                 "      type: integer\n"
+                                 "      default: 2\n"
+                                 "  node_templates:\n";
 
 /* Groups of 4 node templates: one GPU host and three applications on it
  * (one plain, one depending on it by name, one reading its port). */
@@ -863,60 +879,82 @@ static void synth_dump(const struct bench_file *f)
 }
 
 struct scale_row {
-    size_t nodes, bytes;
-    double ours_s, bare_s, load_share;
+    struct bench_file f;
+    char name[64];
+    size_t nodes;
+    long passes_ours, passes_bare;
+    double ours[16], bare[16];
+    double ours_s, bare_s, share[3];
     int rc;
 };
 
-static void scale_one(tosca_ctx_t *ctx, size_t nodes, struct scale_row *row)
+static void scale_prepare(tosca_ctx_t *ctx, size_t nodes, struct scale_row *row)
 {
-    struct bench_file f = {0};
-    struct bench_work w = {.ctx = ctx, .files = &f, .count = 1};
-    struct bench_result r;
-    char name[64];
+    struct bench_work w = {.ctx = ctx, .files = &row->f, .count = 1};
 
-    snprintf(name, sizeof(name), "synthetic-%zu.yaml", nodes);
-    f.path = name;
-    f.data = synth_template(nodes, &f.len);
-    synth_dump(&f);
+    snprintf(row->name, sizeof(row->name), "synthetic-%zu.yaml", nodes);
     row->nodes = nodes;
-    row->bytes = f.len;
-    probe_one(ctx, &f);
-    row->rc = f.load_rc ? f.load_rc : f.plan_rc;
+    row->f.path = row->name;
+    row->f.data = synth_template(nodes, &row->f.len);
+    synth_dump(&row->f);
+    probe_one(ctx, &row->f);
+    row->rc = row->f.load_rc ? row->f.load_rc : row->f.plan_rc;
     if (row->rc)
-        fprintf(stderr, "bench_tosca: %s rejected: %s, first error [%s]\n", name,
-                orc_err_name(row->rc), f.first_code ? f.first_code : "-");
-    r = measure(&w, min_seconds / 4, 3);
-    row->load_share = r.load_share;
-    row->ours_s = r.ours_s;
-    row->bare_s = r.bare_s;
-    free(f.data);
+        fprintf(stderr, "bench_tosca: %s rejected: %s, first error [%s]\n", row->name,
+                orc_err_name(row->rc), row->f.first_code ? row->f.first_code : "-");
+    row->passes_ours = calibrate(&w, true, min_seconds / 8);
+    row->passes_bare = calibrate(&w, false, min_seconds / 8);
+}
+
+/* Rounds go over all sizes in turn, so that a noisy spell on a shared
+ * machine spreads over the sizes instead of bending one of them. */
+static size_t scale_measure(tosca_ctx_t *ctx, struct scale_row *rows, size_t max_nodes)
+{
+    size_t n = 0;
+
+    for (size_t nodes = 1000; nodes <= max_nodes && n < 8; nodes *= 2)
+        scale_prepare(ctx, nodes, &rows[n++]);
+    for (int r = 0; r < rounds; r++)
+        for (size_t i = 0; i < n; i++) {
+            struct bench_work w = {.ctx = ctx, .files = &rows[i].f, .count = 1};
+            rows[i].ours[r] = run_ours(&w, rows[i].passes_ours) / (double)rows[i].passes_ours;
+            rows[i].bare[r] = run_bare(&w, rows[i].passes_bare) / (double)rows[i].passes_bare;
+            double sh[3];
+            shares(&w, sh);
+            for (int k = 0; k < 3; k++)
+                rows[i].share[k] += sh[k] / rounds;
+        }
+    for (size_t i = 0; i < n; i++) {
+        rows[i].ours_s = median(rows[i].ours, rounds);
+        rows[i].bare_s = median(rows[i].bare, rounds);
+        free(rows[i].f.data);
+    }
+    return n;
 }
 
 static void bench_scaling(void)
 {
     const char *env = getenv("BENCH_MAX_NODES");
     size_t max_nodes = env ? strtoul(env, NULL, 10) : 8000;
-    struct scale_row rows[8];
+    static struct scale_row rows[8];
     double bgrowth = 1;
-    size_t n = 0;
+    size_t n;
     tosca_ctx_t *ctx;
 
     if (ctx_open(NULL, 256u << 20, &ctx) < 0)
         return;
-    for (size_t nodes = 1000; nodes <= max_nodes && n < 8; nodes *= 2)
-        scale_one(ctx, nodes, &rows[n++]);
+    n = scale_measure(ctx, rows, max_nodes);
     tosca_ctx_free(ctx);
-    printf("\n  %6s %7s %9s %6s %9s %8s %9s %8s %7s\n", "nodes", "KiB", "ours ms", "plan", "us/node",
-           "vs 1k", "bare ms", "us/node", "ratio");
+    printf("\n  %6s %7s %9s %17s %9s %8s %9s %8s %7s\n", "nodes", "KiB", "ours ms",
+           "load/plan/free %", "us/node", "vs 1k", "bare ms", "us/node", "ratio");
     for (size_t i = 0; i < n; i++) {
         const struct scale_row *r = &rows[i];
         double per = r->ours_s / (double)r->nodes, per1 = rows[0].ours_s / (double)rows[0].nodes;
         double bper = r->bare_s / (double)r->nodes, bper1 = rows[0].bare_s / (double)rows[0].nodes;
-        printf("  %6zu %7.0f %9.1f %5.0f%% %9.2f %7.2fx %9.2f %8.2f %6.1fx%s\n", r->nodes,
-               (double)r->bytes / 1024, r->ours_s * 1e3, (1 - r->load_share) * 100, per * 1e6,
-               per / per1, r->bare_s * 1e3, bper * 1e6, r->ours_s / r->bare_s,
-               r->rc ? " (rejected)" : "");
+        printf("  %6zu %7.0f %9.1f %7.0f/%3.0f/%3.0f %12.2f %7.2fx %9.2f %8.2f %6.1fx%s\n",
+               r->nodes, (double)r->f.len / 1024, r->ours_s * 1e3, r->share[0] * 100,
+               r->share[1] * 100, r->share[2] * 100, per * 1e6, per / per1, r->bare_s * 1e3,
+               bper * 1e6, r->ours_s / r->bare_s, r->rc ? " (rejected)" : "");
         bgrowth = bper / bper1;
     }
     if (n) {

@@ -1,0 +1,1638 @@
+/*
+ * Imports (tosca/loader.c): relative files and nested imports, namespace prefixes,
+ * repositories, the 1.0 named form, import cycles, confinement to the template's
+ * directory (and the allowed roots), URL imports through an import map, an allowlist
+ * and its cache, the import limit, the context's cache of imported files shared by
+ * templates, and imports inside CSAR archives built here with libzip. Imported files
+ * are fixtures under tests/tosca/fixtures/imports; the importing templates are strings
+ * loaded as if they lived there.
+ *
+ * Tests marked BUG document libtosca defects: they assert the right behaviour and
+ * are kept out of the list that runs (see main()).
+ */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zip.h>
+
+#include "internal.h"
+
+#define V13 "tosca_definitions_version: tosca_simple_yaml_1_3\n"
+#define V20                                                                    \
+    "tosca_definitions_version: tosca_2_0\n"                                   \
+    "imports:\n"                                                               \
+    "  - profile: org.oasis-open.tosca.simple:2.0\n"
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+typedef struct {
+    tosca_ctx_t *ctx;
+    tosca_diags_t d;
+    tosca_template_t *t;
+    json_t *plan;
+    int rc;      /* of the load */
+    int plan_rc; /* of tosca_plan */
+    const char *src;
+} ld_t;
+
+/* 1-based line of the n-th occurrence of needle in src. */
+static unsigned line_of_n(const char *src, const char *needle, int n)
+{
+    const char *p = src, *hit;
+    unsigned line = 1;
+
+    for (;;) {
+        hit = strstr(p, needle);
+        if (hit == NULL)
+            fail_msg("'%s' (occurrence %d) is not in the template", needle, n);
+        if (--n <= 0)
+            break;
+        p = hit + 1;
+    }
+    for (const char *q = src; q < hit; q++)
+        line += *q == '\n';
+    return line;
+}
+
+static unsigned line_of(const char *src, const char *needle)
+{
+    return line_of_n(src, needle, 1);
+}
+
+static bool is_yaml_name(const char *f)
+{
+    size_t n = strlen(f);
+
+    return (n > 5 && strcmp(f + n - 5, ".yaml") == 0) || (n > 4 && strcmp(f + n - 4, ".yml") == 0);
+}
+
+/* Every diagnostic has a code and a message; those about a template file have a line
+ * (except the plan's warning about a given input the template does not define, which
+ * comes from the caller's inputs, not from the file). Counts add up. */
+static void check_sanity(const tosca_diags_t *d)
+{
+    size_t errors = 0, warnings = 0;
+
+    for (size_t i = 0; i < d->count; i++) {
+        const tosca_diag_t *g = &d->items[i];
+        assert_non_null(g->code);
+        assert_non_null(g->message);
+        assert_non_null(g->file);
+        if (g->code[0] == '\0' || g->message[0] == '\0') {
+            test_print_diags(d);
+            fail_msg("diagnostic %zu has an empty code or message", i);
+        }
+        if (is_yaml_name(g->file) && g->line == 0 &&
+            !(strcmp(g->code, "unknown-input") == 0 && g->severity == TOSCA_SEV_WARNING)) {
+            test_print_diags(d);
+            fail_msg("diagnostic [%s] about %s has no line", g->code, g->file);
+        }
+        if (g->severity == TOSCA_SEV_ERROR)
+            errors++;
+        else
+            warnings++;
+    }
+    if (d->dropped == 0) {
+        assert_int_equal(errors, d->errors);
+        assert_int_equal(warnings, d->warnings);
+    }
+}
+
+static void load_opts(ld_t *l, const char *name, const char *src, const tosca_options_t *o,
+                      bool strict_diags)
+{
+    memset(l, 0, sizeof(*l));
+    tosca_diags_init(&l->d, strict_diags);
+    assert_int_equal(tosca_ctx_new(o, &l->ctx, &l->d), 0);
+    l->src = src;
+    l->rc = tosca_load_buffer(l->ctx, name, src, strlen(src), &l->t, &l->d);
+    check_sanity(&l->d);
+    if (l->rc == 0) {
+        assert_non_null(l->t);
+        assert_int_equal(l->d.errors, 0);
+    } else {
+        assert_null(l->t);
+    }
+}
+
+static void load_mode(ld_t *l, const char *src, bool strict)
+{
+    tosca_options_t o;
+
+    tosca_options_init(&o);
+    o.strict = strict;
+    load_opts(l, "t.yaml", src, &o, strict);
+}
+
+static void load(ld_t *l, const char *src)
+{
+    load_mode(l, src, false);
+}
+
+static void unload(ld_t *l)
+{
+    json_decref(l->plan);
+    tosca_template_free(l->t);
+    tosca_ctx_free(l->ctx);
+    tosca_diags_fini(&l->d);
+    memset(l, 0, sizeof(*l));
+}
+
+/* Plans a loaded template with inputs given as JSON text (or NULL). */
+static void plan_with(ld_t *l, const char *inputs)
+{
+    json_t *in = NULL;
+    json_error_t je;
+
+    assert_non_null(l->t);
+    if (inputs) {
+        in = json_loads(inputs, 0, &je);
+        if (in == NULL)
+            fail_msg("bad JSON in the test: %s", je.text);
+    }
+    l->plan_rc = tosca_plan(l->t, in, &l->plan, &l->d);
+    json_decref(in);
+    check_sanity(&l->d);
+    if (l->plan_rc == 0)
+        assert_non_null(l->plan);
+    else
+        assert_null(l->plan);
+}
+
+static size_t count_code(const tosca_diags_t *d, const char *code)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < d->count; i++)
+        n += strcmp(d->items[i].code, code) == 0;
+    return n;
+}
+
+/* Finds the diagnostic with this code at this line (0: any) whose message contains sub
+ * (NULL: any), and checks its severity. Fails naming the test line otherwise. */
+static const tosca_diag_t *expect_at(const ld_t *l, tosca_severity_t sev, const char *code,
+                                     unsigned line, const char *sub, int caller)
+{
+    for (size_t i = 0; i < l->d.count; i++) {
+        const tosca_diag_t *g = &l->d.items[i];
+        if (strcmp(g->code, code) != 0 || (line && g->line != line) ||
+            (sub && strstr(g->message, sub) == NULL))
+            continue;
+        if (g->severity != sev) {
+            test_print_diags(&l->d);
+            fail_msg("test line %d: [%s] at line %u is a%s", caller, code, g->line,
+                     g->severity == TOSCA_SEV_ERROR ? "n error" : " warning");
+        }
+        return g;
+    }
+    test_print_diags(&l->d);
+    fail_msg("test line %d: no %s [%s] at line %u%s%s", caller,
+             sev == TOSCA_SEV_ERROR ? "error" : "warning", code, line, sub ? " naming " : "",
+             sub ? sub : "");
+    return NULL;
+}
+
+#define EXPECT_ERR(l, code, line, sub) expect_at(l, TOSCA_SEV_ERROR, code, line, sub, __LINE__)
+#define EXPECT_WARN(l, code, line, sub) expect_at(l, TOSCA_SEV_WARNING, code, line, sub, __LINE__)
+
+static void expect_clean_at(const ld_t *l, int caller)
+{
+    if (l->rc != 0 || l->d.count != 0) {
+        test_print_diags(&l->d);
+        fail_msg("test line %d: expected a clean load, got rc %d (%s)", caller, l->rc,
+                 orc_err_name(l->rc));
+    }
+}
+#define EXPECT_CLEAN(l) expect_clean_at(l, __LINE__)
+
+static void expect_fail_at(const ld_t *l, int caller)
+{
+    if (l->rc != ORC_ETOSCA) {
+        test_print_diags(&l->d);
+        fail_msg("test line %d: expected ORC_ETOSCA, got %s", caller, orc_err_name(l->rc));
+    }
+}
+#define EXPECT_FAIL(l) expect_fail_at(l, __LINE__)
+
+/* Loaded with warnings only. */
+static void expect_ok_at(const ld_t *l, int caller)
+{
+    if (l->rc != 0) {
+        test_print_diags(&l->d);
+        fail_msg("test line %d: expected the load to succeed, got %s", caller,
+                 orc_err_name(l->rc));
+    }
+}
+#define EXPECT_OK(l) expect_ok_at(l, __LINE__)
+
+/* ---- JSON of the plan ---- */
+
+static json_t *plan_node(const ld_t *l, const char *name)
+{
+    size_t i;
+    json_t *n;
+
+    json_array_foreach(json_object_get(l->plan, "nodes"), i, n) if (
+        strcmp(json_string_value(json_object_get(n, "name")), name) == 0) return n;
+    fail_msg("no node '%s' in the plan", name);
+    return NULL;
+}
+
+/* Follows a dot-separated path of object keys and array indexes. */
+static json_t *jpath(json_t *v, const char *path)
+{
+    char buf[256], *save = NULL;
+
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *tok = strtok_r(buf, ".", &save); v && tok; tok = strtok_r(NULL, ".", &save)) {
+        if (json_is_array(v))
+            v = json_array_get(v, (size_t)strtoul(tok, NULL, 10));
+        else
+            v = json_object_get(v, tok);
+    }
+    return v;
+}
+
+static void assert_jstr_at(json_t *root, const char *path, const char *want, int caller)
+{
+    json_t *v = jpath(root, path);
+
+    if (!json_is_string(v) || strcmp(json_string_value(v), want) != 0) {
+        char *s = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+        print_message("%s = %s\n", path, s ? s : "(absent)");
+        free(s);
+        fail_msg("test line %d: %s is not \"%s\"", caller, path, want);
+    }
+}
+
+static void assert_jint_at(json_t *root, const char *path, json_int_t want, int caller)
+{
+    json_t *v = jpath(root, path);
+
+    if (!json_is_integer(v) || json_integer_value(v) != want) {
+        char *s = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+        print_message("%s = %s\n", path, s ? s : "(absent)");
+        free(s);
+        fail_msg("test line %d: %s is not %lld", caller, path, (long long)want);
+    }
+}
+
+/* Compares a plan value with JSON text. */
+static void assert_jeq_at(json_t *root, const char *path, const char *want, int caller)
+{
+    json_error_t je;
+    json_t *w = json_loads(want, JSON_DECODE_ANY, &je), *v = jpath(root, path);
+
+    if (w == NULL)
+        fail_msg("bad JSON in the test: %s", je.text);
+    if (!json_equal(v, w)) {
+        char *s = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+        print_message("%s = %s\n", path, s ? s : "(absent)");
+        free(s);
+        json_decref(w);
+        fail_msg("test line %d: %s is not %s", caller, path, want);
+    }
+    json_decref(w);
+}
+
+#define ASSERT_JSTR(root, path, want) assert_jstr_at(root, path, want, __LINE__)
+#define ASSERT_JINT(root, path, want) assert_jint_at(root, path, want, __LINE__)
+#define ASSERT_JEQ(root, path, want) assert_jeq_at(root, path, want, __LINE__)
+
+#define FIX "tests/tosca/fixtures/imports"
+
+/* ---- temporary files ---------------------------------------------------------------- */
+
+static char *tmpdir_new(void)
+{
+    char *d = strdup("/tmp/tosca-imports-XXXXXX");
+
+    assert_non_null(d);
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+/* Writes dir/rel (creating the directories in between). */
+static void write_file(const char *dir, const char *rel, const void *data, size_t len)
+{
+    char path[PATH_MAX];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    for (char *p = path + strlen(dir) + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            fail_msg("mkdir %s: %s", path, strerror(errno));
+        *p = '/';
+    }
+    fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void write_text(const char *dir, const char *rel, const char *text)
+{
+    write_file(dir, rel, text, strlen(text));
+}
+
+static void rm_rf(const char *path)
+{
+    struct stat st;
+    DIR *d;
+    struct dirent *e;
+    char sub[PATH_MAX];
+
+    if (lstat(path, &st) < 0)
+        return;
+    if (S_ISDIR(st.st_mode) && (d = opendir(path)) != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+            rm_rf(sub);
+        }
+        closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+/* ---- CSARs built with libzip ------------------------------------------------------ */
+
+/* An archive of NULL-terminated name, text pairs, written to dir/name. */
+static void write_csar(const char *dir, const char *name, const char *const *pairs)
+{
+    zip_error_t ze;
+    zip_source_t *src;
+    zip_t *za;
+    zip_int64_t size;
+    char *buf;
+
+    zip_error_init(&ze);
+    src = zip_source_buffer_create(NULL, 0, 0, &ze);
+    assert_non_null(src);
+    zip_source_keep(src);
+    za = zip_open_from_source(src, ZIP_TRUNCATE, &ze);
+    assert_non_null(za);
+    for (size_t i = 0; pairs[i]; i += 2) {
+        zip_source_t *s = zip_source_buffer(za, pairs[i + 1], strlen(pairs[i + 1]), 0);
+        assert_non_null(s);
+        if (zip_file_add(za, pairs[i], s, ZIP_FL_ENC_UTF_8) < 0)
+            fail_msg("zip_file_add(%s): %s", pairs[i], zip_strerror(za));
+    }
+    if (zip_close(za) < 0)
+        fail_msg("zip_close: %s", zip_strerror(za));
+    assert_int_equal(zip_source_open(src), 0);
+    assert_int_equal(zip_source_seek(src, 0, SEEK_END), 0);
+    size = zip_source_tell(src);
+    assert_true(size > 0);
+    assert_int_equal(zip_source_seek(src, 0, SEEK_SET), 0);
+    buf = malloc((size_t)size);
+    assert_non_null(buf);
+    assert_int_equal(zip_source_read(src, buf, (zip_uint64_t)size), size);
+    zip_source_close(src);
+    zip_source_free(src);
+    zip_error_fini(&ze);
+    write_file(dir, name, buf, (size_t)size);
+    free(buf);
+}
+
+static void load_path(ld_t *l, const char *path, const tosca_options_t *o)
+{
+    memset(l, 0, sizeof(*l));
+    tosca_diags_init(&l->d, o && o->strict);
+    assert_int_equal(tosca_ctx_new(o, &l->ctx, &l->d), 0);
+    l->rc = tosca_load_file(l->ctx, path, &l->t, &l->d);
+    check_sanity(&l->d);
+}
+
+/* Loads src as if it were the file FIX/<rel> (relative imports resolve there). */
+static void load_at(ld_t *l, const char *rel, const char *src, const tosca_options_t *o)
+{
+    char name[PATH_MAX];
+    tosca_options_t dflt;
+
+    if (o == NULL) {
+        tosca_options_init(&dflt);
+        o = &dflt;
+    }
+    snprintf(name, sizeof(name), FIX "/%s", rel);
+    load_opts(l, name, src, o, o->strict);
+}
+
+/* The first diagnostic with this code, checked to be about a file whose name ends with
+ * file_end, at this line. */
+static const tosca_diag_t *expect_in_file(const ld_t *l, tosca_severity_t sev, const char *code,
+                                          const char *file_end, unsigned line, int caller)
+{
+    for (size_t i = 0; i < l->d.count; i++) {
+        const tosca_diag_t *g = &l->d.items[i];
+        size_t fl = strlen(g->file), el = strlen(file_end);
+        if (strcmp(g->code, code) != 0 || fl < el || strcmp(g->file + fl - el, file_end) != 0 ||
+            g->line != line)
+            continue;
+        if (g->severity != sev) {
+            test_print_diags(&l->d);
+            fail_msg("test line %d: [%s] in %s has the wrong severity", caller, code, g->file);
+        }
+        return g;
+    }
+    test_print_diags(&l->d);
+    fail_msg("test line %d: no [%s] in ...%s at line %u", caller, code, file_end, line);
+    return NULL;
+}
+
+#define EXPECT_ERR_IN(l, code, file, line)                                             \
+    expect_in_file(l, TOSCA_SEV_ERROR, code, file, line, __LINE__)
+#define EXPECT_WARN_IN(l, code, file, line)                                            \
+    expect_in_file(l, TOSCA_SEV_WARNING, code, file, line, __LINE__)
+
+/* ---- relative files -------------------------------------------------------------- */
+
+static const char app_src[] = V13 "imports:\n"
+                                  "  - types/app.yaml\n"
+                                  "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    vm:\n"
+                                  "      type: tosca.nodes.Compute\n"
+                                  "    app:\n"
+                                  "      type: my.nodes.App\n"
+                                  "      properties:\n"
+                                  "        endpoint: {host: example.org, port: 443}\n"
+                                  "      requirements:\n"
+                                  "        - host: vm\n";
+
+/* A relative import, which itself imports a file relative to its own directory. */
+static void relative_import(void **state)
+{
+    ld_t l;
+
+    (void)state;
+    load_at(&l, "main.yaml", app_src, NULL);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    ASSERT_JSTR(plan_node(&l, "app"), "type", "my.nodes.App");
+    ASSERT_JINT(plan_node(&l, "app"), "properties.port", 8080);
+    ASSERT_JINT(plan_node(&l, "app"), "properties.endpoint.port", 443);
+    unload(&l);
+}
+
+/* Types of a nested import are checked against the values of the template. */
+static void nested_import_values(void **state)
+{
+    static const char src[] = V13 "imports:\n"
+                                  "  - ./types/app.yaml\n"
+                                  "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    app:\n"
+                                  "      type: my.nodes.App\n"
+                                  "      properties:\n"
+                                  "        endpoint: {host: example.org, port: 0}\n";
+    ld_t l;
+
+    (void)state;
+    load_at(&l, "main.yaml", src, NULL);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "constraint-violated", line_of(src, "endpoint:"), "in_range");
+    unload(&l);
+}
+
+/* Three levels: types derive across files; the last file lacks its version (a defect,
+ * reported in that file). */
+static void nested_imports(void **state)
+{
+    static const char src[] = V13 "imports:\n"
+                                  "  - nested/level1.yaml\n"
+                                  "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    n:\n"
+                                  "      type: my.nodes.Level1\n";
+    ld_t l;
+
+    (void)state;
+    load_at(&l, "main.yaml", src, NULL);
+    EXPECT_OK(&l);
+    EXPECT_WARN_IN(&l, "missing-version", "level3.yaml", 1);
+    assert_int_equal(l.d.count, 1);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    ASSERT_JEQ(plan_node(&l, "n"), "types",
+               "[\"my.nodes.Level1\", \"my.nodes.Level2\", \"my.nodes.Level3\", "
+               "\"tosca.nodes.Root\"]");
+    ASSERT_JINT(plan_node(&l, "n"), "properties.depth", 3);
+    unload(&l);
+}
+
+static void namespace_prefix(void **state)
+{
+    static const char src[] = V13 "imports:\n"
+                                  "  - file: types/app.yaml\n"
+                                  "    namespace_prefix: p\n"
+                                  "  - file: lib/repo_types.yaml\n"
+                                  "    namespace_uri: http://example.org/ns\n"
+                                  "    namespace_prefix: lib\n"
+                                  "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    colon:\n"
+                                  "      type: p:my.nodes.App\n"
+                                  "    dot:\n"
+                                  "      type: p.my.nodes.App\n"
+                                  "    repo:\n"
+                                  "      type: lib:my.nodes.FromRepo\n"
+                                  "    normative:\n"
+                                  "      type: tosca:Compute\n";
+    static const char bad[] = V13 "imports:\n"
+                                  "  - file: types/app.yaml\n"
+                                  "    namespace_prefix: p\n"
+                                  "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    plain:\n"
+                                  "      type: my.nodes.App\n"
+                                  "    wrong:\n"
+                                  "      type: q:my.nodes.App\n";
+    ld_t l;
+
+    (void)state;
+    load_at(&l, "main.yaml", src, NULL);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    ASSERT_JSTR(plan_node(&l, "colon"), "type", "my.nodes.App");
+    ASSERT_JSTR(plan_node(&l, "dot"), "type", "my.nodes.App");
+    ASSERT_JSTR(plan_node(&l, "repo"), "properties.origin", "repository");
+    ASSERT_JSTR(plan_node(&l, "normative"), "type", "tosca.nodes.Compute");
+    unload(&l);
+    /* prefixed types are only reachable through their prefix */
+    load_at(&l, "main.yaml", bad, NULL);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "unknown-type", line_of(bad, "type: my.nodes.App"), "my.nodes.App");
+    EXPECT_ERR(&l, "unknown-type", line_of(bad, "q:my"), "q:my.nodes.App");
+    unload(&l);
+}
+
+static void repositories(void **state)
+{
+    static const char src[] = V13 "repositories:\n"
+                                  "  local:\n"
+                                  "    url: lib\n"
+                                  "    description: next to the template\n"
+                                  "  short: lib/\n"
+                                  "imports:\n"
+                                  "  - file: repo_types.yaml\n"
+                                  "    repository: local\n"
+                                  "  - file: /repo_types.yaml\n"
+                                  "    repository: short\n"
+                                  "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    r:\n"
+                                  "      type: my.nodes.FromRepo\n";
+    static const char bad[] = V13 "repositories:\n"
+                                  "  local: {url: lib}\n"
+                                  "imports:\n"
+                                  "  - file: repo_types.yaml\n"
+                                  "    repository: elsewhere\n"
+                                  "  - file: https://example.org/x.yaml\n"
+                                  "    repository: local\n"
+                                  "  - file: missing.yaml\n"
+                                  "    repository: local\n";
+    ld_t l;
+
+    (void)state;
+    load_at(&l, "main.yaml", src, NULL);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    ASSERT_JSTR(plan_node(&l, "r"), "properties.origin", "repository");
+    unload(&l);
+    load_at(&l, "main.yaml", bad, NULL);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "unknown-repository", line_of(bad, "- file: repo_types.yaml"), "'elsewhere'");
+    EXPECT_ERR(&l, "bad-import", line_of(bad, "- file: https"), "relative");
+    EXPECT_ERR(&l, "import-not-found", line_of(bad, "- file: missing.yaml"), "missing.yaml");
+    unload(&l);
+}
+
+/* 1.0 named imports: `- name: uri` and `- name: {file: ...}`. */
+static void named_import_1_0(void **state)
+{
+    static const char src[] = "tosca_definitions_version: tosca_simple_yaml_1_0\n"
+                              "imports:\n"
+                              "  - app_types: types/app.yaml\n"
+                              "  - repo_types:\n"
+                              "      file: lib/repo_types.yaml\n"
+                              "topology_template:\n"
+                              "  node_templates:\n"
+                              "    app:\n"
+                              "      type: my.nodes.App\n"
+                              "    r:\n"
+                              "      type: my.nodes.FromRepo\n";
+    ld_t l;
+
+    (void)state;
+    load_at(&l, "main.yaml", src, NULL);
+    EXPECT_CLEAN(&l);
+    unload(&l);
+    /* entries that are neither */
+    load_at(&l, "main.yaml",
+            V13 "imports:\n"
+                "  - [a, b]\n"
+                "  - {namespace_prefix: p}\n",
+            NULL);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "bad-import", 3, "file name");
+    EXPECT_ERR(&l, "bad-import", 4, "exactly one");
+    unload(&l);
+}
+
+static void import_cycle(void **state)
+{
+    static const char src[] = V13 "imports:\n"
+                                  "  - cycle/a.yaml\n";
+    ld_t l;
+    const tosca_diag_t *g;
+
+    (void)state;
+    load_at(&l, "main.yaml", src, NULL);
+    EXPECT_FAIL(&l);
+    /* b.yaml imports a.yaml, which is still being loaded */
+    g = EXPECT_ERR_IN(&l, "import-cycle", "b.yaml", 3);
+    assert_non_null(strstr(g->message, "a.yaml"));
+    assert_int_equal(count_code(&l.d, "import-cycle"), 1);
+    unload(&l);
+}
+
+/* ---- confinement ------------------------------------------------------------------ */
+
+static const char outside_src[] = V13 "imports:\n"
+                                      "  - ../outside.yaml\n"
+                                      "topology_template:\n"
+                                      "  node_templates:\n"
+                                      "    o:\n"
+                                      "      type: my.nodes.Outside\n";
+
+static void import_outside_denied(void **state)
+{
+    ld_t l;
+
+    (void)state;
+    load_at(&l, "sub/main.yaml", outside_src, NULL);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "import-denied", 3, "../outside.yaml");
+    unload(&l);
+    /* a file inside the template's directory is fine */
+    load_at(&l, "sub/main.yaml",
+            V13 "imports:\n"
+                "  - local.yaml\n"
+                "  - ../sub/./local.yaml\n",
+            NULL);
+    EXPECT_CLEAN(&l);
+    unload(&l);
+}
+
+static void import_outside_allowed_root(void **state)
+{
+    const char *const roots[] = {FIX "/types", FIX, NULL};
+    const char *const other[] = {FIX "/types", NULL};
+    tosca_options_t o;
+    ld_t l;
+
+    (void)state;
+    tosca_options_init(&o);
+    o.allowed_roots = roots;
+    load_at(&l, "sub/main.yaml", outside_src, &o);
+    EXPECT_CLEAN(&l);
+    unload(&l);
+    o.allowed_roots = other; /* a root that does not cover it */
+    load_at(&l, "sub/main.yaml", outside_src, &o);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "import-denied", 3, NULL);
+    unload(&l);
+}
+
+static void import_absolute_path(void **state)
+{
+    char real[PATH_MAX], src[PATH_MAX + 256];
+    ld_t l;
+
+    (void)state;
+    load_at(&l, "sub/main.yaml",
+            V13 "imports:\n"
+                "  - /etc/passwd\n",
+            NULL);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "import-denied", 3, "/etc/passwd");
+    unload(&l);
+    /* an absolute path is confined like a relative one: inside the directory it loads */
+    assert_non_null(realpath(FIX "/sub/local.yaml", real));
+    snprintf(src, sizeof(src), V13 "imports:\n  - %s\n", real);
+    load_at(&l, "sub/main.yaml", src, NULL);
+    EXPECT_CLEAN(&l);
+    unload(&l);
+}
+
+/* A symbolic link inside the directory that points outside it is followed and refused. */
+static void import_symlink_escape(void **state)
+{
+    char *dir = tmpdir_new(), link[PATH_MAX], target[PATH_MAX];
+    ld_t l;
+
+    (void)state;
+    write_text(dir, "tpl/readme.txt", "x");
+    assert_non_null(realpath(FIX "/outside.yaml", target));
+    snprintf(link, sizeof(link), "%s/tpl/types.yaml", dir);
+    assert_int_equal(symlink(target, link), 0);
+    snprintf(link, sizeof(link), "%s/tpl/main.yaml", dir);
+    {
+        static const char src[] = V13 "imports:\n  - types.yaml\n";
+        tosca_options_t o;
+        tosca_options_init(&o);
+        load_opts(&l, link, src, &o, false);
+    }
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "import-denied", 3, "types.yaml");
+    unload(&l);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Confinement is the importing template's: a file in types/ that imports ../shared.yaml
+ * is refused for a template that lives in types/ (its nested import leaves the
+ * template's directory). */
+static void nested_import_outside_denied(void **state)
+{
+    static const char src[] = V13 "imports:\n"
+                                  "  - lib.yaml\n";
+    ld_t l;
+
+    (void)state;
+    load_at(&l, "conf/types/main.yaml", src, NULL);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR_IN(&l, "import-denied", "lib.yaml", 4);
+    unload(&l);
+    /* one level up the same files are inside the template's directory */
+    load_at(&l, "conf/main.yaml", V13 "imports:\n  - types/lib.yaml\n", NULL);
+    EXPECT_CLEAN(&l);
+    unload(&l);
+}
+
+/* BUG: the context caches an imported file together with the outcome of its own imports,
+ * which were confined to the directory of the template that loaded it first. A template
+ * in conf/ loads types/lib.yaml and its ../shared.yaml; then a template in conf/types/
+ * (same context) imports lib.yaml from the cache and gets shared.yaml, which is outside
+ * its directory, without a word: confinement is bypassed. The other order poisons the
+ * cache: after the refused conf/types/ template, the conf/ template, which is allowed
+ * these files, is refused as well. */
+static void bug_cache_bypasses_confinement(void **state)
+{
+    static const char up[] = V13 "imports:\n  - types/lib.yaml\n";
+    static const char down[] = V13 "imports:\n  - lib.yaml\n";
+    char up_name[] = FIX "/conf/main.yaml", down_name[] = FIX "/conf/types/main.yaml";
+    tosca_options_t o;
+    tosca_ctx_t *ctx;
+    tosca_diags_t d;
+    tosca_template_t *t = NULL;
+
+    (void)state;
+    tosca_options_init(&o);
+    tosca_diags_init(&d, false);
+    assert_int_equal(tosca_ctx_new(&o, &ctx, &d), 0);
+    assert_int_equal(tosca_load_buffer(ctx, up_name, up, strlen(up), &t, &d), 0);
+    tosca_template_free(t);
+    t = NULL;
+    assert_int_equal(tosca_load_buffer(ctx, down_name, down, strlen(down), &t, &d), ORC_ETOSCA);
+    assert_non_null(test_find_code(&d, "import-denied"));
+    tosca_diags_fini(&d);
+    tosca_ctx_free(ctx);
+    /* the other order */
+    assert_int_equal(tosca_ctx_new(&o, &ctx, &d), 0);
+    assert_int_equal(tosca_load_buffer(ctx, down_name, down, strlen(down), &t, &d), ORC_ETOSCA);
+    tosca_diags_fini(&d);
+    assert_int_equal(tosca_load_buffer(ctx, up_name, up, strlen(up), &t, &d), 0);
+    tosca_template_free(t);
+    tosca_diags_fini(&d);
+    tosca_ctx_free(ctx);
+}
+
+static void import_without_directory(void **state)
+{
+    ld_t l;
+
+    (void)state;
+    load(&l, V13 "imports:\n  - types/app.yaml\n"); /* named "t.yaml": no directory */
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "import-denied", 3, "no directory");
+    unload(&l);
+}
+
+static void import_not_found(void **state)
+{
+    static const char src[] = V13 "description: x\n"
+                                  "imports:\n"
+                                  "  - types/app.yaml\n"
+                                  "  - types/nosuch.yaml\n"
+                                  "  - file: nosuch-either.yaml\n";
+    ld_t l;
+
+    (void)state;
+    load_at(&l, "main.yaml", src, NULL);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "import-not-found", 5, "types/nosuch.yaml");
+    EXPECT_ERR(&l, "import-not-found", 6, "nosuch-either.yaml");
+    assert_int_equal(l.d.errors, 2);
+    unload(&l);
+}
+
+/* ---- URL imports ------------------------------------------------------------------------ */
+
+static void url_import_denied(void **state)
+{
+    static const char src[] = V13 "imports:\n"
+                                  "  - https://example.org/tosca/types.yaml\n"
+                                  "  - http://example.org/other.yaml\n";
+    const char *const allow[] = {"https://example.com/", NULL};
+    tosca_options_t o;
+    ld_t l;
+
+    (void)state;
+    tosca_options_init(&o);
+    o.url_allowlist = allow; /* another host */
+    load_at(&l, "main.yaml", src, &o);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "import-denied", 3, "https://example.org/tosca/types.yaml");
+    EXPECT_ERR(&l, "import-denied", 4, "allowlist");
+    unload(&l);
+}
+
+static void url_import_map(void **state)
+{
+    static const char src[] = V13 "repositories:\n"
+                                  "  remote: https://example.org/tosca/\n"
+                                  "imports:\n"
+                                  "  - https://example.org/tosca/app.yaml\n"
+                                  "  - file: endpoint.yaml\n"
+                                  "    repository: remote\n"
+                                  "  - https://example.org/tosca/unmapped.yaml\n"
+                                  "  - https://example.org/tosca/gone.yaml\n";
+    char *dir = tmpdir_new(), map[PATH_MAX];
+    tosca_options_t o;
+    ld_t l;
+
+    (void)state;
+    write_text(dir, "map/import-map.yaml",
+               "https://example.org/tosca/app.yaml: files/app.yaml\n"
+               "https://example.org/tosca/endpoint.yaml: files/endpoint.yaml\n"
+               "https://example.org/tosca/gone.yaml: files/gone.yaml\n");
+    write_text(dir, "map/files/app.yaml",
+               V13 "node_types:\n"
+                   "  my.nodes.Mapped:\n"
+                   "    derived_from: tosca.nodes.Root\n");
+    write_text(dir, "map/files/endpoint.yaml",
+               V13 "data_types:\n"
+                   "  my.datatypes.Mapped:\n"
+                   "    derived_from: string\n");
+    snprintf(map, sizeof(map), "%s/map/import-map.yaml", dir);
+    tosca_options_init(&o);
+    o.import_map = map;
+    load_opts(&l, "t.yaml", src, &o, false);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "import-denied", line_of(src, "unmapped"), "unmapped.yaml");
+    EXPECT_ERR(&l, "import-not-found", line_of(src, "gone.yaml"), "files/gone.yaml");
+    assert_int_equal(l.d.count, 2);
+    unload(&l);
+    /* the mapped ones alone load */
+    {
+        char ok[1024];
+        snprintf(ok, sizeof(ok), "%.*s", (int)(strstr(src, "  - https://example.org/tosca/unm") - src),
+                 src);
+        strcat(ok, "topology_template:\n"
+                   "  node_templates:\n"
+                   "    m:\n"
+                   "      type: my.nodes.Mapped\n");
+        load_opts(&l, "t.yaml", ok, &o, false);
+        EXPECT_CLEAN(&l);
+        unload(&l);
+    }
+    /* a map that is not a mapping */
+    write_text(dir, "bad-map.yaml", "- a\n- b\n");
+    snprintf(map, sizeof(map), "%s/bad-map.yaml", dir);
+    o.import_map = map;
+    {
+        tosca_ctx_t *ctx = (tosca_ctx_t *)1;
+        tosca_diags_t d;
+        tosca_diags_init(&d, false);
+        assert_int_equal(tosca_ctx_new(&o, &ctx, &d), ORC_ETOSCA);
+        assert_null(ctx);
+        assert_non_null(test_find_code(&d, "import-map"));
+        assert_int_equal(test_find_code(&d, "import-map")->line, 1);
+        tosca_diags_fini(&d);
+    }
+    rm_rf(dir);
+    free(dir);
+}
+
+/* An allowlisted URL is fetched into the cache once; a file already in the cache is used
+ * without the network (the cache name is the URL's hash). */
+static void url_allowlist_from_cache(void **state)
+{
+    static const char url[] = "https://types.example.org/v1/cached.yaml";
+    static const char src[] = V13 "imports:\n"
+                                  "  - https://types.example.org/v1/cached.yaml\n"
+                                  "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    c:\n"
+                                  "      type: my.nodes.Cached\n";
+    const char *const allow[] = {"https://types.example.org/", NULL};
+    char *dir = tmpdir_new(), name[64];
+    tosca_options_t o;
+    ld_t l;
+
+    (void)state;
+    snprintf(name, sizeof(name), "%016llx.yaml",
+             (unsigned long long)tosca_hash(url, strlen(url)));
+    write_text(dir, name,
+               V13 "node_types:\n"
+                   "  my.nodes.Cached:\n"
+                   "    derived_from: tosca.nodes.Root\n");
+    tosca_options_init(&o);
+    o.url_allowlist = allow;
+    o.cache_dir = dir;
+    load_opts(&l, "t.yaml", src, &o, false);
+    EXPECT_CLEAN(&l);
+    unload(&l);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* ---- limits and the cache ----------------------------------------------------------- */
+
+static void max_imports(void **state)
+{
+    static const char direct[] = V13 "imports:\n"
+                                     "  - sub/local.yaml\n"
+                                     "  - lib/repo_types.yaml\n"
+                                     "  - outside.yaml\n";
+    tosca_options_t o;
+    ld_t l;
+
+    (void)state;
+    tosca_options_init(&o);
+    o.limits.max_imports = 3;
+    load_at(&l, "main.yaml", direct, &o);
+    EXPECT_CLEAN(&l);
+    unload(&l);
+    o.limits.max_imports = 2;
+    load_at(&l, "main.yaml", direct, &o);
+    assert_int_equal(l.rc, ORC_ELIMIT);
+    EXPECT_ERR(&l, "too-many-imports", 5, "2");
+    unload(&l);
+}
+
+/* BUG: when the limit is reached inside an imported file (types/app.yaml imports
+ * common/endpoint.yaml), tosca_load_buffer returns ORC_ETOSCA instead of ORC_ELIMIT
+ * (load_cached_fs maps every failure of the imported file but ORC_ENOMEM to ORC_ETOSCA),
+ * and the imported file stays in the context's cache with that failure: a later template
+ * of the same context that imports it as its only file is refused too, although it is
+ * far within the limit. */
+static void bug_max_imports_nested(void **state)
+{
+    static const char one[] = V13 "imports:\n"
+                                  "  - sub/local.yaml\n"
+                                  "  - types/app.yaml\n";
+    static const char two[] = V13 "imports:\n"
+                                  "  - types/app.yaml\n";
+    tosca_options_t o;
+    tosca_ctx_t *ctx;
+    tosca_diags_t d;
+    tosca_template_t *t = NULL;
+    char name[] = FIX "/main.yaml";
+
+    (void)state;
+    tosca_options_init(&o);
+    o.limits.max_imports = 2;
+    tosca_diags_init(&d, false);
+    assert_int_equal(tosca_ctx_new(&o, &ctx, &d), 0);
+    assert_int_equal(tosca_load_buffer(ctx, name, one, strlen(one), &t, &d), ORC_ELIMIT);
+    assert_non_null(test_find_code(&d, "too-many-imports"));
+    tosca_diags_fini(&d);
+    /* app.yaml and its one import: 2 files, within the limit */
+    assert_int_equal(tosca_load_buffer(ctx, name, two, strlen(two), &t, &d), 0);
+    tosca_template_free(t);
+    tosca_diags_fini(&d);
+    tosca_ctx_free(ctx);
+}
+
+/* Two templates of one context share an imported file: it is parsed once (the context
+ * keeps one copy) and its diagnostics are replayed, identical, to each template; a
+ * template that imports it twice hears them once. */
+static void shared_import_parsed_once(void **state)
+{
+    static const char src[] = V13 "imports:\n"
+                                  "  - types/warn.yaml\n"
+                                  "  - types/./warn.yaml\n"
+                                  "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    w:\n"
+                                  "      type: my.nodes.Warned\n";
+    static const char other[] = V13 "imports:\n"
+                                    "  - types/warn.yaml\n"
+                                    "topology_template:\n"
+                                    "  node_templates:\n"
+                                    "    w2:\n"
+                                    "      type: my.nodes.Warned\n"
+                                    "      properties: {level: 2}\n";
+    tosca_options_t o;
+    tosca_ctx_t *ctx;
+    tosca_diags_t d1, d2;
+    tosca_template_t *t1 = NULL, *t2 = NULL;
+    size_t files;
+    char name[] = FIX "/main.yaml";
+
+    (void)state;
+    tosca_options_init(&o);
+    tosca_diags_init(&d1, false);
+    tosca_diags_init(&d2, false);
+    assert_int_equal(tosca_ctx_new(&o, &ctx, &d1), 0);
+    assert_int_equal(tosca_load_buffer(ctx, name, src, strlen(src), &t1, &d1), 0);
+    check_sanity(&d1);
+    assert_int_equal(d1.count, 2); /* once, although imported twice */
+    assert_int_equal(count_code(&d1, "unknown-key"), 2);
+    assert_int_equal(d1.items[0].line, 2);
+    assert_non_null(strstr(d1.items[0].file, "warn.yaml"));
+    files = ctx->files.count;
+    assert_int_equal(tosca_load_buffer(ctx, name, other, strlen(other), &t2, &d2), 0);
+    check_sanity(&d2);
+    assert_int_equal(ctx->files.count, files); /* nothing parsed again */
+    assert_int_equal(d1.count, d2.count);
+    for (size_t i = 0; i < d1.count; i++) {
+        assert_string_equal(d1.items[i].code, d2.items[i].code);
+        assert_string_equal(d1.items[i].file, d2.items[i].file);
+        assert_int_equal(d1.items[i].line, d2.items[i].line);
+        assert_int_equal(d1.items[i].col, d2.items[i].col);
+        assert_int_equal(d1.items[i].severity, d2.items[i].severity);
+        assert_string_equal(d1.items[i].message, d2.items[i].message);
+    }
+    /* both templates see the type; freeing one leaves the other's intact */
+    tosca_template_free(t1);
+    {
+        json_t *plan = NULL;
+        assert_int_equal(tosca_plan(t2, NULL, &plan, &d2), 0);
+        assert_int_equal(json_integer_value(jpath(plan, "nodes.0.properties.level")), 2);
+        json_decref(plan);
+    }
+    tosca_template_free(t2);
+    tosca_diags_fini(&d1);
+    tosca_diags_fini(&d2);
+    tosca_ctx_free(ctx);
+}
+
+/* The defects of an imported file follow the mode of the load: warnings when lenient,
+ * errors when strict (strict options). */
+static void imported_defects_strict(void **state)
+{
+    static const char src[] = V13 "imports:\n"
+                                  "  - types/warn.yaml\n";
+    tosca_options_t o;
+    ld_t l;
+
+    (void)state;
+    tosca_options_init(&o);
+    load_at(&l, "main.yaml", src, &o);
+    EXPECT_OK(&l);
+    EXPECT_WARN_IN(&l, "unknown-key", "types/warn.yaml", 2);
+    EXPECT_WARN_IN(&l, "unknown-key", "types/warn.yaml", 10);
+    unload(&l);
+    o.strict = true;
+    load_at(&l, "main.yaml", src, &o);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR_IN(&l, "unknown-key", "types/warn.yaml", 2);
+    EXPECT_ERR_IN(&l, "unknown-key", "types/warn.yaml", 10);
+    unload(&l);
+}
+
+/* Strict mode asked for through the diagnostics (tosca_diags_init(&d, true)) applies to
+ * imported files too, although the context is lenient and holds them already: the same
+ * cached file gives warnings, errors, warnings again. */
+static void imported_defects_strict_diags(void **state)
+{
+    static const char src[] = V13 "imports:\n"
+                                  "  - types/warn.yaml\n";
+    static const bool strict[] = {false, true, false};
+    char name[] = FIX "/main.yaml";
+    tosca_options_t o;
+    tosca_ctx_t *ctx;
+    tosca_diags_t d;
+
+    (void)state;
+    tosca_options_init(&o);
+    tosca_diags_init(&d, false);
+    assert_int_equal(tosca_ctx_new(&o, &ctx, &d), 0);
+    for (size_t i = 0; i < sizeof(strict) / sizeof(strict[0]); i++) {
+        tosca_template_t *t = NULL;
+        int rc;
+        tosca_diags_init(&d, strict[i]);
+        rc = tosca_load_buffer(ctx, name, src, strlen(src), &t, &d);
+        check_sanity(&d);
+        assert_int_equal(rc, strict[i] ? ORC_ETOSCA : 0);
+        assert_int_equal(d.count, 2);
+        for (size_t k = 0; k < d.count; k++) {
+            assert_string_equal(d.items[k].code, "unknown-key");
+            assert_int_equal(d.items[k].severity,
+                             strict[i] ? TOSCA_SEV_ERROR : TOSCA_SEV_WARNING);
+        }
+        tosca_template_free(t);
+        tosca_diags_fini(&d);
+    }
+    tosca_ctx_free(ctx);
+}
+
+/* ---- CSARs ------------------------------------------------------------------------------- */
+
+static const char meta[] = "TOSCA-Meta-File-Version: 1.1\n"
+                           "CSAR-Version: 1.1\n"
+                           "Created-By: test_tosca_imports\n"
+                           "Entry-Definitions: Definitions/main.yaml\n";
+
+static void csar_relative_import(void **state)
+{
+    static const char main_yaml[] = V13 "imports:\n"
+                                        "  - types/app.yaml\n"
+                                        "topology_template:\n"
+                                        "  node_templates:\n"
+                                        "    app:\n"
+                                        "      type: my.nodes.Packed\n"
+                                        "      properties:\n"
+                                        "        size: 2 GB\n";
+    static const char app_yaml[] = V13 "imports:\n"
+                                       "  - ../common.yaml\n"
+                                       "  - /Definitions/./more/extra.yaml\n"
+                                       "node_types:\n"
+                                       "  my.nodes.Packed:\n"
+                                       "    derived_from: my.nodes.Base\n"
+                                       "    properties:\n"
+                                       "      size: {type: my.datatypes.Size}\n";
+    static const char common_yaml[] = V13 "node_types:\n"
+                                          "  my.nodes.Base:\n"
+                                          "    derived_from: tosca.nodes.Root\n";
+    static const char extra_yaml[] = V13 "data_types:\n"
+                                         "  my.datatypes.Size:\n"
+                                         "    derived_from: scalar-unit.size\n"
+                                         "    constraints:\n"
+                                         "      - less_than: 1 TB\n";
+    const char *const pairs[] = {"TOSCA-Metadata/TOSCA.meta", meta,
+                                 "Definitions/main.yaml",     main_yaml,
+                                 "Definitions/types/app.yaml", app_yaml,
+                                 "Definitions/common.yaml",   common_yaml,
+                                 "Definitions/more/extra.yaml", extra_yaml,
+                                 NULL};
+    char *dir = tmpdir_new(), path[PATH_MAX];
+    ld_t l;
+
+    (void)state;
+    write_csar(dir, "app.csar", pairs);
+    snprintf(path, sizeof(path), "%s/app.csar", dir);
+    load_path(&l, path, NULL);
+    EXPECT_CLEAN(&l);
+    assert_string_equal(tosca_template_version(l.t), "tosca_simple_yaml_1_3");
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    ASSERT_JEQ(plan_node(&l, "app"), "types",
+               "[\"my.nodes.Packed\", \"my.nodes.Base\", \"tosca.nodes.Root\"]");
+    unload(&l);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void csar_import_escapes(void **state)
+{
+    static const char main_yaml[] = V13 "imports:\n"
+                                        "  - ../../outside.yaml\n"
+                                        "  - types/missing.yaml\n"
+                                        "  - /etc/passwd\n";
+    const char *const pairs[] = {"TOSCA-Metadata/TOSCA.meta", meta, "Definitions/main.yaml",
+                                 main_yaml, NULL};
+    char *dir = tmpdir_new(), path[PATH_MAX];
+    const tosca_diag_t *g;
+    ld_t l;
+
+    (void)state;
+    /* a file where the escape would land: it must not be read */
+    write_text(dir, "outside.yaml", V13);
+    write_csar(dir, "pkg/evil.csar", pairs);
+    snprintf(path, sizeof(path), "%s/pkg/evil.csar", dir);
+    load_path(&l, path, NULL);
+    EXPECT_FAIL(&l);
+    g = EXPECT_ERR_IN(&l, "import-denied", "evil.csar/Definitions/main.yaml", 3);
+    assert_non_null(strstr(g->message, "leaves the archive"));
+    EXPECT_ERR_IN(&l, "import-not-found", "evil.csar/Definitions/main.yaml", 4);
+    /* an absolute name means the archive root, never the file system */
+    g = EXPECT_ERR_IN(&l, "import-not-found", "evil.csar/Definitions/main.yaml", 5);
+    assert_non_null(strstr(g->message, "in the archive"));
+    unload(&l);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Without TOSCA-Metadata: the one YAML file of the root is the entry; an import cycle
+ * inside the archive is found too. */
+static void csar_root_yaml_and_cycle(void **state)
+{
+    const char *const pairs[] = {"service.yaml", V13 "imports:\n  - lib/a.yaml\n",
+                                 "lib/a.yaml",   V13 "imports:\n  - b.yaml\n",
+                                 "lib/b.yaml",   V13 "imports:\n  - ./a.yaml\n",
+                                 NULL};
+    char *dir = tmpdir_new(), path[PATH_MAX];
+    ld_t l;
+
+    (void)state;
+    write_csar(dir, "cycle.csar", pairs);
+    snprintf(path, sizeof(path), "%s/cycle.csar", dir);
+    load_path(&l, path, NULL);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR_IN(&l, "import-cycle", "lib/b.yaml", 3);
+    unload(&l);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* BUG: diagnostics about a file imported inside an archive name it
+ * "<archive>/<entry path>/<member path>" ("x.csar/Definitions/main.yaml/lib/t.yaml"): the
+ * name is built from the entry file's name, which already holds the entry's path
+ * (loader.c, load_from_archive), so it names no file. It should be "x.csar/lib/t.yaml",
+ * like the entry's own "x.csar/Definitions/main.yaml". */
+static void bug_csar_member_file_name(void **state)
+{
+    const char *const pairs[] = {"TOSCA-Metadata/TOSCA.meta", meta,
+                                 "Definitions/main.yaml", V13 "imports:\n  - ../lib/t.yaml\n",
+                                 "lib/t.yaml", V13 "bogus: 1\n",
+                                 NULL};
+    char *dir = tmpdir_new(), path[PATH_MAX], want[PATH_MAX + 16];
+    ld_t l;
+
+    (void)state;
+    write_csar(dir, "x.csar", pairs);
+    snprintf(path, sizeof(path), "%s/x.csar", dir);
+    snprintf(want, sizeof(want), "%s/lib/t.yaml", path);
+    load_path(&l, path, NULL);
+    rm_rf(dir);
+    free(dir);
+    EXPECT_OK(&l);
+    EXPECT_WARN(&l, "unknown-key", 2, "bogus");
+    assert_string_equal(l.d.items[0].file, want);
+    unload(&l);
+}
+
+/* Loads app_src as FIX/main.yaml in ctx. */
+static int load_app_at_fix(tosca_ctx_t *ctx, tosca_template_t **t, tosca_diags_t *d)
+{
+    return tosca_load_buffer(ctx, FIX "/main.yaml", app_src, strlen(app_src), t, d);
+}
+
+/* ---- out of memory ------------------------------------------------------------------ */
+
+/* An allocator that fails the k-th allocation from a point on and keeps the set of live
+ * blocks, so that a leak or a free of a block it did not hand out shows without a
+ * sanitizer. */
+#define OOM_SLOTS 65536u
+#define OOM_TOMB ((void *)1)
+
+static struct {
+    void *slot[OOM_SLOTS];
+    size_t live, used;
+    long left; /* allocations before the failure; -1: none */
+    bool injected;
+    size_t bad_free;
+} oom;
+
+static size_t oom_hash(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+
+    x ^= x >> 17;
+    x *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(x >> 40) & (OOM_SLOTS - 1);
+}
+
+static void oom_track(void *p)
+{
+    size_t i = oom_hash(p);
+
+    if (oom.used >= OOM_SLOTS / 2)
+        return; /* full of tombstones: stop tracking rather than loop */
+    while (oom.slot[i] && oom.slot[i] != OOM_TOMB)
+        i = (i + 1) & (OOM_SLOTS - 1);
+    if (oom.slot[i] == NULL)
+        oom.used++;
+    oom.slot[i] = p;
+    oom.live++;
+}
+
+static void oom_untrack(void *p)
+{
+    size_t i = oom_hash(p);
+
+    while (oom.slot[i] != p) {
+        if (oom.slot[i] == NULL) {
+            oom.bad_free++;
+            return;
+        }
+        i = (i + 1) & (OOM_SLOTS - 1);
+    }
+    oom.slot[i] = OOM_TOMB;
+    oom.live--;
+}
+
+static bool oom_fail(void)
+{
+    if (oom.left == 0) {
+        oom.injected = true;
+        return true;
+    }
+    if (oom.left > 0)
+        oom.left--;
+    return false;
+}
+
+static void *oom_malloc(size_t n)
+{
+    void *p = oom_fail() ? NULL : malloc(n ? n : 1);
+
+    if (p)
+        oom_track(p);
+    return p;
+}
+
+static void *oom_calloc(size_t n, size_t size)
+{
+    void *p = oom_fail() ? NULL : calloc(n ? n : 1, size ? size : 1);
+
+    if (p)
+        oom_track(p);
+    return p;
+}
+
+static void *oom_realloc(void *old, size_t n)
+{
+    void *p;
+
+    if (old == NULL)
+        return oom_malloc(n);
+    if (oom_fail())
+        return NULL;
+    oom_untrack(old);
+    p = realloc(old, n ? n : 1);
+    if (p)
+        oom_track(p);
+    else
+        oom_track(old); /* still ours */
+    return p;
+}
+
+static void oom_free(void *p)
+{
+    if (p) {
+        oom_untrack(p);
+        free(p);
+    }
+}
+
+static void oom_begin(void)
+{
+    memset(&oom, 0, sizeof(oom));
+    oom.left = -1;
+    assert_int_equal(tosca_replace_allocator(oom_malloc, oom_realloc, oom_calloc, oom_free), 0);
+}
+
+static void oom_end(void)
+{
+    tosca_replace_allocator(NULL, NULL, NULL, NULL);
+}
+
+/* The number of definitions files a context holds that are not in its cache of imported
+ * files: the normative types (Simple Profile and the project's types) and nothing else. */
+static size_t uncached_files(const tosca_ctx_t *ctx)
+{
+    return ctx->files.count - ctx->file_cache.count;
+}
+
+/* A context with the normative types loaded, through the failing allocator. */
+static tosca_ctx_t *warm_ctx(tosca_diags_t *d)
+{
+    tosca_options_t o;
+    tosca_ctx_t *ctx;
+    tosca_template_t *t = NULL;
+
+    tosca_options_init(&o);
+    assert_int_equal(tosca_ctx_new(&o, &ctx, d), 0);
+    assert_int_equal(tosca_load_buffer(ctx, "w.yaml", V13, strlen(V13), &t, d), 0);
+    tosca_template_free(t);
+    tosca_diags_fini(d);
+    assert_int_equal(uncached_files(ctx), 2);
+    return ctx;
+}
+
+/* A CSAR whose entry imports two files of the archive, loaded and planned while the k-th
+ * allocation fails, k = 0, 1, ...: ORC_ENOMEM or the full result, and no leak. Archive
+ * members belong to the template, so one warm context serves every run. */
+static void oom_csar(void **state)
+{
+    static const char main_yaml[] = V13 "imports:\n"
+                                        "  - types/app.yaml\n"
+                                        "topology_template:\n"
+                                        "  node_templates:\n"
+                                        "    app:\n"
+                                        "      type: my.nodes.Packed\n";
+    const char *const pairs[] = {"TOSCA-Metadata/TOSCA.meta", meta,
+                                 "Definitions/main.yaml", main_yaml,
+                                 "Definitions/types/app.yaml",
+                                 V13 "imports:\n  - ../common.yaml\n"
+                                     "node_types:\n"
+                                     "  my.nodes.Packed:\n"
+                                     "    derived_from: my.nodes.Base\n",
+                                 "Definitions/common.yaml",
+                                 V13 "bogus: 1\n"
+                                     "node_types:\n"
+                                     "  my.nodes.Base:\n"
+                                     "    derived_from: tosca.nodes.Root\n",
+                                 NULL};
+    char *dir = tmpdir_new(), path[PATH_MAX];
+    tosca_ctx_t *ctx;
+    tosca_diags_t d;
+    json_t *ref = NULL;
+    size_t base, ref_count = 0;
+    long k;
+
+    (void)state;
+    write_csar(dir, "app.csar", pairs);
+    snprintf(path, sizeof(path), "%s/app.csar", dir);
+    oom_begin();
+    tosca_diags_init(&d, false);
+    ctx = warm_ctx(&d);
+    base = oom.live;
+    for (k = -1; k < 100000; k++) {
+        tosca_template_t *t = NULL;
+        json_t *plan = NULL;
+        int rc, prc = -1;
+        oom.injected = false;
+        oom.left = k;
+        rc = tosca_load_file(ctx, path, &t, &d);
+        if (rc == 0)
+            prc = tosca_plan(t, NULL, &plan, &d);
+        oom.left = -1;
+        if (k < 0) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(prc, 0);
+            ref = plan;
+            plan = NULL;
+            ref_count = d.count;
+            assert_int_equal(ref_count, 1); /* bogus: 1 */
+        } else if (rc != ORC_ENOMEM && prc != ORC_ENOMEM) {
+            if (rc != 0 || prc != 0 || d.count != ref_count || !json_equal(plan, ref)) {
+                test_print_diags(&d);
+                fail_msg("failed allocation %ld: load %s, plan %d", k, orc_err_name(rc), prc);
+            }
+        }
+        json_decref(plan);
+        tosca_template_free(t);
+        tosca_diags_fini(&d);
+        if (oom.live != base || oom.bad_free)
+            fail_msg("failed allocation %ld: %zu blocks leaked, %zu bad frees", k,
+                     oom.live - base, oom.bad_free);
+        if (k >= 0 && !oom.injected)
+            break;
+    }
+    assert_true(k > 50);
+    json_decref(ref);
+    tosca_ctx_free(ctx);
+    assert_int_equal(oom.live, 0);
+    oom_end();
+    rm_rf(dir);
+    free(dir);
+}
+
+/* BUG: out of memory in load_cached_fs (loader.c) after the new file joined ctx->files but
+ * before it joined the cache (tosca_hmap_put fails) frees the file and leaves it in
+ * ctx->files: tosca_ctx_free() then reads and frees it again (heap use after free, double
+ * free; ASan: "heap-use-after-free ... in file_free"). Checked here before tosca_ctx_free,
+ * through the context's invariant, so that the test fails instead of crashing. */
+static void bug_oom_import_double_free(void **state)
+{
+    tosca_diags_t d;
+    long k;
+
+    (void)state;
+    oom_begin();
+    tosca_diags_init(&d, false);
+    for (k = 0; k < 100000; k++) {
+        tosca_ctx_t *ctx = warm_ctx(&d);
+        tosca_template_t *t = NULL;
+        oom.injected = false;
+        oom.left = k;
+        load_app_at_fix(ctx, &t, &d);
+        oom.left = -1;
+        tosca_template_free(t);
+        tosca_diags_fini(&d);
+        if (uncached_files(ctx) != 2)
+            fail_msg("failed allocation %ld: the context holds a file it has freed (%zu files, "
+                     "%zu cached): tosca_ctx_free would free it twice",
+                     k, ctx->files.count, ctx->file_cache.count);
+        tosca_ctx_free(ctx);
+        if (!oom.injected)
+            break;
+    }
+    oom_end();
+}
+
+/* BUG: out of memory while an imported file is parsed leaves the half-parsed file in the
+ * context's cache with status ORC_ENOMEM: every later template of that context that
+ * imports it is refused with ORC_ETOSCA, with a misleading diagnostic ("unknown node type
+ * 'my.nodes.App'") or none at all, although memory is available again. A failed file
+ * should not stay cached. */
+static void bug_oom_import_poisons_cache(void **state)
+{
+    tosca_diags_t d;
+    long k;
+
+    (void)state;
+    oom_begin();
+    tosca_diags_init(&d, false);
+    for (k = 0; k < 100000; k++) {
+        tosca_ctx_t *ctx = warm_ctx(&d);
+        tosca_template_t *t = NULL;
+        int rc;
+        oom.injected = false;
+        oom.left = k;
+        load_app_at_fix(ctx, &t, &d);
+        oom.left = -1;
+        tosca_template_free(t);
+        tosca_diags_fini(&d);
+        if (!oom.injected) {
+            tosca_ctx_free(ctx);
+            break;
+        }
+        if (uncached_files(ctx) != 2)
+            continue; /* the double free above: leak this context rather than crash */
+        t = NULL;
+        rc = load_app_at_fix(ctx, &t, &d);
+        if (rc != 0) {
+            test_print_diags(&d);
+            fail_msg("after a failed allocation %ld, the next load of the context gives %s with "
+                     "%zu diagnostics",
+                     k, orc_err_name(rc), d.count);
+        }
+        tosca_template_free(t);
+        tosca_diags_fini(&d);
+        tosca_ctx_free(ctx);
+    }
+    oom_end();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(relative_import),
+        cmocka_unit_test(nested_import_values),
+        cmocka_unit_test(nested_imports),
+        cmocka_unit_test(namespace_prefix),
+        cmocka_unit_test(repositories),
+        cmocka_unit_test(named_import_1_0),
+        cmocka_unit_test(import_cycle),
+        cmocka_unit_test(import_outside_denied),
+        cmocka_unit_test(import_outside_allowed_root),
+        cmocka_unit_test(import_absolute_path),
+        cmocka_unit_test(import_symlink_escape),
+        cmocka_unit_test(nested_import_outside_denied),
+        cmocka_unit_test(import_without_directory),
+        cmocka_unit_test(import_not_found),
+        cmocka_unit_test(url_import_denied),
+        cmocka_unit_test(url_import_map),
+        cmocka_unit_test(url_allowlist_from_cache),
+        cmocka_unit_test(max_imports),
+        cmocka_unit_test(shared_import_parsed_once),
+        cmocka_unit_test(imported_defects_strict),
+        cmocka_unit_test(imported_defects_strict_diags),
+        cmocka_unit_test(csar_relative_import),
+        cmocka_unit_test(csar_import_escapes),
+        cmocka_unit_test(csar_root_yaml_and_cycle),
+        cmocka_unit_test(oom_csar),
+    };
+    /* BUG: kept out of the run until libtosca is fixed (TOSCA_TEST_BUGS=1 runs them) */
+    const struct CMUnitTest bugs[] = {
+        cmocka_unit_test(bug_max_imports_nested),
+        cmocka_unit_test(bug_csar_member_file_name),
+        cmocka_unit_test(bug_cache_bypasses_confinement),
+        cmocka_unit_test(bug_oom_import_double_free),
+        cmocka_unit_test(bug_oom_import_poisons_cache),
+    };
+    const char *b = getenv("TOSCA_TEST_BUGS");
+
+    if (b && strcmp(b, "1") == 0)
+        return cmocka_run_group_tests_name("known libtosca bugs", bugs, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1245 @@
+/*
+ * The plan (tosca_plan): inputs bound and coerced, node instances from scalable
+ * capabilities (default_instances, INDIGO's count and removal_list, bounds and the
+ * instance limit), compute requirements normalised to bytes and Hz, node kinds, the
+ * dependency order, hosts and host chains, lifecycle operations and artifacts merged
+ * from the type chain and the template, outputs with deferred references, and the
+ * plans of the examples. Templates come from strings (tosca_load_buffer) except the
+ * examples; every refusal is checked by its code and the line of the template.
+ *
+ * Tests marked BUG document libtosca defects: they assert the right behaviour and
+ * are kept out of the list that runs (see main()).
+ */
+#include "testutil.h"
+
+#define V13 "tosca_definitions_version: tosca_simple_yaml_1_3\n"
+#define V20                                                                    \
+    "tosca_definitions_version: tosca_2_0\n"                                   \
+    "imports:\n"                                                               \
+    "  - profile: org.oasis-open.tosca.simple:2.0\n"
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+typedef struct {
+    tosca_ctx_t *ctx;
+    tosca_diags_t d;
+    tosca_template_t *t;
+    json_t *plan;
+    int rc;      /* of the load */
+    int plan_rc; /* of tosca_plan */
+    const char *src;
+} ld_t;
+
+/* 1-based line of the n-th occurrence of needle in src. */
+static unsigned line_of_n(const char *src, const char *needle, int n)
+{
+    const char *p = src, *hit;
+    unsigned line = 1;
+
+    for (;;) {
+        hit = strstr(p, needle);
+        if (hit == NULL)
+            fail_msg("'%s' (occurrence %d) is not in the template", needle, n);
+        if (--n <= 0)
+            break;
+        p = hit + 1;
+    }
+    for (const char *q = src; q < hit; q++)
+        line += *q == '\n';
+    return line;
+}
+
+static unsigned line_of(const char *src, const char *needle)
+{
+    return line_of_n(src, needle, 1);
+}
+
+static bool is_yaml_name(const char *f)
+{
+    size_t n = strlen(f);
+
+    return (n > 5 && strcmp(f + n - 5, ".yaml") == 0) || (n > 4 && strcmp(f + n - 4, ".yml") == 0);
+}
+
+/* Every diagnostic has a code and a message; those about a template file have a line
+ * (except the plan's warning about a given input the template does not define, which
+ * comes from the caller's inputs, not from the file). Counts add up. */
+static void check_sanity(const tosca_diags_t *d)
+{
+    size_t errors = 0, warnings = 0;
+
+    for (size_t i = 0; i < d->count; i++) {
+        const tosca_diag_t *g = &d->items[i];
+        assert_non_null(g->code);
+        assert_non_null(g->message);
+        assert_non_null(g->file);
+        if (g->code[0] == '\0' || g->message[0] == '\0') {
+            test_print_diags(d);
+            fail_msg("diagnostic %zu has an empty code or message", i);
+        }
+        if (is_yaml_name(g->file) && g->line == 0 &&
+            !(strcmp(g->code, "unknown-input") == 0 && g->severity == TOSCA_SEV_WARNING)) {
+            test_print_diags(d);
+            fail_msg("diagnostic [%s] about %s has no line", g->code, g->file);
+        }
+        if (g->severity == TOSCA_SEV_ERROR)
+            errors++;
+        else
+            warnings++;
+    }
+    if (d->dropped == 0) {
+        assert_int_equal(errors, d->errors);
+        assert_int_equal(warnings, d->warnings);
+    }
+}
+
+static void load_opts(ld_t *l, const char *name, const char *src, const tosca_options_t *o,
+                      bool strict_diags)
+{
+    memset(l, 0, sizeof(*l));
+    tosca_diags_init(&l->d, strict_diags);
+    assert_int_equal(tosca_ctx_new(o, &l->ctx, &l->d), 0);
+    l->src = src;
+    l->rc = tosca_load_buffer(l->ctx, name, src, strlen(src), &l->t, &l->d);
+    check_sanity(&l->d);
+    if (l->rc == 0) {
+        assert_non_null(l->t);
+        assert_int_equal(l->d.errors, 0);
+    } else {
+        assert_null(l->t);
+    }
+}
+
+static void load_mode(ld_t *l, const char *src, bool strict)
+{
+    tosca_options_t o;
+
+    tosca_options_init(&o);
+    o.strict = strict;
+    load_opts(l, "t.yaml", src, &o, strict);
+}
+
+static void load(ld_t *l, const char *src)
+{
+    load_mode(l, src, false);
+}
+
+static void unload(ld_t *l)
+{
+    json_decref(l->plan);
+    tosca_template_free(l->t);
+    tosca_ctx_free(l->ctx);
+    tosca_diags_fini(&l->d);
+    memset(l, 0, sizeof(*l));
+}
+
+/* Plans a loaded template with inputs given as JSON text (or NULL). */
+static void plan_with(ld_t *l, const char *inputs)
+{
+    json_t *in = NULL;
+    json_error_t je;
+
+    assert_non_null(l->t);
+    if (inputs) {
+        in = json_loads(inputs, 0, &je);
+        if (in == NULL)
+            fail_msg("bad JSON in the test: %s", je.text);
+    }
+    l->plan_rc = tosca_plan(l->t, in, &l->plan, &l->d);
+    json_decref(in);
+    check_sanity(&l->d);
+    if (l->plan_rc == 0)
+        assert_non_null(l->plan);
+    else
+        assert_null(l->plan);
+}
+
+static size_t count_code(const tosca_diags_t *d, const char *code)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < d->count; i++)
+        n += strcmp(d->items[i].code, code) == 0;
+    return n;
+}
+
+/* Finds the diagnostic with this code at this line (0: any) whose message contains sub
+ * (NULL: any), and checks its severity. Fails naming the test line otherwise. */
+static const tosca_diag_t *expect_at(const ld_t *l, tosca_severity_t sev, const char *code,
+                                     unsigned line, const char *sub, int caller)
+{
+    for (size_t i = 0; i < l->d.count; i++) {
+        const tosca_diag_t *g = &l->d.items[i];
+        if (strcmp(g->code, code) != 0 || (line && g->line != line) ||
+            (sub && strstr(g->message, sub) == NULL))
+            continue;
+        if (g->severity != sev) {
+            test_print_diags(&l->d);
+            fail_msg("test line %d: [%s] at line %u is a%s", caller, code, g->line,
+                     g->severity == TOSCA_SEV_ERROR ? "n error" : " warning");
+        }
+        return g;
+    }
+    test_print_diags(&l->d);
+    fail_msg("test line %d: no %s [%s] at line %u%s%s", caller,
+             sev == TOSCA_SEV_ERROR ? "error" : "warning", code, line, sub ? " naming " : "",
+             sub ? sub : "");
+    return NULL;
+}
+
+#define EXPECT_ERR(l, code, line, sub) expect_at(l, TOSCA_SEV_ERROR, code, line, sub, __LINE__)
+#define EXPECT_WARN(l, code, line, sub) expect_at(l, TOSCA_SEV_WARNING, code, line, sub, __LINE__)
+
+static void expect_clean_at(const ld_t *l, int caller)
+{
+    if (l->rc != 0 || l->d.count != 0) {
+        test_print_diags(&l->d);
+        fail_msg("test line %d: expected a clean load, got rc %d (%s)", caller, l->rc,
+                 orc_err_name(l->rc));
+    }
+}
+#define EXPECT_CLEAN(l) expect_clean_at(l, __LINE__)
+
+static void expect_fail_at(const ld_t *l, int caller)
+{
+    if (l->rc != ORC_ETOSCA) {
+        test_print_diags(&l->d);
+        fail_msg("test line %d: expected ORC_ETOSCA, got %s", caller, orc_err_name(l->rc));
+    }
+}
+#define EXPECT_FAIL(l) expect_fail_at(l, __LINE__)
+
+/* Loaded with warnings only. */
+static void expect_ok_at(const ld_t *l, int caller)
+{
+    if (l->rc != 0) {
+        test_print_diags(&l->d);
+        fail_msg("test line %d: expected the load to succeed, got %s", caller,
+                 orc_err_name(l->rc));
+    }
+}
+#define EXPECT_OK(l) expect_ok_at(l, __LINE__)
+
+/* ---- JSON of the plan ---- */
+
+static json_t *plan_node(const ld_t *l, const char *name)
+{
+    size_t i;
+    json_t *n;
+
+    json_array_foreach(json_object_get(l->plan, "nodes"), i, n) if (
+        strcmp(json_string_value(json_object_get(n, "name")), name) == 0) return n;
+    fail_msg("no node '%s' in the plan", name);
+    return NULL;
+}
+
+/* Follows a dot-separated path of object keys and array indexes. */
+static json_t *jpath(json_t *v, const char *path)
+{
+    char buf[256], *save = NULL;
+
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *tok = strtok_r(buf, ".", &save); v && tok; tok = strtok_r(NULL, ".", &save)) {
+        if (json_is_array(v))
+            v = json_array_get(v, (size_t)strtoul(tok, NULL, 10));
+        else
+            v = json_object_get(v, tok);
+    }
+    return v;
+}
+
+static void assert_jstr_at(json_t *root, const char *path, const char *want, int caller)
+{
+    json_t *v = jpath(root, path);
+
+    if (!json_is_string(v) || strcmp(json_string_value(v), want) != 0) {
+        char *s = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+        print_message("%s = %s\n", path, s ? s : "(absent)");
+        free(s);
+        fail_msg("test line %d: %s is not \"%s\"", caller, path, want);
+    }
+}
+
+static void assert_jint_at(json_t *root, const char *path, json_int_t want, int caller)
+{
+    json_t *v = jpath(root, path);
+
+    if (!json_is_integer(v) || json_integer_value(v) != want) {
+        char *s = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+        print_message("%s = %s\n", path, s ? s : "(absent)");
+        free(s);
+        fail_msg("test line %d: %s is not %lld", caller, path, (long long)want);
+    }
+}
+
+/* Compares a plan value with JSON text. */
+static void assert_jeq_at(json_t *root, const char *path, const char *want, int caller)
+{
+    json_error_t je;
+    json_t *w = json_loads(want, JSON_DECODE_ANY, &je), *v = jpath(root, path);
+
+    if (w == NULL)
+        fail_msg("bad JSON in the test: %s", je.text);
+    if (!json_equal(v, w)) {
+        char *s = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+        print_message("%s = %s\n", path, s ? s : "(absent)");
+        free(s);
+        json_decref(w);
+        fail_msg("test line %d: %s is not %s", caller, path, want);
+    }
+    json_decref(w);
+}
+
+#define ASSERT_JSTR(root, path, want) assert_jstr_at(root, path, want, __LINE__)
+#define ASSERT_JINT(root, path, want) assert_jint_at(root, path, want, __LINE__)
+#define ASSERT_JEQ(root, path, want) assert_jeq_at(root, path, want, __LINE__)
+
+static void load_path(ld_t *l, const char *path, const tosca_options_t *o)
+{
+    memset(l, 0, sizeof(*l));
+    tosca_diags_init(&l->d, o && o->strict);
+    assert_int_equal(tosca_ctx_new(o, &l->ctx, &l->d), 0);
+    l->rc = tosca_load_file(l->ctx, path, &l->t, &l->d);
+    check_sanity(&l->d);
+}
+
+/* Loads with a limit on the plan's node instances. */
+static void load_max_instances(ld_t *l, const char *src, size_t max)
+{
+    tosca_options_t o;
+
+    tosca_options_init(&o);
+    o.limits.max_instances = max;
+    load_opts(l, "t.yaml", src, &o, false);
+}
+
+/* ---- inputs ------------------------------------------------------------------------ */
+
+static const char inputs_src[] = V13 "topology_template:\n"
+                                     "  inputs:\n"
+                                     "    n:\n"
+                                     "      type: integer\n"
+                                     "      constraints:\n"
+                                     "        - in_range: [1, 8]\n"
+                                     "    m:\n"
+                                     "      type: integer\n"
+                                     "      default: 2\n"
+                                     "    opt:\n"
+                                     "      type: string\n"
+                                     "      required: false\n"
+                                     "    flag:\n"
+                                     "      type: boolean\n"
+                                     "      default: false\n"
+                                     "    ratio:\n"
+                                     "      type: float\n"
+                                     "      default: 0.5\n"
+                                     "    mem:\n"
+                                     "      type: scalar-unit.size\n"
+                                     "      default: 1 GB\n"
+                                     "    names:\n"
+                                     "      type: list\n"
+                                     "      entry_schema: {type: string}\n"
+                                     "      default: [a]\n"
+                                     "  node_templates:\n"
+                                     "    vm:\n"
+                                     "      type: tosca.nodes.Compute\n"
+                                     "      capabilities:\n"
+                                     "        host:\n"
+                                     "          properties:\n"
+                                     "            num_cpus: { get_input: n }\n"
+                                     "            mem_size: { get_input: mem }\n"
+                                     "  outputs:\n"
+                                     "    doubled: { value: { concat: [ { get_input: m }, x ] } }\n";
+
+static void inputs_given_and_default(void **state)
+{
+    ld_t l;
+
+    (void)state;
+    load(&l, inputs_src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, "{\"n\": 4}");
+    assert_int_equal(l.plan_rc, 0);
+    assert_int_equal(l.d.count, 0);
+    ASSERT_JEQ(l.plan, "inputs",
+               "{\"n\": 4, \"m\": 2, \"opt\": null, \"flag\": false, \"ratio\": 0.5, "
+               "\"mem\": \"1 GB\", \"names\": [\"a\"]}");
+    ASSERT_JINT(plan_node(&l, "vm"), "compute.num_cpus", 4);
+    ASSERT_JINT(plan_node(&l, "vm"), "compute.mem_size", 1000000000);
+    ASSERT_JSTR(l.plan, "outputs.doubled.value", "2x");
+    unload(&l);
+    /* given values replace the defaults */
+    load(&l, inputs_src);
+    plan_with(&l, "{\"n\": 8, \"m\": 7, \"opt\": \"o\", \"names\": [\"x\", \"y\"], "
+                  "\"mem\": \"2 GiB\"}");
+    assert_int_equal(l.plan_rc, 0);
+    ASSERT_JINT(l.plan, "inputs.m", 7);
+    ASSERT_JSTR(l.plan, "inputs.opt", "o");
+    ASSERT_JEQ(l.plan, "inputs.names", "[\"x\", \"y\"]");
+    ASSERT_JINT(plan_node(&l, "vm"), "compute.mem_size", 2147483648);
+    ASSERT_JSTR(l.plan, "outputs.doubled.value", "7x");
+    unload(&l);
+}
+
+static void inputs_missing_required(void **state)
+{
+    ld_t l;
+
+    (void)state;
+    load(&l, inputs_src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, ORC_ETOSCA);
+    EXPECT_ERR(&l, "missing-input", line_of(inputs_src, "    n:"), "'n'");
+    assert_int_equal(l.d.errors, 1);
+    unload(&l);
+    load(&l, inputs_src);
+    plan_with(&l, "{}");
+    assert_int_equal(l.plan_rc, ORC_ETOSCA);
+    EXPECT_ERR(&l, "missing-input", line_of(inputs_src, "    n:"), "'n'");
+    unload(&l);
+}
+
+static void inputs_unknown_given(void **state)
+{
+    ld_t l;
+
+    (void)state;
+    load(&l, inputs_src);
+    plan_with(&l, "{\"n\": 1, \"colour\": \"red\"}");
+    assert_int_equal(l.plan_rc, 0);
+    /* about the caller's inputs, not a line of the template: the file only */
+    assert_string_equal(EXPECT_WARN(&l, "unknown-input", 0, "'colour'")->file, "t.yaml");
+    assert_int_equal(count_code(&l.d, "unknown-input"), 1);
+    assert_int_equal(l.d.count, 1);
+    assert_null(json_object_get(json_object_get(l.plan, "inputs"), "colour"));
+    unload(&l);
+}
+
+/* Values from the command line come as strings: read as the input's type. */
+static void inputs_coercion(void **state)
+{
+    ld_t l;
+
+    (void)state;
+    load(&l, inputs_src);
+    plan_with(&l, "{\"n\": \"4\", \"flag\": \"true\", \"ratio\": \"2.5\", \"mem\": \"3 GB\", "
+                  "\"m\": \"0x10\"}");
+    assert_int_equal(l.plan_rc, 0);
+    assert_int_equal(l.d.count, 0);
+    ASSERT_JINT(l.plan, "inputs.n", 4);
+    ASSERT_JEQ(l.plan, "inputs.flag", "true");
+    ASSERT_JEQ(l.plan, "inputs.ratio", "2.5");
+    ASSERT_JSTR(l.plan, "inputs.mem", "3 GB");
+    ASSERT_JINT(l.plan, "inputs.m", 16);
+    ASSERT_JINT(plan_node(&l, "vm"), "compute.num_cpus", 4);
+    ASSERT_JINT(plan_node(&l, "vm"), "compute.mem_size", 3000000000);
+    unload(&l);
+}
+
+static void inputs_bad_value(void **state)
+{
+    ld_t l;
+    unsigned at = line_of(inputs_src, "    n:");
+
+    (void)state;
+    load(&l, inputs_src);
+    plan_with(&l, "{\"n\": \"abc\"}");
+    assert_int_equal(l.plan_rc, ORC_ETOSCA);
+    EXPECT_ERR(&l, "type-mismatch", at, "abc");
+    unload(&l);
+    load(&l, inputs_src);
+    plan_with(&l, "{\"n\": 2, \"flag\": 3, \"names\": [1, [2]], \"mem\": \"lots\"}");
+    assert_int_equal(l.plan_rc, ORC_ETOSCA);
+    EXPECT_ERR(&l, "type-mismatch", line_of(inputs_src, "    flag:"), "flag");
+    EXPECT_ERR(&l, "type-mismatch", line_of(inputs_src, "    names:"), "entry 1");
+    EXPECT_ERR(&l, "type-mismatch", line_of(inputs_src, "    mem:"), "lots");
+    unload(&l);
+    load(&l, inputs_src);
+    plan_with(&l, "{\"n\": \"\"}");
+    assert_int_equal(l.plan_rc, ORC_ETOSCA);
+    EXPECT_ERR(&l, "type-mismatch", at, "empty");
+    unload(&l);
+}
+
+static void inputs_constraint(void **state)
+{
+    ld_t l;
+
+    (void)state;
+    load(&l, inputs_src);
+    plan_with(&l, "{\"n\": 9}");
+    assert_int_equal(l.plan_rc, ORC_ETOSCA);
+    EXPECT_ERR(&l, "constraint-violated", line_of(inputs_src, "    n:"), "in_range");
+    unload(&l);
+    load(&l, inputs_src);
+    plan_with(&l, "{\"n\": \"0\"}");
+    assert_int_equal(l.plan_rc, ORC_ETOSCA);
+    EXPECT_ERR(&l, "constraint-violated", line_of(inputs_src, "    n:"), "in_range");
+    unload(&l);
+    load(&l, inputs_src);
+    plan_with(&l, "{\"n\": 1}");
+    assert_int_equal(l.plan_rc, 0);
+    unload(&l);
+}
+
+/* BUG: topology.c says "an input default that does not fit its type is a defect, not a
+ * stop" and sets lenient_types before resolving the input, but tosca_schema_resolve()
+ * checks the default with a tosca_check_t of its own (lenient_types false), so the
+ * template is refused in lenient mode. */
+static void bug_input_default_mismatch_is_defect(void **state)
+{
+    static const char src[] = V13 "topology_template:\n"
+                                  "  inputs:\n"
+                                  "    n:\n"
+                                  "      type: integer\n"
+                                  "      default: abc\n";
+    ld_t l;
+
+    (void)state;
+    load(&l, src);
+    EXPECT_OK(&l);
+    EXPECT_WARN(&l, "type-mismatch", line_of(src, "default: abc"), "abc");
+    unload(&l);
+    load_mode(&l, src, true);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "type-mismatch", line_of(src, "default: abc"), "abc");
+    unload(&l);
+}
+
+/* ---- instances ----------------------------------------------------------------------- */
+
+static const char indigo_types[] = V13 "capability_types:\n"
+                                       "  my.Scalable:\n"
+                                       "    derived_from: tosca.capabilities.Scalable\n"
+                                       "    properties:\n"
+                                       "      count: {type: integer, required: false}\n"
+                                       "      removal_list:\n"
+                                       "        type: list\n"
+                                       "        required: false\n"
+                                       "        entry_schema: {type: string}\n"
+                                       "node_types:\n"
+                                       "  my.WorkerNode:\n"
+                                       "    derived_from: tosca.nodes.Compute\n"
+                                       "    capabilities:\n"
+                                       "      scalable:\n"
+                                       "        type: my.Scalable\n";
+
+static void instances_default_instances(void **state)
+{
+    static const char src[] = V13 "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    one:\n"
+                                  "      type: tosca.nodes.Compute\n"
+                                  "    wn:\n"
+                                  "      type: tosca.nodes.Compute\n"
+                                  "      capabilities:\n"
+                                  "        scalable:\n"
+                                  "          properties:\n"
+                                  "            min_instances: 1\n"
+                                  "            max_instances: 5\n"
+                                  "            default_instances: 3\n";
+    ld_t l;
+    json_t *n;
+
+    (void)state;
+    load(&l, src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    n = plan_node(&l, "wn");
+    ASSERT_JINT(n, "count", 3);
+    ASSERT_JEQ(n, "instances",
+               "[{\"index\": 0, \"name\": \"wn[0]\"}, {\"index\": 1, \"name\": \"wn[1]\"}, "
+               "{\"index\": 2, \"name\": \"wn[2]\"}]");
+    ASSERT_JEQ(n, "removal_list", "[]");
+    ASSERT_JINT(plan_node(&l, "one"), "count", 1);
+    ASSERT_JEQ(plan_node(&l, "one"), "instances", "[{\"index\": 0, \"name\": \"one[0]\"}]");
+    unload(&l);
+}
+
+/* INDIGO's scalable capability: count (wins over default_instances) and removal_list. */
+static void instances_indigo_count(void **state)
+{
+    char src[2048];
+    ld_t l;
+    json_t *n;
+
+    (void)state;
+    snprintf(src, sizeof(src),
+             "%stopology_template:\n"
+             "  inputs:\n"
+             "    workers: {type: integer, default: 2}\n"
+             "  node_templates:\n"
+             "    wn:\n"
+             "      type: my.WorkerNode\n"
+             "      capabilities:\n"
+             "        scalable:\n"
+             "          properties:\n"
+             "            count: { get_input: workers }\n"
+             "            default_instances: 1\n"
+             "            max_instances: 10\n"
+             "            removal_list: [\"wn[0]\"]\n",
+             indigo_types);
+    load(&l, src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, "{\"workers\": 4}");
+    assert_int_equal(l.plan_rc, 0);
+    n = plan_node(&l, "wn");
+    ASSERT_JINT(n, "count", 4);
+    ASSERT_JSTR(n, "instances.3.name", "wn[3]");
+    ASSERT_JEQ(n, "removal_list", "[\"wn[0]\"]");
+    ASSERT_JSTR(n, "kind", "COMPUTE");
+    unload(&l);
+    /* count 0: no instances (a defect: below min_instances 1) */
+    load(&l, src);
+    plan_with(&l, "{\"workers\": 0}");
+    assert_int_equal(l.plan_rc, 0);
+    ASSERT_JINT(plan_node(&l, "wn"), "count", 0);
+    ASSERT_JEQ(plan_node(&l, "wn"), "instances", "[]");
+    EXPECT_WARN(&l, "bad-count", line_of(src, "    wn:"), "min_instances");
+    unload(&l);
+}
+
+static void instances_out_of_bounds(void **state)
+{
+    static const char src[] = V13 "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    wn:\n"
+                                  "      type: tosca.nodes.Compute\n"
+                                  "      capabilities:\n"
+                                  "        scalable:\n"
+                                  "          properties:\n"
+                                  "            min_instances: 2\n"
+                                  "            max_instances: 4\n"
+                                  "            default_instances: 6\n";
+    static const char neg[] = V13 "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    wn:\n"
+                                  "      type: tosca.nodes.Compute\n"
+                                  "      capabilities:\n"
+                                  "        scalable:\n"
+                                  "          properties:\n"
+                                  "            default_instances: -1\n";
+    ld_t l;
+
+    (void)state;
+    load(&l, src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    EXPECT_WARN(&l, "bad-count", line_of(src, "    wn:"), "max_instances 4");
+    ASSERT_JINT(plan_node(&l, "wn"), "count", 6); /* asked for: the engine decides */
+    unload(&l);
+    load_mode(&l, src, true);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, ORC_ETOSCA);
+    EXPECT_ERR(&l, "bad-count", line_of(src, "    wn:"), "6 instances");
+    unload(&l);
+    load(&l, neg);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, ORC_ETOSCA);
+    EXPECT_ERR(&l, "bad-count", line_of(neg, "    wn:"), "-1");
+    unload(&l);
+}
+
+static void instances_limit(void **state)
+{
+    static const char src[] = V13 "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    a:\n"
+                                  "      type: tosca.nodes.Compute\n"
+                                  "      capabilities:\n"
+                                  "        scalable:\n"
+                                  "          properties: {max_instances: 10, default_instances: 3}\n"
+                                  "    b:\n"
+                                  "      type: tosca.nodes.Compute\n"
+                                  "      capabilities:\n"
+                                  "        scalable:\n"
+                                  "          properties: {max_instances: 10, default_instances: 3}\n";
+    ld_t l;
+
+    (void)state;
+    load_max_instances(&l, src, 6);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    unload(&l);
+    load_max_instances(&l, src, 5);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, ORC_ETOSCA);
+    EXPECT_ERR(&l, "too-many-instances", line_of(src, "    b:"), "5 node instances");
+    unload(&l);
+}
+
+/* ---- compute requirements and node kinds ---------------------------------------- */
+
+static void compute_requirements(void **state)
+{
+    static const char src[] = V13 "topology_template:\n"
+                                  "  inputs:\n"
+                                  "    model: {type: string, default: A100}\n"
+                                  "  node_templates:\n"
+                                  "    gpu:\n"
+                                  "      type: orc.nodes.GPUCompute\n"
+                                  "      capabilities:\n"
+                                  "        host:\n"
+                                  "          properties:\n"
+                                  "            num_cpus: 8\n"
+                                  "            mem_size: 2 GB\n"
+                                  "            disk_size: 4 GiB\n"
+                                  "            cpu_frequency: 2.5 GHz\n"
+                                  "            num_gpus: 2\n"
+                                  "            gpu_vendor: nvidia\n"
+                                  "            gpu_model: { get_input: model }\n"
+                                  "        os:\n"
+                                  "          properties:\n"
+                                  "            type: linux\n"
+                                  "    cpu:\n"
+                                  "      type: tosca.nodes.Compute\n"
+                                  "      capabilities:\n"
+                                  "        host:\n"
+                                  "          properties:\n"
+                                  "            mem_size: 4 GiB\n";
+    ld_t l;
+    json_t *g, *c;
+
+    (void)state;
+    load(&l, src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, "{\"model\": \"H100\"}");
+    assert_int_equal(l.plan_rc, 0);
+    g = plan_node(&l, "gpu");
+    ASSERT_JINT(g, "compute.num_cpus", 8);
+    ASSERT_JINT(g, "compute.mem_size", 2000000000);
+    ASSERT_JINT(g, "compute.disk_size", 4294967296);
+    ASSERT_JINT(g, "compute.cpu_frequency", 2500000000);
+    ASSERT_JINT(g, "compute.num_gpus", 2);
+    ASSERT_JSTR(g, "compute.gpu_vendor", "nvidia");
+    ASSERT_JSTR(g, "compute.gpu_model", "H100");
+    ASSERT_JSTR(g, "compute.os.type", "linux");
+    /* the template's own values stay as written in the capabilities */
+    ASSERT_JSTR(g, "capabilities.host.properties.mem_size", "2 GB");
+    c = plan_node(&l, "cpu");
+    ASSERT_JINT(c, "compute.mem_size", 4294967296);
+    ASSERT_JINT(c, "compute.num_gpus", 0); /* none asked for */
+    ASSERT_JEQ(c, "compute.num_cpus", "null");
+    ASSERT_JEQ(c, "compute.gpu_model", "null");
+    unload(&l);
+}
+
+/* Sizes and frequencies in every spelling 1.x allows, normalised to bytes and Hz. */
+static void compute_units(void **state)
+{
+    static const struct {
+        const char *mem, *freq;
+        json_int_t bytes, hz;
+    } cases[] = {
+        {"2 gb", "2.4 ghz", 2000000000, 2400000000},
+        {"1.5 GiB", "800 MHz", 1610612736, 800000000},
+        {"512 MiB", "1 GHz", 536870912, 1000000000},
+        {"2GB", "300000 kHz", 2000000000, 300000000},
+        {"0.5 TB", "0.1 GHz", 500000000000, 100000000},
+        {"1 kB", "1 GHz", 1000, 1000000000},
+        {"1 B", "1 GHz", 1, 1000000000},
+    };
+    char src[1024];
+    ld_t l;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(src, sizeof(src),
+                 V13 "topology_template:\n"
+                     "  node_templates:\n"
+                     "    vm:\n"
+                     "      type: tosca.nodes.Compute\n"
+                     "      capabilities:\n"
+                     "        host:\n"
+                     "          properties:\n"
+                     "            mem_size: %s\n"
+                     "            cpu_frequency: %s\n",
+                 cases[i].mem, cases[i].freq);
+        load(&l, src);
+        EXPECT_CLEAN(&l);
+        plan_with(&l, NULL);
+        assert_int_equal(l.plan_rc, 0);
+        ASSERT_JINT(plan_node(&l, "vm"), "compute.mem_size", cases[i].bytes);
+        ASSERT_JINT(plan_node(&l, "vm"), "compute.cpu_frequency", cases[i].hz);
+        unload(&l);
+    }
+}
+
+static void node_kinds(void **state)
+{
+    static const char src[] = V13 "node_types:\n"
+                                  "  my.Trainer:\n"
+                                  "    derived_from: orc.nodes.Job\n"
+                                  "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    vm:\n"
+                                  "      type: tosca.nodes.Compute\n"
+                                  "    job:\n"
+                                  "      type: orc.nodes.Job\n"
+                                  "      requirements: [{host: vm}]\n"
+                                  "    trainer:\n"
+                                  "      type: my.Trainer\n"
+                                  "      requirements: [{host: vm}]\n"
+                                  "    svc:\n"
+                                  "      type: orc.nodes.Service\n"
+                                  "      requirements: [{host: vm}]\n"
+                                  "    sw:\n"
+                                  "      type: tosca.nodes.SoftwareComponent\n"
+                                  "      requirements: [{host: vm}]\n"
+                                  "    net:\n"
+                                  "      type: tosca.nodes.network.Network\n"
+                                  "    disk:\n"
+                                  "      type: tosca.nodes.Storage.BlockStorage\n"
+                                  "      properties: {name: vol}\n"
+                                  "    root:\n"
+                                  "      type: tosca.nodes.Root\n";
+    static const char *const kinds[][2] = {
+        {"vm", "COMPUTE"},    {"job", "JOB"},      {"trainer", "JOB"},     {"svc", "SERVICE"},
+        {"sw", "SOFTWARE"},   {"net", "NETWORK"},  {"disk", "STORAGE"},    {"root", "SOFTWARE"},
+    };
+    ld_t l;
+
+    (void)state;
+    load(&l, src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        ASSERT_JSTR(plan_node(&l, kinds[i][0]), "kind", kinds[i][1]);
+    /* only compute nodes carry compute requirements */
+    assert_non_null(json_object_get(plan_node(&l, "vm"), "compute"));
+    assert_null(json_object_get(plan_node(&l, "job"), "compute"));
+    ASSERT_JEQ(plan_node(&l, "svc"), "properties.port", "5000");
+    unload(&l);
+}
+
+/* ---- order, hosts --------------------------------------------------------------------- */
+
+static const char order_src[] = V13 "topology_template:\n"
+                                    "  node_templates:\n"
+                                    "    web:\n"
+                                    "      type: tosca.nodes.SoftwareComponent\n"
+                                    "      requirements:\n"
+                                    "        - host: vm\n"
+                                    "        - dependency: db\n"
+                                    "    db:\n"
+                                    "      type: tosca.nodes.SoftwareComponent\n"
+                                    "      requirements:\n"
+                                    "        - host: vm\n"
+                                    "    lonely:\n"
+                                    "      type: tosca.nodes.Root\n"
+                                    "    vm:\n"
+                                    "      type: tosca.nodes.Compute\n"
+                                    "    cache:\n"
+                                    "      type: tosca.nodes.SoftwareComponent\n"
+                                    "      requirements:\n"
+                                    "        - host: vm\n";
+
+static void order_targets_first(void **state)
+{
+    ld_t l, again;
+
+    (void)state;
+    load(&l, order_src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    /* Kahn's algorithm, stable in template order */
+    ASSERT_JEQ(l.plan, "order", "[\"lonely\", \"vm\", \"db\", \"cache\", \"web\"]");
+    ASSERT_JSTR(l.plan, "nodes.0.name", "lonely"); /* nodes are listed in that order */
+    ASSERT_JSTR(l.plan, "nodes.4.name", "web");
+    ASSERT_JEQ(plan_node(&l, "web"), "depends_on", "[\"vm\", \"db\"]");
+    /* deterministic: the same plan again, also from a fresh load */
+    {
+        json_t *p2 = NULL;
+        assert_int_equal(tosca_plan(l.t, NULL, &p2, &l.d), 0);
+        assert_true(json_equal(l.plan, p2));
+        json_decref(p2);
+    }
+    load(&again, order_src);
+    plan_with(&again, NULL);
+    assert_true(json_equal(l.plan, again.plan));
+    unload(&again);
+    unload(&l);
+}
+
+static void host_chain(void **state)
+{
+    static const char src[] = V13 "node_types:\n"
+                                  "  my.Runtime:\n"
+                                  "    derived_from: tosca.nodes.SoftwareComponent\n"
+                                  "    capabilities:\n"
+                                  "      host: tosca.capabilities.Compute\n"
+                                  "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    app:\n"
+                                  "      type: tosca.nodes.SoftwareComponent\n"
+                                  "      requirements:\n"
+                                  "        - dependency: other\n"
+                                  "        - host: runtime\n"
+                                  "    runtime:\n"
+                                  "      type: my.Runtime\n"
+                                  "      requirements:\n"
+                                  "        - host: vm\n"
+                                  "    vm:\n"
+                                  "      type: tosca.nodes.Compute\n"
+                                  "    other:\n"
+                                  "      type: tosca.nodes.Root\n";
+    ld_t l;
+
+    (void)state;
+    load(&l, src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    ASSERT_JSTR(plan_node(&l, "app"), "host", "runtime");
+    ASSERT_JEQ(plan_node(&l, "app"), "host_chain", "[\"runtime\", \"vm\"]");
+    ASSERT_JEQ(plan_node(&l, "app"), "depends_on", "[\"other\", \"runtime\"]");
+    ASSERT_JSTR(plan_node(&l, "runtime"), "host", "vm");
+    ASSERT_JEQ(plan_node(&l, "runtime"), "host_chain", "[\"vm\"]");
+    ASSERT_JEQ(plan_node(&l, "vm"), "host", "null");
+    ASSERT_JEQ(plan_node(&l, "vm"), "host_chain", "[]");
+    ASSERT_JEQ(plan_node(&l, "other"), "host", "null");
+    ASSERT_JEQ(l.plan, "order", "[\"vm\", \"other\", \"runtime\", \"app\"]");
+    unload(&l);
+}
+
+/* ---- operations, artifacts -------------------------------------------------------- */
+
+static const char ops_src[] = V13 "node_types:\n"
+                                  "  my.Base:\n"
+                                  "    derived_from: tosca.nodes.SoftwareComponent\n"
+                                  "    interfaces:\n"
+                                  "      Standard:\n"
+                                  "        create:\n"
+                                  "          implementation: base-create.sh\n"
+                                  "          inputs:\n"
+                                  "            a: 1\n"
+                                  "            b: 2\n"
+                                  "        stop: base-stop.sh\n"
+                                  "  my.App:\n"
+                                  "    derived_from: my.Base\n"
+                                  "    interfaces:\n"
+                                  "      Standard:\n"
+                                  "        start: app-start.sh\n"
+                                  "        stop: app-stop.sh\n"
+                                  "    artifacts:\n"
+                                  "      image:\n"
+                                  "        type: tosca.artifacts.Deployment.Image.VM\n"
+                                  "        file: base.qcow2\n"
+                                  "      config:\n"
+                                  "        type: tosca.artifacts.File\n"
+                                  "        file: type.conf\n"
+                                  "topology_template:\n"
+                                  "  inputs:\n"
+                                  "    level: {type: integer, default: 9}\n"
+                                  "  node_templates:\n"
+                                  "    vm:\n"
+                                  "      type: tosca.nodes.Compute\n"
+                                  "    app:\n"
+                                  "      type: my.App\n"
+                                  "      requirements:\n"
+                                  "        - host: vm\n"
+                                  "      interfaces:\n"
+                                  "        Standard:\n"
+                                  "          create:\n"
+                                  "            inputs:\n"
+                                  "              b: 3\n"
+                                  "              c: { get_input: level }\n"
+                                  "          start:\n"
+                                  "            implementation:\n"
+                                  "              primary: tpl-start.sh\n"
+                                  "              dependencies: [lib.sh]\n"
+                                  "      artifacts:\n"
+                                  "        config:\n"
+                                  "          type: tosca.artifacts.File\n"
+                                  "          file: template.conf\n"
+                                  "        extra: extra.sh\n";
+
+/* Operations: the type chain from the root down, then the template (which wins; inputs
+ * are merged). */
+static void operations_merged(void **state)
+{
+    ld_t l;
+    json_t *n;
+
+    (void)state;
+    load(&l, ops_src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    n = plan_node(&l, "app");
+    ASSERT_JSTR(n, "interfaces.Standard.create.implementation.primary", "base-create.sh");
+    ASSERT_JEQ(n, "interfaces.Standard.create.inputs", "{\"a\": 1, \"b\": 3, \"c\": 9}");
+    ASSERT_JEQ(n, "interfaces.Standard.start.implementation",
+               "{\"primary\": \"tpl-start.sh\", \"dependencies\": [\"lib.sh\"]}");
+    ASSERT_JSTR(n, "interfaces.Standard.stop.implementation.primary", "app-stop.sh");
+    assert_null(jpath(n, "interfaces.Standard.configure")); /* no implementation anywhere */
+    ASSERT_JEQ(plan_node(&l, "vm"), "interfaces", "{}");
+    unload(&l);
+}
+
+static void artifacts_merged(void **state)
+{
+    ld_t l;
+    json_t *n;
+
+    (void)state;
+    load(&l, ops_src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    n = plan_node(&l, "app");
+    ASSERT_JSTR(n, "artifacts.image.file", "base.qcow2");
+    ASSERT_JSTR(n, "artifacts.image.type", "tosca.artifacts.Deployment.Image.VM");
+    ASSERT_JSTR(n, "artifacts.config.file", "template.conf"); /* the template wins */
+    ASSERT_JSTR(n, "artifacts.extra.file", "extra.sh");
+    unload(&l);
+}
+
+/* BUG: a node type's artifact in short form (`script: install.sh`) appears in the plan as
+ * a bare string, while the same short form in a node template becomes {"file": ...}
+ * (plan.c, node_artifacts evaluates the type's definition as written). Consumers that
+ * read artifacts.<name>.file miss it. */
+static void bug_type_artifact_short_form(void **state)
+{
+    static const char src[] = V13 "node_types:\n"
+                                  "  my.App:\n"
+                                  "    derived_from: tosca.nodes.Root\n"
+                                  "    artifacts:\n"
+                                  "      script: install.sh\n"
+                                  "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    app:\n"
+                                  "      type: my.App\n"
+                                  "      artifacts:\n"
+                                  "        other: other.sh\n";
+    ld_t l;
+
+    (void)state;
+    load(&l, src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    ASSERT_JSTR(plan_node(&l, "app"), "artifacts.other.file", "other.sh");
+    ASSERT_JSTR(plan_node(&l, "app"), "artifacts.script.file", "install.sh");
+    unload(&l);
+}
+
+/* BUG: a requirement that names a relationship template gets that template's type in the
+ * plan, but neither the template's name nor its properties: the engine cannot see
+ * `weight: 10` below, while the same property written inline in the requirement does
+ * reach the plan (requirements.N.properties). */
+static void bug_relationship_template_properties(void **state)
+{
+    static const char src[] = V13 "relationship_types:\n"
+                                  "  my.Uses:\n"
+                                  "    derived_from: tosca.relationships.DependsOn\n"
+                                  "    properties:\n"
+                                  "      weight: {type: integer, required: false}\n"
+                                  "topology_template:\n"
+                                  "  relationship_templates:\n"
+                                  "    heavy:\n"
+                                  "      type: my.Uses\n"
+                                  "      properties:\n"
+                                  "        weight: 10\n"
+                                  "  node_templates:\n"
+                                  "    db:\n"
+                                  "      type: tosca.nodes.Root\n"
+                                  "    app:\n"
+                                  "      type: tosca.nodes.Root\n"
+                                  "      requirements:\n"
+                                  "        - dependency:\n"
+                                  "            node: db\n"
+                                  "            relationship:\n"
+                                  "              type: my.Uses\n"
+                                  "              properties: {weight: 1}\n"
+                                  "        - dependency:\n"
+                                  "            node: db\n"
+                                  "            relationship: heavy\n";
+    ld_t l;
+
+    (void)state;
+    load(&l, src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, NULL);
+    assert_int_equal(l.plan_rc, 0);
+    ASSERT_JINT(plan_node(&l, "app"), "requirements.0.properties.weight", 1);
+    ASSERT_JSTR(plan_node(&l, "app"), "requirements.1.relationship", "my.Uses");
+    ASSERT_JINT(plan_node(&l, "app"), "requirements.1.properties.weight", 10);
+    unload(&l);
+}
+
+/* ---- outputs -------------------------------------------------------------------------- */
+
+static void outputs_deferred(void **state)
+{
+    static const char src[] = V13 "topology_template:\n"
+                                  "  inputs:\n"
+                                  "    port: {type: integer, default: 80}\n"
+                                  "  node_templates:\n"
+                                  "    vm:\n"
+                                  "      type: tosca.nodes.Compute\n"
+                                  "  outputs:\n"
+                                  "    static_port:\n"
+                                  "      value: { get_input: port }\n"
+                                  "    literal:\n"
+                                  "      value: [1, 2]\n"
+                                  "    ip:\n"
+                                  "      value: { get_attribute: [ vm, public_address ] }\n"
+                                  "    url:\n"
+                                  "      value: { concat: [ \"http://\", "
+                                  "{ get_attribute: [ vm, public_address ] }, \":\", "
+                                  "{ get_input: port } ] }\n"
+                                  "    result:\n"
+                                  "      value: { get_operation_output: [ vm, Standard, create, id ] }\n";
+    ld_t l;
+
+    (void)state;
+    load(&l, src);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, "{\"port\": 8080}");
+    assert_int_equal(l.plan_rc, 0);
+    ASSERT_JEQ(l.plan, "outputs.static_port", "{\"value\": 8080, \"deferred\": false}");
+    ASSERT_JEQ(l.plan, "outputs.literal", "{\"value\": [1, 2], \"deferred\": false}");
+    ASSERT_JEQ(l.plan, "outputs.ip",
+               "{\"value\": {\"get_attribute\": [\"vm\", \"public_address\"]}, "
+               "\"deferred\": true}");
+    /* the static parts are computed, the run-time one kept */
+    ASSERT_JEQ(l.plan, "outputs.url",
+               "{\"value\": {\"concat\": [\"http://\", {\"get_attribute\": [\"vm\", "
+               "\"public_address\"]}, \":\", 8080]}, \"deferred\": true}");
+    ASSERT_JEQ(l.plan, "outputs.result.deferred", "true");
+    unload(&l);
+}
+
+/* ---- the examples ----------------------------------------------------------------- */
+
+static void example_gpu_training(void **state)
+{
+    ld_t l;
+    json_t *n;
+
+    (void)state;
+    load_path(&l, "examples/gpu-training.yaml", NULL);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, "{\"num_gpus\": 0}");
+    assert_int_equal(l.plan_rc, 0);
+    assert_int_equal(l.d.count, 0);
+    ASSERT_JSTR(l.plan, "tosca_definitions_version", "tosca_simple_yaml_1_3");
+    ASSERT_JEQ(l.plan, "order", "[\"train_node\", \"training\"]");
+    n = plan_node(&l, "train_node");
+    ASSERT_JSTR(n, "kind", "COMPUTE");
+    ASSERT_JINT(n, "compute.num_gpus", 0);
+    ASSERT_JINT(n, "compute.num_cpus", 2);
+    ASSERT_JINT(n, "compute.mem_size", 2000000000);
+    ASSERT_JSTR(n, "compute.gpu_model", "");
+    ASSERT_JINT(n, "count", 1);
+    n = plan_node(&l, "training");
+    ASSERT_JSTR(n, "kind", "JOB");
+    ASSERT_JSTR(n, "host", "train_node");
+    ASSERT_JINT(n, "properties.environment.EPOCHS", 3);
+    ASSERT_JINT(n, "properties.max_retries", 0);
+    ASSERT_JEQ(l.plan, "outputs.exit_status",
+               "{\"value\": {\"get_attribute\": [\"training\", \"exit_status\"]}, "
+               "\"deferred\": true}");
+    unload(&l);
+}
+
+static void example_gpu_serving(void **state)
+{
+    ld_t l;
+    json_t *n;
+
+    (void)state;
+    load_path(&l, "examples/gpu-serving.yaml", NULL);
+    EXPECT_CLEAN(&l);
+    plan_with(&l, "{\"num_gpus\": 0}");
+    assert_int_equal(l.plan_rc, 0);
+    assert_int_equal(l.d.count, 0);
+    n = plan_node(&l, "serve_node");
+    ASSERT_JSTR(n, "kind", "COMPUTE");
+    ASSERT_JINT(n, "compute.num_gpus", 0);
+    ASSERT_JINT(n, "compute.mem_size", 1000000000);
+    n = plan_node(&l, "model_api");
+    ASSERT_JSTR(n, "kind", "SERVICE");
+    ASSERT_JINT(n, "properties.port", 5000);
+    ASSERT_JSTR(n, "properties.readiness_path", "/v2/models/");
+    ASSERT_JEQ(n, "host_chain", "[\"serve_node\"]");
+    ASSERT_JEQ(l.plan, "outputs.endpoint.deferred", "true");
+    ASSERT_JEQ(l.plan, "outputs.endpoint.value.concat.3", "5000");
+    unload(&l);
+    /* an input outside its constraint is refused at plan time, at the input's line */
+    {
+        static char text[8192];
+        FILE *fp = fopen("examples/gpu-serving.yaml", "r");
+        assert_non_null(fp);
+        text[fread(text, 1, sizeof(text) - 1, fp)] = '\0';
+        fclose(fp);
+        load_path(&l, "examples/gpu-serving.yaml", NULL);
+        plan_with(&l, "{\"num_gpus\": 9}");
+        assert_int_equal(l.plan_rc, ORC_ETOSCA);
+        EXPECT_ERR(&l, "constraint-violated", line_of(text, "    num_gpus:"), "in_range");
+        unload(&l);
+    }
+}
+
+static void plan_bad_arguments(void **state)
+{
+    ld_t l;
+    json_t *plan = NULL, *arr = json_array();
+
+    (void)state;
+    load(&l, inputs_src);
+    assert_int_equal(tosca_plan(l.t, arr, &plan, &l.d), ORC_EINVAL);
+    assert_null(plan);
+    assert_int_equal(tosca_plan(l.t, NULL, NULL, &l.d), ORC_EINVAL);
+    assert_int_equal(tosca_plan(l.t, NULL, &plan, NULL), ORC_EINVAL);
+    json_decref(arr);
+    unload(&l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(inputs_given_and_default),
+        cmocka_unit_test(inputs_missing_required),
+        cmocka_unit_test(inputs_unknown_given),
+        cmocka_unit_test(inputs_coercion),
+        cmocka_unit_test(inputs_bad_value),
+        cmocka_unit_test(inputs_constraint),
+        cmocka_unit_test(instances_default_instances),
+        cmocka_unit_test(instances_indigo_count),
+        cmocka_unit_test(instances_out_of_bounds),
+        cmocka_unit_test(instances_limit),
+        cmocka_unit_test(compute_requirements),
+        cmocka_unit_test(compute_units),
+        cmocka_unit_test(node_kinds),
+        cmocka_unit_test(order_targets_first),
+        cmocka_unit_test(host_chain),
+        cmocka_unit_test(operations_merged),
+        cmocka_unit_test(artifacts_merged),
+        cmocka_unit_test(outputs_deferred),
+        cmocka_unit_test(example_gpu_training),
+        cmocka_unit_test(example_gpu_serving),
+        cmocka_unit_test(plan_bad_arguments),
+    };
+    /* BUG: kept out of the run until libtosca is fixed (TOSCA_TEST_BUGS=1 runs them) */
+    const struct CMUnitTest bugs[] = {
+        cmocka_unit_test(bug_input_default_mismatch_is_defect),
+        cmocka_unit_test(bug_type_artifact_short_form),
+        cmocka_unit_test(bug_relationship_template_properties),
+    };
+    const char *b = getenv("TOSCA_TEST_BUGS");
+
+    if (b && strcmp(b, "1") == 0)
+        return cmocka_run_group_tests_name("known libtosca bugs", bugs, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
