@@ -317,7 +317,21 @@ static json_t *ev_get_property(tosca_eval_t *e, const tosca_node_tpl_t *self,
     v = ev_find_property(&n, a, strcmp(entity, "HOST") == 0, &rest);
     if (v == NULL)
         return json_null();
+    for (int i = 0; i < e->nvisiting; i++)
+        if (e->visiting[i] == v) {
+            ev_fail(e, tosca_error(e->d, &call->mark, "function-cycle",
+                                   "get_property cycle: the value refers back to itself"));
+            return json_null();
+        }
+    if (e->nvisiting == (int)TOSCA_ARRAY_LEN(e->visiting)) {
+        ev_fail(e, tosca_error(e->d, &call->mark, "function-cycle",
+                               "get_property chains deeper than %d levels",
+                               (int)TOSCA_ARRAY_LEN(e->visiting)));
+        return json_null();
+    }
+    e->visiting[e->nvisiting++] = v;
     val = tosca_eval(e, n, v, deferred);
+    e->nvisiting--;
     sub = ev_path(val, a, rest);
     sub = sub ? json_incref(sub) : json_null();
     json_decref(val);
@@ -457,7 +471,7 @@ json_t *tosca_eval(tosca_eval_t *e, const tosca_node_tpl_t *self, const tosca_yn
 {
     json_t *out;
 
-    if (v == NULL)
+    if (v == NULL || e->rc < 0)
         return json_null();
     if (++e->depth > EVAL_MAX_DEPTH) {
         e->depth--;

@@ -24,6 +24,9 @@ typedef struct tosca_file {
     char *key;                 /* cache key: canonical path, URL, or "builtin:..." */
     const char *name;          /* for messages (interned in arena) */
     const char *dir;           /* directory for relative imports ("" for none) */
+    const char *root;          /* real directory its relative imports must stay under
+                                * (the importing template's root, or for an import-map
+                                * target its own directory); "" for none */
     struct tosca_csar *csar;   /* archive the file lives in, or NULL (borrowed) */
     tosca_ydoc_t *doc;
     tosca_arena_t arena;       /* types and schemas */
@@ -163,6 +166,7 @@ struct tosca_template_s {
     tosca_hmap_t replayed;       /* cached files whose diagnostics were copied in */
     tosca_diags_t *diags;        /* while loading */
     const char *root_real;       /* real path of the entry's directory, resolved lazily */
+    const char *csar_name;       /* the archive's name, for messages */
     bool root_resolved;
     size_t import_total;         /* files in the import closure */
 };
@@ -223,7 +227,9 @@ typedef struct tosca_eval {
     const json_t *inputs; /* bound inputs: name -> value */
     tosca_diags_t *d;
     int depth;
-    int rc; /* first error (ORC_ETOSCA / ORC_ENOMEM) */
+    int rc; /* first error (ORC_ETOSCA / ORC_ENOMEM); evaluation stops at it */
+    const tosca_ynode_t *visiting[32]; /* property values being evaluated (cycles) */
+    int nvisiting;
 } tosca_eval_t;
 
 /* Returns a new JSON value (never NULL unless e->rc is ORC_ENOMEM); sets

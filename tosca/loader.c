@@ -130,6 +130,7 @@ static tosca_file_t *file_new(const char *key, const char *name, const char *dir
     f->key = tosca_strdup(key);
     f->name = tosca_arena_strdup(&f->arena, name);
     f->dir = tosca_arena_strdup(&f->arena, dir ? dir : "");
+    f->root = "";
     if (f->key == NULL || f->name == NULL || f->dir == NULL) {
         file_free(f);
         return NULL;
@@ -493,6 +494,8 @@ tosca_type_t *tosca_scope_find(const tosca_ctx_t *ctx, const tosca_file_t *f, to
     t = find_in_file(f, kind, name, 0);
     if (t)
         return t;
+    if (f->version == TOSCA_V2_0 && !f->is_builtin)
+        return NULL; /* 2.0 imports nothing implicitly: the profile comes by import */
     b = f->is_builtin && f != ctx->builtin[2] ? f : tosca_builtin_for(ctx, f);
     t = b ? find_normative(b, kind, name) : NULL;
     if (t == NULL && b == ctx->builtin[0] && ctx->builtin[2])
@@ -690,12 +693,29 @@ static void replay_file(tosca_template_t *t, const tosca_file_t *f, tosca_diags_
             replay_file(t, f->imports[i].file, d);
 }
 
-/* Loads (or finds in the cache) a file of type definitions from disk. */
-static int load_cached_fs(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_file_t *from,
-                          const char *real, const char *shown, tosca_file_t **out,
-                          const tosca_mark_t *at, tosca_diags_t *d)
+/* A cached file that failed for want of memory or by a per-template limit is
+ * parsed again: its failure says nothing about the file. */
+static bool reusable(const tosca_file_t *f)
 {
-    char key[PATH_MAX + 64], dir[PATH_MAX];
+    return f->status != ORC_ENOMEM && f->status != ORC_ELIMIT;
+}
+
+static int cached_status(const tosca_file_t *f)
+{
+    if (f->status == ORC_ENOMEM || f->status == ORC_ELIMIT)
+        return f->status;
+    return f->status < 0 ? ORC_ETOSCA : 0;
+}
+
+/* Loads (or finds in the cache) a file of type definitions from disk. The
+ * cache key holds the real path, size, mtime and the root the file's own
+ * relative imports are confined to, so a file admitted under one template's
+ * root is never reused, with what it imported, under another's. */
+static int load_cached_fs(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_file_t *from,
+                          const char *real, const char *root, const char *shown,
+                          tosca_file_t **out, const tosca_mark_t *at, tosca_diags_t *d)
+{
+    char key[PATH_MAX * 2 + 64], dir[PATH_MAX];
     struct stat st;
     tosca_file_t *f;
     char *data = NULL;
@@ -705,24 +725,30 @@ static int load_cached_fs(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_fil
     if (stat(real, &st) < 0)
         return tosca_error(d, at, "cannot-read", "cannot read '%s': %s", shown,
                            strerror(errno));
-    snprintf(key, sizeof(key), "%s@%lld.%ld.%lld", real, (long long)st.st_size,
-             (long)st.st_mtim.tv_sec, (long long)st.st_mtim.tv_nsec);
+    snprintf(key, sizeof(key), "%s@%lld.%ld.%lld|%s", real, (long long)st.st_size,
+             (long)st.st_mtim.tv_sec, (long long)st.st_mtim.tv_nsec, root);
     f = tosca_hmap_get(&ctx->file_cache, key);
-    if (f) {
-        if (f->state == 1)
-            return tosca_error(d, at, "import-cycle", "import cycle: '%s' imports itself "
-                               "through its imports", shown);
+    if (f && f->state == 1)
+        return tosca_error(d, at, "import-cycle",
+                           "import cycle: '%s' imports itself through its imports", shown);
+    if (f && reusable(f)) {
         replay_file(t, f, d);
         *out = f;
-        return f->status < 0 ? ORC_ETOSCA : 0;
+        return cached_status(f);
     }
     rc = read_file(real, max_file_bytes(ctx), &data, &len, d, at);
     if (rc < 0)
         return rc;
     dir_of(real, dir, sizeof(dir));
     f = file_new(key, shown, dir);
-    if (f == NULL || tosca_deflist_add(&ctx->files, f) < 0 ||
-        tosca_hmap_put(&ctx->file_cache, f->key, f, NULL) < 0) {
+    if (f == NULL || (f->root = tosca_arena_strdup(&f->arena, root)) == NULL ||
+        tosca_deflist_add(&ctx->files, f) < 0) {
+        file_free(f);
+        tosca_free(data);
+        return ORC_ENOMEM;
+    }
+    if (tosca_hmap_put(&ctx->file_cache, f->key, f, NULL) < 0) {
+        ctx->files.count--; /* the file was added last */
         file_free(f);
         tosca_free(data);
         return ORC_ENOMEM;
@@ -732,7 +758,7 @@ static int load_cached_fs(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_fil
     tosca_free(data);
     replay_file(t, f, d);
     *out = f;
-    return f->status == ORC_ENOMEM ? ORC_ENOMEM : f->status < 0 ? ORC_ETOSCA : 0;
+    return cached_status(f);
 }
 
 static int load_from_archive(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_file_t *from,
@@ -759,7 +785,7 @@ static int load_from_archive(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_
     dir_of(path, dir, sizeof(dir));
     {
         char shown[PATH_MAX * 2];
-        snprintf(shown, sizeof(shown), "%s/%s", t->entry->name, path);
+        snprintf(shown, sizeof(shown), "%s/%s", t->csar_name, path);
         f = file_new(key, shown, dir);
     }
     if (f == NULL || tosca_deflist_add(&t->owned_files, f) < 0) {
@@ -772,11 +798,22 @@ static int load_from_archive(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_
     return f->status;
 }
 
+/* The root a file's relative imports must stay under. */
+static const char *file_root(tosca_template_t *t, const tosca_file_t *from)
+{
+    if (from == t->entry) {
+        const char *r = template_root(t);
+        return r ? r : "";
+    }
+    return from->root;
+}
+
 static int load_fs_import(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_file_t *from,
                           const char *loc, tosca_file_t **out, const tosca_mark_t *at,
                           tosca_diags_t *d)
 {
     char joined[PATH_MAX * 2], real[PATH_MAX];
+    const char *root = file_root(t, from);
 
     if (loc[0] != '/' && from->dir[0] == '\0')
         return tosca_error(d, at, "import-denied",
@@ -787,12 +824,12 @@ static int load_fs_import(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_fil
         snprintf(joined, sizeof(joined), "%s/%s", from->dir, loc);
     if (realpath(joined, real) == NULL)
         return tosca_error(d, at, "import-not-found", "import '%s': %s", loc, strerror(errno));
-    if (!path_allowed(ctx, real, template_root(t)))
+    if (!path_allowed(ctx, real, root))
         return tosca_error(d, at, "import-denied",
                            "import '%s' is outside the template's directory and the allowed "
                            "roots",
                            loc);
-    return load_cached_fs(ctx, t, from, real, loc, out, at, d);
+    return load_cached_fs(ctx, t, from, real, root, loc, out, at, d);
 }
 
 static bool allowlisted(const tosca_ctx_t *ctx, const char *url)
@@ -842,7 +879,11 @@ static int load_url_import(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_fi
     if (mapped) {
         const char *real = tosca_hmap_get(&ctx->mapped_real, url);
         int rc = real ? 0 : resolve_mapped(ctx, url, mapped, &real, at, d);
-        return rc < 0 ? rc : load_cached_fs(ctx, t, from, real, url, out, at, d);
+        char root[PATH_MAX];
+        if (rc < 0)
+            return rc;
+        dir_of(real, root, sizeof(root));
+        return load_cached_fs(ctx, t, from, real, root, url, out, at, d);
     }
     if (!allowlisted(ctx, url))
         return tosca_error(d, at, "import-denied",
@@ -854,7 +895,7 @@ static int load_url_import(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_fi
         if (rc < 0)
             return rc;
         ctx->fetch_count++;
-        return load_cached_fs(ctx, t, from, path, url, out, at, d);
+        return load_cached_fs(ctx, t, from, path, "", url, out, at, d);
     }
 }
 
@@ -1004,7 +1045,10 @@ void tosca_template_free(tosca_template_t *t)
 
 const char *tosca_template_version(const tosca_template_t *t)
 {
-    return t && t->entry ? tosca_version_string(t->entry->version) : "unknown";
+    if (t == NULL || t->entry == NULL)
+        return "unknown";
+    return t->entry->version_str ? t->entry->version_str
+                                 : tosca_version_string(t->entry->version);
 }
 
 static int open_archive(tosca_template_t *t, const char *name, const void *data, size_t len,
@@ -1032,6 +1076,9 @@ static int load_entry(tosca_template_t *t, const char *name, const char *dir, co
         if (rc < 0)
             return rc == ORC_ENOTFOUND ? ORC_ETOSCA : rc;
         dir_of(entry_path, adir, sizeof(adir));
+        t->csar_name = tosca_arena_strdup(&t->arena, name);
+        if (t->csar_name == NULL)
+            return ORC_ENOMEM;
         snprintf(shown, sizeof(shown), "%s/%s", name, entry_path);
         snprintf(key, sizeof(key), "csar:%s", entry_path);
         t->entry = file_new(key, shown, adir);

@@ -299,8 +299,12 @@ static void node_requirements(struct planner *p, const tosca_node_tpl_t *n, json
         set(p, o, "capability",
             jstr(r->target_cap ? r->target_cap->name : r->capability));
         set(p, o, "relationship", jstr(r->rel_type ? r->rel_type->name : r->relationship));
-        if (r->rel_properties)
-            set(p, o, "properties", eval(p, n, r->rel_properties, deferred));
+        if (r->rel_tpl)
+            set(p, o, "relationship_template", json_string(r->rel_tpl->name));
+        if (r->rel_properties || (r->rel_tpl && r->rel_tpl->properties))
+            set(p, o, "properties",
+                eval(p, n, r->rel_properties ? r->rel_properties : r->rel_tpl->properties,
+                     deferred));
         if (r->target == NULL)
             set(p, o, "unresolved", json_true());
         push(p, reqs, o);
@@ -425,6 +429,15 @@ static void template_operations(struct planner *p, const tosca_node_tpl_t *n, js
     }
 }
 
+/* An artifact definition; the short form (a file name) becomes {file}. */
+static json_t *artifact_json(struct planner *p, const tosca_node_tpl_t *n,
+                             const tosca_ynode_t *v, bool *deferred)
+{
+    if (v->kind == TOSCA_Y_SCALAR)
+        return json_pack("{s:o}", "file", eval(p, n, v, deferred));
+    return eval(p, n, v, deferred);
+}
+
 static json_t *node_artifacts(struct planner *p, const tosca_node_tpl_t *n, bool *deferred)
 {
     json_t *arts = json_object();
@@ -434,13 +447,11 @@ static json_t *node_artifacts(struct planner *p, const tosca_node_tpl_t *n, bool
         for (size_t i = 0; i < t->artifacts.count; i++) {
             const tosca_artdef_t *a = t->artifacts.items[i];
             if (!json_object_get(arts, a->name))
-                set(p, arts, a->name, eval(p, n, a->def, deferred));
+                set(p, arts, a->name, artifact_json(p, n, a->def, deferred));
         }
     for (size_t i = 0; arts && m && m->kind == TOSCA_Y_MAP && i < m->u.map.count; i++) {
-        const tosca_ynode_t *v = m->u.map.items[i].value;
-        json_t *o = v->kind == TOSCA_Y_SCALAR ? json_pack("{s:o}", "file", eval(p, n, v, deferred))
-                                              : eval(p, n, v, deferred);
-        set(p, arts, m->u.map.items[i].key->u.scalar.str, o);
+        set(p, arts, m->u.map.items[i].key->u.scalar.str,
+            artifact_json(p, n, m->u.map.items[i].value, deferred));
     }
     return arts ? arts : json_null();
 }
@@ -566,7 +577,7 @@ int tosca_plan(const tosca_template_t *t, const json_t *inputs, json_t **out,
     if (p.inputs == NULL)
         return ORC_ENOMEM;
     bind_inputs(&p, inputs);
-    p.ev = (tosca_eval_t){t, p.inputs, diags, 0, 0};
+    p.ev = (tosca_eval_t){.t = t, .inputs = p.inputs, .d = diags};
     if (p.rc == 0 && t->order && t->node_count && t->order[t->node_count - 1] == NULL)
         p.rc = ORC_ETOSCA; /* dependency cycle, reported at load */
     if (p.rc == 0)

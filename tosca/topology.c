@@ -61,8 +61,6 @@ static void parse_inputs(struct topo *p, const tosca_ynode_t *map)
             return;
         s->mark = m->u.map.items[i].key->mark;
         snprintf(what, sizeof(what), "input '%s'", name);
-        /* an input default that does not fit its type is a defect, not a stop */
-        p->chk.lenient_types = true;
         note(p, tosca_schema_resolve(p->ctx, p->f, s, what, p->d));
         t->inputs[t->input_count++] = s;
     }

@@ -485,8 +485,11 @@ static int add_cap(tosca_ctx_t *ctx, tosca_file_t *f, tosca_type_t *t, const cha
 {
     tosca_capdef_t *c = NULL;
     int rc = parse_capdef(ctx, f, name, def, &c, d);
-    if (c && tosca_deflist_add(&t->capabilities, c) < 0)
+    if (c && tosca_deflist_add(&t->capabilities, c) < 0) {
+        tosca_deflist_fini(&c->properties);
+        tosca_deflist_fini(&c->attributes);
         return ORC_ENOMEM;
+    }
     return rc;
 }
 
@@ -507,8 +510,10 @@ static int add_iface(tosca_ctx_t *ctx, tosca_file_t *f, tosca_type_t *t, const c
     tosca_ifacedef_t *i = NULL;
     int rc = parse_ifacedef(f, name, def, &i, d);
     (void)ctx;
-    if (i && tosca_deflist_add(&t->interfaces, i) < 0)
+    if (i && tosca_deflist_add(&t->interfaces, i) < 0) {
+        tosca_deflist_fini(&i->operations);
         return ORC_ENOMEM;
+    }
     return rc;
 }
 
@@ -788,7 +793,6 @@ static int resolve_node_members(tosca_ctx_t *ctx, tosca_file_t *f, tosca_type_t 
 
 static int resolve_type(tosca_ctx_t *ctx, tosca_file_t *f, tosca_type_t *t, tosca_diags_t *d)
 {
-    const tosca_ynode_t *cons;
     char owner[300];
     int rc = 0, r;
 
@@ -803,13 +807,19 @@ static int resolve_type(tosca_ctx_t *ctx, tosca_file_t *f, tosca_type_t *t, tosc
         rc = r;
     if (t->key_schema && (r = tosca_schema_resolve(ctx, f, t->key_schema, owner, d)) < 0)
         rc = r;
-    cons = tosca_ymap_get(t->def, "constraints");
-    if (t->kind == TOSCA_TK_DATA && cons) {
-        r = tosca_constraints_parse(&f->arena, cons, t->prim, &t->constraints,
-                                    &t->constraint_count, d);
-        rc = r < 0 ? r : rc;
-    }
     return rc;
+}
+
+/* A data type's own constraints, parsed before any default in the file is
+ * checked against them. */
+static int parse_data_constraints(tosca_file_t *f, tosca_type_t *t, tosca_diags_t *d)
+{
+    const tosca_ynode_t *cons = tosca_ymap_get(t->def, "constraints");
+
+    if (t->kind != TOSCA_TK_DATA || cons == NULL)
+        return 0;
+    return tosca_constraints_parse(&f->arena, cons, t->prim, &t->constraints,
+                                   &t->constraint_count, d);
 }
 
 /* Data type primitive bases flow down the chain: parents first. */
@@ -844,6 +854,12 @@ int tosca_types_resolve(tosca_ctx_t *ctx, tosca_file_t *f, tosca_diags_t *d)
             inherit_prim(t);
         if (t->kind == TOSCA_TK_NODE)
             t->node_kind = tosca_node_kind_of(t);
+    }
+    for (size_t i = 0; i < f->type_list.count; i++) {
+        int r = parse_data_constraints(f, f->type_list.items[i], d);
+        if (r == ORC_ENOMEM)
+            return r;
+        rc = r < 0 ? r : rc;
     }
     for (size_t i = 0; i < f->type_list.count; i++) {
         int r = resolve_type(ctx, f, f->type_list.items[i], d);

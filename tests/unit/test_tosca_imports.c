@@ -6,9 +6,6 @@
  * templates, and imports inside CSAR archives built here with libzip. Imported files
  * are fixtures under tests/tosca/fixtures/imports; the importing templates are strings
  * loaded as if they lived there.
- *
- * Tests marked BUG document libtosca defects: they assert the right behaviour and
- * are kept out of the list that runs (see main()).
  */
 #include "testutil.h"
 
@@ -782,14 +779,14 @@ static void nested_import_outside_denied(void **state)
     unload(&l);
 }
 
-/* BUG: the context caches an imported file together with the outcome of its own imports,
+/* Regression: the context caches an imported file together with the outcome of its own imports,
  * which were confined to the directory of the template that loaded it first. A template
  * in conf/ loads types/lib.yaml and its ../shared.yaml; then a template in conf/types/
  * (same context) imports lib.yaml from the cache and gets shared.yaml, which is outside
  * its directory, without a word: confinement is bypassed. The other order poisons the
  * cache: after the refused conf/types/ template, the conf/ template, which is allowed
  * these files, is refused as well. */
-static void bug_cache_bypasses_confinement(void **state)
+static void cache_bypasses_confinement(void **state)
 {
     static const char up[] = V13 "imports:\n  - types/lib.yaml\n";
     static const char down[] = V13 "imports:\n  - lib.yaml\n";
@@ -994,13 +991,13 @@ static void max_imports(void **state)
     unload(&l);
 }
 
-/* BUG: when the limit is reached inside an imported file (types/app.yaml imports
+/* Regression: when the limit is reached inside an imported file (types/app.yaml imports
  * common/endpoint.yaml), tosca_load_buffer returns ORC_ETOSCA instead of ORC_ELIMIT
  * (load_cached_fs maps every failure of the imported file but ORC_ENOMEM to ORC_ETOSCA),
  * and the imported file stays in the context's cache with that failure: a later template
  * of the same context that imports it as its only file is refused too, although it is
  * far within the limit. */
-static void bug_max_imports_nested(void **state)
+static void max_imports_nested(void **state)
 {
     static const char one[] = V13 "imports:\n"
                                   "  - sub/local.yaml\n"
@@ -1261,12 +1258,12 @@ static void csar_root_yaml_and_cycle(void **state)
     free(dir);
 }
 
-/* BUG: diagnostics about a file imported inside an archive name it
+/* Regression: diagnostics about a file imported inside an archive name it
  * "<archive>/<entry path>/<member path>" ("x.csar/Definitions/main.yaml/lib/t.yaml"): the
  * name is built from the entry file's name, which already holds the entry's path
  * (loader.c, load_from_archive), so it names no file. It should be "x.csar/lib/t.yaml",
  * like the entry's own "x.csar/Definitions/main.yaml". */
-static void bug_csar_member_file_name(void **state)
+static void csar_member_file_name(void **state)
 {
     const char *const pairs[] = {"TOSCA-Metadata/TOSCA.meta", meta,
                                  "Definitions/main.yaml", V13 "imports:\n  - ../lib/t.yaml\n",
@@ -1516,12 +1513,12 @@ static void oom_csar(void **state)
     free(dir);
 }
 
-/* BUG: out of memory in load_cached_fs (loader.c) after the new file joined ctx->files but
+/* Regression: out of memory in load_cached_fs (loader.c) after the new file joined ctx->files but
  * before it joined the cache (tosca_hmap_put fails) frees the file and leaves it in
  * ctx->files: tosca_ctx_free() then reads and frees it again (heap use after free, double
  * free; ASan: "heap-use-after-free ... in file_free"). Checked here before tosca_ctx_free,
  * through the context's invariant, so that the test fails instead of crashing. */
-static void bug_oom_import_double_free(void **state)
+static void oom_import_double_free(void **state)
 {
     tosca_diags_t d;
     long k;
@@ -1549,12 +1546,12 @@ static void bug_oom_import_double_free(void **state)
     oom_end();
 }
 
-/* BUG: out of memory while an imported file is parsed leaves the half-parsed file in the
+/* Regression: out of memory while an imported file is parsed leaves the half-parsed file in the
  * context's cache with status ORC_ENOMEM: every later template of that context that
  * imports it is refused with ORC_ETOSCA, with a misleading diagnostic ("unknown node type
  * 'my.nodes.App'") or none at all, although memory is available again. A failed file
  * should not stay cached. */
-static void bug_oom_import_poisons_cache(void **state)
+static void oom_import_poisons_cache(void **state)
 {
     tosca_diags_t d;
     long k;
@@ -1621,18 +1618,12 @@ int main(void)
         cmocka_unit_test(csar_import_escapes),
         cmocka_unit_test(csar_root_yaml_and_cycle),
         cmocka_unit_test(oom_csar),
+        cmocka_unit_test(max_imports_nested),
+        cmocka_unit_test(csar_member_file_name),
+        cmocka_unit_test(cache_bypasses_confinement),
+        cmocka_unit_test(oom_import_double_free),
+        cmocka_unit_test(oom_import_poisons_cache),
     };
-    /* BUG: kept out of the run until libtosca is fixed (TOSCA_TEST_BUGS=1 runs them) */
-    const struct CMUnitTest bugs[] = {
-        cmocka_unit_test(bug_max_imports_nested),
-        cmocka_unit_test(bug_csar_member_file_name),
-        cmocka_unit_test(bug_cache_bypasses_confinement),
-        cmocka_unit_test(bug_oom_import_double_free),
-        cmocka_unit_test(bug_oom_import_poisons_cache),
-    };
-    const char *b = getenv("TOSCA_TEST_BUGS");
 
-    if (b && strcmp(b, "1") == 0)
-        return cmocka_run_group_tests_name("known libtosca bugs", bugs, NULL, NULL);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
