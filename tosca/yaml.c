@@ -18,9 +18,9 @@
 
 struct frame {
     tosca_ynode_t *node;
-    tosca_ynode_t **items; /* children; for maps key, value, key, value... */
+    size_t start;          /* its children start here in builder.kids */
+    tosca_ynode_t **items; /* children when it ends; for maps key, value, key, value... */
     size_t count;
-    size_t cap;
 };
 
 struct builder {
@@ -33,6 +33,9 @@ struct builder {
     struct frame *stack;
     size_t depth;
     size_t stack_cap;
+    tosca_ynode_t **kids; /* children of every open collection, innermost last */
+    size_t nkids;
+    size_t kids_cap;
     tosca_hmap_t anchors;
     int docs;
 };
@@ -86,9 +89,9 @@ static int frame_push_child(struct builder *b, tosca_ynode_t *child)
         return 0;
     }
     f = &b->stack[b->depth - 1];
-    if (tosca_grow(&f->items, &f->cap, f->count + 1, sizeof(*f->items)) < 0)
+    if (tosca_grow(&b->kids, &b->kids_cap, b->nkids + 1, sizeof(*b->kids)) < 0)
         return ORC_ENOMEM;
-    f->items[f->count++] = child;
+    b->kids[b->nkids++] = child;
     f->node->weight = sat_add(f->node->weight, child->weight);
     return 0;
 }
@@ -186,7 +189,7 @@ static int on_collection_start(struct builder *b, yaml_event_t *ev, tosca_ykind_
         return rc;
     if (tosca_grow(&b->stack, &b->stack_cap, b->depth + 1, sizeof(*b->stack)) < 0)
         return ORC_ENOMEM;
-    b->stack[b->depth++] = (struct frame){.node = n};
+    b->stack[b->depth++] = (struct frame){.node = n, .start = b->nkids};
     return 0;
 }
 
@@ -226,6 +229,48 @@ static bool ynode_equal(const tosca_ynode_t *a, const tosca_ynode_t *b, int dept
  * value is an error: which one was meant cannot be known. A repeat of the
  * very same value changes nothing: a defect (a warning in lenient mode).
  * seen gets every key (for the merges). */
+static int report_duplicate(struct builder *b, const tosca_ypair_t *first,
+                            const tosca_ypair_t *dup)
+{
+    const tosca_ynode_t *k = dup->key;
+
+    if (ynode_equal(first->value, dup->value, 0))
+        return tosca_defect(b->diags, &k->mark, "yaml-duplicate-key",
+                            "duplicate key '%s' repeats the value given at line %u",
+                            k->u.scalar.str, first->key->mark.line);
+    return tosca_error(b->diags, &k->mark, "yaml-duplicate-key",
+                       "duplicate key '%s' (first defined at line %u)", k->u.scalar.str,
+                       first->key->mark.line);
+}
+
+static bool same_key(const tosca_ynode_t *a, const tosca_ynode_t *b)
+{
+    return a->u.scalar.len == b->u.scalar.len &&
+           memcmp(a->u.scalar.str, b->u.scalar.str, a->u.scalar.len) == 0;
+}
+
+/* Small mappings without merge keys (nearly all of them): pairwise, no table. */
+static int check_duplicates_small(struct builder *b, tosca_ypair_t *pairs, size_t *n)
+{
+    size_t kept = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < *n && rc != ORC_ENOMEM; i++) {
+        const tosca_ypair_t *first = NULL;
+        for (size_t j = 0; j < kept && first == NULL; j++)
+            if (same_key(pairs[j].key, pairs[i].key))
+                first = &pairs[j];
+        if (first) {
+            int prc = report_duplicate(b, first, &pairs[i]);
+            rc = prc < 0 ? prc : rc;
+            continue;
+        }
+        pairs[kept++] = pairs[i];
+    }
+    *n = kept;
+    return rc;
+}
+
 static int check_duplicates(struct builder *b, tosca_ypair_t *pairs, size_t *n,
                             tosca_hmap_t *seen)
 {
@@ -238,14 +283,7 @@ static int check_duplicates(struct builder *b, tosca_ypair_t *pairs, size_t *n,
         int prc;
 
         if (first) {
-            if (ynode_equal(first->value, pairs[i].value, 0))
-                prc = tosca_defect(b->diags, &k->mark, "yaml-duplicate-key",
-                                   "duplicate key '%s' repeats the value given at line %u",
-                                   k->u.scalar.str, first->key->mark.line);
-            else
-                prc = tosca_error(b->diags, &k->mark, "yaml-duplicate-key",
-                                  "duplicate key '%s' (first defined at line %u)",
-                                  k->u.scalar.str, first->key->mark.line);
+            prc = report_duplicate(b, first, &pairs[i]);
             rc = prc < 0 ? prc : rc;
             continue;
         }
@@ -313,6 +351,14 @@ static int finish_map(struct builder *b, struct frame *f)
         if (!is_merge_key(k))
             pairs[n++] = (tosca_ypair_t){k, f->items[i + 1]};
     }
+    if (n <= 16 && n * 2 == f->count) { /* small, and no merge keys */
+        rc = check_duplicates_small(b, pairs, &n);
+        if (rc < 0)
+            return rc;
+        f->node->u.map.items = pairs;
+        f->node->u.map.count = n;
+        return 0;
+    }
     tosca_hmap_init(&seen);
     rc = check_duplicates(b, pairs, &n, &seen);
     for (size_t i = 0; rc == 0 && i + 1 < f->count; i += 2) {
@@ -353,8 +399,10 @@ static int on_collection_end(struct builder *b)
     struct frame f = b->stack[--b->depth];
     int rc;
 
+    f.items = b->kids + f.start;
+    f.count = b->nkids - f.start;
     rc = f.node->kind == TOSCA_Y_MAP ? finish_map(b, &f) : finish_seq(b, &f);
-    tosca_free(f.items);
+    b->nkids = f.start;
     if (rc < 0)
         return rc;
     return frame_push_child(b, f.node);
@@ -497,8 +545,7 @@ int tosca_ydoc_parse(const char *file, const void *data, size_t len, const tosca
     rc = check_bytes(&b, data, len, pick(lim->max_file_bytes, DEFAULT_MAX_FILE_BYTES));
     if (rc == 0)
         rc = run_parser(&b, data, len);
-    while (b.depth > 0)
-        tosca_free(b.stack[--b.depth].items);
+    tosca_free(b.kids);
     tosca_free(b.stack);
     tosca_hmap_fini(&b.anchors);
 out:
@@ -576,7 +623,16 @@ bool tosca_yis_null(const tosca_ynode_t *n)
 
     if (n == NULL)
         return true;
-    return resolvable(n, ":null") && str_in(n->u.scalar.str, nulls);
+    return resolvable(n, ":null") && n->u.scalar.len <= 4 && str_in(n->u.scalar.str, nulls);
+}
+
+/* Cheap test first: a plain scalar whose first character cannot start a
+ * null, boolean or number is a string (most scalars are). */
+static bool surely_string(const tosca_ynode_t *n)
+{
+    return n->kind == TOSCA_Y_SCALAR && n->tag == NULL &&
+           (!n->plain || (n->u.scalar.len > 0 &&
+                          strchr("~nNtTfFyYoO-+.0123456789", n->u.scalar.str[0]) == NULL));
 }
 
 bool tosca_yis_str(const tosca_ynode_t *n, const char *s)
@@ -591,7 +647,7 @@ int tosca_yget_bool(const tosca_ynode_t *n, bool *out)
     static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off",
                                      "OFF", NULL};
 
-    if (!resolvable(n, ":bool"))
+    if (!resolvable(n, ":bool") || n->u.scalar.len > 5)
         return ORC_EINVAL;
     if (str_in(n->u.scalar.str, yes))
         *out = true;
@@ -705,6 +761,8 @@ const char *tosca_yresolved_type(const tosca_ynode_t *n)
         return "map";
     if (n->kind == TOSCA_Y_SEQ)
         return "list";
+    if (surely_string(n))
+        return "string";
     if (tosca_yis_null(n))
         return "null";
     if (tosca_yget_bool(n, &b) == 0)
@@ -722,6 +780,8 @@ static json_t *scalar_to_json(const tosca_ynode_t *n)
     int64_t i;
     double d;
 
+    if (surely_string(n))
+        return json_stringn(n->u.scalar.str, n->u.scalar.len);
     if (tosca_yis_null(n))
         return json_null();
     if (tosca_yget_bool(n, &b) == 0)
