@@ -53,6 +53,8 @@ void tosca_strbuf_fini(tosca_strbuf_t *b);
 void tosca_strbuf_append(tosca_strbuf_t *b, const char *s, size_t n);
 void tosca_strbuf_puts(tosca_strbuf_t *b, const char *s);
 void tosca_strbuf_printf(tosca_strbuf_t *b, const char *fmt, ...) TOSCA_PRINTF(2, 3);
+/* True if s equals one of the strings of the NULL-terminated list. */
+bool tosca_str_in(const char *s, const char *const *list);
 /* Hands the string to the caller (NULL if an append failed); resets b. */
 char *tosca_strbuf_take(tosca_strbuf_t *b);
 

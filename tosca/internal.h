@@ -195,6 +195,9 @@ int tosca_schema_parse(tosca_ctx_t *ctx, tosca_file_t *f, tosca_arena_t *a, cons
 int tosca_schema_resolve(tosca_ctx_t *ctx, const tosca_file_t *f, tosca_schema_t *s,
                          const char *what, tosca_diags_t *d);
 const char *tosca_tkind_name(tosca_tkind_t k);
+/* Keys of an interface definition or assignment that are not operations
+ * (1.0-1.2 write operations as direct keys). */
+bool tosca_iface_key_reserved(const char *key);
 const char *tosca_tkind_section(tosca_tkind_t k);
 /* Key checking helper: reports each key of map not in the NULL-terminated
  * list as a defect "unknown-key" naming `where`. */

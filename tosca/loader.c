@@ -520,14 +520,6 @@ static const char *const keys_v2[] = {
     "node_types",                "group_types",      "policy_types",     "functions",
     "service_template",          NULL};
 
-static bool in_list(const char *s, const char *const *l)
-{
-    for (; *l; l++)
-        if (strcmp(s, *l) == 0)
-            return true;
-    return false;
-}
-
 static int check_top_keys(const tosca_file_t *f, tosca_diags_t *d)
 {
     const tosca_ynode_t *root = f->doc->root;
@@ -537,7 +529,7 @@ static int check_top_keys(const tosca_file_t *f, tosca_diags_t *d)
     for (size_t i = 0; i < root->u.map.count; i++) {
         const tosca_ynode_t *k = root->u.map.items[i].key;
         const char *s = k->u.scalar.str;
-        if (in_list(s, keys) || (f->version == TOSCA_V1_0 && in_list(s, keys_v1_0_extra)))
+        if (tosca_str_in(s, keys) || (f->version == TOSCA_V1_0 && tosca_str_in(s, keys_v1_0_extra)))
             continue;
         if (f->version != TOSCA_V2_0 && strcmp(s, "service_template") == 0)
             rc = tosca_defect(d, &k->mark, "unknown-key",
@@ -605,7 +597,7 @@ static int parse_import_entry(const tosca_file_t *f, const tosca_ynode_t *e,
     }
     /* 1.0 named import: `- name: uri` or `- name: {file: ...}` */
     if (e->kind == TOSCA_Y_MAP && e->u.map.count == 1 &&
-        !in_list(e->u.map.items[0].key->u.scalar.str, import_keys)) {
+        !tosca_str_in(e->u.map.items[0].key->u.scalar.str, import_keys)) {
         m = e->u.map.items[0].value;
         if (m->kind == TOSCA_Y_SCALAR) {
             r->file = m->u.scalar.str;
@@ -906,7 +898,7 @@ static int load_profile(tosca_ctx_t *ctx, const struct import_req *r, tosca_file
                                                "org.oasis-open.simple:2.0", NULL};
     int rc;
 
-    if (!in_list(r->profile, simple_names))
+    if (!tosca_str_in(r->profile, simple_names))
         return tosca_error(d, &r->node->mark, "unknown-profile",
                            "unknown profile '%s' (known: org.oasis-open.tosca.simple:2.0)",
                            r->profile);

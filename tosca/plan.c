@@ -391,13 +391,6 @@ static void type_operations(struct planner *p, const tosca_node_tpl_t *n, json_t
         }
 }
 
-static bool iface_reserved(const char *k)
-{
-    return strcmp(k, "type") == 0 || strcmp(k, "inputs") == 0 ||
-           strcmp(k, "operations") == 0 || strcmp(k, "notifications") == 0 ||
-           strcmp(k, "description") == 0;
-}
-
 static void template_operations(struct planner *p, const tosca_node_tpl_t *n, json_t *ifaces,
                                 bool *deferred)
 {
@@ -418,7 +411,7 @@ static void template_operations(struct planner *p, const tosca_node_tpl_t *n, js
                 const char *op = src->u.map.items[j].key->u.scalar.str;
                 const tosca_ynode_t *v = src->u.map.items[j].value;
                 bool short_form = v->kind == TOSCA_Y_SCALAR;
-                if (l && iface_reserved(op))
+                if (l && tosca_iface_key_reserved(op))
                     continue;
                 set_operation(p, n, iface, op, short_form ? v : tosca_ymap_get(v, "implementation"),
                               short_form ? NULL : tosca_ymap_get(v, "inputs"), deferred);

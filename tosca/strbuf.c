@@ -1,4 +1,5 @@
-/* Growable NUL-terminated strings with a sticky out-of-memory flag. */
+/* Growable NUL-terminated strings with a sticky out-of-memory flag, and small
+ * string helpers. */
 #include <stdio.h>
 #include <string.h>
 
@@ -71,4 +72,12 @@ char *tosca_strbuf_take(tosca_strbuf_t *b)
         s = tosca_strdup("");
     tosca_strbuf_init(b);
     return s;
+}
+
+bool tosca_str_in(const char *s, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(s, *list) == 0)
+            return true;
+    return false;
 }

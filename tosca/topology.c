@@ -487,17 +487,6 @@ static void parse_node_reqs(struct topo *p, tosca_node_tpl_t *n)
 
 /* ---- interfaces and artifacts ---- */
 
-static const char *const iface_assign_reserved[] = {"type", "inputs", "operations",
-                                                    "notifications", "description", NULL};
-
-static bool reserved_key(const char *k)
-{
-    for (const char *const *r = iface_assign_reserved; *r; r++)
-        if (strcmp(*r, k) == 0)
-            return true;
-    return false;
-}
-
 /* An operation is known when the interface's type declares it, or any
  * definition of the interface along the node type's chain does (1.x
  * refinements omit the interface type and add operations). */
@@ -525,7 +514,7 @@ static void check_operations(struct topo *p, const char *owner, const tosca_type
     for (int l = 0; l < 2; l++)
         for (size_t i = 0; lists[l] && i < lists[l]->u.map.count; i++) {
             const tosca_ynode_t *k = lists[l]->u.map.items[i].key;
-            if (l == 1 && reserved_key(k->u.scalar.str))
+            if (l == 1 && tosca_iface_key_reserved(k->u.scalar.str))
                 continue;
             if (!operation_known(type, def->name, k->u.scalar.str))
                 note(p, tosca_defect(p->d, &k->mark, "unknown-operation",

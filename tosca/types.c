@@ -342,12 +342,9 @@ static const char *const iface_reserved[] = {"type", "inputs", "operations", "no
                                              "description", "derived_from", "version",
                                              "metadata", NULL};
 
-static bool str_in_list(const char *s, const char *const *list)
+bool tosca_iface_key_reserved(const char *key)
 {
-    for (; *list; list++)
-        if (strcmp(s, *list) == 0)
-            return true;
-    return false;
+    return tosca_str_in(key, iface_reserved);
 }
 
 static int parse_opdef(tosca_file_t *f, const char *name, const tosca_ynode_t *def,
@@ -390,7 +387,7 @@ static int parse_operations(tosca_file_t *f, const tosca_ynode_t *def, tosca_def
         }
     for (size_t i = 0; def && def->kind == TOSCA_Y_MAP && i < def->u.map.count; i++) {
         const char *k = def->u.map.items[i].key->u.scalar.str;
-        if (!str_in_list(k, iface_reserved)) {
+        if (!tosca_str_in(k, iface_reserved)) {
             int r = parse_opdef(f, k, def->u.map.items[i].value, ops, d);
             rc = r < 0 ? r : rc;
         }
@@ -557,8 +554,8 @@ static int check_type_keys(tosca_diags_t *d, const tosca_type_t *t)
     snprintf(where, sizeof(where), "%s type '%s'", tosca_tkind_name(t->kind), t->name);
     for (size_t i = 0; i < t->def->u.map.count; i++) {
         const tosca_ynode_t *k = t->def->u.map.items[i].key;
-        if (str_in_list(k->u.scalar.str, common_type_keys) ||
-            str_in_list(k->u.scalar.str, kind_keys[t->kind]))
+        if (tosca_str_in(k->u.scalar.str, common_type_keys) ||
+            tosca_str_in(k->u.scalar.str, kind_keys[t->kind]))
             continue;
         if (t->kind == TOSCA_TK_INTERFACE)
             continue; /* 1.0-1.2: operations are direct keys */

@@ -609,21 +609,13 @@ static bool resolvable(const tosca_ynode_t *n, const char *tag_suffix)
     return n->plain;
 }
 
-static bool str_in(const char *s, const char *const *list)
-{
-    for (; *list; list++)
-        if (strcmp(s, *list) == 0)
-            return true;
-    return false;
-}
-
 bool tosca_yis_null(const tosca_ynode_t *n)
 {
     static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
 
     if (n == NULL)
         return true;
-    return resolvable(n, ":null") && n->u.scalar.len <= 4 && str_in(n->u.scalar.str, nulls);
+    return resolvable(n, ":null") && n->u.scalar.len <= 4 && tosca_str_in(n->u.scalar.str, nulls);
 }
 
 /* Cheap test first: a plain scalar whose first character cannot start a
@@ -649,9 +641,9 @@ int tosca_yget_bool(const tosca_ynode_t *n, bool *out)
 
     if (!resolvable(n, ":bool") || n->u.scalar.len > 5)
         return ORC_EINVAL;
-    if (str_in(n->u.scalar.str, yes))
+    if (tosca_str_in(n->u.scalar.str, yes))
         *out = true;
-    else if (str_in(n->u.scalar.str, no))
+    else if (tosca_str_in(n->u.scalar.str, no))
         *out = false;
     else
         return ORC_EINVAL;
@@ -732,11 +724,11 @@ int tosca_yget_float(const tosca_ynode_t *n, double *out)
     if (!resolvable(n, ":float") && !resolvable(n, ":int"))
         return ORC_EINVAL;
     s = n->u.scalar.str;
-    if (str_in(s, inf))
+    if (tosca_str_in(s, inf))
         *out = INFINITY;
-    else if (str_in(s, ninf))
+    else if (tosca_str_in(s, ninf))
         *out = -INFINITY;
-    else if (str_in(s, nan))
+    else if (tosca_str_in(s, nan))
         *out = NAN;
     else if (float_syntax(s))
         *out = strtod(s, NULL);
