@@ -1,5 +1,5 @@
 # One entry point for building, testing and running the project.
-#   make            build everything (libtosca, orchctl)
+#   make            build everything (libtosca, orchctl, orchestratord, driver plugins)
 #   make test       install what is missing, build, run every test
 #   make test SANITIZE=1   the same under ASan + UBSan
 #   make fuzz       libFuzzer on the TOSCA loader (FUZZ_SECONDS, default 600)
@@ -11,7 +11,7 @@ CC        ?= cc
 PREFIX    ?= /usr/local
 SHARED    ?= $(CURDIR)/../shared
 CORPUS    ?= $(SHARED)/corpus
-PKGS      := yaml-0.1 jansson libzip libcurl
+PKGS      := yaml-0.1 jansson libzip libcurl libuv sqlite3 libh2o openssl
 TEST_PKGS := cmocka
 
 ifeq ($(SANITIZE),1)
@@ -43,6 +43,16 @@ CPPFLAGS += -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iplugins/include -Itosc
 CFLAGS   += -std=c11 $(OPT) -g $(WARN) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
 LDFLAGS  += $(SANFLAGS)
 
+# the daemon's subsystems form liborch; main.c alone makes orchestratord
+ORCH_DIRS  := orchestrator orchestrator/api orchestrator/store orchestrator/engine \
+              orchestrator/sched
+ORCH_SRC   := $(filter-out orchestrator/main.c,$(wildcard $(addsuffix /*.c,$(ORCH_DIRS))))
+ORCH_OBJ   := $(ORCH_SRC:%.c=$(BUILD)/%.o)
+LIBORCH    := $(BUILD)/liborch.a
+DAEMON     := $(if $(wildcard orchestrator/main.c),$(BUILD)/bin/orchestratord)
+# each folder of plugins/ but include/ is one driver: plugins/NAME/*.c -> NAME.so
+PLUGIN_DIRS := $(filter-out plugins/include,$(patsubst %/,%,$(dir $(wildcard plugins/*/*.c))))
+PLUGIN_SO  := $(sort $(foreach d,$(PLUGIN_DIRS),$(BUILD)/plugins/$(notdir $(d)).so))
 TOSCA_SRC  := $(wildcard tosca/*.c)
 TOSCA_OBJ  := $(TOSCA_SRC:%.c=$(BUILD)/%.o)
 LIBTOSCA   := $(BUILD)/libtosca.a
@@ -56,7 +66,7 @@ BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 TYPES_YAML := $(wildcard tosca/types/*.yaml)
 
 .PHONY: all test run fuzz bench install clean deps check-clang
-all: $(LIBTOSCA) $(ORCHCTL)
+all: $(LIBTOSCA) $(LIBORCH) $(ORCHCTL) $(DAEMON) $(PLUGIN_SO)
 
 deps:
 	sh deploy/install-deps.sh
@@ -75,17 +85,36 @@ $(ORCHCTL): $(CLI_OBJ) $(LIBTOSCA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBTOSCA) $(PKG_LIBS) -lm
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIBTOSCA)
+$(LIBORCH): $(ORCH_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -iquote tosca -iquote tests/unit $(CFLAGS) -o $@ $< $(LIBTOSCA) $(PKG_LIBS) \
-	    $(TEST_LIBS) -lm $(LDFLAGS)
+	rm -f $@ && ar rcs $@ $(ORCH_OBJ)
+
+$(BUILD)/bin/orchestratord: $(BUILD)/orchestrator/main.o $(LIBORCH) $(LIBTOSCA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $< $(LIBORCH) $(LIBTOSCA) $(PKG_LIBS) -ldl -lpthread -lm
+
+# driver plugins: position-independent objects, one shared object per folder
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+.SECONDEXPANSION:
+$(BUILD)/plugins/%.so: $$(patsubst %.c,$(BUILD)/pic/%.o,$$(wildcard plugins/$$*/*.c))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -shared -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIBTOSCA) $(LIBORCH)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -iquote tosca -iquote tests/unit -iquote orchestrator $(CFLAGS) -o $@ $< \
+	    $(LIBORCH) $(LIBTOSCA) $(PKG_LIBS) $(TEST_LIBS) -ldl -lpthread -lm $(LDFLAGS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(LIBTOSCA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -iquote tosca $(CFLAGS) -o $@ $< $(LIBTOSCA) $(PKG_LIBS) -lm $(LDFLAGS)
 
 test: all $(UNIT_BIN) $(if $(SANITIZE),,check-clang)
-	@BUILD=$(BUILD) CORPUS=$(CORPUS) SANITIZE=$(SANITIZE) sh tests/run.sh $(UNIT_BIN)
+	@BUILD=$(BUILD) CORPUS=$(CORPUS) SANITIZE=$(SANITIZE) ORCHESTRATORD=$(DAEMON) \
+	    PLUGIN_DIR=$(BUILD)/plugins ORCHCTL=$(ORCHCTL) sh tests/run.sh $(UNIT_BIN)
 
 # The code builds warning-free with clang as well as gcc.
 check-clang:
@@ -110,4 +139,5 @@ install: all
 clean:
 	rm -rf build
 
+-include $(ORCH_OBJ:.o=.d) $(BUILD)/orchestrator/main.d $(wildcard $(BUILD)/pic/plugins/*/*.d)
 -include $(TOSCA_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)

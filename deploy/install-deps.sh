@@ -5,7 +5,8 @@
 set -eu
 
 PACKAGES="build-essential pkg-config clang valgrind zip unzip curl
-libyaml-dev libjansson-dev libzip-dev libcurl4-openssl-dev libcmocka-dev libuv1-dev"
+libyaml-dev libjansson-dev libzip-dev libcurl4-openssl-dev libcmocka-dev libuv1-dev
+libsqlite3-dev libh2o-dev libssl-dev"
 
 missing=""
 for p in $PACKAGES; do
