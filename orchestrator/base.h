@@ -1,0 +1,52 @@
+/*
+ * Base services of the daemon shared by every subsystem (api, store, engine,
+ * sched): the allocator, logging, clocks, the API's time format and
+ * time-ordered UUIDs. Errors are the project's ORC_E* codes (orc/errno.h).
+ */
+#ifndef ORC_BASE_H
+#define ORC_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "orc/errno.h"
+
+/* ---- allocator (base.c): every heap allocation of the daemon goes here ---- */
+void *orc_malloc(size_t n);
+void *orc_calloc(size_t n, size_t size);
+void *orc_realloc(void *p, size_t n);
+void orc_free(void *p);
+char *orc_strdup(const char *s);
+char *orc_strndup(const char *s, size_t n);
+/* printf into a new string; NULL on OOM. */
+char *orc_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- logging ---- */
+typedef enum { ORC_LOG_DEBUG, ORC_LOG_INFO, ORC_LOG_WARN, ORC_LOG_ERROR } orc_log_level_t;
+
+/* Lines go to stderr as "2026-11-26T15:24:07.123Z level subsystem: message". */
+void orc_log_set_level(orc_log_level_t level);
+void orc_log(orc_log_level_t level, const char *subsystem, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- time ---- */
+/* Wall clock, milliseconds since the epoch (UTC). */
+int64_t orc_now_ms(void);
+/* The REST API's time format: "yyyy-MM-dd'T'HH:mmZ" in UTC, e.g.
+ * "2026-11-26T15:24+0000" (minute precision, +0000 without colon). buf must
+ * hold ORC_TIME_LEN bytes. Returns buf. */
+#define ORC_TIME_LEN 24
+const char *orc_time_format(int64_t ms, char *buf);
+
+/* ---- identifiers ---- */
+/* A time-ordered UUID (version 7, RFC 9562) as 36 characters plus NUL:
+ * sorts by creation time, random in its low bits. Returns 0 or a negative
+ * errno-style code when the system's random source fails. */
+#define ORC_UUID_LEN 37
+int orc_uuid7(char out[ORC_UUID_LEN]);
+/* True if s is a UUID in canonical text form (any version). */
+bool orc_uuid_valid(const char *s);
+
+#endif
