@@ -399,7 +399,7 @@ static int on_collection_end(struct builder *b)
     struct frame f = b->stack[--b->depth];
     int rc;
 
-    f.items = b->kids + f.start;
+    f.items = b->kids ? b->kids + f.start : NULL; /* NULL: no child seen yet */
     f.count = b->nkids - f.start;
     rc = f.node->kind == TOSCA_Y_MAP ? finish_map(b, &f) : finish_seq(b, &f);
     b->nkids = f.start;

@@ -989,6 +989,11 @@ static void empty_documents(void **state)
     assert_string_equal(doc->file, "<input>");
     tosca_ydoc_free(doc);
     tosca_diags_fini(&d);
+    /* empty collections nested before any other node (found by the fuzzer) */
+    doc = parse_ok("[[[]], {}]\n");
+    assert_int_equal(doc->root->u.seq.count, 2);
+    assert_int_equal(doc->root->u.seq.items[0]->u.seq.items[0]->u.seq.count, 0);
+    tosca_ydoc_free(doc);
     /* an explicit empty document is one null scalar */
     doc = parse_ok("---\n");
     assert_non_null(doc->root);
