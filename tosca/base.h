@@ -103,6 +103,8 @@ int tosca_defect(tosca_diags_t *d, const tosca_mark_t *mark, const char *code, c
 /* Always a warning; returns 0. */
 int tosca_warn(tosca_diags_t *d, const tosca_mark_t *mark, const char *code, const char *fmt,
                ...) TOSCA_PRINTF(4, 5);
+/* Adds a copy of g (a defect takes the strictness of d). 0 or ORC_ENOMEM. */
+int tosca_diag_copy(tosca_diags_t *d, const tosca_diag_t *g);
 int tosca_diag_vadd(tosca_diags_t *d, tosca_severity_t sev, const tosca_mark_t *mark,
                     const char *code, const char *fmt, va_list ap);
 

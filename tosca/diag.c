@@ -28,12 +28,12 @@ void tosca_diags_fini(tosca_diags_t *d)
     tosca_diags_init(d, d->strict);
 }
 
-static int diag_vadd(tosca_diags_t *d, tosca_severity_t sev, bool defect,
-                     const tosca_mark_t *mark, const char *code, const char *fmt, va_list ap)
+/* Stores one diagnostic (msg is copied); counts it even when the list is full. */
+static int diag_store(tosca_diags_t *d, tosca_severity_t sev, bool defect,
+                      const tosca_mark_t *mark, const char *code, const char *msg)
 {
     size_t max = d->max_items ? d->max_items : DIAGS_DEFAULT_MAX;
     tosca_diag_t *g;
-    char msg[1024];
 
     if (sev == TOSCA_SEV_ERROR)
         d->errors++;
@@ -45,7 +45,6 @@ static int diag_vadd(tosca_diags_t *d, tosca_severity_t sev, bool defect,
     }
     if (tosca_grow(&d->items, &d->capacity, d->count + 1, sizeof(*d->items)) < 0)
         return ORC_ENOMEM;
-    vsnprintf(msg, sizeof(msg), fmt, ap);
     g = &d->items[d->count];
     g->severity = sev;
     g->defect = defect;
@@ -61,6 +60,24 @@ static int diag_vadd(tosca_diags_t *d, tosca_severity_t sev, bool defect,
     }
     d->count++;
     return 0;
+}
+
+static int diag_vadd(tosca_diags_t *d, tosca_severity_t sev, bool defect,
+                     const tosca_mark_t *mark, const char *code, const char *fmt, va_list ap)
+{
+    char msg[1024];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    return diag_store(d, sev, defect, mark, code, msg);
+}
+
+int tosca_diag_copy(tosca_diags_t *d, const tosca_diag_t *g)
+{
+    tosca_mark_t m = {g->file, g->line, g->col};
+    tosca_severity_t sev = g->defect ? (d->strict ? TOSCA_SEV_ERROR : TOSCA_SEV_WARNING)
+                                     : g->severity;
+
+    return diag_store(d, sev, g->defect, &m, g->code, g->message);
 }
 
 int tosca_diag_vadd(tosca_diags_t *d, tosca_severity_t sev, const tosca_mark_t *mark,

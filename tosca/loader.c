@@ -672,13 +672,7 @@ static void replay_file(tosca_template_t *t, const tosca_file_t *f, tosca_diags_
         return;
     for (size_t i = 0; i < f->diags.count; i++) {
         const tosca_diag_t *g = &f->diags.items[i];
-        tosca_mark_t m = {g->file, g->line, g->col};
-        if (g->defect)
-            tosca_defect(d, &m, g->code, "%s", g->message);
-        else if (g->severity == TOSCA_SEV_ERROR)
-            tosca_error(d, &m, g->code, "%s", g->message);
-        else
-            tosca_warn(d, &m, g->code, "%s", g->message);
+        tosca_diag_copy(d, g);
     }
     for (size_t i = 0; i < f->import_count; i++)
         if (f->imports[i].file)

@@ -36,7 +36,16 @@ int tosca_utf8_check(const unsigned char *s, size_t n, size_t *bad_at)
 
     while (i < n) {
         size_t len;
-        if (s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+        /* printable ASCII, the bulk of any template: one comparison each */
+        while (i < n && s[i] >= 0x20 && s[i] < 0x7F)
+            i++;
+        if (i == n)
+            break;
+        if (s[i] == '\n' || s[i] == '\t' || s[i] == '\r') {
+            i++;
+            continue;
+        }
+        if (s[i] < 0x20)
             len = 0;
         else if (s[i] == 0x7F)
             len = 0;
