@@ -23,93 +23,6 @@ struct tosca_args {
     bool json;
 };
 
-static int read_all(const char *path, char **data, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    size_t cap = 65536, n;
-    char *buf;
-
-    if (fp == NULL)
-        return -1;
-    buf = malloc(cap);
-    *len = 0;
-    while (buf && (n = fread(buf + *len, 1, cap - *len, fp)) > 0) {
-        *len += n;
-        if (*len == cap && cap < (64u << 20)) {
-            char *nb = realloc(buf, cap * 2);
-            if (nb == NULL) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = nb;
-            cap *= 2;
-        } else if (*len == cap) {
-            break;
-        }
-    }
-    fclose(fp);
-    *data = buf;
-    return buf ? 0 : -1;
-}
-
-static void print_diags(const tosca_diags_t *d, FILE *out)
-{
-    char buf[4096];
-
-    for (size_t i = 0; i < d->count; i++)
-        fprintf(out, "%s\n", tosca_diag_format(&d->items[i], buf, sizeof(buf)));
-    if (d->dropped)
-        fprintf(out, "(%zu more not shown)\n", d->dropped);
-}
-
-static int merge_inputs_file(struct tosca_args *a, const char *path)
-{
-    char *data = NULL;
-    size_t len = 0;
-    json_t *j = NULL;
-    tosca_diags_t d;
-    int rc;
-
-    if (read_all(path, &data, &len) < 0)
-        return cli_usage_error("cannot read inputs file '%s'", path);
-    tosca_diags_init(&d, false);
-    rc = tosca_yaml_to_json(path, data, len, &j, &d);
-    free(data);
-    if (rc == 0 && !json_is_object(j) && !json_is_null(j)) {
-        fprintf(stderr, "orchctl: %s: inputs must be a mapping of input names to values\n",
-                path);
-        rc = -1;
-    }
-    print_diags(&d, stderr);
-    tosca_diags_fini(&d);
-    if (rc == 0 && j)
-        json_object_update(a->inputs, j);
-    json_decref(j);
-    return rc == 0 ? 0 : CLI_EXIT_USAGE;
-}
-
-static int add_input(struct tosca_args *a, const char *kv)
-{
-    const char *eq = strchr(kv, '=');
-    char key[256];
-    json_t *v = NULL;
-    tosca_diags_t d;
-    int rc;
-
-    if (eq == NULL || eq == kv || (size_t)(eq - kv) >= sizeof(key))
-        return cli_usage_error("--inputs wants KEY=VALUE, got '%s'", kv);
-    snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
-    tosca_diags_init(&d, false);
-    rc = tosca_yaml_to_json("--inputs", eq + 1, strlen(eq + 1), &v, &d);
-    tosca_diags_fini(&d);
-    if (rc < 0 || v == NULL || json_is_null(v)) {
-        json_decref(v);
-        v = json_string(eq + 1); /* not YAML: take the text as it is */
-    }
-    json_object_set_new(a->inputs, key, v);
-    return 0;
-}
-
 static int parse_option(struct tosca_args *a, int argc, char **argv, int *i)
 {
     const char *opt = argv[*i];
@@ -122,9 +35,9 @@ static int parse_option(struct tosca_args *a, int argc, char **argv, int *i)
     else if (val == NULL)
         return cli_usage_error("unknown option '%s' or missing value", opt);
     else if (++*i && strcmp(opt, "--inputs") == 0)
-        return add_input(a, val);
+        return cli_input_kv(a->inputs, val);
     else if (strcmp(opt, "--inputs-file") == 0)
-        return merge_inputs_file(a, val);
+        return cli_inputs_file(a->inputs, val);
     else if (strcmp(opt, "--import-map") == 0)
         a->opts.import_map = val;
     else if (strcmp(opt, "--allow-url") == 0 && a->nurls < MAX_URLS)
@@ -216,7 +129,7 @@ static int run_validate(tosca_ctx_t *ctx, struct tosca_args *a)
         if (a->json)
             json_array_append_new(report, file_report(a->files[i], &d, rc));
         else
-            print_diags(&d, stdout);
+            cli_print_diags(&d, stdout);
         tosca_diags_fini(&d);
     }
     if (a->json) {
@@ -250,7 +163,7 @@ static int with_context(int argc, char **argv, bool plan)
     }
     tosca_diags_init(&d, a.opts.strict);
     if (tosca_ctx_new(&a.opts, &ctx, &d) < 0) {
-        print_diags(&d, stderr);
+        cli_print_diags(&d, stderr);
         tosca_diags_fini(&d);
         free_args(&a);
         return CLI_EXIT_USAGE;
@@ -259,7 +172,7 @@ static int with_context(int argc, char **argv, bool plan)
         json_t *p = NULL;
         rc = check_one(ctx, &a, a.files[0], &d, &p);
         tosca_diags_sort(&d);
-        print_diags(&d, stderr);
+        cli_print_diags(&d, stderr);
         if (rc == 0) {
             json_dumpf(p, stdout, JSON_INDENT(2));
             fputc('\n', stdout);

@@ -11,6 +11,17 @@
 static const struct cli_command commands[] = {
     {"validate", "check TOSCA templates or CSARs; exit 1 if any is invalid", cmd_validate},
     {"plan", "print the deployment plan (JSON) of a template", cmd_plan},
+    {"deploy", "submit a template (FILE [--inputs K=V] [--wait]); prints the uuid", cmd_remote},
+    {"list", "list deployments (--all: not only yours; --page N --size N)", cmd_remote},
+    {"show", "show a deployment (ID)", cmd_remote},
+    {"watch", "follow a deployment's events until a final state (ID)", cmd_remote},
+    {"logs", "print a deployment's log (ID)", cmd_remote},
+    {"outputs", "print a deployment's outputs (ID)", cmd_remote},
+    {"template", "print a deployment's template (ID)", cmd_remote},
+    {"resources", "list a deployment's resources (ID)", cmd_remote},
+    {"update", "update a deployment (ID [FILE] [--inputs K=V] [--wait])", cmd_remote},
+    {"delete", "delete a deployment (ID [--force] [--wait])", cmd_remote},
+    {"reset", "mark a stuck deletion DELETE_FAILED (ID)", cmd_remote},
 };
 
 int cli_usage_error(const char *fmt, ...)
@@ -38,6 +49,14 @@ static int usage(FILE *out)
           "  --allow-root D     allow file imports under directory D\n"
           "  --strict           defects are errors, not warnings\n"
           "  --json             machine-readable output\n"
+          "Server options (the other commands):\n"
+          "  --url URL          the orchestrator (default $ORCHESTRATOR_URL or\n"
+          "                     http://127.0.0.1:8080)\n"
+          "  --token T          bearer token (default $ORCHESTRATOR_TOKEN)\n"
+          "  --json             print the server's JSON\n"
+          "deploy/update: --inputs K=V, --inputs-file F, --callback URL, --timeout-mins N,\n"
+          "  --provider-timeout-mins N, --max-providers-retry N, --keep-last-attempt,\n"
+          "  --user-group G, --wait (follow it like watch)\n"
           "Environment: ORCHCTL_IMPORT_MAP (default for --import-map)\n"
           "Exit status: 0 ok, 1 invalid or refused, 2 usage error, 3 server error\n",
           out);
