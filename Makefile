@@ -99,7 +99,7 @@ $(BUILD)/pic/%.o: %.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 .SECONDEXPANSION:
-$(BUILD)/plugins/%.so: $$(patsubst %.c,$(BUILD)/pic/%.o,$$(wildcard plugins/$$*/*.c))
+$(BUILD)/plugins/%.so: $$(subst .c,.o,$$(addprefix $(BUILD)/pic/,$$(wildcard plugins/$$*/*.c)))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -shared -o $@ $^ $(PKG_LIBS) -lm
 

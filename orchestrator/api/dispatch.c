@@ -1,0 +1,231 @@
+/*
+ * From an h2o request to a handler and back: builds the orc_api_req_t (in
+ * the request's pool, with a dispose hook that runs when h2o is done with
+ * the request), enforces the header limit, parses the query, routes (404,
+ * 405 with Allow, automatic OPTIONS), runs the handler and turns a handler's
+ * error code into the error JSON. The dispose hook counts the request in the
+ * metrics and tells the owner of a deferred request that it is gone.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void req_dispose(void *p)
+{
+    orc_api_req_t *req = p;
+    orc_api_t *api = req->api;
+    double seconds = (double)(uv_hrtime() - req->start_ns) / 1e9;
+
+    req->gone = true;
+    if (req->deferred) { /* the connection went away before the answer */
+        orc_api_req_undefer(req);
+        req->cancel(req, req->cancel_data);
+    }
+    /* 499: closed before an answer was sent (nginx's convention) */
+    if (req->series != NULL)
+        orc_metrics_observe(req->series, req->status ? req->status : 499, seconds);
+    api->metrics.requests_in_flight--;
+    orc_http_request_done(api->http, req->conn);
+}
+
+static bool id_is_sane(const char *s, size_t len)
+{
+    if (len == 0 || len >= sizeof(((orc_api_req_t *)0)->id))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
+static void set_request_id(orc_api_req_t *req)
+{
+    const h2o_req_t *h = req->h2o;
+
+    for (size_t i = 0; i < h->headers.size; i++) {
+        const h2o_header_t *hd = &h->headers.entries[i];
+        if (hd->name->len == 12 && memcmp(hd->name->base, "x-request-id", 12) == 0 &&
+            id_is_sane(hd->value.base, hd->value.len)) {
+            memcpy(req->id, hd->value.base, hd->value.len);
+            req->id[hd->value.len] = '\0';
+            return;
+        }
+    }
+    if (orc_uuid7(req->id) < 0)
+        snprintf(req->id, sizeof(req->id), "%016llx", (unsigned long long)req->start_ns);
+}
+
+/* Bytes of the request head as the limit counts them: the request line and
+ * each header line (name, ": ", value, CRLF). */
+static size_t head_bytes(const h2o_req_t *h)
+{
+    size_t n = h->input.method.len + h->input.path.len + sizeof(" HTTP/1.1\r\n");
+
+    if (h->input.authority.len)
+        n += sizeof("host: \r\n") - 1 + h->input.authority.len;
+    for (size_t i = 0; i < h->headers.size; i++)
+        n += h->headers.entries[i].name->len + h->headers.entries[i].value.len + 4;
+    return n;
+}
+
+static orc_api_req_t *req_new(orc_api_t *api, h2o_req_t *h, struct orc_http_conn *conn)
+{
+    orc_api_req_t *req = h2o_mem_alloc_shared(&h->pool, sizeof(*req), req_dispose);
+    size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
+
+    memset(req, 0, sizeof(*req));
+    req->api = api;
+    req->h2o = h;
+    req->conn = conn;
+    req->start_ns = uv_hrtime();
+    req->method = orc_http_method_bit(h->method.base, h->method.len);
+    req->method_name = req->method ? orc_http_method_name(req->method)
+                                   : h2o_strdup(&h->pool, h->method.base, h->method.len).base;
+    req->path = h2o_strdup(&h->pool, h->path.base, plen).base;
+    req->series = orc_metrics_unmatched(&api->metrics, req->method);
+    api->metrics.requests_in_flight++;
+    set_request_id(req);
+    return req;
+}
+
+static int parse_query(orc_api_req_t *req)
+{
+    h2o_req_t *h = req->h2o;
+    const char *qs;
+    size_t len, max;
+
+    if (h->query_at == SIZE_MAX)
+        return 0;
+    qs = h->path.base + h->query_at + 1;
+    len = h->path.len - h->query_at - 1;
+    max = orc_query_max_pairs(qs, len);
+    req->query = h2o_mem_alloc_pool(&h->pool, max * sizeof(*req->query));
+    return orc_query_parse(qs, len, req->query, &req->nquery,
+                           h2o_mem_alloc_pool(&h->pool, len + 2 * max + 1));
+}
+
+/* Checks that come before routing; returns true when it answered. */
+static bool refuse_early(orc_api_req_t *req)
+{
+    const orc_limits_t *lim = &req->api->cfg->limits;
+    size_t head = head_bytes(req->h2o);
+
+    if (head > lim->max_header_bytes) {
+        req->h2o->http1_is_persistent = 0;
+        orc_api_send_error(req, 431,
+                           "the request line and headers take %zu bytes, more than the "
+                           "limit of %zu (limits.max_header_bytes)",
+                           head, lim->max_header_bytes);
+        return true;
+    }
+    if (req->h2o->entity.len > lim->max_body_bytes) {
+        req->h2o->http1_is_persistent = 0;
+        orc_api_send_error(req, 413,
+                           "the request body exceeds the limit of %zu bytes "
+                           "(limits.max_body_bytes)",
+                           lim->max_body_bytes);
+        return true;
+    }
+    if (parse_query(req) < 0) {
+        orc_api_send_error(req, 400, "malformed query string: bad percent-encoding");
+        return true;
+    }
+    return false;
+}
+
+/* Answers 404, 405 or OPTIONS for a path without a route for this method. */
+static void answer_unrouted(orc_api_req_t *req, int rc)
+{
+    char allow[96];
+
+    if (rc == ORC_EFORMAT) {
+        orc_api_send_error(req, 400, "malformed path %s: bad percent-encoding", req->path);
+        return;
+    }
+    if (rc == ORC_ENOTFOUND) {
+        orc_api_send_error(req, 404, "no resource at %s", req->path);
+        return;
+    }
+    orc_api_allow_text(req->match.allow, allow, sizeof(allow));
+    orc_api_set_header(req, "allow", allow);
+    if (req->method == ORC_HTTP_OPTIONS)
+        orc_api_send_status(req, 204);
+    else
+        orc_api_send_error(req, 405, "method %s is not allowed on %s (allowed: %s)",
+                           req->method_name, req->path, allow);
+}
+
+static void run_handler(orc_api_req_t *req)
+{
+    struct orc_route *route = (struct orc_route *)req->route;
+    int rc;
+
+    req->series = orc_metrics_route_series(
+        &req->api->metrics, route, req->method == ORC_HTTP_HEAD && route->method != ORC_HTTP_HEAD);
+    rc = route->handler(req, route->data);
+    if (req->status != 0) {
+        if (rc < 0)
+            orc_log(ORC_LOG_WARN, "http", "%s %s: handler failed after answering: %s",
+                    req->method_name, route->pattern, orc_strerror(rc));
+        return;
+    }
+    if (rc == 0 && req->deferred)
+        return;
+    if (rc == 0) {
+        orc_log(ORC_LOG_ERROR, "http", "%s %s: handler returned without answering",
+                req->method_name, route->pattern);
+        rc = ORC_EHTTP;
+    }
+    if (req->deferred) { /* deferred, then failed: the owner lets go, the router answers */
+        orc_api_req_undefer(req);
+        req->cancel(req, req->cancel_data);
+    }
+    if (req->fail_status != 0)
+        orc_api_send_error(req, req->fail_status, "%s", req->fail_msg);
+    else
+        orc_api_send_error(req, orc_api_status_for(rc), "%s", orc_strerror(rc));
+}
+
+int orc_api_dispatch(orc_api_t *api, h2o_req_t *h, struct orc_http_conn *conn)
+{
+    orc_api_req_t *req = req_new(api, h, conn);
+    size_t plen = strlen(req->path);
+    char *buf;
+    int rc;
+
+    if (refuse_early(req))
+        return 0;
+    buf = h2o_mem_alloc_pool(&h->pool, plen + 1);
+    rc = orc_router_match(&api->router, req->method, req->path, plen, &req->match, buf, plen + 1);
+    if (rc < 0) {
+        answer_unrouted(req, rc);
+        return 0;
+    }
+    req->route = req->match.route;
+    run_handler(req);
+    return 0;
+}
+
+void orc_api_cancel_deferred(orc_api_t *api)
+{
+    while (api->deferred != NULL) {
+        orc_api_req_t *req = api->deferred;
+        orc_api_req_undefer(req);
+        req->cancel(req, req->cancel_data);
+        req->h2o->http1_is_persistent = 0;
+        orc_api_send_error(req, 503, "the server is shutting down");
+    }
+}
+
+void orc_api_count_unrouted(orc_api_t *api, const h2o_req_t *h, int status)
+{
+    unsigned method = orc_http_method_bit(h->input.method.base, h->input.method.len);
+    struct orc_metric_series *s = orc_metrics_unmatched(&api->metrics, method);
+
+    if (s != NULL)
+        orc_metrics_observe(s, status, -1);
+}

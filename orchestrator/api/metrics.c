@@ -1,0 +1,334 @@
+/*
+ * Metrics in the Prometheus text format (version 0.0.4): HTTP requests by
+ * method, route pattern and status; a request duration histogram by method
+ * and route; connections; process start time, CPU, memory and open files;
+ * build info; then whatever other subsystems add through
+ * orc_api_add_metrics(). Route labels are patterns ("/deployments/{id}"),
+ * and everything that matched no route counts as route="unmatched", so the
+ * number of series stays bounded whatever clients send.
+ */
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "../daemon.h"
+#include "internal.h"
+
+static const double bucket_bounds[ORC_METRIC_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                         0.1,   0.25,   0.5,   1,    2.5,   5};
+
+static const unsigned unmatched_methods[8] = {
+    ORC_HTTP_GET,   ORC_HTTP_HEAD,   ORC_HTTP_POST,    ORC_HTTP_PUT,
+    ORC_HTTP_PATCH, ORC_HTTP_DELETE, ORC_HTTP_OPTIONS, 0 /* anything else */
+};
+
+void orc_metrics_init(struct orc_metrics *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->tail = &m->series;
+}
+
+void orc_metrics_fini(struct orc_metrics *m)
+{
+    struct orc_metric_series *s = m->series;
+
+    while (s != NULL) {
+        struct orc_metric_series *next = s->next;
+        orc_free(s->statuses);
+        orc_free(s);
+        s = next;
+    }
+    orc_metrics_init(m);
+}
+
+static struct orc_metric_series *series_new(struct orc_metrics *m, const char *method,
+                                            const char *route)
+{
+    struct orc_metric_series *s = orc_calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    s->method = method;
+    s->route = route;
+    *m->tail = s;
+    m->tail = &s->next;
+    return s;
+}
+
+struct orc_metric_series *orc_metrics_route_series(struct orc_metrics *m, struct orc_route *route,
+                                                   bool head)
+{
+    struct orc_metric_series **slot = &route->series[head ? 1 : 0];
+
+    if (*slot == NULL)
+        *slot = series_new(m, head ? "HEAD" : route->method_name, route->pattern);
+    return *slot;
+}
+
+struct orc_metric_series *orc_metrics_unmatched(struct orc_metrics *m, unsigned method_bit)
+{
+    size_t i = 0;
+
+    while (i < 7 && unmatched_methods[i] != method_bit)
+        i++;
+    if (m->unmatched[i] == NULL)
+        m->unmatched[i] = series_new(m, orc_http_method_name(unmatched_methods[i]), "unmatched");
+    return m->unmatched[i];
+}
+
+static void count_status(struct orc_metric_series *s, int status)
+{
+    struct orc_status_count *grown;
+
+    for (size_t i = 0; i < s->nstatuses; i++) {
+        if (s->statuses[i].status == status) {
+            s->statuses[i].count++;
+            return;
+        }
+    }
+    grown = orc_realloc(s->statuses, (s->nstatuses + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return; /* out of memory: this count is lost */
+    s->statuses = grown;
+    s->statuses[s->nstatuses++] = (struct orc_status_count){status, 1};
+}
+
+void orc_metrics_observe(struct orc_metric_series *s, int status, double seconds)
+{
+    count_status(s, status);
+    if (seconds < 0)
+        return;
+    s->observations++;
+    s->sum_seconds += seconds;
+    for (size_t i = 0; i < ORC_METRIC_BUCKETS; i++) {
+        if (seconds <= bucket_bounds[i]) {
+            s->buckets[i]++;
+            break;
+        }
+    }
+}
+
+/* ---- text output ---------------------------------------------------------------------- */
+
+struct orc_api_text_s {
+    char *buf;
+    size_t len;
+    size_t cap;
+    bool oom;
+};
+
+static void text_vprintf(orc_api_text_t *t, const char *fmt, va_list ap)
+{
+    va_list again;
+    int n;
+
+    if (t->oom)
+        return;
+    va_copy(again, ap);
+    n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0, fmt, ap);
+    if (n >= 0 && t->len + (size_t)n >= t->cap) {
+        size_t cap = t->cap ? t->cap : 4096;
+        char *grown;
+        while (cap <= t->len + (size_t)n)
+            cap *= 2;
+        grown = orc_realloc(t->buf, cap);
+        if (grown == NULL) {
+            t->oom = true;
+            va_end(again);
+            return;
+        }
+        t->buf = grown;
+        t->cap = cap;
+        n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, again);
+    }
+    va_end(again);
+    if (n > 0)
+        t->len += (size_t)n;
+}
+
+void orc_api_metrics_printf(orc_api_text_t *out, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    text_vprintf(out, fmt, ap);
+    va_end(ap);
+}
+
+/* A label value with \, " and newlines escaped (into a small buffer). */
+static const char *label(const char *v, char *buf, size_t len)
+{
+    size_t o = 0;
+
+    for (; *v && o + 3 < len; v++) {
+        if (*v == '\\' || *v == '"' || *v == '\n') {
+            buf[o++] = '\\';
+            buf[o++] = *v == '\n' ? 'n' : *v;
+        } else {
+            buf[o++] = *v;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static void render_requests(orc_api_t *api, orc_api_text_t *t)
+{
+    char route[256];
+
+    orc_api_metrics_printf(t, "# HELP orchestrator_http_requests_total HTTP requests answered, by "
+                              "method, route pattern and status.\n"
+                              "# TYPE orchestrator_http_requests_total counter\n");
+    for (struct orc_metric_series *s = api->metrics.series; s != NULL; s = s->next)
+        for (size_t i = 0; i < s->nstatuses; i++)
+            orc_api_metrics_printf(t,
+                                   "orchestrator_http_requests_total{method=\"%s\",route=\"%s\","
+                                   "status=\"%d\"} %llu\n",
+                                   s->method, label(s->route, route, sizeof(route)),
+                                   s->statuses[i].status, (unsigned long long)s->statuses[i].count);
+}
+
+static void render_histogram(const struct orc_metric_series *s, orc_api_text_t *t)
+{
+    const char *name = "orchestrator_http_request_duration_seconds";
+    char route[256];
+    uint64_t cumulative = 0;
+
+    label(s->route, route, sizeof(route));
+    for (size_t i = 0; i < ORC_METRIC_BUCKETS; i++) {
+        cumulative += s->buckets[i];
+        orc_api_metrics_printf(t, "%s_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n", name,
+                               s->method, route, bucket_bounds[i], (unsigned long long)cumulative);
+    }
+    orc_api_metrics_printf(t,
+                           "%s_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n"
+                           "%s_sum{method=\"%s\",route=\"%s\"} %.9f\n"
+                           "%s_count{method=\"%s\",route=\"%s\"} %llu\n",
+                           name, s->method, route, (unsigned long long)s->observations, name,
+                           s->method, route, s->sum_seconds, name, s->method, route,
+                           (unsigned long long)s->observations);
+}
+
+static void render_durations(orc_api_t *api, orc_api_text_t *t)
+{
+    orc_api_metrics_printf(t, "# HELP orchestrator_http_request_duration_seconds Time from routing "
+                              "a request to the end of its response.\n"
+                              "# TYPE orchestrator_http_request_duration_seconds histogram\n");
+    for (struct orc_metric_series *s = api->metrics.series; s != NULL; s = s->next)
+        if (s->observations > 0)
+            render_histogram(s, t);
+}
+
+static void render_connections(orc_api_t *api, orc_api_text_t *t)
+{
+    const struct orc_metrics *m = &api->metrics;
+
+    orc_api_metrics_printf(
+        t,
+        "# HELP orchestrator_http_connections_open Client connections open now.\n"
+        "# TYPE orchestrator_http_connections_open gauge\n"
+        "orchestrator_http_connections_open %zu\n"
+        "# HELP orchestrator_http_connections_total Client connections accepted.\n"
+        "# TYPE orchestrator_http_connections_total counter\n"
+        "orchestrator_http_connections_total %llu\n"
+        "# HELP orchestrator_http_connections_rejected_total Connections refused at "
+        "limits.max_connections or while shutting down.\n"
+        "# TYPE orchestrator_http_connections_rejected_total counter\n"
+        "orchestrator_http_connections_rejected_total %llu\n"
+        "# HELP orchestrator_http_requests_in_flight Requests routed and not yet finished.\n"
+        "# TYPE orchestrator_http_requests_in_flight gauge\n"
+        "orchestrator_http_requests_in_flight %llu\n",
+        api->http ? orc_http_open_connections(api->http) : 0,
+        (unsigned long long)m->connections_total, (unsigned long long)m->connections_rejected,
+        (unsigned long long)m->requests_in_flight);
+}
+
+static size_t open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    size_t n = 0;
+
+    if (d == NULL)
+        return 0;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n > 3 ? n - 3 : 0; /* ".", ".." and the directory's own descriptor */
+}
+
+static size_t resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0, resident = 0;
+
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%lu %lu", &pages, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void render_process(orc_api_t *api, orc_api_text_t *t)
+{
+    struct rusage ru;
+    double cpu = 0;
+
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+              (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    orc_api_metrics_printf(
+        t,
+        "# HELP process_start_time_seconds Start time of the process since the epoch.\n"
+        "# TYPE process_start_time_seconds gauge\n"
+        "process_start_time_seconds %.3f\n"
+        "# HELP process_cpu_seconds_total User and system CPU time spent.\n"
+        "# TYPE process_cpu_seconds_total counter\n"
+        "process_cpu_seconds_total %.6f\n"
+        "# HELP process_resident_memory_bytes Resident memory size.\n"
+        "# TYPE process_resident_memory_bytes gauge\n"
+        "process_resident_memory_bytes %zu\n"
+        "# HELP process_open_fds Open file descriptors.\n"
+        "# TYPE process_open_fds gauge\n"
+        "process_open_fds %zu\n"
+        "# HELP orchestrator_build_info Build of the running daemon (always 1).\n"
+        "# TYPE orchestrator_build_info gauge\n"
+        "orchestrator_build_info{name=\"%s\",version=\"%s\",commit=\"%s\",branch=\"%s\"} 1\n",
+        (double)api->start_ms / 1000.0, cpu, resident_bytes(), open_fds(), ORC_NAME, ORC_VERSION,
+        ORC_GIT_COMMIT, ORC_GIT_BRANCH);
+}
+
+char *orc_api_metrics_text(orc_api_t *api, size_t *len)
+{
+    orc_api_text_t t = {0};
+
+    render_requests(api, &t);
+    render_durations(api, &t);
+    render_connections(api, &t);
+    render_process(api, &t);
+    for (size_t i = 0; i < api->nsources; i++)
+        api->sources[i].fn(api->sources[i].data, &t);
+    if (t.oom) {
+        orc_free(t.buf);
+        return NULL;
+    }
+    *len = t.len;
+    return t.buf;
+}
+
+int orc_api_add_metrics(orc_api_t *api, orc_api_metrics_fn fn, void *data)
+{
+    struct orc_metrics_source *grown;
+
+    if (fn == NULL)
+        return ORC_EINVAL;
+    grown = orc_realloc(api->sources, (api->nsources + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return ORC_ENOMEM;
+    api->sources = grown;
+    api->sources[api->nsources++] = (struct orc_metrics_source){fn, data};
+    return 0;
+}

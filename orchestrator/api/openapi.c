@@ -1,0 +1,257 @@
+/*
+ * The OpenAPI 3 document, generated from the route table: each route's
+ * operation object is built once at registration from its documentation
+ * (and its schemas parsed, so a typo fails registration, not a client), and
+ * GET /openapi.json assembles the registered operations, so the document
+ * lists exactly the routes the server answers.
+ */
+#include <ctype.h>
+#include <string.h>
+
+#include "../daemon.h"
+#include "internal.h"
+
+static const char error_schema[] =
+    "{\"type\":\"object\",\"required\":[\"code\",\"title\",\"message\"],"
+    "\"properties\":{\"code\":{\"type\":\"integer\",\"description\":\"the HTTP status\"},"
+    "\"title\":{\"type\":\"string\",\"description\":\"the HTTP reason phrase\"},"
+    "\"message\":{\"type\":\"string\"}}}";
+
+/* Parses schema text, naming what it is for in why on failure. */
+static json_t *schema_parse(const char *text, const char *what, char *why, size_t whylen)
+{
+    json_error_t error;
+    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES, &error);
+
+    if (v == NULL)
+        snprintf(why, whylen, "%s: bad JSON at %d:%d: %s", what, error.line, error.column,
+                 error.text);
+    return v;
+}
+
+/* "get_deployments_by_id_template" */
+static json_t *operation_id(const struct orc_route *route)
+{
+    char buf[512];
+    size_t used = 0;
+
+    for (const char *m = route->method_name; *m && used < 16; m++)
+        buf[used++] = (char)tolower((unsigned char)*m);
+    if (route->nseg == 0)
+        used += (size_t)snprintf(buf + used, sizeof(buf) - used, "_root");
+    for (size_t i = 0; i < route->nseg && used < sizeof(buf) - 8; i++) {
+        const char *s = route->segs[i];
+        used += (size_t)snprintf(buf + used, sizeof(buf) - used, "_%s",
+                                 route->param_mask >> i & 1 ? "by_" : "");
+        for (; *s && used < sizeof(buf) - 1; s++)
+            buf[used++] = isalnum((unsigned char)*s) ? *s : '_';
+    }
+    buf[used] = '\0';
+    return json_string(buf);
+}
+
+static int add_path_params(json_t *params, const struct orc_route *route)
+{
+    for (size_t i = 0; i < route->nseg; i++) {
+        if (!(route->param_mask >> i & 1))
+            continue;
+        if (json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:{s:s}}", "name",
+                                                    route->segs[i], "in", "path", "required", 1,
+                                                    "schema", "type", "string")) < 0)
+            return ORC_ENOMEM;
+    }
+    return 0;
+}
+
+static int add_query_params(json_t *params, const orc_api_param_doc_t *q, char *why, size_t whylen)
+{
+    for (; q != NULL && q->name != NULL; q++) {
+        json_t *schema = q->schema ? schema_parse(q->schema, q->name, why, whylen)
+                                   : json_pack("{s:s}", "type", "string");
+        json_t *p;
+        if (schema == NULL)
+            return ORC_EINVAL;
+        p = json_pack("{s:s, s:s, s:b, s:o}", "name", q->name, "in", "query", "required",
+                      q->required, "schema", schema);
+        if (p == NULL || (q->description &&
+                          json_object_set_new(p, "description", json_string(q->description)) < 0)) {
+            json_decref(p);
+            return ORC_ENOMEM;
+        }
+        if (json_array_append_new(params, p) < 0)
+            return ORC_ENOMEM;
+    }
+    return 0;
+}
+
+/* One entry of "responses". */
+static json_t *response_object(const orc_api_response_doc_t *r, char *why, size_t whylen)
+{
+    json_t *obj = json_pack("{s:s}", "description", r->description ? r->description : "");
+    json_t *schema = NULL;
+    char what[32];
+
+    if (obj == NULL || r->content_type == NULL)
+        return obj;
+    snprintf(what, sizeof(what), "response %d", r->status);
+    if (r->schema != NULL) {
+        schema = schema_parse(r->schema, what, why, whylen);
+        if (schema == NULL) {
+            json_decref(obj);
+            return NULL;
+        }
+    }
+    if (json_object_set_new(obj, "content",
+                            json_pack("{s:{s:o*}}", r->content_type, "schema", schema)) < 0) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+static json_t *responses_object(const orc_api_response_doc_t *docs, char *why, size_t whylen)
+{
+    static const orc_api_response_doc_t plain_ok[] = {{200, "OK", NULL, NULL}, {0, 0, 0, 0}};
+    json_t *all = json_pack("{s:{s:s}}", "default", "$ref", "#/components/responses/Error");
+    char code[8];
+
+    for (const orc_api_response_doc_t *r = docs ? docs : plain_ok; all && r->status; r++) {
+        json_t *one;
+        if (r->status < 100 || r->status > 599) {
+            snprintf(why, whylen, "response status %d", r->status);
+            json_decref(all);
+            return NULL;
+        }
+        one = response_object(r, why, whylen);
+        snprintf(code, sizeof(code), "%d", r->status);
+        if (one == NULL || json_object_set_new(all, code, one) < 0) {
+            json_decref(all);
+            return NULL;
+        }
+    }
+    return all;
+}
+
+static int add_request_body(json_t *op, const orc_api_route_t *def, char *why, size_t whylen)
+{
+    json_t *schema;
+
+    if (def->request_schema == NULL)
+        return 0;
+    schema = schema_parse(def->request_schema, "request body", why, whylen);
+    if (schema == NULL)
+        return ORC_EINVAL;
+    return json_object_set_new(op, "requestBody",
+                               json_pack("{s:b, s:{s:{s:o}}}", "required", 1, "content",
+                                         "application/json", "schema", schema));
+}
+
+static int set_text(json_t *op, const char *key, const char *text)
+{
+    return text ? json_object_set_new(op, key, json_string(text)) : 0;
+}
+
+json_t *orc_openapi_operation(const orc_api_route_t *def, const struct orc_route *route, char *why,
+                              size_t whylen)
+{
+    json_t *op = json_object(), *params = json_array(), *responses;
+    int rc = op && params ? 0 : ORC_ENOMEM;
+
+    if (rc == 0)
+        rc = json_object_set_new(op, "operationId", operation_id(route));
+    if (rc == 0)
+        rc = set_text(op, "summary", def->summary);
+    if (rc == 0)
+        rc = set_text(op, "description", def->description);
+    if (rc == 0 && def->tag)
+        rc = json_object_set_new(op, "tags", json_pack("[s]", def->tag));
+    if (rc == 0)
+        rc = add_path_params(params, route);
+    if (rc == 0)
+        rc = add_query_params(params, def->query, why, whylen);
+    if (rc == 0 && json_array_size(params) > 0)
+        rc = json_object_set(op, "parameters", params);
+    if (rc == 0)
+        rc = add_request_body(op, def, why, whylen);
+    responses = rc == 0 ? responses_object(def->responses, why, whylen) : NULL;
+    if (rc == 0 && (responses == NULL || json_object_set_new(op, "responses", responses) < 0))
+        rc = ORC_EINVAL;
+    json_decref(params);
+    if (rc != 0) {
+        json_decref(op);
+        return NULL;
+    }
+    return op;
+}
+
+int orc_api_register_schema(orc_api_t *api, const char *name, const char *schema)
+{
+    char why[256];
+    json_t *v;
+
+    if (name == NULL || schema == NULL)
+        return ORC_EINVAL;
+    if (json_object_get(api->schemas, name) != NULL || strcmp(name, "Error") == 0)
+        return ORC_ECONFLICT;
+    v = schema_parse(schema, name, why, sizeof(why));
+    if (v == NULL) {
+        orc_log(ORC_LOG_ERROR, "api", "schema %s: %s", name, why);
+        return ORC_EINVAL;
+    }
+    return json_object_set_new(api->schemas, name, v) < 0 ? ORC_ENOMEM : 0;
+}
+
+static json_t *components(orc_api_t *api)
+{
+    char why[256];
+    json_t *schemas = json_deep_copy(api->schemas);
+    json_t *error = schema_parse(error_schema, "Error", why, sizeof(why));
+
+    if (schemas == NULL || error == NULL || json_object_set_new(schemas, "Error", error) < 0) {
+        json_decref(schemas);
+        return NULL;
+    }
+    return json_pack("{s:o, s:{s:{s:s, s:{s:{s:{s:s}}}}}}", "schemas", schemas, "responses",
+                     "Error", "description", "An error: {code, title, message}", "content",
+                     "application/json", "schema", "$ref", "#/components/schemas/Error");
+}
+
+static int add_paths(orc_api_t *api, json_t *paths)
+{
+    char method[16];
+
+    for (size_t i = 0; i < api->router.count; i++) {
+        const struct orc_route *route = api->router.routes[i];
+        json_t *item = json_object_get(paths, route->pattern);
+        size_t n = 0;
+        if (item == NULL) {
+            item = json_object();
+            if (item == NULL || json_object_set_new(paths, route->pattern, item) < 0)
+                return ORC_ENOMEM;
+        }
+        for (const char *m = route->method_name; *m && n < sizeof(method) - 1; m++)
+            method[n++] = (char)tolower((unsigned char)*m);
+        method[n] = '\0';
+        if (json_object_set(item, method, route->op) < 0)
+            return ORC_ENOMEM;
+    }
+    return 0;
+}
+
+json_t *orc_api_openapi(orc_api_t *api, const char *server_url)
+{
+    json_t *paths = json_object();
+    json_t *doc;
+
+    if (paths == NULL || add_paths(api, paths) < 0) {
+        json_decref(paths);
+        return NULL;
+    }
+    doc = json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o, s:o*}", "openapi", "3.0.3", "info",
+                    "title", ORC_NAME, "version", ORC_VERSION, "description",
+                    "REST API of the orchestrator: TOSCA deployments of GPU training and serving "
+                    "across federated sites (compatible with the INDIGO PaaS Orchestrator).",
+                    "servers", "url", server_url ? server_url : "/", "paths", paths, "components",
+                    components(api));
+    return doc;
+}

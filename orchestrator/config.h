@@ -1,0 +1,106 @@
+/*
+ * The daemon's configuration: embedded defaults, then a YAML file (--config
+ * or ORCHESTRATOR_CONFIG), then ORCHESTRATOR_* environment variables, then
+ * the command line; each later source overrides the earlier ones key by key.
+ * One key table in config.c drives all four, the help text and the errors,
+ * which name where the bad value came from ("file:line:col: key: reason",
+ * "ORCHESTRATOR_LISTEN: reason", "--listen: reason").
+ */
+#ifndef ORC_CONFIG_H
+#define ORC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+
+#include "base.h"
+
+#define ORC_CONFIG_MAX_LISTEN 8
+
+/* Where a setting's value came from (later ones win). */
+typedef enum {
+    ORC_CFG_DEFAULT = 0,
+    ORC_CFG_FILE,
+    ORC_CFG_ENV,
+    ORC_CFG_CLI,
+} orc_config_source_t;
+
+/* What main() should do after loading. */
+typedef enum {
+    ORC_CONFIG_RUN = 0,
+    ORC_CONFIG_HELP,
+    ORC_CONFIG_VERSION,
+} orc_config_action_t;
+
+/* One address to listen on. */
+typedef struct orc_listen_addr_s {
+    char text[64]; /* normalised "127.0.0.1:8080" or "[::1]:8080" */
+    char host[48]; /* "127.0.0.1" or "::1" */
+    uint16_t port; /* 0: an ephemeral port chosen at bind time */
+    int family;    /* AF_INET or AF_INET6 */
+    bool loopback;
+    struct sockaddr_storage addr; /* ready for bind */
+} orc_listen_addr_t;
+
+typedef struct orc_limits_s {
+    size_t max_body_bytes;        /* request body (413 above) */
+    size_t max_header_bytes;      /* request line + headers (431 above) */
+    unsigned json_max_depth;      /* nesting of JSON request bodies */
+    uint64_t request_timeout_ms;  /* to receive a whole request; idle keep-alive;
+                                   * a response write that makes no progress */
+    unsigned max_connections;     /* open client connections; more get 503 */
+    uint64_t shutdown_timeout_ms; /* graceful shutdown deadline */
+} orc_limits_t;
+
+typedef struct orc_config_s {
+    orc_config_action_t action;
+    char *config_file; /* NULL: none read */
+    orc_listen_addr_t listen[ORC_CONFIG_MAX_LISTEN];
+    size_t listen_count;
+    char *data_dir;
+    char *sites_file; /* NULL: the embedded default, one site `local` (local driver) */
+    orc_log_level_t log_level;
+    char *public_url; /* NULL: absolute links from the request's Host header */
+    orc_limits_t limits;
+    json_t *configuration;          /* object of strings served by GET /configuration */
+    bool auth_enabled;              /* no authentication exists yet: always false */
+    orc_config_source_t source[16]; /* per key of the table in config.c */
+} orc_config_t;
+
+/* Fills cfg with the embedded defaults. Returns 0 or ORC_ENOMEM. */
+int orc_config_init(orc_config_t *cfg);
+/* Frees what cfg owns (NULL-safe, idempotent). */
+void orc_config_fini(orc_config_t *cfg);
+
+/* Applies the file, the environment (envp: "NAME=value" strings,
+ * NULL-terminated, may be NULL) and the command line (argv[0] is the program)
+ * over cfg, which orc_config_init() filled, then checks the result. Stops
+ * early with cfg->action set for --help / --version. Returns 0, or
+ * ORC_EUSAGE (command line), ORC_EINVAL (a bad value, unknown key, or a
+ * refused setting), ORC_EIO (unreadable file), ORC_ENOMEM; err then holds a
+ * one-line message naming the problem and where it was. */
+int orc_config_load(orc_config_t *cfg, int argc, char *const argv[], char *const envp[], char *err,
+                    size_t errlen);
+
+/* Writes the --help text. */
+void orc_config_usage(FILE *out, const char *prog);
+/* Logs the effective configuration: a summary at info, each key with its
+ * source at debug. */
+void orc_config_log(const orc_config_t *cfg);
+/* Source of a key ("listen", "limits.max_body_bytes"); ORC_CFG_DEFAULT if
+ * the key is unknown. */
+orc_config_source_t orc_config_source(const orc_config_t *cfg, const char *key);
+const char *orc_config_source_name(orc_config_source_t src);
+
+/* Parsers shared by the three sources, exposed for tests. Each returns 0 or
+ * ORC_EINVAL with a reason in why. */
+int orc_config_parse_size(const char *text, size_t *out, char *why, size_t whylen);
+int orc_config_parse_duration(const char *text, uint64_t *ms, char *why, size_t whylen);
+int orc_config_parse_listen(const char *text, orc_listen_addr_t *out, char *why, size_t whylen);
+int orc_config_parse_log_level(const char *text, orc_log_level_t *out, char *why, size_t whylen);
+
+#endif

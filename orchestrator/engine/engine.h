@@ -1,0 +1,74 @@
+/*
+ * The deployment engine: drives deployments from the store through the
+ * sites' drivers, on the daemon's loop. For a create it ranks the sites
+ * (sched/), then tries them in order: on each it walks the plan's node DAG
+ * with bounded concurrency (provision compute, start services, run jobs),
+ * persisting every transition before and after each driver call; a failure
+ * cleans up what the attempt created (unless keepLastAttempt on the last
+ * site) and moves on to the next site; statusReason lists every site's
+ * error. On success the outputs are evaluated from the resources'
+ * attributes. A delete deprovisions every resource. After a restart,
+ * orc_engine_start() re-drives every deployment left in progress: driver
+ * operations are idempotent by resource name, so nothing is duplicated.
+ */
+#ifndef ORC_ENGINE_H
+#define ORC_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "drivers.h"
+#include "sites.h"
+#include "../store/store.h"
+
+struct orc_engine;
+
+/* Called after the engine stored something about a deployment (status,
+ * resource, event): the API wakes its event streams. */
+typedef void (*orc_engine_notify_fn)(void *ud, const char *deployment_uuid);
+typedef void (*orc_engine_done_fn)(struct orc_engine *eng, void *ud);
+
+struct orc_engine_opts {
+    unsigned max_parallel_ops; /* per deployment; 0: 8 */
+    orc_engine_notify_fn notify;
+    void *notify_ud;
+};
+
+/* Creates an engine over an open store and a driver registry. sites is
+ * copied by reference: it must outlive the engine. Nothing runs until
+ * orc_engine_start. Returns 0 and *out, or ORC_ENOMEM. */
+int orc_engine_new(uv_loop_t *loop, orc_store_t *store, struct orc_drv_registry *reg,
+                   const struct orc_sites *sites, const struct orc_engine_opts *opts,
+                   struct orc_engine **out);
+
+/* Opens every enabled site (a site that fails to open is logged and left
+ * out of ranking), then re-drives the deployments left in progress, then
+ * calls ready (once, later). */
+int orc_engine_start(struct orc_engine *eng, orc_engine_done_fn ready, void *ud);
+
+/* Starts the create of a stored deployment (CREATE_IN_PROGRESS, with its
+ * plan). Returns 0, ORC_ENOTFOUND, ORC_ECONFLICT (already running or not in
+ * CREATE_IN_PROGRESS) or ORC_ENOMEM. */
+int orc_engine_create(struct orc_engine *eng, const char *uuid);
+
+/* Starts the delete of a deployment the API put in DELETE_IN_PROGRESS: a
+ * running create is stopped first. Same codes. */
+int orc_engine_delete(struct orc_engine *eng, const char *uuid);
+
+/* True while the engine works on the deployment. */
+bool orc_engine_busy(const struct orc_engine *eng, const char *uuid);
+size_t orc_engine_active(const struct orc_engine *eng);
+
+/* Names of the sites that opened, for /sites and ranking. */
+size_t orc_engine_site_count(const struct orc_engine *eng);
+const char *orc_engine_site_name(const struct orc_engine *eng, size_t i);
+
+/* Stops: in-flight driver operations are cancelled, deployments keep their
+ * in-progress status in the store (the next start re-drives them), sites
+ * close. done runs once, later; then free the engine with orc_engine_free. */
+int orc_engine_close(struct orc_engine *eng, orc_engine_done_fn done, void *ud);
+void orc_engine_free(struct orc_engine *eng);
+
+#endif

@@ -1,0 +1,697 @@
+/*
+ * The SQLite backend's connection: open (parent folders, a 0600 file, WAL,
+ * synchronous=FULL, foreign keys, busy timeout), schema migrations versioned
+ * by PRAGMA user_version and applied in one transaction, the cache of
+ * prepared statements, the single function that maps SQLite result codes to
+ * ORC_E* codes, transactions, bind and column helpers, and the key/value
+ * metadata slots. Record slots live in sqlite_deployments.c,
+ * sqlite_resources.c and sqlite_events.c; all SQL text in sqlite_sql.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sqlite_internal.h"
+
+#define SQ_BUSY_TIMEOUT_MS 5000
+
+/* ---- the error boundary ---------------------------------------------------- */
+
+static int sq_map(int src)
+{
+    if (src == SQLITE_IOERR_NOMEM)
+        return ORC_ENOMEM;
+    if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return ORC_ENOTFOUND; /* the parent row (deployment) does not exist */
+    if (src == SQLITE_CONSTRAINT_CHECK || src == SQLITE_CONSTRAINT_NOTNULL)
+        return ORC_EINVAL;
+    switch (src & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return 0;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return ORC_EAGAIN;
+    case SQLITE_CONSTRAINT: /* unique, primary key, trigger */
+        return ORC_ECONFLICT;
+    case SQLITE_NOMEM:
+        return ORC_ENOMEM;
+    case SQLITE_TOOBIG:
+        return ORC_ELIMIT;
+    case SQLITE_NOTADB:
+        return ORC_EFORMAT;
+    case SQLITE_MISUSE:
+    case SQLITE_RANGE:
+        return ORC_EINVAL;
+    case SQLITE_INTERRUPT:
+        return ORC_ECANCELED;
+    default: /* IOERR, FULL, CANTOPEN, READONLY, CORRUPT, PROTOCOL, PERM, ERROR */
+        return ORC_EIO;
+    }
+}
+
+int orc__sq_err(struct sq_store *q, int src, const char *what)
+{
+    int rc = sq_map(src);
+    const char *msg;
+
+    if (rc == 0)
+        return 0;
+    msg = q->db && sqlite3_extended_errcode(q->db) == src ? sqlite3_errmsg(q->db)
+                                                          : sqlite3_errstr(src);
+    return orc__store_failf(&q->base, rc, "%s: %s", what, msg);
+}
+
+/* ---- statements ----------------------------------------------------------------- */
+
+int orc__sq_stmt(struct sq_store *q, enum sq_stmt id, sqlite3_stmt **out)
+{
+    int src;
+
+    *out = q->stmts[id];
+    if (*out != NULL)
+        return 0;
+    src = sqlite3_prepare_v3(q->db, orc__sq_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &q->stmts[id],
+                             NULL);
+    if (src != SQLITE_OK)
+        return orc__sq_err(q, src, "prepare");
+    *out = q->stmts[id];
+    return 0;
+}
+
+void orc__sq_release(sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return;
+    /* reset repeats the last step's error, which the caller already has */
+    (void)sqlite3_reset(st);
+    (void)sqlite3_clear_bindings(st);
+}
+
+int orc__sq_step(struct sq_store *q, sqlite3_stmt *st, const char *what)
+{
+    int src = sqlite3_step(st);
+
+    if (src == SQLITE_ROW)
+        return 1;
+    if (src == SQLITE_DONE)
+        return 0;
+    return orc__sq_err(q, src, what);
+}
+
+int orc__sq_run(struct sq_store *q, enum sq_stmt id, const char *what)
+{
+    sqlite3_stmt *st;
+    int rc = orc__sq_stmt(q, id, &st);
+
+    if (rc < 0)
+        return rc;
+    do
+        rc = orc__sq_step(q, st, what);
+    while (rc == 1);
+    orc__sq_release(st);
+    return rc;
+}
+
+/* ---- transactions ----------------------------------------------------------------- */
+
+int orc__sq_begin(struct sq_store *q)
+{
+    return orc__sq_run(q, SQ_BEGIN, "begin transaction");
+}
+
+void orc__sq_rollback(struct sq_store *q)
+{
+    char saved[ORC_STORE_ERRMSG_LEN];
+
+    if (sqlite3_get_autocommit(q->db))
+        return; /* SQLite already rolled back (I/O error, full disk, ...) */
+    memcpy(saved, q->base.errmsg, sizeof(saved));
+    if (orc__sq_run(q, SQ_ROLLBACK, "rollback") < 0)
+        orc_log(ORC_LOG_ERROR, "store", "%s", q->base.errmsg);
+    memcpy(q->base.errmsg, saved, sizeof(saved));
+}
+
+int orc__sq_commit(struct sq_store *q)
+{
+    int rc = orc__sq_run(q, SQ_COMMIT, "commit");
+
+    if (rc < 0)
+        orc__sq_rollback(q);
+    return rc;
+}
+
+int orc__sq_end(struct sq_store *q, int rc)
+{
+    if (rc == 0)
+        return orc__sq_commit(q);
+    orc__sq_rollback(q);
+    return rc;
+}
+
+/* ---- binding ------------------------------------------------------------------------ */
+
+void orc__sq_b_text(struct sq_bind *b, int idx, const char *v)
+{
+    if (b->rc != SQLITE_OK)
+        return;
+    /* STATIC: the caller's strings outlive the statement's use (released
+     * with its bindings cleared before the call returns) */
+    b->rc = v ? sqlite3_bind_text(b->st, idx, v, -1, SQLITE_STATIC) : sqlite3_bind_null(b->st, idx);
+}
+
+void orc__sq_b_int(struct sq_bind *b, int idx, int64_t v)
+{
+    if (b->rc == SQLITE_OK)
+        b->rc = sqlite3_bind_int64(b->st, idx, v);
+}
+
+void orc__sq_b_opt_int(struct sq_bind *b, int idx, int64_t v)
+{
+    if (b->rc != SQLITE_OK)
+        return;
+    b->rc = v ? sqlite3_bind_int64(b->st, idx, v) : sqlite3_bind_null(b->st, idx);
+}
+
+void orc__sq_b_json(struct sq_bind *b, int idx, const json_t *v)
+{
+    json_malloc_t malloc_fn;
+    json_free_t free_fn;
+    char *text;
+
+    if (b->rc != SQLITE_OK)
+        return;
+    if (v == NULL) {
+        b->rc = sqlite3_bind_null(b->st, idx);
+        return;
+    }
+    text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text == NULL) {
+        b->rc = SQLITE_NOMEM;
+        return;
+    }
+    json_get_alloc_funcs(&malloc_fn, &free_fn);
+    /* SQLite calls free_fn when done with text, also when binding fails */
+    b->rc = sqlite3_bind_text(b->st, idx, text, -1, free_fn);
+}
+
+int orc__sq_b_done(struct sq_bind *b, const char *what)
+{
+    return b->rc == SQLITE_OK ? 0 : orc__sq_err(b->q, b->rc, what);
+}
+
+/* ---- columns ------------------------------------------------------------------------- */
+
+static int col_bytes(struct sq_store *q, sqlite3_stmt *st, int col, const char **text, int *len)
+{
+    *text = NULL;
+    *len = 0;
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return 0;
+    *text = (const char *)sqlite3_column_text(st, col);
+    if (*text == NULL)
+        return orc__sq_err(q, SQLITE_NOMEM, "read column");
+    *len = sqlite3_column_bytes(st, col);
+    return 0;
+}
+
+int orc__sq_col_text(struct sq_store *q, sqlite3_stmt *st, int col, char **out)
+{
+    const char *text;
+    int len;
+    int rc = col_bytes(q, st, col, &text, &len);
+
+    *out = NULL;
+    if (rc < 0 || text == NULL)
+        return rc;
+    *out = orc_strndup(text, (size_t)len);
+    return *out ? 0 : orc__store_failf(&q->base, ORC_ENOMEM, "read column: out of memory");
+}
+
+int orc__sq_col_json(struct sq_store *q, sqlite3_stmt *st, int col, json_t **out)
+{
+    json_error_t jerr;
+    const char *text;
+    int len;
+    int rc = col_bytes(q, st, col, &text, &len);
+
+    *out = NULL;
+    if (rc < 0 || text == NULL)
+        return rc;
+    *out = json_loadb(text, (size_t)len, JSON_DECODE_ANY, &jerr);
+    if (*out != NULL)
+        return 0;
+    if (json_error_code(&jerr) == json_error_out_of_memory)
+        return orc__store_failf(&q->base, ORC_ENOMEM, "read JSON column: out of memory");
+    return orc__store_failf(&q->base, ORC_EFORMAT, "stored JSON (column %s) is malformed: %s",
+                            sqlite3_column_name(st, col), jerr.text);
+}
+
+int orc__sq_col_uuid(struct sq_store *q, sqlite3_stmt *st, int col, char out[ORC_UUID_LEN])
+{
+    const char *text;
+    int len;
+    int rc = col_bytes(q, st, col, &text, &len);
+
+    out[0] = '\0';
+    if (rc < 0)
+        return rc;
+    if (text == NULL || len != ORC_UUID_LEN - 1 || !orc_uuid_valid(text))
+        return orc__store_failf(&q->base, ORC_EFORMAT, "stored uuid is malformed");
+    memcpy(out, text, ORC_UUID_LEN);
+    return 0;
+}
+
+int orc__sq_grow(void **items, size_t *cap, size_t count, size_t size)
+{
+    size_t ncap;
+    void *p;
+
+    if (count < *cap)
+        return 0;
+    ncap = *cap ? *cap * 2 : 16;
+    p = orc_realloc(*items, ncap * size);
+    if (p == NULL)
+        return ORC_ENOMEM;
+    memset((char *)p + *cap * size, 0, (ncap - *cap) * size);
+    *items = p;
+    *cap = ncap;
+    return 0;
+}
+
+void orc__sq_status_set(uint32_t mask, char *buf, size_t len)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (int st = 0; st < ORC_DEP__COUNT; st++) {
+        if (mask & ORC_DEP_MASK(st))
+            used += (size_t)snprintf(buf + used, len - used, "%s%s,", used ? "" : ",",
+                                     orc_dep_status_name((orc_dep_status_t)st));
+    }
+}
+
+int orc__sq_event_insert(struct sq_store *q, const char *deployment_uuid, int64_t time_ms,
+                         const char *type, const char *message, const json_t *data, int64_t *id)
+{
+    struct sq_bind b = {.q = q};
+    int rc = orc__sq_stmt(q, SQ_EVENT_INSERT, &b.st);
+
+    if (rc < 0)
+        return rc;
+    orc__sq_b_text(&b, 1, deployment_uuid);
+    orc__sq_b_int(&b, 2, time_ms ? time_ms : orc_now_ms());
+    orc__sq_b_text(&b, 3, type);
+    orc__sq_b_text(&b, 4, message ? message : "");
+    orc__sq_b_json(&b, 5, data);
+    rc = orc__sq_b_done(&b, "insert event");
+    if (rc == 0)
+        rc = orc__sq_step(q, b.st, "insert event");
+    if (rc == 0 && id != NULL)
+        *id = sqlite3_last_insert_rowid(q->db);
+    orc__sq_release(b.st);
+    return rc;
+}
+
+int orc__sq_deployment_exists(struct sq_store *q, const char *uuid)
+{
+    struct sq_bind b = {.q = q};
+    int rc = orc__sq_stmt(q, SQ_DEP_EXISTS, &b.st);
+
+    if (rc < 0)
+        return rc;
+    orc__sq_b_text(&b, 1, uuid);
+    rc = orc__sq_b_done(&b, "find deployment");
+    if (rc == 0)
+        rc = orc__sq_step(q, b.st, "find deployment");
+    if (rc == 0)
+        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist", uuid);
+    orc__sq_release(b.st);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- opening: files and pragmas ------------------------------------------------------ */
+
+/* mkdir -p of the folder that holds path (0700: templates carry secrets). */
+static int make_parents(const char *path, char *err, size_t errlen)
+{
+    char dir[4096];
+    size_t len = strlen(path);
+
+    if (len >= sizeof(dir)) {
+        snprintf(err, errlen, "store: %s: path too long", path);
+        return ORC_ELIMIT;
+    }
+    memcpy(dir, path, len + 1);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "store: cannot create folder %s: %s", dir, strerror(errno));
+            return ORC_EIO;
+        }
+        *p = '/';
+    }
+    return 0;
+}
+
+/* fsync of the folder that holds path, so that a new entry in it survives a
+ * crash (SQLite does the same for the WAL file it creates). */
+static int sync_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    int fd, rc;
+
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* Creates the database file with mode 0600 unless it exists; a new file and
+ * its folder entry are synced before SQLite writes into it. */
+static int create_file(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int rc = 0;
+
+    if (fd < 0 && errno == EEXIST)
+        return 0;
+    if (fd < 0) {
+        snprintf(err, errlen, "store: cannot create %s: %s", path, strerror(errno));
+        return ORC_EIO;
+    }
+    if (fsync(fd) < 0 || sync_parent(path) < 0) {
+        snprintf(err, errlen, "store: cannot sync %s: %s", path, strerror(errno));
+        rc = ORC_EIO;
+    }
+    close(fd);
+    return rc;
+}
+
+/* Runs a one-row PRAGMA (or query) and returns its first column as text
+ * (copied into buf) and integer. */
+static int query_one(struct sq_store *q, const char *sql, char *buf, size_t len, int64_t *num)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+    int rc;
+
+    if (src != SQLITE_OK)
+        return orc__sq_err(q, src, sql);
+    rc = orc__sq_step(q, st, sql);
+    if (rc == 1) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        if (buf)
+            snprintf(buf, len, "%s", t ? (const char *)t : "");
+        if (num)
+            *num = sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = orc__store_failf(&q->base, ORC_EIO, "%s: no result", sql);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int exec_sql(struct sq_store *q, const char *sql, const char *what)
+{
+    int src = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+
+    return src == SQLITE_OK ? 0 : orc__sq_err(q, src, what);
+}
+
+static int configure(struct sq_store *q)
+{
+    char mode[32];
+    int64_t fk = 0;
+    int rc;
+
+    sqlite3_extended_result_codes(q->db, 1);
+    rc = sqlite3_busy_timeout(q->db, SQ_BUSY_TIMEOUT_MS) == SQLITE_OK ? 0 : ORC_EIO;
+    if (rc == 0 && !q->memory)
+        rc = query_one(q, "PRAGMA journal_mode = WAL", mode, sizeof(mode), NULL);
+    if (rc == 0 && !q->memory && strcmp(mode, "wal") != 0)
+        orc_log(ORC_LOG_WARN, "store", "WAL is not available here; journal mode is %s", mode);
+    if (rc == 0)
+        rc = exec_sql(q,
+                      "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                      " PRAGMA temp_store = MEMORY",
+                      "pragmas");
+    if (rc == 0)
+        rc = query_one(q, "PRAGMA foreign_keys", NULL, 0, &fk);
+    if (rc == 0 && fk != 1)
+        rc = orc__store_failf(&q->base, ORC_ENOTSUP, "this SQLite has no foreign keys");
+    return rc;
+}
+
+/* Refuses files that some other program made. */
+static int check_ownership(struct sq_store *q)
+{
+    int64_t app = 0, tables = 0;
+    int rc = query_one(q, "PRAGMA application_id", NULL, 0, &app);
+
+    if (rc == 0 && app == 0)
+        rc = query_one(q, "SELECT count(*) FROM sqlite_master", NULL, 0, &tables);
+    if (rc < 0)
+        return rc;
+    if (app != ORC_SQ_APPLICATION_ID && (app != 0 || tables != 0))
+        return orc__store_failf(&q->base, ORC_EFORMAT,
+                                "not an orchestrator database (application_id %lld, %lld "
+                                "tables)",
+                                (long long)app, (long long)tables);
+    return 0;
+}
+
+/* ---- migrations ------------------------------------------------------------------------ */
+
+static int check_version(struct sq_store *q, int64_t version)
+{
+    if (version >= 0 && version <= orc__sq_migration_count)
+        return 0;
+    if (version < 0)
+        return orc__store_failf(&q->base, ORC_EFORMAT, "schema version %lld is not ours",
+                                (long long)version);
+    return orc__store_failf(&q->base, ORC_ENOTSUP,
+                            "database schema version %lld is newer than this orchestrator "
+                            "(which knows up to %d): upgrade the orchestrator or open a "
+                            "backup",
+                            (long long)version, orc__sq_migration_count);
+}
+
+/* Applies every pending step inside the caller's transaction. */
+static int apply_steps(struct sq_store *q, int from)
+{
+    char sql[96];
+    int rc = 0;
+
+    for (int v = from + 1; v <= orc__sq_migration_count && rc == 0; v++) {
+        orc_log(ORC_LOG_INFO, "store", "schema migration %d: %s", v,
+                orc__sq_migrations[v - 1].what);
+        rc = exec_sql(q, orc__sq_migrations[v - 1].sql, "schema migration");
+        q->base.migrations_applied += rc == 0;
+    }
+    /* PRAGMAs cannot take parameters; these are numbers from the code */
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d; PRAGMA application_id = %d",
+             orc__sq_migration_count, ORC_SQ_APPLICATION_ID);
+    if (rc == 0)
+        rc = exec_sql(q, sql, "schema version");
+    return rc;
+}
+
+static int migrate(struct sq_store *q)
+{
+    int64_t version = 0;
+    int rc = query_one(q, "PRAGMA user_version", NULL, 0, &version);
+
+    if (rc == 0)
+        rc = check_version(q, version);
+    if (rc < 0 || version == orc__sq_migration_count)
+        goto out;
+    rc = orc__sq_begin(q);
+    if (rc < 0)
+        goto out;
+    /* again inside the write lock: another process may have migrated */
+    rc = query_one(q, "PRAGMA user_version", NULL, 0, &version);
+    if (rc == 0)
+        rc = check_version(q, version);
+    if (rc == 0 && version < orc__sq_migration_count)
+        rc = apply_steps(q, (int)version);
+    rc = orc__sq_end(q, rc);
+    if (rc < 0)
+        q->base.migrations_applied = 0;
+out:
+    if (rc == 0)
+        q->base.schema_version = orc__sq_migration_count;
+    return rc;
+}
+
+/* ---- open / close ---------------------------------------------------------------------- */
+
+static void sq_close(orc_store_t *s)
+{
+    struct sq_store *q = sq_of(s);
+
+    for (int i = 0; i < SQ__COUNT; i++)
+        sqlite3_finalize(q->stmts[i]);
+    if (q->db != NULL) {
+        if (q->base.schema_version > 0)
+            (void)sqlite3_exec(q->db, "PRAGMA optimize", NULL, NULL, NULL);
+        if (sqlite3_close(q->db) != SQLITE_OK)
+            orc_log(ORC_LOG_ERROR, "store", "close: %s", sqlite3_errmsg(q->db));
+    }
+    orc_free(q);
+}
+
+static int sq_connect(struct sq_store *q, const char *target, char *err, size_t errlen)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int src, rc = 0;
+
+    if (!q->memory) {
+        rc = make_parents(target, err, errlen);
+        if (rc == 0)
+            rc = create_file(target, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    src = sqlite3_open_v2(target, &q->db, flags, NULL);
+    if (src != SQLITE_OK) {
+        rc = q->db ? orc__sq_err(q, src, "open") : ORC_ENOMEM;
+        snprintf(err, errlen, "store: %s: %s", target, q->db ? q->base.errmsg : "out of memory");
+    }
+    return rc;
+}
+
+static int sq_open(const char *target, orc_store_t **out, char *err, size_t errlen)
+{
+    char scratch[16];
+    struct sq_store *q;
+    int rc;
+
+    if (err == NULL || errlen == 0) {
+        err = scratch;
+        errlen = sizeof(scratch);
+    }
+    err[0] = '\0';
+    q = orc_calloc(1, sizeof(*q));
+    if (q == NULL) {
+        snprintf(err, errlen, "store: out of memory");
+        return ORC_ENOMEM;
+    }
+    q->base.ops = &orc__store_sqlite_ops;
+    q->memory = strcmp(target, ":memory:") == 0;
+    rc = sq_connect(q, target, err, errlen);
+    if (rc < 0)
+        goto out_close;
+    rc = configure(q);
+    if (rc == 0)
+        rc = check_ownership(q);
+    if (rc == 0)
+        rc = migrate(q);
+    if (rc < 0) {
+        snprintf(err, errlen, "store: %s: %s", target, q->base.errmsg);
+        goto out_close;
+    }
+    q->base.errmsg[0] = '\0';
+    *out = &q->base;
+    return 0;
+
+out_close:
+    sq_close(&q->base);
+    return rc;
+}
+
+/* ---- metadata --------------------------------------------------------------------------- */
+
+static int sq_meta_set(orc_store_t *s, const char *key, const char *value)
+{
+    struct sq_store *q = sq_of(s);
+    struct sq_bind b = {.q = q};
+    int rc = orc__sq_stmt(q, SQ_META_SET, &b.st);
+
+    if (rc < 0)
+        return rc;
+    orc__sq_b_text(&b, 1, key);
+    orc__sq_b_text(&b, 2, value);
+    orc__sq_b_int(&b, 3, orc_now_ms());
+    rc = orc__sq_b_done(&b, "set meta");
+    if (rc == 0)
+        rc = orc__sq_step(q, b.st, "set meta");
+    orc__sq_release(b.st);
+    return rc;
+}
+
+static int sq_meta_get(orc_store_t *s, const char *key, char **value)
+{
+    struct sq_store *q = sq_of(s);
+    struct sq_bind b = {.q = q};
+    int rc = orc__sq_stmt(q, SQ_META_GET, &b.st);
+
+    if (rc < 0)
+        return rc;
+    orc__sq_b_text(&b, 1, key);
+    rc = orc__sq_b_done(&b, "get meta");
+    if (rc == 0)
+        rc = orc__sq_step(q, b.st, "get meta");
+    if (rc == 1)
+        rc = orc__sq_col_text(q, b.st, 0, value);
+    else if (rc == 0)
+        rc = orc__store_failf(s, ORC_ENOTFOUND, "no meta key '%.64s'", key);
+    orc__sq_release(b.st);
+    return rc;
+}
+
+static int sq_meta_delete(orc_store_t *s, const char *key)
+{
+    struct sq_store *q = sq_of(s);
+    struct sq_bind b = {.q = q};
+    int rc = orc__sq_stmt(q, SQ_META_DELETE, &b.st);
+
+    if (rc < 0)
+        return rc;
+    orc__sq_b_text(&b, 1, key);
+    rc = orc__sq_b_done(&b, "delete meta");
+    if (rc == 0)
+        rc = orc__sq_step(q, b.st, "delete meta");
+    if (rc == 0 && sqlite3_changes(q->db) == 0)
+        rc = orc__store_failf(s, ORC_ENOTFOUND, "no meta key '%.64s'", key);
+    orc__sq_release(b.st);
+    return rc;
+}
+
+const struct orc_store_ops orc__store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .deployment_insert = orc__sq_deployment_insert,
+    .deployment_get = orc__sq_deployment_get,
+    .deployment_list = orc__sq_deployment_list,
+    .deployment_list_in_status = orc__sq_deployment_list_in_status,
+    .deployment_update = orc__sq_deployment_update,
+    .deployment_delete = orc__sq_deployment_delete,
+    .resources_insert = orc__sq_resources_insert,
+    .resource_get = orc__sq_resource_get,
+    .resource_list = orc__sq_resource_list,
+    .resource_update = orc__sq_resource_update,
+    .event_append = orc__sq_event_append,
+    .event_list = orc__sq_event_list,
+    .attempt_start = orc__sq_attempt_start,
+    .attempt_end = orc__sq_attempt_end,
+    .attempt_list = orc__sq_attempt_list,
+    .meta_set = sq_meta_set,
+    .meta_get = sq_meta_get,
+    .meta_delete = sq_meta_delete,
+};

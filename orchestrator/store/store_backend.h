@@ -1,0 +1,70 @@
+/*
+ * What a store backend implements (SQLite today, PostgreSQL later) and the
+ * little it gets from store.c. store.c validates every argument (NULLs, uuid
+ * syntax, enum ranges, JSON types) before it calls a slot, so that slots deal
+ * only with storage; a slot maps its library's errors to ORC_E* codes at one
+ * boundary function and explains failures with orc__store_failf().
+ *
+ * The handle: a backend's own struct starts with struct orc_store_s, which
+ * store.c reads; ops->close frees the whole thing.
+ */
+#ifndef ORC_STORE_BACKEND_H
+#define ORC_STORE_BACKEND_H
+
+#include "store.h"
+
+#define ORC_STORE_ERRMSG_LEN 256
+
+struct orc_store_ops {
+    const char *name;
+    /* target is the backend-specific part ("PATH", ":memory:"). */
+    int (*open)(const char *target, orc_store_t **out, char *err, size_t errlen);
+    void (*close)(orc_store_t *s);
+
+    int (*deployment_insert)(orc_store_t *s, orc_deployment_t *ds, size_t n, int *rcs, bool batch);
+    int (*deployment_get)(orc_store_t *s, const char *uuid, orc_deployment_t **out);
+    int (*deployment_list)(orc_store_t *s, const orc_dep_query_t *q, orc_deployment_list_t *out);
+    int (*deployment_list_in_status)(orc_store_t *s, uint32_t statuses, orc_deployment_list_t *out);
+    int (*deployment_update)(orc_store_t *s, const orc_dep_update_t *u, int64_t *new_version);
+    int (*deployment_delete)(orc_store_t *s, const char *uuid);
+
+    int (*resources_insert)(orc_store_t *s, orc_resource_t *rs, size_t n);
+    int (*resource_get)(orc_store_t *s, const char *deployment_uuid, const char *uuid,
+                        orc_resource_t **out);
+    int (*resource_list)(orc_store_t *s, const orc_res_query_t *q, orc_resource_list_t *out);
+    int (*resource_update)(orc_store_t *s, const orc_res_update_t *u, int64_t *new_version);
+
+    int (*event_append)(orc_store_t *s, orc_event_t *ev);
+    int (*event_list)(orc_store_t *s, const char *deployment_uuid, int64_t after_id, size_t limit,
+                      orc_event_list_t *out);
+
+    int (*attempt_start)(orc_store_t *s, const char *deployment_uuid, int attempt,
+                         const char *site_name);
+    int (*attempt_end)(orc_store_t *s, const char *deployment_uuid, int attempt, bool ok,
+                       const char *error);
+    int (*attempt_list)(orc_store_t *s, const char *deployment_uuid, orc_attempt_list_t *out);
+
+    int (*meta_set)(orc_store_t *s, const char *key, const char *value);
+    int (*meta_get)(orc_store_t *s, const char *key, char **value);
+    int (*meta_delete)(orc_store_t *s, const char *key);
+};
+
+struct orc_store_s {
+    const struct orc_store_ops *ops;
+    int schema_version;
+    int migrations_applied;
+    char last_uuid[ORC_UUID_LEN]; /* for strictly increasing UUIDv7s */
+    char errmsg[ORC_STORE_ERRMSG_LEN];
+};
+
+extern const struct orc_store_ops orc__store_sqlite_ops;
+
+/* Writes a one-line explanation into s->errmsg and returns rc. */
+int orc__store_failf(orc_store_t *s, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A new UUIDv7, strictly greater than every one this handle made before (so
+ * that rows created in the same millisecond keep their order). */
+int orc__store_new_uuid(orc_store_t *s, char out[ORC_UUID_LEN]);
+
+#endif

@@ -1,0 +1,919 @@
+/*
+ * Tests of the driver registry (orchestrator/engine/drivers.c) and the sites
+ * file (orchestrator/engine/sites.c): loading the sim driver and each broken
+ * fixture of plugins/broken from $PLUGIN_DIR (ABI and signature mismatch,
+ * missing symbol, NULL vtable or slot, duplicate names, bad names and
+ * sizes), core default slots, the callback-contract checks against the
+ * "rogue" fixture, the host services table, resource names, and sites file
+ * validation. Every test runs its own uv loop and closes every handle.
+ */
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "testutil.h"
+
+#include "engine/../base.h" /* orchestrator/base.h: "base.h" is libtosca's here */
+#include "engine/drivers.h"
+#include "engine/sites.h"
+
+/* ---- harness ------------------------------------------------------------------ */
+
+static const char *plugin_dir(void)
+{
+    const char *d = getenv("PLUGIN_DIR");
+    return d && *d ? d : "build/release/plugins";
+}
+
+static char *plugin(const char *name)
+{
+    static char buf[4][512];
+    static int i;
+
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof(buf[i]), "%s/%s.so", plugin_dir(), name);
+    return buf[i];
+}
+
+struct env {
+    uv_loop_t loop;
+    struct orc_drv_registry *reg;
+};
+
+static void env_init(struct env *e)
+{
+    assert_int_equal(uv_loop_init(&e->loop), 0);
+    assert_int_equal(orc_drv_registry_new(&e->loop, &e->reg), 0);
+    orc_drv_set_strict(e->reg, false);
+}
+
+static void print_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "  handle left open: %s\n", uv_handle_type_name(h->type));
+}
+
+static void env_fini(struct env *e)
+{
+    assert_int_equal(orc_drv_registry_close(e->reg), 0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&e->loop) != 0) {
+        uv_walk(&e->loop, print_handle, NULL);
+        fail_msg("loop has handles left");
+    }
+}
+
+struct call {
+    orc_op_t op;
+    int calls;
+    int status;
+    bool in_call; /* set around the wrapper call: a callback now is synchronous */
+    bool sync;
+};
+
+static void call_cb(orc_op_t *op, int status)
+{
+    struct call *c = op->data;
+
+    c->calls++;
+    c->status = status;
+    if (c->in_call)
+        c->sync = true;
+}
+
+static void call_init(struct call *c)
+{
+    memset(c, 0, sizeof(*c));
+    orc_drv_op_init(&c->op);
+    c->op.data = c;
+}
+
+static void guard_fired(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+/* Runs the loop until *counter reaches target or timeout_ms pass. */
+static bool run_until(struct env *e, const int *counter, int target, uint64_t timeout_ms)
+{
+    uv_timer_t guard;
+    bool expired = false;
+
+    uv_timer_init(&e->loop, &guard);
+    guard.data = &expired;
+    uv_timer_start(&guard, guard_fired, timeout_ms, 0);
+    while (*counter < target && !expired)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+    return *counter >= target;
+}
+
+static void run_for(struct env *e, uint64_t ms)
+{
+    int never = 0;
+    run_until(e, &never, 1, ms);
+}
+
+static bool has_error(struct env *e, int code, const char *text)
+{
+    for (size_t i = 0; i < orc_drv_error_count(e->reg); i++) {
+        const struct orc_drv_load_error *le = orc_drv_error_at(e->reg, i);
+        if (le->code == code && strstr(le->message, text) != NULL)
+            return true;
+    }
+    return false;
+}
+
+static struct orc_drv_site *open_site(struct env *e, const char *driver, const char *name,
+                                      const char *config)
+{
+    struct orc_site_conf conf = {name, config, NULL};
+    struct orc_drv_site *site;
+    struct call c;
+
+    call_init(&c);
+    assert_int_equal(orc_drv_site_new(e->reg, driver, &conf, &site), 0);
+    c.in_call = true;
+    assert_int_equal(orc_drv_site_open(site, &c.op, call_cb), 0);
+    c.in_call = false;
+    assert_true(run_until(e, &c.calls, 1, 5000));
+    assert_false(c.sync);
+    assert_int_equal(c.status, 0);
+    assert_int_equal(site->st, ORC_DRV_SITE_OPEN);
+    orc_drv_op_reset(&c.op);
+    return site;
+}
+
+static void close_site(struct env *e, struct orc_drv_site *site)
+{
+    struct call c;
+
+    call_init(&c);
+    c.in_call = true;
+    assert_int_equal(orc_drv_site_close(site, &c.op, call_cb), 0);
+    c.in_call = false;
+    assert_true(run_until(e, &c.calls, 1, 5000));
+    assert_false(c.sync);
+    assert_int_equal(c.status, 0);
+    assert_int_equal(orc_drv_site_free(site), 0);
+}
+
+/* ---- loading ----------------------------------------------------------------------- */
+
+static void load_dir_loads_sim_and_reports_broken(void **state)
+{
+    struct env e;
+    const struct orc_drv *sim;
+    int n;
+
+    (void)state;
+    env_init(&e);
+    n = orc_drv_load_dir(e.reg, plugin_dir());
+    assert_true(n >= 1);
+    assert_int_equal((size_t)n, orc_drv_count(e.reg));
+    sim = orc_drv_find(e.reg, "sim");
+    assert_non_null(sim);
+    assert_string_equal(sim->vt.name, "sim");
+    assert_true(sim->vt.caps & ORC_DRV_CAP_GPU);
+    assert_true(sim->vt.caps & ORC_DRV_CAP_ADOPT);
+    assert_non_null(strstr(sim->path, "sim.so"));
+    /* broken.so has no standard entry symbol: reported, not fatal */
+    assert_null(orc_drv_find(e.reg, "minimal"));
+    assert_true(has_error(&e, ORC_EDRIVER, "broken.so: no orc_driver_entry symbol"));
+    env_fini(&e);
+}
+
+static void load_failures_are_recorded(void **state)
+{
+    struct env e;
+
+    (void)state;
+    env_init(&e);
+    assert_int_equal(orc_drv_load_file(e.reg, "/nonexistent/x.so"), ORC_EDRIVER);
+    assert_true(has_error(&e, ORC_EDRIVER, "/nonexistent/x.so: cannot load"));
+    assert_true(orc_drv_load_dir(e.reg, "/nonexistent-dir") < 0);
+    assert_int_equal(orc_drv_error_count(e.reg), 2);
+    assert_int_equal(orc_drv_count(e.reg), 0);
+    assert_non_null(orc_drv_error_at(e.reg, 0)->path);
+    assert_null(orc_drv_error_at(e.reg, 2));
+    env_fini(&e);
+}
+
+static void missing_entry_symbol(void **state)
+{
+    struct env e;
+
+    (void)state;
+    env_init(&e);
+    assert_int_equal(orc_drv_load_file(e.reg, plugin("broken")), ORC_EDRIVER);
+    assert_true(has_error(&e, ORC_EDRIVER, "no orc_driver_entry symbol"));
+    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "no_such_entry"),
+                     ORC_EDRIVER);
+    assert_int_equal(orc_drv_count(e.reg), 0);
+    env_fini(&e);
+}
+
+static void abi_and_signature_mismatch(void **state)
+{
+    struct env e;
+
+    (void)state;
+    env_init(&e);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_bad_abi"),
+                     ORC_EABI);
+    assert_true(has_error(&e, ORC_EABI, "built for driver ABI 99, this daemon speaks ABI 1"));
+    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_bad_sig"),
+                     ORC_EABI);
+    assert_true(has_error(&e, ORC_EABI, "build signature 'orc-driver/1 ptr/4 be uv/0'"));
+    assert_int_equal(orc_drv_count(e.reg), 0);
+    env_fini(&e);
+}
+
+static void bad_vtables(void **state)
+{
+    static const struct {
+        const char *entry;
+        const char *text;
+    } cases[] = {
+        {"orc_broken_null", "returned no vtable"},
+        {"orc_broken_null_slot", "mandatory slot provision is NULL"},
+        {"orc_broken_bad_name", "driver name missing or invalid"},
+        {"orc_broken_small", "vtable of 16 bytes"},
+        {"orc_broken_huge_state", "state_size 1073741824 exceeds"},
+        {"orc_broken_adopt_cap", "caps say ADOPT but the adopt slot is NULL"},
+    };
+    struct env e;
+
+    (void)state;
+    env_init(&e);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), cases[i].entry),
+                         ORC_EDRIVER);
+        if (!has_error(&e, ORC_EDRIVER, cases[i].text))
+            fail_msg("%s: no error containing '%s'", cases[i].entry, cases[i].text);
+    }
+    assert_int_equal(orc_drv_count(e.reg), 0);
+    assert_int_equal(orc_drv_error_count(e.reg), sizeof(cases) / sizeof(cases[0]));
+    env_fini(&e);
+}
+
+static void duplicate_names(void **state)
+{
+    struct env e;
+
+    (void)state;
+    env_init(&e);
+    assert_int_equal(orc_drv_load_file(e.reg, plugin("sim")), 0);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_dup"),
+                     ORC_ECONFLICT);
+    assert_true(has_error(&e, ORC_ECONFLICT, "driver 'sim' is already loaded from"));
+    assert_int_equal(orc_drv_load_file(e.reg, plugin("sim")), ORC_ECONFLICT);
+    assert_int_equal(orc_drv_count(e.reg), 1);
+    /* the first one stays, with its own slots */
+    assert_non_null(strstr(orc_drv_find(e.reg, "sim")->path, "sim.so"));
+    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_minimal"), 0);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_minimal"),
+                     ORC_ECONFLICT);
+    assert_int_equal(orc_drv_count(e.reg), 2);
+    env_fini(&e);
+}
+
+static void load_paths_counts(void **state)
+{
+    struct env e;
+    const char *paths[3];
+
+    (void)state;
+    env_init(&e);
+    paths[0] = plugin("sim");
+    paths[1] = plugin("broken");
+    paths[2] = "/nonexistent.so";
+    assert_int_equal(orc_drv_load_paths(e.reg, paths, 3), 1);
+    assert_int_equal(orc_drv_error_count(e.reg), 2);
+    env_fini(&e);
+}
+
+/* a vtable compiled into the test: registered like a built-in driver */
+static int bi_open(void *state, const struct orc_host_api *host, const struct orc_site_conf *c,
+                   orc_op_t *op)
+{
+    return ORC_EIO;
+}
+static int bi_close(void *state, orc_op_t *op)
+{
+    return ORC_EIO;
+}
+static int bi_provision(void *state, orc_op_t *op, const struct orc_node_req *req)
+{
+    return ORC_EIO;
+}
+static int bi_name(void *state, orc_op_t *op, const char *name)
+{
+    return ORC_EIO;
+}
+
+static const struct orc_driver builtin_vt = {
+    ORC_DRIVER_HEADER,
+    .name = "builtin",
+    .state_size = 8,
+    .site_open = bi_open,
+    .site_close = bi_close,
+    .provision = bi_provision,
+    .deprovision = bi_name,
+    .status = bi_name,
+};
+
+static void builtin_driver_and_failed_open(void **state)
+{
+    struct env e;
+    struct orc_site_conf conf = {"b1", NULL, NULL};
+    struct orc_drv_site *site;
+    struct call c;
+
+    (void)state;
+    env_init(&e);
+    assert_int_equal(orc_drv_register_builtin(e.reg, &builtin_vt), 0);
+    assert_int_equal(orc_drv_register_builtin(e.reg, &builtin_vt), ORC_ECONFLICT);
+    assert_null(orc_drv_find(e.reg, "builtin")->dl);
+    assert_int_equal(orc_drv_site_new(e.reg, "nope", &conf, &site), ORC_ENOTFOUND);
+    assert_int_equal(orc_drv_site_new(e.reg, "builtin", &conf, &site), 0);
+    assert_string_equal(site->conf.config_json, "{}");
+    call_init(&c);
+    assert_int_equal(orc_drv_site_open(site, &c.op, call_cb), ORC_EIO);
+    assert_int_equal(c.calls, 0);
+    assert_int_equal(site->st, ORC_DRV_SITE_FAILED);
+    assert_string_equal(c.op.error, "site_open: input/output error");
+    /* a failed site cannot be used, only freed */
+    assert_int_equal(orc_drv_status(site, &c.op, "x", call_cb), ORC_ECONFLICT);
+    assert_non_null(strstr(c.op.error, "site 'b1' is failed"));
+    assert_int_equal(orc_drv_registry_close(e.reg), ORC_ECONFLICT);
+    assert_int_equal(orc_drv_site_free(site), 0);
+    assert_int_equal(orc_drv_violations(e.reg), 0);
+    env_fini(&e);
+}
+
+/* ---- default slots and the contract ---------------------------------------------------- */
+
+static void default_slots_return_enotsup(void **state)
+{
+    struct env e;
+    struct orc_drv_site *site;
+    struct call c, p;
+    struct orc_node_req req = {.name = "n1"};
+    const char *argv[] = {"true", NULL};
+    struct orc_exec_req ex = {.name = "n1", .argv = argv};
+    struct orc_logs_req lg = {.name = "n1"};
+
+    (void)state;
+    env_init(&e);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_minimal"), 0);
+    site = open_site(&e, "minimal", "m1", "{}");
+    call_init(&c);
+    assert_int_equal(orc_drv_inventory(site, &c.op, call_cb), ORC_ENOTSUP);
+    assert_string_equal(c.op.error, "this driver has no inventory");
+    assert_int_equal(orc_drv_adopt(site, &c.op, "n1", call_cb), ORC_ENOTSUP);
+    assert_int_equal(orc_drv_start_workload(site, &c.op, &ex, call_cb), ORC_ENOTSUP);
+    assert_int_equal(orc_drv_exec(site, &c.op, &ex, call_cb), ORC_ENOTSUP);
+    assert_int_equal(orc_drv_logs(site, &c.op, &lg, call_cb), ORC_ENOTSUP);
+    assert_false(orc_drv_op_inflight(&c.op));
+    assert_int_equal(orc_drv_cancel(site, &c.op), ORC_ENOTFOUND);
+    run_for(&e, 10);
+    assert_int_equal(c.calls, 0);
+
+    /* a real op: in flight until its callback; a second start is refused */
+    call_init(&p);
+    p.in_call = true;
+    assert_int_equal(orc_drv_provision(site, &p.op, &req, call_cb), 0);
+    p.in_call = false;
+    assert_true(orc_drv_op_inflight(&p.op));
+    assert_int_equal(orc_drv_provision(site, &p.op, &req, call_cb), ORC_ECONFLICT);
+    assert_int_equal(orc_drv_cancel(site, &p.op), ORC_ENOTSUP); /* default cancel */
+    assert_true(run_until(&e, &p.calls, 1, 5000));
+    assert_false(p.sync);
+    assert_int_equal(p.status, 0);
+    assert_string_equal(orc_drv_op_attr(&p.op, ORC_ATTR_PRIVATE_ADDRESS), "127.0.0.1");
+    assert_false(orc_drv_op_inflight(&p.op));
+    orc_drv_op_reset(&p.op);
+    orc_drv_op_reset(&c.op);
+    close_site(&e, site);
+    assert_int_equal(orc_drv_violations(e.reg), 0);
+    env_fini(&e);
+}
+
+static void contract_violations_are_caught(void **state)
+{
+    struct env e;
+    struct orc_drv_site *site;
+    struct call c[7];
+    struct orc_node_req req = {.name = "r1"};
+    const char *argv[] = {"true", NULL};
+    struct orc_exec_req ex = {.name = "r1", .argv = argv};
+    struct orc_logs_req lg = {.name = "r1"};
+    struct call cl;
+
+    (void)state;
+    env_init(&e);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_rogue"), 0);
+    site = open_site(&e, "rogue", "r", "{}");
+    for (int i = 0; i < 7; i++)
+        call_init(&c[i]);
+
+    /* a callback from inside the call is held and delivered later */
+    c[0].in_call = true;
+    assert_int_equal(orc_drv_provision(site, &c[0].op, &req, call_cb), 0);
+    c[0].in_call = false;
+    assert_int_equal(c[0].calls, 0);
+    assert_int_equal(orc_drv_violations(e.reg), 1);
+    assert_true(run_until(&e, &c[0].calls, 1, 5000));
+    assert_false(c[0].sync);
+
+    /* a second callback is dropped */
+    assert_int_equal(orc_drv_deprovision(site, &c[1].op, "r1", call_cb), 0);
+    run_for(&e, 30);
+    assert_int_equal(c[1].calls, 1);
+    assert_int_equal(orc_drv_violations(e.reg), 2);
+
+    /* a callback after returning < 0 is dropped */
+    assert_int_equal(orc_drv_status(site, &c[2].op, "r1", call_cb), ORC_EDRIVER);
+    assert_string_equal(c[2].op.error, "rogue: status refused");
+    run_for(&e, 30);
+    assert_int_equal(c[2].calls, 0);
+    assert_int_equal(orc_drv_violations(e.reg), 3);
+
+    /* a callback from inside, then < 0: the caller sees < 0 only */
+    c[3].in_call = true;
+    assert_int_equal(orc_drv_inventory(site, &c[3].op, call_cb), ORC_EDRIVER);
+    c[3].in_call = false;
+    run_for(&e, 10);
+    assert_int_equal(c[3].calls, 0);
+    assert_int_equal(orc_drv_violations(e.reg), 5);
+
+    /* > 0 is read as 0 (plus a leaked host timer, reaped at close) */
+    assert_int_equal(orc_drv_logs(site, &c[4].op, &lg, call_cb), 0);
+    assert_int_equal(orc_drv_violations(e.reg), 6);
+    assert_true(run_until(&e, &c[4].calls, 1, 5000));
+    assert_int_equal(c[4].status, 0);
+
+    /* cancel that completes the target from inside cancel: delivered later */
+    assert_int_equal(orc_drv_adopt(site, &c[5].op, "r1", call_cb), 0);
+    c[5].in_call = true;
+    assert_int_equal(orc_drv_cancel(site, &c[5].op), 0);
+    c[5].in_call = false;
+    assert_int_equal(c[5].calls, 0);
+    assert_int_equal(orc_drv_violations(e.reg), 7);
+    assert_true(run_until(&e, &c[5].calls, 1, 5000));
+    assert_false(c[5].sync);
+    assert_int_equal(c[5].status, ORC_ECANCELED);
+
+    /* an op the driver never completes: the core cancels it at site close */
+    assert_int_equal(orc_drv_exec(site, &c[6].op, &ex, call_cb), 0);
+    call_init(&cl);
+    assert_int_equal(orc_drv_site_close(site, &cl.op, call_cb), 0);
+    assert_true(run_until(&e, &c[6].calls, 1, 5000));
+    assert_int_equal(cl.calls, 1);
+    assert_int_equal(c[6].status, ORC_ECANCELED);
+    assert_string_equal(c[6].op.error, "site closed");
+    /* + op left in flight at close, + leaked host timer */
+    assert_int_equal(orc_drv_violations(e.reg), 9);
+    assert_int_equal(orc_drv_site_free(site), 0);
+    for (int i = 0; i < 7; i++) {
+        assert_true(c[i].calls <= 1);
+        orc_drv_op_reset(&c[i].op);
+    }
+    env_fini(&e);
+}
+
+/* Shutdown as the engine does it: from the close callback, free the site and
+ * close the registry at once. An op the driver never completed still gets
+ * its one callback (ORC_ECANCELED) before the drivers are unloaded. */
+struct shutdown {
+    struct orc_drv_registry *reg;
+    struct orc_drv_site *site;
+    struct call close;
+};
+
+static void shutdown_on_close(orc_op_t *op, int status)
+{
+    struct shutdown *sd = op->data;
+
+    sd->close.calls++;
+    sd->close.status = status;
+    assert_int_equal(orc_drv_site_free(sd->site), 0);
+    assert_int_equal(orc_drv_registry_close(sd->reg), 0);
+}
+
+static void orphans_delivered_at_registry_close(void **state)
+{
+    struct env e;
+    struct shutdown sd;
+    struct call x;
+    const char *argv[] = {"true", NULL};
+    struct orc_exec_req ex = {.name = "r1", .argv = argv};
+
+    (void)state;
+    env_init(&e);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_rogue"), 0);
+    sd.reg = e.reg;
+    sd.site = open_site(&e, "rogue", "r", "{}");
+    call_init(&x);
+    assert_int_equal(orc_drv_exec(sd.site, &x.op, &ex, call_cb), 0);
+    call_init(&sd.close);
+    sd.close.op.data = &sd;
+    assert_int_equal(orc_drv_site_close(sd.site, &sd.close.op, shutdown_on_close), 0);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_int_equal(sd.close.calls, 1);
+    assert_int_equal(x.calls, 1);
+    assert_int_equal(x.status, ORC_ECANCELED);
+    assert_int_equal(uv_loop_close(&e.loop), 0);
+}
+
+static void strict_mode_aborts(void **state)
+{
+    pid_t pid;
+    int wstatus;
+
+    (void)state;
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct env e;
+        struct orc_drv_site *site;
+        struct call c;
+        struct orc_node_req req = {.name = "r1"};
+
+        env_init(&e); /* a fresh loop: nothing inherited */
+        orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_rogue");
+        site = open_site(&e, "rogue", "r", "{}");
+        orc_drv_set_strict(e.reg, true);
+        call_init(&c);
+        orc_drv_provision(site, &c.op, &req, call_cb); /* aborts here */
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &wstatus, 0), pid);
+    assert_true(WIFSIGNALED(wstatus));
+    assert_int_equal(WTERMSIG(wstatus), SIGABRT);
+}
+
+/* ---- host services ---------------------------------------------------------------------- */
+
+struct tick {
+    int fired;
+};
+
+static void tick_cb(void *arg)
+{
+    ((struct tick *)arg)->fired++;
+}
+
+static int my_secrets(void *ctx, const char *name, char **value)
+{
+    if (strcmp(name, "known") != 0)
+        return ORC_ENOTFOUND;
+    *value = orc_strdup((const char *)ctx);
+    return 0;
+}
+
+static void host_services(void **state)
+{
+    struct env e;
+    struct orc_drv_site *site;
+    const struct orc_host_api *h;
+    struct tick t = {0};
+    uint64_t a, b;
+    char *v = NULL;
+    orc_op_t op;
+    struct orc_pool pool = {.name = "A100", .gpu_model = "A100", .gpus_total = 8};
+
+    (void)state;
+    env_init(&e);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_minimal"), 0);
+    site = open_site(&e, "minimal", "hs", "{}");
+    h = &site->host;
+    assert_int_equal(h->version, ORC_HOST_API_VERSION);
+    assert_int_equal(h->size, sizeof(struct orc_host_api));
+    assert_ptr_equal(h->loop, &e.loop);
+    assert_string_equal(h->site, "hs");
+    assert_null(h->http);
+    assert_null(h->ssh);
+    h->log(h, ORC_DRV_LOG_DEBUG, "a debug line from %s", "the test");
+
+    /* timers: one fires, one is stopped, ids are never reused */
+    a = h->timer_start(h, 0, tick_cb, &t);
+    b = h->timer_start(h, 0, tick_cb, &t);
+    assert_true(a > 0 && b > a);
+    assert_int_equal(t.fired, 0); /* never inside the call */
+    assert_int_equal(h->timer_stop(h, b), 0);
+    assert_int_equal(h->timer_stop(h, b), ORC_ENOTFOUND);
+    assert_true(run_until(&e, &t.fired, 1, 1000));
+    run_for(&e, 5);
+    assert_int_equal(t.fired, 1);
+    assert_int_equal(h->timer_stop(h, a), ORC_ENOTFOUND); /* fired */
+
+    /* secrets: the environment by default, then a lookup function */
+    setenv("ORC_SECRET_MY_SITE_KEY", "s3cret", 1);
+    assert_int_equal(h->secret_get(h, "my-site.key", &v), 0);
+    assert_string_equal(v, "s3cret");
+    h->free(v);
+    assert_int_equal(h->secret_get(h, "absent", &v), ORC_ENOTFOUND);
+    assert_null(v);
+    assert_int_equal(h->secret_get(h, "", &v), ORC_EINVAL);
+    orc_drv_set_secret_lookup(e.reg, my_secrets, "from-store");
+    assert_int_equal(h->secret_get(h, "known", &v), 0);
+    assert_string_equal(v, "from-store");
+    h->free(v);
+    assert_int_equal(h->secret_get(h, "my-site.key", &v), ORC_ENOTFOUND);
+    unsetenv("ORC_SECRET_MY_SITE_KEY");
+
+    /* op result storage */
+    orc_drv_op_init(&op);
+    assert_int_equal(h->op_attr_set(&op, "k", "v1"), 0);
+    assert_int_equal(h->op_attr_set(&op, "k", "v2"), 0);
+    for (int i = 0; i < 20; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        assert_int_equal(h->op_attr_set(&op, key, key), 0);
+    }
+    assert_int_equal(op.nattrs, 21);
+    assert_string_equal(orc_drv_op_attr(&op, "k"), "v2");
+    assert_string_equal(orc_drv_op_attr(&op, "k19"), "k19");
+    assert_null(orc_drv_op_attr(&op, "nope"));
+    assert_int_equal(h->op_attr_set(&op, "k", NULL), ORC_EINVAL);
+    assert_int_equal(h->op_pool_add(&op, &pool), 0);
+    pool.gpu_model = NULL;
+    pool.name = "cpu";
+    assert_int_equal(h->op_pool_add(&op, &pool), 0);
+    assert_int_equal(op.npools, 2);
+    assert_string_equal(op.pools[0].gpu_model, "A100");
+    assert_null(op.pools[1].gpu_model);
+    assert_int_equal(h->op_output_set(&op, "abc", 3), 0);
+    assert_int_equal(h->op_output_set(&op, "hello", 5), 0);
+    assert_string_equal(op.output, "hello");
+    assert_int_equal(op.output_len, 5);
+    orc_drv_op_reset(&op);
+    assert_int_equal(op.nattrs, 0);
+    assert_null(op.output);
+
+    close_site(&e, site);
+    assert_int_equal(orc_drv_violations(e.reg), 0);
+    env_fini(&e);
+}
+
+/* ---- resource names ----------------------------------------------------------------------- */
+
+static void resource_names(void **state)
+{
+    const char *dep = "01936a4e-7b2c-7def-8123-456789abcdef";
+    char a[ORC_DRV_NAME_LEN], b[ORC_DRV_NAME_LEN];
+
+    (void)state;
+    assert_int_equal(orc_drv_resource_name(dep, "train_node", 0, a), 0);
+    assert_int_equal(strncmp(a, "orc-01936a4e7b2c7def8123456789abcdef-train-node-", 48), 0);
+    assert_int_equal(a[strlen(a) - 1], '0');
+    assert_int_equal(orc_drv_resource_name(dep, "train_node", 0, b), 0);
+    assert_string_equal(a, b); /* deterministic */
+    assert_int_equal(orc_drv_resource_name("01936A4E-7B2C-7DEF-8123-456789ABCDEF", "train_node",
+                                           0, b),
+                     0);
+    assert_string_equal(a, b); /* case of the UUID does not matter */
+    assert_int_equal(orc_drv_resource_name(dep, "train_node", 1, b), 0);
+    assert_string_not_equal(a, b);
+    assert_int_equal(orc_drv_resource_name(dep, "train-node", 0, b), 0);
+    assert_string_not_equal(a, b); /* same sanitized text, another hash */
+    assert_int_equal(orc_drv_resource_name("01936a4e-7b2c-7def-8123-456789abcdee", "train_node",
+                                           0, b),
+                     0);
+    assert_string_not_equal(a, b);
+    /* long names, big indexes: at most 63 characters of [a-z0-9-] */
+    assert_int_equal(orc_drv_resource_name(dep, "A very long node name with $ymbols & more!!",
+                                           4294967295u, a),
+                     0);
+    assert_true(strlen(a) <= 63);
+    for (const char *p = a; *p; p++)
+        assert_true((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-');
+    assert_non_null(strstr(a, "-4294967295"));
+    assert_int_equal(orc_drv_resource_name(dep, "___", 3, a), 0);
+    assert_non_null(strstr(a, "-x-"));
+    assert_int_equal(orc_drv_resource_name("not-a-uuid", "n", 0, a), ORC_EINVAL);
+    assert_int_equal(orc_drv_resource_name(dep, "", 0, a), ORC_EINVAL);
+    assert_int_equal(orc_drv_resource_name(NULL, "n", 0, a), ORC_EINVAL);
+}
+
+/* ---- sites file ----------------------------------------------------------------------------- */
+
+static bool errs_have(const struct orc_sites_errors *e, const char *text)
+{
+    for (size_t i = 0; i < e->count; i++)
+        if (strstr(e->lines[i], text) != NULL)
+            return true;
+    return false;
+}
+
+static void dump_errs(const struct orc_sites_errors *e)
+{
+    for (size_t i = 0; i < e->count; i++)
+        fprintf(stderr, "  %s\n", e->lines[i]);
+}
+
+static void sites_valid_file(void **state)
+{
+    static const char text[] =
+        "version: 1\n"
+        "sites:\n"
+        "  - name: gpu-cloud\n"
+        "    driver: sim\n"
+        "    description: a simulated cloud\n"
+        "    priority: 10\n"
+        "    credentials: sim-cloud.key\n"
+        "    config:\n"
+        "      inventory: /tmp/x.json\n"
+        "      capacity: {cpus: 64, gpus: {A100: 8}}\n"
+        "    capacity:\n"
+        "      cpus: 64\n"
+        "      mem: 256 GiB\n"
+        "      disk: 1000000\n"
+        "      gpus: {A100: 8, T4: 4}\n"
+        "  - name: spare\n"
+        "    driver: local\n"
+        "    enabled: false\n";
+    struct orc_sites s;
+    struct orc_sites_errors errs;
+    const struct orc_site_def *d;
+    struct orc_site_conf conf;
+    int rc;
+
+    (void)state;
+    rc = orc_sites_load_buffer("sites.yaml", text, sizeof(text) - 1, &s, &errs);
+    if (rc != 0)
+        dump_errs(&errs);
+    assert_int_equal(rc, 0);
+    assert_int_equal(errs.count, 0);
+    assert_int_equal(s.count, 2);
+    d = orc_sites_find(&s, "gpu-cloud");
+    assert_non_null(d);
+    assert_string_equal(d->driver, "sim");
+    assert_string_equal(d->description, "a simulated cloud");
+    assert_int_equal(d->priority, 10);
+    assert_true(d->enabled);
+    assert_string_equal(d->credentials, "sim-cloud.key");
+    assert_string_equal(d->config_json,
+                        "{\"inventory\":\"/tmp/x.json\",\"capacity\":{\"cpus\":64,\"gpus\":{"
+                        "\"A100\":8}}}");
+    assert_int_equal(d->capacity.cpus, 64);
+    assert_int_equal(d->capacity.mem, (int64_t)256 << 30);
+    assert_int_equal(d->capacity.disk, 1000000);
+    assert_int_equal(d->capacity.ngpus, 2);
+    assert_string_equal(d->capacity.gpus[1].model, "T4");
+    assert_int_equal(d->capacity.gpus[1].count, 4);
+    conf = orc_site_def_conf(d);
+    assert_string_equal(conf.name, "gpu-cloud");
+    d = orc_sites_find(&s, "spare");
+    assert_false(d->enabled);
+    assert_int_equal(d->priority, 0);
+    assert_string_equal(d->config_json, "{}");
+    assert_null(d->credentials);
+    assert_int_equal(d->capacity.cpus, -1);
+    assert_null(orc_sites_find(&s, "nope"));
+    orc_sites_free(&s);
+    orc_sites_errors_free(&errs);
+}
+
+static void sites_every_error_reported(void **state)
+{
+    static const char text[] =
+        "sites:\n"
+        "  - name: a\n"
+        "    driver: sim\n"
+        "    priority: high\n"
+        "    enabled: maybe\n"
+        "    colour: blue\n"
+        "    capacity: {cpus: -1, mem: lots, gpus: {A100: x}, ram: 1}\n"
+        "  - name: a\n"
+        "    driver: Bad Driver\n"
+        "  - name: Bad_Name\n"
+        "    config: [1, 2]\n"
+        "    credentials: \"has space\"\n"
+        "  - 42\n";
+    struct orc_sites s;
+    struct orc_sites_errors errs;
+
+    (void)state;
+    assert_int_equal(orc_sites_load_buffer("sites.yaml", text, sizeof(text) - 1, &s, &errs),
+                     ORC_EFORMAT);
+    assert_int_equal(s.count, 0);
+    assert_null(s.items);
+    assert_true(errs_have(&errs, "sites.yaml: sites[0] (a): priority: expected an integer"));
+    assert_true(errs_have(&errs, "sites[0] (a): enabled: expected true or false"));
+    assert_true(errs_have(&errs, "sites[0] (a): unknown key 'colour'"));
+    assert_true(errs_have(&errs, "capacity.cpus: expected an integer >= 0"));
+    assert_true(errs_have(&errs, "capacity.mem: expected bytes or a size"));
+    assert_true(errs_have(&errs, "capacity.gpus.A100: expected an integer >= 0"));
+    assert_true(errs_have(&errs, "capacity: unknown key 'ram'"));
+    assert_true(errs_have(&errs, "sites[1]: name 'a' is already used by sites[0]"));
+    assert_true(errs_have(&errs, "sites[1] (a): driver: expected a driver name"));
+    assert_true(errs_have(&errs, "sites[2] (Bad_Name): name: expected [a-z0-9]"));
+    assert_true(errs_have(&errs, "sites[2] (Bad_Name): driver is required"));
+    assert_true(errs_have(&errs, "sites[2] (Bad_Name): config: expected a mapping"));
+    assert_true(errs_have(&errs, "sites[2] (Bad_Name): credentials: expected a secret name"));
+    assert_true(errs_have(&errs, "sites[3]: expected a mapping"));
+    assert_int_equal(errs.count, 14);
+    orc_sites_errors_free(&errs);
+    orc_sites_free(&s);
+}
+
+static void sites_shapes_and_syntax(void **state)
+{
+    static const char list[] = "- {name: one, driver: sim}\n- {name: two, driver: sim}\n";
+    static const char bad_yaml[] = "sites:\n  - name: x\n    driver: [unclosed\n";
+    static const char empty[] = "sites: []\n";
+    static const char top[] = "version: 2\nsite: {}\n";
+    struct orc_sites s;
+    struct orc_sites_errors errs;
+
+    (void)state;
+    assert_int_equal(orc_sites_load_buffer("l.yaml", list, sizeof(list) - 1, &s, &errs), 0);
+    assert_int_equal(s.count, 2);
+    orc_sites_free(&s);
+    orc_sites_errors_free(&errs);
+
+    assert_int_equal(orc_sites_load_buffer("b.yaml", bad_yaml, sizeof(bad_yaml) - 1, &s, &errs),
+                     ORC_EFORMAT);
+    assert_true(errs.count >= 1);
+    /* file:line:col from the YAML loader, without a second file name */
+    assert_non_null(strstr(errs.lines[0], "b.yaml:4:1: error: YAML syntax error"));
+    assert_int_equal(strncmp(errs.lines[0], "b.yaml:4:1:", 11), 0);
+    orc_sites_errors_free(&errs);
+
+    assert_int_equal(orc_sites_load_buffer("e.yaml", empty, sizeof(empty) - 1, &s, &errs),
+                     ORC_EFORMAT);
+    assert_true(errs_have(&errs, "e.yaml: no sites defined"));
+    orc_sites_errors_free(&errs);
+
+    assert_int_equal(orc_sites_load_buffer("t.yaml", top, sizeof(top) - 1, &s, NULL),
+                     ORC_EFORMAT);
+    assert_int_equal(orc_sites_load_buffer("t.yaml", top, sizeof(top) - 1, &s, &errs),
+                     ORC_EFORMAT);
+    assert_true(errs_have(&errs, "version: only version 1 is known"));
+    assert_true(errs_have(&errs, "unknown top-level key 'site'"));
+    orc_sites_errors_free(&errs);
+
+    assert_int_equal(orc_sites_load_file("/nonexistent/sites.yaml", &s, &errs), ORC_EIO);
+    assert_true(errs_have(&errs, "/nonexistent/sites.yaml: cannot open"));
+    orc_sites_errors_free(&errs);
+}
+
+static void sites_default_and_example(void **state)
+{
+    struct orc_sites s;
+    struct orc_sites_errors errs;
+    int rc;
+
+    (void)state;
+    assert_int_equal(orc_sites_default(&s), 0);
+    assert_int_equal(s.count, 1);
+    assert_string_equal(s.items[0].name, "local");
+    assert_string_equal(s.items[0].driver, "local");
+    assert_true(s.items[0].enabled);
+    assert_string_equal(s.items[0].config_json, "{}");
+    orc_sites_free(&s);
+
+    rc = orc_sites_load_file("deploy/sites.example.yaml", &s, &errs);
+    if (rc != 0)
+        dump_errs(&errs);
+    assert_int_equal(rc, 0);
+    assert_true(s.count >= 2);
+    assert_non_null(orc_sites_find(&s, "local"));
+    orc_sites_free(&s);
+    orc_sites_errors_free(&errs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(load_dir_loads_sim_and_reports_broken),
+        cmocka_unit_test(load_failures_are_recorded),
+        cmocka_unit_test(missing_entry_symbol),
+        cmocka_unit_test(abi_and_signature_mismatch),
+        cmocka_unit_test(bad_vtables),
+        cmocka_unit_test(duplicate_names),
+        cmocka_unit_test(load_paths_counts),
+        cmocka_unit_test(builtin_driver_and_failed_open),
+        cmocka_unit_test(default_slots_return_enotsup),
+        cmocka_unit_test(contract_violations_are_caught),
+        cmocka_unit_test(orphans_delivered_at_registry_close),
+        cmocka_unit_test(strict_mode_aborts),
+        cmocka_unit_test(host_services),
+        cmocka_unit_test(resource_names),
+        cmocka_unit_test(sites_valid_file),
+        cmocka_unit_test(sites_every_error_reported),
+        cmocka_unit_test(sites_shapes_and_syntax),
+        cmocka_unit_test(sites_default_and_example),
+    };
+
+    if (getenv("TEST_LOG") == NULL) /* the violations tested here log errors */
+        orc_log_set_level((orc_log_level_t)(ORC_LOG_ERROR + 1));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

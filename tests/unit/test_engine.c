@@ -1,0 +1,330 @@
+/*
+ * The deployment engine on the sim driver and an in-memory store: a GPU
+ * training template reaches CREATE_COMPLETE on the site that fits, a request
+ * no site can hold fails at once naming why, failover goes to the next site
+ * and statusReason names the failed one, delete deprovisions everything (the
+ * sim inventory shows nothing left), and a restart re-drives a deployment
+ * left in progress without duplicating resources.
+ */
+#include <dirent.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "engine/engine.h"
+#include "testutil.h"
+
+struct fx {
+    uv_loop_t loop;
+    orc_store_t *store;
+    struct orc_drv_registry *reg;
+    struct orc_sites sites;
+    struct orc_engine *eng;
+    tosca_ctx_t *tosca;
+    char dir[64];
+    bool ready, closed;
+};
+
+static void on_ready(struct orc_engine *e, void *ud)
+{
+    (void)e;
+    ((struct fx *)ud)->ready = true;
+}
+
+static void on_closed(struct orc_engine *e, void *ud)
+{
+    (void)e;
+    ((struct fx *)ud)->closed = true;
+}
+
+static void run_until(struct fx *f, bool *flag)
+{
+    for (int i = 0; i < 200000 && !*flag; i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_true(*flag);
+}
+
+static const char *plugin_dir(void)
+{
+    const char *d = getenv("PLUGIN_DIR");
+    return d && *d ? d : "build/release/plugins";
+}
+
+/* Sites: YAML with @DIR@ replaced by the test's temp directory. */
+static void start_engine(struct fx *f, const char *sites_yaml)
+{
+    char path[512], yaml[4096], err[256];
+    struct orc_sites_errors errs = {0};
+    const char *at;
+    size_t n = 0;
+
+    for (const char *p = sites_yaml; *p && n < sizeof(yaml) - 64; p++) {
+        if (strncmp(p, "@DIR@", 5) == 0) {
+            n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "%s", f->dir);
+            p += 4;
+        } else {
+            yaml[n++] = *p;
+        }
+    }
+    yaml[n] = '\0';
+    (void)at;
+    assert_int_equal(orc_sites_load_buffer("sites.yaml", yaml, n, &f->sites, &errs), 0);
+    orc_sites_errors_free(&errs);
+    snprintf(path, sizeof(path), "%s/store.db", f->dir);
+    assert_int_equal(orc_store_open(path, &f->store, err, sizeof(err)), 0);
+    assert_int_equal(orc_drv_registry_new(&f->loop, &f->reg), 0);
+    snprintf(path, sizeof(path), "%s/sim.so", plugin_dir());
+    assert_int_equal(orc_drv_load_file(f->reg, path), 0);
+    assert_int_equal(orc_engine_new(&f->loop, f->store, f->reg, &f->sites, NULL, &f->eng), 0);
+    f->ready = false;
+    assert_int_equal(orc_engine_start(f->eng, on_ready, f), 0);
+    run_until(f, &f->ready);
+}
+
+static void stop_engine(struct fx *f)
+{
+    f->closed = false;
+    orc_engine_close(f->eng, on_closed, f);
+    run_until(f, &f->closed);
+    orc_engine_free(f->eng);
+    f->eng = NULL;
+    assert_int_equal(orc_drv_registry_close(f->reg), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    orc_store_close(f->store);
+    orc_sites_free(&f->sites);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    tosca_diags_t d;
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test-engine-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    uv_loop_init(&f->loop);
+    tosca_diags_init(&d, false);
+    assert_int_equal(tosca_ctx_new(NULL, &f->tosca, &d), 0);
+    tosca_diags_fini(&d);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char cmd[128];
+
+    tosca_ctx_free(f->tosca);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Stores a deployment of an example template with inputs; returns its uuid. */
+static void submit(struct fx *f, const char *file, const char *inputs_json, char *uuid)
+{
+    tosca_template_t *t = NULL;
+    tosca_diags_t d;
+    json_error_t je;
+    json_t *inputs = json_loads(inputs_json, 0, &je), *plan = NULL;
+    orc_deployment_t dep = {0};
+    char *text;
+    FILE *fp = fopen(file, "rb");
+    long len;
+
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    len = ftell(fp);
+    rewind(fp);
+    text = calloc(1, (size_t)len + 1);
+    assert_int_equal(fread(text, 1, (size_t)len, fp), (size_t)len);
+    fclose(fp);
+    tosca_diags_init(&d, false);
+    assert_int_equal(tosca_load_buffer(f->tosca, file, text, (size_t)len, &t, &d), 0);
+    assert_int_equal(tosca_plan(t, inputs, &plan, &d), 0);
+    tosca_diags_fini(&d);
+    dep.created_by.issuer = "https://issuer.test";
+    dep.created_by.subject = "alice";
+    dep.template_text = text;
+    dep.parameters = inputs;
+    dep.plan = plan;
+    dep.provider_timeout_mins = 5;
+    assert_int_equal(orc_store_deployment_insert(f->store, &dep), 0);
+    strcpy(uuid, dep.uuid);
+    assert_int_equal(orc_engine_create(f->eng, uuid), 0);
+    tosca_template_free(t);
+    json_decref(plan);
+    json_decref(inputs);
+    free(text);
+}
+
+static orc_deployment_t *wait_final(struct fx *f, const char *uuid)
+{
+    for (int i = 0; i < 200000 && orc_engine_busy(f->eng, uuid); i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_false(orc_engine_busy(f->eng, uuid));
+    {
+        orc_deployment_t *d = NULL;
+        assert_int_equal(orc_store_deployment_get(f->store, uuid, &d), 0);
+        return d;
+    }
+}
+
+/* Resources the sim cloud holds, from its inventory file. */
+static size_t sim_resources(struct fx *f, const char *site)
+{
+    char path[256];
+    json_error_t je;
+    json_t *inv, *res;
+    size_t n;
+
+    snprintf(path, sizeof(path), "%s/%s.json", f->dir, site);
+    inv = json_load_file(path, 0, &je);
+    if (inv == NULL)
+        return 0;
+    res = json_object_get(inv, "resources");
+    n = json_is_object(res) ? json_object_size(res) : json_array_size(res);
+    json_decref(inv);
+    return n;
+}
+
+static const char three_sites[] =
+    "sites:\n"
+    "  - name: small\n"
+    "    driver: sim\n"
+    "    priority: 30\n"
+    "    config: {inventory: \"@DIR@/small.json\", capacity: {cpus: 4, mem: 8 GB, gpus: {T4: 1}}}\n"
+    "  - name: broken\n"
+    "    driver: sim\n"
+    "    priority: 20\n"
+    "    config: {inventory: \"@DIR@/broken.json\", capacity: {cpus: 64, mem: 256 GB,\n"
+    "             gpus: {A100: 8}}, failures: {provision: 1.0}}\n"
+    "  - name: good\n"
+    "    driver: sim\n"
+    "    priority: 10\n"
+    "    config: {inventory: \"@DIR@/good.json\", capacity: {cpus: 64, mem: 256 GB,\n"
+    "             gpus: {A100: 8}}}\n";
+
+static void training_completes_after_failover(void **state)
+{
+    struct fx *f = *state;
+    char uuid[ORC_UUID_LEN];
+    orc_deployment_t *d;
+
+    start_engine(f, three_sites);
+    submit(f, "examples/gpu-training.yaml", "{\"num_gpus\": 2, \"gpu_model\": \"A100\"}", uuid);
+    d = wait_final(f, uuid);
+    if (d->status != ORC_DEP_CREATE_COMPLETE)
+        fprintf(stderr, "status %s: %s\n", orc_dep_status_name(d->status),
+                d->status_reason ? d->status_reason : "");
+    assert_int_equal(d->status, ORC_DEP_CREATE_COMPLETE);
+    assert_string_equal(d->cloud_provider_name, "good");
+    assert_true(json_is_object(d->outputs));
+    assert_non_null(json_object_get(d->outputs, "node_address"));
+    orc_deployment_free(d);
+    assert_int_equal(sim_resources(f, "broken"), 0); /* the failed attempt was cleaned up */
+    assert_true(sim_resources(f, "good") >= 1);
+    assert_int_equal(sim_resources(f, "small"), 0); /* T4 only: never tried */
+
+    /* delete: nothing stays at the provider */
+    assert_int_equal(orc_store_deployment_set_status(f->store, uuid, 0,
+                                                     ORC_DEP_DELETE_IN_PROGRESS, NULL, NULL), 0);
+    assert_int_equal(orc_engine_delete(f->eng, uuid), 0);
+    d = wait_final(f, uuid);
+    assert_int_equal(d->status, ORC_DEP_DELETE_COMPLETE);
+    orc_deployment_free(d);
+    assert_int_equal(sim_resources(f, "good"), 0);
+    stop_engine(f);
+}
+
+static void no_site_fits_fails_at_once(void **state)
+{
+    struct fx *f = *state;
+    char uuid[ORC_UUID_LEN];
+    orc_deployment_t *d;
+
+    start_engine(f, three_sites);
+    submit(f, "examples/gpu-training.yaml", "{\"num_gpus\": 4, \"gpu_model\": \"H100\"}", uuid);
+    d = wait_final(f, uuid);
+    assert_int_equal(d->status, ORC_DEP_CREATE_FAILED);
+    assert_non_null(d->status_reason);
+    assert_non_null(strstr(d->status_reason, "no site can run this deployment"));
+    assert_non_null(strstr(d->status_reason, "H100"));
+    assert_non_null(strstr(d->status_reason, "small"));
+    orc_deployment_free(d);
+    stop_engine(f);
+}
+
+static void every_site_fails_lists_each(void **state)
+{
+    struct fx *f = *state;
+    static const char sites[] =
+        "sites:\n"
+        "  - name: one\n"
+        "    driver: sim\n"
+        "    config: {inventory: \"@DIR@/one.json\", failures: {provision: 1.0}}\n"
+        "  - name: two\n"
+        "    driver: sim\n"
+        "    config: {inventory: \"@DIR@/two.json\", failures: {provision: 1.0}}\n";
+    char uuid[ORC_UUID_LEN];
+    orc_deployment_t *d;
+
+    start_engine(f, sites);
+    submit(f, "examples/gpu-serving.yaml", "{}", uuid);
+    d = wait_final(f, uuid);
+    assert_int_equal(d->status, ORC_DEP_CREATE_FAILED);
+    assert_non_null(strstr(d->status_reason, "one:"));
+    assert_non_null(strstr(d->status_reason, "two:"));
+    orc_deployment_free(d);
+    assert_int_equal(sim_resources(f, "one") + sim_resources(f, "two"), 0);
+    stop_engine(f);
+}
+
+static void restart_redrives_without_duplicates(void **state)
+{
+    struct fx *f = *state;
+    static const char sites[] =
+        "sites:\n"
+        "  - name: slow\n"
+        "    driver: sim\n"
+        "    config: {inventory: \"@DIR@/slow.json\", latency: {default: {fixed_ms: 200}}}\n";
+    char uuid[ORC_UUID_LEN];
+    orc_deployment_t *d;
+
+    start_engine(f, sites);
+    submit(f, "examples/gpu-serving.yaml", "{}", uuid);
+    /* run until the provision is in flight at the site, then "stop" */
+    for (int i = 0; i < 100000; i++) {
+        orc_attempt_list_t l = {0};
+        bool started;
+        uv_run(&f->loop, UV_RUN_ONCE);
+        assert_int_equal(orc_store_attempt_list(f->store, uuid, &l), 0);
+        started = l.count > 0;
+        orc_attempt_list_clear(&l);
+        if (started)
+            break;
+    }
+    for (int i = 0; i < 3; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    stop_engine(f);
+    start_engine(f, sites); /* the restart resumes it */
+    assert_true(orc_engine_busy(f->eng, uuid));
+    d = wait_final(f, uuid);
+    assert_int_equal(d->status, ORC_DEP_CREATE_COMPLETE);
+    orc_deployment_free(d);
+    assert_int_equal(sim_resources(f, "slow"), 1); /* one compute node, not two */
+    stop_engine(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(training_completes_after_failover, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_site_fits_fails_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(every_site_fails_lists_each, setup, teardown),
+        cmocka_unit_test_setup_teardown(restart_redrives_without_duplicates, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
