@@ -128,9 +128,10 @@ FUZZ_SECONDS ?= 600
 fuzz:
 	$(MAKE) -f tests/fuzz/fuzz.mk FUZZ_SECONDS=$(FUZZ_SECONDS) CORPUS=$(CORPUS) run
 
+# the daemon on its embedded defaults: http://127.0.0.1:8080, data in ./var,
+# one site `local` (this machine); stop it with Ctrl-C
 run: all
-	@echo "orchestratord is not part of this build yet (issue 3); orchctl is at $(ORCHCTL)"
-	@exit 1
+	exec $(BUILD)/bin/orchestratord
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

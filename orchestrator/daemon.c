@@ -5,9 +5,9 @@
  * ends its grace period at once. The run ends when the loop has no handle
  * left, and checks that the loop closes cleanly.
  *
- * Subsystems that come later (store, engine, scheduler) start between
+ * Subsystems (store, drivers, engine) start in subsystems_start(), between
  * orc_api_new() and orc_api_start(), registering their routes and readiness
- * checks, and stop in on_api_closed().
+ * checks, and stop in subsystems_stop() once the API has drained.
  */
 #include <errno.h>
 #include <limits.h>
@@ -23,11 +23,14 @@
 
 #include "api/server.h"
 #include "daemon.h"
+#include "services.h"
 
 struct orc_daemon {
     uv_loop_t loop;
     const orc_config_t *cfg;
     orc_api_t *api;
+    struct orc_services *svc; /* store, drivers, sites, engine, deployments API */
+    void (*svc_done)(struct orc_daemon *d);
     uv_signal_t sigterm;
     uv_signal_t sigint;
     bool stopping;
@@ -38,12 +41,12 @@ const char *orc_build_time(void)
     static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
     static char buf[40];
     const char *date = __DATE__; /* "Nov 26 2026" */
-    const char *time = __TIME__; /* "16:44:01" */
+    const char *hms = __TIME__;  /* "16:44:01" */
     const char *m = strstr(months, (char[]){date[0], date[1], date[2], '\0'});
     unsigned month = m ? (unsigned)(m - months) / 3 % 12 + 1 : 1;
     unsigned day = (unsigned)atoi(date + 4) % 32;
 
-    snprintf(buf, sizeof(buf), "%.4s-%02u-%02uT%.5s+0000", date + 7, month, day, time);
+    snprintf(buf, sizeof(buf), "%.4s-%02u-%02uT%.5s+0000", date + 7, month, day, hms);
     return buf;
 }
 
@@ -115,15 +118,55 @@ static int prepare_data_dir(const char *dir)
     return 0;
 }
 
-/* ---- signals and shutdown ------------------------------------------------------------ */
+/* ---- subsystems ----------------------------------------------------------------------- */
 
-static void on_api_closed(orc_api_t *api, void *data)
+/* Starts what serves behind the API, before it listens: the store (in
+ * cfg->data_dir), the drivers and sites (cfg->sites_file, or the one `local`
+ * site), the engine; each registers its routes (orc_api_register), readiness
+ * checks and metrics on d->api. Returns 0 or an ORC_E* code after logging. */
+static int subsystems_start(struct orc_daemon *d)
+{
+    return orc_services_start(&d->loop, d->cfg, d->api, &d->svc);
+}
+
+static void on_services_stopped(void *data)
 {
     struct orc_daemon *d = data;
 
-    /* later: stop the engine and close the store here */
+    d->svc = NULL;
+    d->svc_done(d);
+}
+
+/* Stops them, in reverse order, once the API has drained (no request can
+ * reach them any more); done runs once, maybe later. */
+static void subsystems_stop(struct orc_daemon *d, void (*done)(struct orc_daemon *d))
+{
+    if (d->svc == NULL) {
+        done(d);
+        return;
+    }
+    /* the engine stops; deployments keep their state for the next start */
+    d->svc_done = done;
+    orc_services_stop(d->svc, on_services_stopped, d);
+}
+
+/* ---- signals and shutdown ------------------------------------------------------------ */
+
+static void on_subsystems_stopped(struct orc_daemon *d)
+{
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void on_failed_start_closed(orc_api_t *api, void *data)
+{
+    (void)api; /* no signal handlers yet, subsystems cleaned up after themselves */
+    (void)data;
+}
+
+static void on_api_closed(orc_api_t *api, void *data)
+{
+    subsystems_stop(data, on_subsystems_stopped);
 }
 
 static void on_signal(uv_signal_t *handle, int signum)
@@ -187,9 +230,18 @@ static int serve(struct orc_daemon *d)
         orc_log(ORC_LOG_ERROR, "daemon", "cannot set up the HTTP API: %s", orc_strerror(rc));
         return ORC_EXIT_FAILURE;
     }
+    /* Listen first, so that a busy port fails the start before the store
+     * opens or the engine resumes anything. Nothing is accepted before
+     * uv_run(), and by then every route is registered. */
     rc = orc_api_start(d->api);
     if (rc < 0) {
         uv_run(&d->loop, UV_RUN_DEFAULT); /* let the listeners close */
+        return ORC_EXIT_FAILURE;
+    }
+    rc = subsystems_start(d);
+    if (rc < 0) {
+        orc_api_shutdown(d->api, on_failed_start_closed, d);
+        uv_run(&d->loop, UV_RUN_DEFAULT);
         return ORC_EXIT_FAILURE;
     }
     if (!d->cfg->auth_enabled)

@@ -21,6 +21,7 @@ struct remote_args {
     bool force;
     bool wait;
     bool all;
+    bool deleting; /* watch after delete: 404 means done */
     int page, size;
 };
 
@@ -231,6 +232,11 @@ static int fetch_status(const struct remote_args *a, char *out, size_t size)
 
     snprintf(path, sizeof(path), "/deployments/%s", a->pos[0]);
     rc = cli_request(&a->srv, "GET", path, NULL, &r);
+    if (r.status == 404 && a->deleting) { /* deleted deployments are gone */
+        cli_response_free(&r);
+        snprintf(out, size, "DELETE_COMPLETE");
+        return CLI_EXIT_OK;
+    }
     d = rc == CLI_EXIT_OK ? cli_response_json(&r) : NULL;
     snprintf(out, size, "%s", d ? str(d, "status") : "");
     json_decref(d);
@@ -394,6 +400,7 @@ static int do_change(struct remote_args *a, const char *cmd)
     rc = cli_request(&a->srv, method, path, body, &r);
     json_decref(body);
     cli_response_free(&r);
+    a->deleting = strcmp(cmd, "delete") == 0;
     if (rc == CLI_EXIT_OK && a->wait)
         return watch(a);
     if (rc == CLI_EXIT_OK && !a->srv.json)

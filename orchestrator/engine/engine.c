@@ -345,6 +345,8 @@ static void on_action(orc_op_t *op, int status)
         in->st = I_DONE;
         json_decref(in->attrs);
         in->attrs = attrs_of(op);
+        if (in->node->kind == ORC_KIND_JOB && workload && in->attrs)
+            json_object_set_new(in->attrs, "exit_status", json_integer(op->exit_status));
         v.attributes = in->attrs;
         set_res(r, in, workload ? ORC_RES_STARTED : ORC_RES_CREATED, false,
                 ORC_RES_F_ATTRIBUTES, &v);

@@ -465,7 +465,7 @@ static bool image_ok(const char *image)
 }
 
 /* The port and image of a node from the plan's node object (properties). */
-static int node_props(struct local *s, orc_op_t *op, const struct orc_node_req *req, uint16_t *port,
+static int node_props(orc_op_t *op, const struct orc_node_req *req, uint16_t *port,
                       const char **image, json_t **doc)
 {
     json_t *props;
@@ -493,7 +493,6 @@ static int node_props(struct local *s, orc_op_t *op, const struct orc_node_req *
         *image = NULL;
     if (*image != NULL && !image_ok(*image))
         return orc_op_failf(op, ORC_EINVAL, "local: %s: bad image name '%s'", req->name, *image);
-    (void)s;
     return 0;
 }
 
@@ -565,7 +564,7 @@ static int provision_new(struct local *s, orc_op_t *op, const struct orc_node_re
     if (req->kind != ORC_KIND_COMPUTE && req->kind != ORC_KIND_SERVICE && req->kind != ORC_KIND_JOB)
         return orc_op_failf(op, ORC_ENOTSUP, "local: cannot provision %s nodes",
                             local_kind_name(req->kind));
-    rc = node_props(s, op, req, &port, &image, &doc);
+    rc = node_props(op, req, &port, &image, &doc);
     if (rc == 0) {
         *status = local_fit(s, op, req, pick);
         if (*status == 0)

@@ -299,6 +299,35 @@ static int detect_runtime(struct local *s, orc_op_t *op)
     return 0;
 }
 
+/* A relative work_dir (the daemon's data_dir defaults to ./var) is made
+ * absolute against the daemon's cwd: workloads get it as HOME and cwd. */
+static int absolute_work_dir(struct local *s, orc_op_t *op)
+{
+    char cwd[4096];
+    size_t n = sizeof(cwd);
+    const char *rel = s->work_dir;
+    char *abs;
+
+    while (strlen(s->work_dir) > 1 && s->work_dir[strlen(s->work_dir) - 1] == '/')
+        s->work_dir[strlen(s->work_dir) - 1] = '\0';
+    if (s->work_dir[0] == '/')
+        return 0;
+    if (uv_cwd(cwd, &n) < 0)
+        return orc_op_failf(op, ORC_EIO,
+                            "local: work_dir '%s' is relative and the current "
+                            "directory is unknown",
+                            s->work_dir);
+    while (strncmp(rel, "./", 2) == 0)
+        rel += 2;
+    abs = strcmp(rel, ".") == 0 ? local_strdup(s, cwd)
+                                : local_printf(s, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", rel);
+    if (abs == NULL)
+        return ORC_ENOMEM;
+    s->host->free(s->work_dir);
+    s->work_dir = abs;
+    return 0;
+}
+
 int local_config(struct local *s, orc_op_t *op)
 {
     json_error_t jerr;
@@ -333,11 +362,9 @@ int local_config(struct local *s, orc_op_t *op)
     if (s->work_dir == NULL)
         return orc_op_failf(op, ORC_EINVAL,
                             "local: work_dir is required (the daemon passes <data-dir>/local)");
-    if (s->work_dir[0] != '/')
-        return orc_op_failf(op, ORC_EINVAL, "local: work_dir must be an absolute path (got '%s')",
-                            s->work_dir);
-    while (strlen(s->work_dir) > 1 && s->work_dir[strlen(s->work_dir) - 1] == '/')
-        s->work_dir[strlen(s->work_dir) - 1] = '\0';
+    rc = absolute_work_dir(s, op);
+    if (rc < 0)
+        return rc;
     if (s->backoff_max_ms < s->backoff_ms)
         return orc_op_failf(op, ORC_EINVAL,
                             "local: restart_backoff_max_ms (%" PRIu64

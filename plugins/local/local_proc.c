@@ -984,8 +984,7 @@ void local_wl_attach(struct local_wl *w)
 /* ---- starting, stopping, freeing
  * ----------------------------------------------------------------- */
 
-static int copy_req(struct local *s, orc_op_t *op, struct local_wl *w,
-                    const struct orc_exec_req *req)
+static int copy_req(struct local *s, struct local_wl *w, const struct orc_exec_req *req)
 {
     size_t n = 0;
 
@@ -1010,7 +1009,6 @@ static int copy_req(struct local *s, orc_op_t *op, struct local_wl *w,
     }
     if (req->workdir != NULL && (w->workdir = local_strdup(s, req->workdir)) == NULL)
         return ORC_ENOMEM;
-    (void)op;
     return 0;
 }
 
@@ -1033,7 +1031,7 @@ int local_wl_start(struct local *s, orc_op_t *op, struct local_node *n,
     w->service = n->kind != ORC_KIND_JOB;
     w->backoff_ms = s->backoff_ms;
     w->exit_status = -1;
-    rc = copy_req(s, op, w, req);
+    rc = copy_req(s, w, req);
     if (rc == 0 && wl_spawn(w, err, sizeof(err)) < 0) {
         rc = orc_op_failf(op, ORC_EINVAL, "local: cannot start workload %s on %s: %s", id, n->name,
                           err);

@@ -395,7 +395,7 @@ static void fire_provision(struct sim_pending *p)
     }
     if (p->origin && rec != NULL && sim_record_state(rec) == ORC_DRV_RES_CREATING) {
         json_object_set_new(rec, "ready_ms", json_integer(now)); /* this op's latency is up */
-        sim_due(s, now);
+        sim_due(s, p->name, now);
     }
     sim_settle(s, now);
     rec = json_object_get(s->resources, p->name);
@@ -468,7 +468,7 @@ static int sim_deprovision(void *state, orc_op_t *op, const char *name)
             gone = hang ? (deleting ? gone : -1) : now + (int64_t)delay;
         sim_record_set_state(rec, ORC_DRV_RES_DELETING);
         json_object_set_new(rec, "gone_ms", json_integer(gone));
-        sim_due(s, gone);
+        sim_due(s, name, gone);
         sim_dirty(s);
     }
     if (rc < 0) {

@@ -72,7 +72,8 @@ struct sim {
     json_t *resources; /* name -> record */
     int64_t provisioned, deprovisioned;
     struct sim_usage used;
-    int64_t next_due; /* earliest ready_ms / gone_ms still to apply; INT64_MAX: none */
+    json_t *transit;  /* names of the records with a ready_ms / gone_ms still to apply */
+    int64_t next_due; /* the earliest of those times; INT64_MAX: none */
     bool dirty;       /* the file is behind memory */
     uint64_t flush_timer;
     /* operations */
@@ -103,8 +104,9 @@ void sim_dirty(struct sim *s);
 /* Applies time-driven transitions (creation done, deletion done) that are
  * due at now. Cheap when nothing is due. */
 void sim_settle(struct sim *s, int64_t now);
-/* Notes a ready_ms / gone_ms to apply at time t (>= 0). */
-void sim_due(struct sim *s, int64_t t);
+/* Notes that record name has a ready_ms / gone_ms to apply at time t (>= 0;
+ * < 0: never, nothing to note). */
+void sim_due(struct sim *s, const char *name, int64_t t);
 /* Deletes a record, releasing its capacity. */
 void sim_record_del(struct sim *s, const char *name);
 /* Recomputes usage and next_due from the records (after loading). */

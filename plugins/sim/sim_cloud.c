@@ -349,7 +349,9 @@ void sim_config_free(struct sim *s)
     s->host->free(s->path);
     s->path = NULL;
     json_decref(s->resources);
+    json_decref(s->transit);
     s->resources = NULL;
+    s->transit = NULL;
 }
 
 static void usage_apply(struct sim *s, const json_t *rec, int sign);
@@ -463,7 +465,7 @@ json_t *sim_record_new(struct sim *s, const struct orc_node_req *req, const char
     }
     json_decref(rec); /* s->resources holds it */
     usage_apply(s, rec, +1);
-    sim_due(s, ready_ms);
+    sim_due(s, req->name, ready_ms);
     sim_dirty(s);
     return rec;
 }
@@ -517,9 +519,12 @@ static void usage_apply(struct sim *s, const json_t *rec, int sign)
         s->used.gpus[g - s->gpus] += sign * rec_int(rec, "gpus");
 }
 
-void sim_due(struct sim *s, int64_t t)
+void sim_due(struct sim *s, const char *name, int64_t t)
 {
-    if (t >= 0 && t < s->next_due)
+    if (t < 0)
+        return;
+    json_object_set_new(s->transit, name, json_null()); /* OOM: applied at the next open */
+    if (t < s->next_due)
         s->next_due = t;
 }
 
@@ -531,6 +536,7 @@ void sim_record_del(struct sim *s, const char *name)
         return;
     usage_apply(s, rec, -1);
     json_object_del(s->resources, name);
+    json_object_del(s->transit, name); /* last: name may be this key's own storage */
     sim_dirty(s);
 }
 
@@ -541,10 +547,14 @@ void sim_recount(struct sim *s)
 
     memset(&s->used, 0, sizeof(s->used));
     s->next_due = INT64_MAX;
+    json_object_clear(s->transit);
     json_object_foreach(s->resources, name, rec) {
+        enum orc_drv_res_state st = sim_record_state(rec);
         usage_apply(s, rec, +1);
-        sim_due(s, rec_int(rec, sim_record_state(rec) == ORC_DRV_RES_DELETING ? "gone_ms"
-                                                                                : "ready_ms"));
+        if (st == ORC_DRV_RES_CREATING)
+            sim_due(s, name, rec_int(rec, "ready_ms"));
+        else if (st == ORC_DRV_RES_DELETING)
+            sim_due(s, name, rec_int(rec, "gone_ms"));
     }
 }
 
@@ -789,7 +799,8 @@ int sim_load(struct sim *s, orc_op_t *op)
     json_t *doc, *res;
 
     s->resources = json_object();
-    if (s->resources == NULL)
+    s->transit = json_object();
+    if (s->resources == NULL || s->transit == NULL)
         return ORC_ENOMEM;
     if (s->path == NULL || access(s->path, F_OK) != 0)
         return 0; /* a new cloud */
@@ -819,34 +830,42 @@ int sim_load(struct sim *s, orc_op_t *op)
 void sim_settle(struct sim *s, int64_t now)
 {
     const char *name;
-    json_t *rec;
+    json_t *unused;
     void *tmp;
 
     if (now < s->next_due)
         return;
     s->next_due = INT64_MAX;
-    json_object_foreach_safe(s->resources, tmp, name, rec) {
-        enum orc_drv_res_state st = sim_record_state(rec);
+    json_object_foreach_safe(s->transit, tmp, name, unused) {
+        json_t *rec = json_object_get(s->resources, name);
+        enum orc_drv_res_state st = rec ? sim_record_state(rec) : ORC_DRV_RES_UNKNOWN;
         int64_t ready = rec_int(rec, "ready_ms"), gone = rec_int(rec, "gone_ms");
 
+        /* name is the transit key: delete it from transit last */
         if (st == ORC_DRV_RES_CREATING && ready >= 0 && ready <= now) {
             sim_dirty(s);
             if (json_object_get(rec, "fail") == NULL) {
                 sim_record_set_state(rec, ORC_DRV_RES_READY);
                 sim_record_log(s, rec, "ready");
+                json_object_del(s->transit, name);
             } else if (s->leave_failed) {
                 sim_record_set_state(rec, ORC_DRV_RES_FAILED);
                 sim_record_log(s, rec, "failed: %s", rec_str(rec, "fail"));
+                json_object_del(s->transit, name);
             } else {
                 sim_record_del(s, name);
             }
         } else if (st == ORC_DRV_RES_DELETING && gone >= 0 && gone <= now) {
             s->deprovisioned++;
             sim_record_del(s, name);
-        } else if (st == ORC_DRV_RES_CREATING) {
-            sim_due(s, ready);
-        } else if (st == ORC_DRV_RES_DELETING) {
-            sim_due(s, gone);
+        } else if (st == ORC_DRV_RES_CREATING && ready >= 0) {
+            if (ready < s->next_due)
+                s->next_due = ready;
+        } else if (st == ORC_DRV_RES_DELETING && gone >= 0) {
+            if (gone < s->next_due)
+                s->next_due = gone;
+        } else {
+            json_object_del(s->transit, name); /* nothing left to apply */
         }
     }
 }

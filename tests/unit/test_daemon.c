@@ -933,8 +933,8 @@ static void openapi_describes_the_routes(void **state)
     assert_string_equal(r.ctype, "application/json");
     v = resp_json(&r);
     assert_string_equal(json_string_value(json_object_get(v, "openapi")), "3.0.3");
-    paths = json_object_get(v, "paths");
-    assert_int_equal(json_object_size(paths), sizeof(routes) / sizeof(routes[0]));
+    paths = json_object_get(v, "paths"); /* the built-in routes, and the subsystems' */
+    assert_true(json_object_size(paths) >= sizeof(routes) / sizeof(routes[0]));
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         assert_non_null(json_object_get(json_object_get(paths, routes[i]), "get"));
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);

@@ -1124,7 +1124,7 @@ static void example_gpu_training(void **state)
     n = plan_node(&l, "train_node");
     ASSERT_JSTR(n, "kind", "COMPUTE");
     ASSERT_JINT(n, "compute.num_gpus", 0);
-    ASSERT_JINT(n, "compute.num_cpus", 2);
+    ASSERT_JINT(n, "compute.num_cpus", 1);
     ASSERT_JINT(n, "compute.mem_size", 2000000000);
     ASSERT_JSTR(n, "compute.gpu_model", "");
     ASSERT_JINT(n, "count", 1);

@@ -1,0 +1,209 @@
+/*
+ * The orchestration services (services.h): wiring of store, drivers, sites,
+ * engine, libtosca and the deployments API for the daemon.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/deployments.h"
+#include "base.h"
+#include "engine/drivers.h"
+#include "engine/engine.h"
+#include "engine/sites.h"
+#include "services.h"
+
+#define LOG "daemon"
+
+struct orc_services {
+    uv_loop_t *loop;
+    orc_store_t *store;
+    struct orc_drv_registry *reg;
+    struct orc_sites sites;
+    struct orc_engine *engine;
+    tosca_ctx_t *tosca;
+    struct orc_deployments_api deployments;
+    bool engine_ready;
+    orc_services_done_fn done;
+    void *done_data;
+};
+
+/* Drivers: $ORCHESTRATOR_PLUGIN_DIR, else ../plugins beside the binary
+ * (build/release/bin -> build/release/plugins), else the installed folder. */
+static void plugin_dir(char *out, size_t size)
+{
+    const char *env = getenv("ORCHESTRATOR_PLUGIN_DIR");
+    char exe[PATH_MAX - 16];
+    ssize_t n;
+
+    if (env && *env) {
+        snprintf(out, size, "%s", env);
+        return;
+    }
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        char *slash;
+        exe[n] = '\0';
+        slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(out, size, "%s/../plugins", exe);
+            if (access(out, R_OK | X_OK) == 0)
+                return;
+        }
+    }
+    snprintf(out, size, "/usr/local/lib/orchestrator/plugins");
+}
+
+/* The local site works under the data directory unless its config says. */
+static int local_defaults(struct orc_sites *sites, const char *data_dir)
+{
+    for (size_t i = 0; i < sites->count; i++) {
+        struct orc_site_def *s = &sites->items[i];
+        json_error_t err;
+        json_t *cfg;
+        char *text, dir[PATH_MAX];
+        if (strcmp(s->driver, "local") != 0)
+            continue;
+        cfg = json_loads(s->config_json ? s->config_json : "{}", 0, &err);
+        if (cfg == NULL)
+            return ORC_EINVAL;
+        if (json_object_get(cfg, "work_dir") == NULL) {
+            snprintf(dir, sizeof(dir), "%s/sites/%s", data_dir, s->name);
+            json_object_set_new(cfg, "work_dir", json_string(dir));
+        }
+        text = json_dumps(cfg, JSON_COMPACT);
+        json_decref(cfg);
+        if (text == NULL)
+            return ORC_ENOMEM;
+        orc_free(s->config_json);
+        s->config_json = orc_strdup(text);
+        free(text);
+        if (s->config_json == NULL)
+            return ORC_ENOMEM;
+    }
+    return 0;
+}
+
+static int load_sites(struct orc_services *svc, const orc_config_t *cfg)
+{
+    struct orc_sites_errors errs = {0};
+    int rc = cfg->sites_file ? orc_sites_load_file(cfg->sites_file, &svc->sites, &errs)
+                             : orc_sites_default(&svc->sites);
+
+    for (size_t i = 0; i < errs.count; i++)
+        orc_log(ORC_LOG_ERROR, LOG, "%s", errs.lines[i]);
+    orc_sites_errors_free(&errs);
+    if (rc < 0) {
+        orc_log(ORC_LOG_ERROR, LOG, "cannot use the sites file %s: %s",
+                cfg->sites_file ? cfg->sites_file : "(default)", orc_strerror(rc));
+        return rc;
+    }
+    return local_defaults(&svc->sites, cfg->data_dir);
+}
+
+static bool engine_ready(void *data, const char **reason)
+{
+    struct orc_services *svc = data;
+
+    *reason = "the engine is opening sites and resuming deployments";
+    return svc->engine_ready;
+}
+
+static void on_engine_ready(struct orc_engine *eng, void *data)
+{
+    struct orc_services *svc = data;
+
+    svc->engine_ready = true;
+    orc_log(ORC_LOG_INFO, LOG, "engine ready: %zu site(s) open", orc_engine_site_count(eng));
+}
+
+static int open_parts(struct orc_services *svc, const orc_config_t *cfg)
+{
+    char path[PATH_MAX], err[256], plugins[PATH_MAX];
+    tosca_diags_t d;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/orchestrator.db", cfg->data_dir);
+    rc = orc_store_open(path, &svc->store, err, sizeof(err));
+    if (rc < 0) {
+        orc_log(ORC_LOG_ERROR, LOG, "store %s: %s", path, err);
+        return rc;
+    }
+    rc = orc_drv_registry_new(svc->loop, &svc->reg);
+    if (rc < 0)
+        return rc;
+    plugin_dir(plugins, sizeof(plugins));
+    if (orc_drv_load_dir(svc->reg, plugins) <= 0)
+        orc_log(ORC_LOG_WARN, LOG, "no driver loaded from %s", plugins);
+    rc = load_sites(svc, cfg);
+    if (rc < 0)
+        return rc;
+    tosca_diags_init(&d, false);
+    rc = tosca_ctx_new(NULL, &svc->tosca, &d);
+    tosca_diags_fini(&d);
+    return rc;
+}
+
+int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
+                       struct orc_services **out)
+{
+    struct orc_services *svc = orc_calloc(1, sizeof(*svc));
+    int rc;
+
+    *out = NULL;
+    if (svc == NULL)
+        return ORC_ENOMEM;
+    svc->loop = loop;
+    rc = open_parts(svc, cfg);
+    if (rc == 0)
+        rc = orc_engine_new(loop, svc->store, svc->reg, &svc->sites, NULL, &svc->engine);
+    if (rc < 0)
+        goto out_fail;
+    svc->deployments = (struct orc_deployments_api){svc->store, svc->engine, svc->tosca,
+                                                    "local", "anonymous"};
+    rc = orc_api_deployments_register(api, &svc->deployments);
+    if (rc == 0)
+        rc = orc_api_add_ready_check(api, "engine", engine_ready, svc);
+    if (rc == 0)
+        rc = orc_engine_start(svc->engine, on_engine_ready, svc);
+    if (rc < 0)
+        goto out_fail;
+    *out = svc;
+    return 0;
+out_fail:
+    orc_log(ORC_LOG_ERROR, LOG, "cannot start the orchestration services: %s", orc_strerror(rc));
+    orc_engine_free(svc->engine);
+    if (svc->reg && orc_drv_registry_close(svc->reg) == 0)
+        uv_run(loop, UV_RUN_NOWAIT);
+    tosca_ctx_free(svc->tosca);
+    orc_sites_free(&svc->sites);
+    orc_store_close(svc->store);
+    orc_free(svc);
+    return rc < 0 ? rc : ORC_EIO;
+}
+
+static void on_engine_closed(struct orc_engine *eng, void *data)
+{
+    struct orc_services *svc = data;
+
+    orc_engine_free(eng);
+    svc->engine = NULL;
+    if (orc_drv_registry_close(svc->reg) < 0)
+        orc_log(ORC_LOG_ERROR, LOG, "drivers: sites still open at shutdown");
+    tosca_ctx_free(svc->tosca);
+    orc_sites_free(&svc->sites);
+    orc_store_close(svc->store);
+    if (svc->done)
+        svc->done(svc->done_data);
+    orc_free(svc);
+}
+
+void orc_services_stop(struct orc_services *svc, orc_services_done_fn done, void *data)
+{
+    svc->done = done;
+    svc->done_data = data;
+    orc_engine_close(svc->engine, on_engine_closed, svc);
+}
