@@ -52,6 +52,7 @@ struct cli_server {
     const char *url;   /* --url, else $ORCHESTRATOR_URL, else http://127.0.0.1:8080 */
     const char *token; /* --token, else $ORCHESTRATOR_TOKEN */
     bool json;         /* --json: print the server's JSON as it is */
+    bool quiet_404;    /* a 404 is an expected answer: print nothing */
 };
 
 struct cli_response {

@@ -401,6 +401,7 @@ static int do_change(struct remote_args *a, const char *cmd)
     json_decref(body);
     cli_response_free(&r);
     a->deleting = strcmp(cmd, "delete") == 0;
+    a->srv.quiet_404 = a->deleting;
     if (rc == CLI_EXIT_OK && a->wait)
         return watch(a);
     if (rc == CLI_EXIT_OK && !a->srv.json)

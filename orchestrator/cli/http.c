@@ -38,6 +38,7 @@ void cli_server_init(struct cli_server *srv)
     srv->url = url && *url ? url : "http://127.0.0.1:8080";
     srv->token = token && *token ? token : NULL;
     srv->json = false;
+    srv->quiet_404 = false;
 }
 
 int cli_server_option(struct cli_server *srv, int argc, char **argv, int *i)
@@ -133,7 +134,8 @@ int cli_request(const struct cli_server *srv, const char *method, const char *pa
         return CLI_EXIT_SERVER;
     }
     if (out->status >= 400) {
-        report_error(out->status, out->body);
+        if (!(out->status == 404 && srv->quiet_404))
+            report_error(out->status, out->body);
         return out->status >= 500 ? CLI_EXIT_SERVER : CLI_EXIT_FAIL;
     }
     return CLI_EXIT_OK;

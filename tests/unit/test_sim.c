@@ -100,9 +100,6 @@ static void env_init(struct env *e)
     char path[512];
 
     memset(e, 0, sizeof(*e));
-    snprintf(e->dir, sizeof(e->dir), "/tmp/orc-test-sim-XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    snprintf(e->inv, sizeof(e->inv), "%s/cloud.json", e->dir);
     assert_int_equal(uv_loop_init(&e->loop), 0);
     assert_int_equal(orc_drv_registry_new(&e->loop, &e->reg), 0);
     orc_drv_set_strict(e->reg, false);
@@ -110,6 +107,9 @@ static void env_init(struct env *e)
              getenv("PLUGIN_DIR") && *getenv("PLUGIN_DIR") ? getenv("PLUGIN_DIR")
                                                            : "build/release/plugins");
     assert_int_equal(orc_drv_load_file(e->reg, path), 0);
+    snprintf(e->dir, sizeof(e->dir), "/tmp/orc-test-sim-XXXXXX");
+    assert_non_null(mkdtemp(e->dir));
+    snprintf(e->inv, sizeof(e->inv), "%s/cloud.json", e->dir);
 }
 
 /* Opens a sim site; config is JSON text where "@INV" stands for the

@@ -23,6 +23,20 @@
  *     before calling back with 0, it writes the results the slot documents.
  * The core's call wrappers check this contract and report violations.
  *
+ * Return codes (the same for a < 0 return and a callback status):
+ *   ORC_EINVAL           a bad request (missing name, empty argv, bad config)
+ *   ORC_ENOMEM           out of memory
+ *   ORC_ENOTSUP          the driver or site cannot do this (core default slots)
+ *   ORC_ECONFLICT        the site or resource is in the wrong state (closing,
+ *                        being deleted)
+ *   ORC_ENOTFOUND        no such resource (start_workload, exec, logs only:
+ *                        status/adopt/deprovision answer exists = false)
+ *   ORC_DRV_ENOCAPACITY  not enough capacity; op->error names model and counts
+ *   ORC_EDENIED          credentials missing or refused
+ *   ORC_EDRIVER          the provider failed (op->error says how)
+ *   ORC_EIO, ORC_EFORMAT, ORC_ESSH, ORC_EHTTP, libuv codes: transport and data
+ *   ORC_ECANCELED        canceled (cancel slot, site_close)
+ *
  * Versioning: struct orc_driver, struct orc_host_api and the request
  * structs are append-only. ORC_DRIVER_ABI changes whenever any of them
  * changes; the core refuses drivers built for another ABI or another build

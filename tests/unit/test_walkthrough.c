@@ -1,0 +1,207 @@
+/*
+ * The README's walkthrough against the real daemon and the real orchctl:
+ * orchestratord on an ephemeral loopback port with a temporary data
+ * directory and its embedded default site (`local`, this machine); orchctl
+ * deploys the training example (with a command that exists here), watches it
+ * to CREATE_COMPLETE, reads its outputs, lists it, deletes it and waits for
+ * DELETE_COMPLETE; curl-equivalent requests (libcurl) check the REST answers
+ * the walkthrough shows; a template for a GPU this machine lacks fails fast
+ * with a reason; a bad template is a 400 naming file:line:col.
+ */
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+struct daemon {
+    pid_t pid;
+    char dir[64];
+    char url[64];
+};
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+/* Starts orchestratord on port 0 and reads the bound port from its log. */
+static void daemon_start(struct daemon *d)
+{
+    char log[128], line[512];
+    FILE *fp;
+
+    snprintf(d->dir, sizeof(d->dir), "/tmp/test-walk-XXXXXX");
+    assert_non_null(mkdtemp(d->dir));
+    snprintf(log, sizeof(log), "%s/daemon.log", d->dir);
+    d->pid = fork();
+    assert_true(d->pid >= 0);
+    if (d->pid == 0) {
+        char data[128];
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        snprintf(data, sizeof(data), "%s/var", d->dir);
+        dup2(fd, 2);
+        dup2(fd, 1);
+        execl(env_or("ORCHESTRATORD", "build/release/bin/orchestratord"), "orchestratord",
+              "--listen", "127.0.0.1:0", "--data-dir", data, (char *)NULL);
+        _exit(127);
+    }
+    d->url[0] = '\0';
+    for (int i = 0; i < 200 && !d->url[0]; i++) {
+        usleep(50000);
+        fp = fopen(log, "r");
+        while (fp && fgets(line, sizeof(line), fp)) {
+            char *at = strstr(line, "listening on http://");
+            if (at)
+                sscanf(at + strlen("listening on "), "%63s", d->url);
+        }
+        if (fp)
+            fclose(fp);
+    }
+    assert_true(d->url[0] != '\0');
+}
+
+static void daemon_stop(struct daemon *d)
+{
+    int status = 0;
+    char cmd[128];
+
+    kill(d->pid, SIGTERM);
+    assert_int_equal(waitpid(d->pid, &status, 0), d->pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Runs orchctl with ORCHESTRATOR_URL set; returns its exit status and its
+ * standard output (first line in out). */
+static int orchctl(const struct daemon *d, const char *args, char *out, size_t size)
+{
+    char cmd[2048];
+    FILE *p;
+    int status;
+    size_t n = 0;
+
+    snprintf(cmd, sizeof(cmd), "ORCHESTRATOR_URL=%s %s %s", d->url,
+             env_or("ORCHCTL", "build/release/bin/orchctl"), args);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    out[0] = '\0';
+    while (n + 1 < size && fgets(out + n, (int)(size - n), p))
+        n = strlen(out);
+    status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+struct body {
+    char *data;
+    size_t len;
+};
+
+static size_t on_body(char *p, size_t s, size_t n, void *ud)
+{
+    struct body *b = ud;
+    char *nd = realloc(b->data, b->len + s * n + 1);
+
+    memcpy(nd + b->len, p, s * n);
+    b->len += s * n;
+    nd[b->len] = '\0';
+    b->data = nd;
+    return s * n;
+}
+
+static long http(const struct daemon *d, const char *method, const char *path, const char *json,
+                 struct body *b)
+{
+    char url[256];
+    long code = 0;
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+
+    snprintf(url, sizeof(url), "%s%s", d->url, path);
+    b->data = NULL;
+    b->len = 0;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    if (json)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return code;
+}
+
+static void walkthrough(void **state)
+{
+    struct daemon d;
+    char out[8192], id[64], args[512];
+    struct body b;
+
+    (void)state;
+    daemon_start(&d);
+    /* deploy and watch until CREATE_COMPLETE */
+    assert_int_equal(orchctl(&d, "deploy examples/gpu-training.yaml --inputs epochs=2 --inputs "
+                                 "'command=echo training $EPOCHS epochs > checkpoint.bin'",
+                             out, sizeof(out)), 0);
+    assert_int_equal(sscanf(out, "%63s", id), 1);
+    snprintf(args, sizeof(args), "watch %s", id);
+    assert_int_equal(orchctl(&d, args, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "CREATE_COMPLETE"));
+    snprintf(args, sizeof(args), "outputs %s", id);
+    assert_int_equal(orchctl(&d, args, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "\"node_address\":\"127.0.0.1\""));
+    assert_non_null(strstr(out, "\"exit_status\":0"));
+    assert_int_equal(orchctl(&d, "list", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, id));
+    /* the same over plain HTTP */
+    snprintf(args, sizeof(args), "/deployments/%s", id);
+    assert_int_equal(http(&d, "GET", args, NULL, &b), 200);
+    assert_non_null(strstr(b.data, "\"status\":\"CREATE_COMPLETE\""));
+    assert_non_null(strstr(b.data, "\"cloudProviderName\":\"local\""));
+    free(b.data);
+    snprintf(args, sizeof(args), "/deployments/%s/", id); /* trailing slash */
+    assert_int_equal(http(&d, "GET", args, NULL, &b), 200);
+    free(b.data);
+    /* delete and wait */
+    snprintf(args, sizeof(args), "delete %s --wait", id);
+    assert_int_equal(orchctl(&d, args, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "DELETE_COMPLETE"));
+    snprintf(args, sizeof(args), "/deployments/%s", id);
+    assert_int_equal(http(&d, "GET", args, NULL, &b), 404);
+    assert_non_null(strstr(b.data, "doesn't exist"));
+    free(b.data);
+    /* a GPU this machine does not have: fails fast, naming why */
+    assert_int_equal(orchctl(&d, "deploy examples/gpu-training.yaml --inputs num_gpus=1 --wait",
+                             out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "CREATE_FAILED"));
+    /* a bad template: 400 with file:line:col */
+    assert_int_equal(http(&d, "POST", "/deployments",
+                          "{\"template\":\"tosca_definitions_version: tosca_simple_yaml_1_3\\n"
+                          "topology_template:\\n  node_templates:\\n    a: {type: Nope}\\n\"}",
+                          &b), 400);
+    assert_non_null(strstr(b.data, "template.yaml:4:15"));
+    free(b.data);
+    assert_int_equal(http(&d, "POST", "/deployments", "{\"parameters\":{}}", &b), 400);
+    assert_non_null(strstr(b.data, "A TOSCA template must be provided"));
+    free(b.data);
+    daemon_stop(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(walkthrough)};
+    int rc;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
