@@ -649,10 +649,8 @@ static int json_to_text(const json_t *v, bool list, char *buf, size_t len)
     size_t used = 0, i;
     json_t *item;
 
-    if (json_is_string(v)) {
-        snprintf(buf, len, "%s", json_string_value(v));
-        return 0;
-    }
+    if (json_is_string(v))
+        return (size_t)snprintf(buf, len, "%s", json_string_value(v)) < len ? 0 : ORC_EINVAL;
     if (json_is_integer(v) && json_integer_value(v) >= 0) {
         snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return 0;
@@ -737,7 +735,7 @@ static int apply_file_value(orc_config_t *cfg, const struct cfg_origin *o, const
     size_t index;
 
     snprintf(name, sizeof(name), "%s%s%s", k1, k2 ? "." : "", k2 ? k2 : "");
-    if (key_by_name(name, &index) == NULL)
+    if (key_by_name(name, &index) == NULL || strchr(k2 ? k2 : k1, '.') != NULL)
         return unknown_key(o, k1, k2, err, errlen);
     if (json_is_null(v))
         return 0; /* "key: ~" keeps the default */
@@ -748,9 +746,11 @@ static int apply_file_value(orc_config_t *cfg, const struct cfg_origin *o, const
         return failf(err, errlen, ORC_EINVAL, "%s: expected %s, not %s", where,
                      cfg_keys[index].list ? "a string or a list of strings" : "a string or number",
                      json_is_object(v)    ? "a map"
-                     : json_is_array(v)   ? "a list"
+                     : json_is_array(v)   ? "a list (of strings only)"
                      : json_is_boolean(v) ? "a boolean"
-                                          : "this value");
+                     : json_is_real(v)    ? "a fraction"
+                     : json_is_string(v)  ? "a string that long"
+                                          : "a negative number");
     }
     return apply_text(cfg, index, text, o, k1, k2, err, errlen);
 }

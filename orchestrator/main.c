@@ -4,6 +4,7 @@
  * to the daemon. Exit status: 0 clean shutdown, 1 runtime failure, 2 bad
  * configuration or usage.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -23,6 +24,11 @@ int main(int argc, char **argv)
     char err[1024];
     int rc, code;
 
+#ifdef M_MXFAST
+    /* glibc's fastbins make freeing large plans (thousands of nodes) grow
+     * faster than linearly (malloc_consolidate): docs/performance.md */
+    mallopt(M_MXFAST, 0);
+#endif
     if (orc_config_init(&cfg) < 0) {
         fprintf(stderr, "%s: out of memory\n", ORC_NAME);
         return ORC_EXIT_FAILURE;

@@ -238,7 +238,10 @@ int orc_http_new(orc_api_t *api, struct orc_http **out)
     http->spare->spare = true;
     h2o_config_init(&http->gconf);
     http->gconf.server_name = h2o_iovec_init(H2O_STRLIT("orchestratord"));
-    http->gconf.max_request_entity_size = lim->max_body_bytes;
+    /* h2o refuses chunked bodies that reach its limit and declared ones that
+     * pass it; one byte more makes both "over max_body_bytes", and the
+     * router refuses a declared body of exactly limit + 1 itself. */
+    http->gconf.max_request_entity_size = lim->max_body_bytes + 1;
     http->gconf.http1.req_timeout = lim->request_timeout_ms;
     http->gconf.http1.upgrade_to_http2 = 0; /* HTTP/2 comes with TLS (ALPN) */
     http->gconf.http2.idle_timeout = lim->request_timeout_ms;

@@ -243,6 +243,8 @@ static void config_file_errors_name_the_place(void **state)
     expect_file_error("limits:\n  max_connections: 0\n", ORC_EINVAL,
                       ":2:3: limits.max_connections: '0' is out of range (1 to 1000000)");
     expect_file_error("limits: 5\n", ORC_EINVAL, ":1:1: limits: a map is expected");
+    expect_file_error("limits.max_body_bytes: 5\n", ORC_EINVAL,
+                      ":1:1: unknown key 'limits.max_body_bytes'");
     expect_file_error("listen: [127.0.0.1:1, 127.0.0.1:1]\n", ORC_EINVAL, "is listed twice");
     expect_file_error("listen: {a: b}\n", ORC_EINVAL,
                       ":1:1: listen: expected a string or a list of strings, not a map");
@@ -855,7 +857,15 @@ static void endpoints_answer_with_types(void **state)
     assert_int_equal(get(port, "/", &r), 200);
     assert_string_equal(r.ctype, "text/plain; charset=utf-8");
     assert_string_equal(r.body, "orchestratord");
-    assert_int_equal(strlen(r.request_id), 36); /* a UUIDv7 */
+    char first_id[96];
+    snprintf(first_id, sizeof(first_id), "%s", r.request_id);
+    resp_free(&r);
+    assert_int_equal(get(port, "/", &r), 200);
+    assert_int_equal(strlen(r.request_id), 36); /* UUIDv7s, each its own */
+    assert_int_equal(r.request_id[14], '7');
+    assert_non_null(strchr("89ab", r.request_id[19]));
+    assert_string_not_equal(r.request_id, first_id);
+    assert_true(strcmp(r.request_id, first_id) > 0); /* time-ordered */
     resp_free(&r);
 
     assert_int_equal(get(port, "/info", &r), 200);
@@ -1036,6 +1046,8 @@ static void body_over_the_limit_is_413(void **state)
     resp_free(&r);
     /* at the limit it is read, and the route answers */
     assert_int_equal(http(port, "POST", "/info", body, big - 1, NULL, &r), 405);
+    resp_free(&r);
+    assert_int_equal(http(port, "POST", "/info", body, big - 1, chunked, &r), 405);
     resp_free(&r);
     free(body);
 }
@@ -1243,6 +1255,47 @@ static void slow_and_idle_clients_time_out(void **state)
     struct resp r;
     assert_int_equal(get(d.port, "/healthz", &r), 200);
     resp_free(&r);
+    assert_int_equal(daemon_stop(&d), 0);
+    daemon_forget(&d);
+}
+
+/* A client that sends requests and never reads the answers: the response
+ * stops making progress, and the connection is cut after request_timeout. */
+static void stalled_reader_is_cut_off(void **state)
+{
+    const char *env[] = {"ORCHESTRATOR_REQUEST_TIMEOUT=1s", NULL};
+    static const char req[] = "GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n";
+    struct daemon d;
+    int fd, small = 4096;
+    double end;
+    char *log = NULL;
+
+    (void)state;
+    need_daemon();
+    daemon_start(&d, NULL, env);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)d.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    /* pipeline requests until the server stops reading them (its answers
+     * fill every buffer on the way) */
+    for (int i = 0; i < 20000; i++)
+        if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) < 0)
+            break;
+    end = now_s() + secs(10);
+    while (now_s() < end) {
+        free(log);
+        log = slurp(d.log, NULL);
+        if (strstr(log, "its response made no progress") != NULL)
+            break;
+        sleep_s(0.05);
+    }
+    if (strstr(log, "its response made no progress") == NULL)
+        fail_msg("the stalled connection was not cut off:\n%s", log);
+    free(log);
+    close(fd);
     assert_int_equal(daemon_stop(&d), 0);
     daemon_forget(&d);
 }
@@ -1520,6 +1573,7 @@ int main(void)
         cmocka_unit_test(shared_daemon_stops_cleanly),
         cmocka_unit_test_teardown(connection_limit_gives_503, kill_all),
         cmocka_unit_test_teardown(slow_and_idle_clients_time_out, kill_all),
+        cmocka_unit_test_teardown(stalled_reader_is_cut_off, kill_all),
         cmocka_unit_test_teardown(sigterm_lets_the_request_in_flight_finish, kill_all),
         cmocka_unit_test_teardown(shutdown_deadline_ends_stuck_requests, kill_all),
         cmocka_unit_test_teardown(second_signal_cuts_the_grace_period, kill_all),
