@@ -21,7 +21,7 @@ int orc_api_new(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t **out)
     orc_router_init(&api->router);
     orc_metrics_init(&api->metrics);
     api->schemas = json_object();
-    rc = api->schemas ? orc_http_new(api, &api->http) : ORC_ENOMEM;
+    rc = api->schemas ? orc_httpd_new(api, &api->http) : ORC_ENOMEM;
     if (rc == 0)
         rc = orc_api_register_builtin(api);
     if (rc < 0) {
@@ -36,7 +36,7 @@ void orc_api_free(orc_api_t *api)
 {
     if (api == NULL)
         return;
-    orc_http_free(api->http);
+    orc_httpd_free(api->http);
     orc_router_fini(&api->router);
     orc_metrics_fini(&api->metrics);
     for (size_t i = 0; i < api->nchecks; i++)

@@ -27,7 +27,7 @@ static void req_dispose(void *p)
     if (req->series != NULL)
         orc_metrics_observe(req->series, req->status ? req->status : 499, seconds);
     api->metrics.requests_in_flight--;
-    orc_http_request_done(api->http, req->conn);
+    orc_httpd_request_done(api->http, req->conn);
 }
 
 static bool id_is_sane(const char *s, size_t len)
@@ -107,7 +107,7 @@ static size_t head_bytes(const h2o_req_t *h)
     return n;
 }
 
-static orc_api_req_t *req_new(orc_api_t *api, h2o_req_t *h, struct orc_http_conn *conn)
+static orc_api_req_t *req_new(orc_api_t *api, h2o_req_t *h, struct orc_httpd_conn *conn)
 {
     orc_api_req_t *req = h2o_mem_alloc_shared(&h->pool, sizeof(*req), req_dispose);
     size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
@@ -225,7 +225,7 @@ static void run_handler(orc_api_req_t *req)
         orc_api_send_error(req, orc_api_status_for(rc), "%s", orc_strerror(rc));
 }
 
-int orc_api_dispatch(orc_api_t *api, h2o_req_t *h, struct orc_http_conn *conn)
+int orc_api_dispatch(orc_api_t *api, h2o_req_t *h, struct orc_httpd_conn *conn)
 {
     orc_api_req_t *req = req_new(api, h, conn);
     size_t plen = strlen(req->path);

@@ -1,6 +1,6 @@
 /*
  * The HTTP server: libh2o 2.2 (HTTP/1.1, keep-alive) on the daemon's libuv
- * loop. We own every TCP handle: listeners, and one orc_http_conn per client
+ * loop. We own every TCP handle: listeners, and one orc_httpd_conn per client
  * connection whose uv_tcp_t h2o wraps with h2o_uv_socket_create(); h2o
  * closes it, and our close callback frees the record. That ownership gives
  * the limits h2o 2.2 lacks:
@@ -26,19 +26,19 @@
 #define SWEEP_MS 1000
 #define DRAIN_SWEEP_MS 50
 
-struct orc_http_listener {
+struct orc_httpd_listener {
     uv_tcp_t tcp;
-    struct orc_http *http;
+    struct orc_httpd *http;
     char url[96];
     uint16_t port;
 };
 
-struct orc_http_conn {
+struct orc_httpd_conn {
     uv_tcp_t tcp;
-    struct orc_http *http;
+    struct orc_httpd *http;
     h2o_socket_t *sock; /* NULL once h2o has let go of it */
-    struct orc_http_conn *next;
-    struct orc_http_conn **prev;
+    struct orc_httpd_conn *next;
+    struct orc_httpd_conn **prev;
     unsigned inflight; /* requests routed and not yet disposed */
     bool linked;       /* counted in http->conns (rejected ones are not) */
     bool shut;         /* shutdown(2) done */
@@ -49,34 +49,34 @@ struct orc_http_conn {
 
 struct api_handler {
     h2o_handler_t super;
-    struct orc_http *http;
+    struct orc_httpd *http;
 };
 
 struct error_filter {
     h2o_filter_t super;
-    struct orc_http *http;
+    struct orc_httpd *http;
 };
 
 struct error_ostream {
     h2o_ostream_t super;
-    struct orc_http *http;
+    struct orc_httpd *http;
     h2o_iovec_t original; /* h2o's plain-text body */
 };
 
 enum http_state { HTTP_IDLE, HTTP_RUNNING, HTTP_DRAINING, HTTP_FORCING, HTTP_CLOSED };
 
-struct orc_http {
+struct orc_httpd {
     orc_api_t *api;
     uv_loop_t *loop;
     h2o_globalconf_t gconf;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     bool ctx_ready;
-    struct orc_http_listener listeners[ORC_CONFIG_MAX_LISTEN];
+    struct orc_httpd_listener listeners[ORC_CONFIG_MAX_LISTEN];
     size_t nlisteners;
     size_t listeners_open; /* not yet through their close callback */
-    struct orc_http_conn *conns;
-    struct orc_http_conn *spare; /* lets accept() go on (and refuse) without memory */
+    struct orc_httpd_conn *conns;
+    struct orc_httpd_conn *spare; /* lets accept() go on (and refuse) without memory */
     size_t nconns;
     uv_timer_t sweep;
     uv_timer_t deadline;
@@ -86,11 +86,11 @@ struct orc_http {
     void *closed_data;
 };
 
-static void maybe_finish(struct orc_http *http);
+static void maybe_finish(struct orc_httpd *http);
 
 /* ---- requests ------------------------------------------------------------------------ */
 
-static struct orc_http_conn *conn_of(h2o_req_t *hreq)
+static struct orc_httpd_conn *conn_of(h2o_req_t *hreq)
 {
     h2o_socket_t *sock = NULL;
 
@@ -101,26 +101,26 @@ static struct orc_http_conn *conn_of(h2o_req_t *hreq)
 
 static int on_req(h2o_handler_t *self, h2o_req_t *hreq)
 {
-    struct orc_http *http = ((struct api_handler *)self)->http;
-    struct orc_http_conn *conn = conn_of(hreq);
+    struct orc_httpd *http = ((struct api_handler *)self)->http;
+    struct orc_httpd_conn *conn = conn_of(hreq);
 
     if (conn != NULL)
         conn->inflight++;
     return orc_api_dispatch(http->api, hreq, conn);
 }
 
-void orc_http_request_done(struct orc_http *http, struct orc_http_conn *conn)
+void orc_httpd_request_done(struct orc_httpd *http, struct orc_httpd_conn *conn)
 {
     if (conn != NULL && conn->inflight > 0)
         conn->inflight--;
 }
 
-size_t orc_http_open_connections(const struct orc_http *http)
+size_t orc_httpd_open_connections(const struct orc_httpd *http)
 {
     return http->nconns;
 }
 
-const char *orc_http_local_authority(h2o_req_t *hreq, char *buf, size_t len)
+const char *orc_httpd_local_authority(h2o_req_t *hreq, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
     char host[INET6_ADDRSTRLEN];
@@ -193,7 +193,7 @@ static void error_ostream_send(h2o_ostream_t *self, h2o_req_t *hreq, h2o_iovec_t
 
 static void error_filter_setup(h2o_filter_t *self, h2o_req_t *hreq, h2o_ostream_t **slot)
 {
-    struct orc_http *http = ((struct error_filter *)self)->http;
+    struct orc_httpd *http = ((struct error_filter *)self)->http;
     struct error_ostream *o;
     ssize_t ct;
 
@@ -217,9 +217,9 @@ static void error_filter_setup(h2o_filter_t *self, h2o_req_t *hreq, h2o_ostream_
 
 /* ---- setup -------------------------------------------------------------------------------- */
 
-int orc_http_new(orc_api_t *api, struct orc_http **out)
+int orc_httpd_new(orc_api_t *api, struct orc_httpd **out)
 {
-    struct orc_http *http = orc_calloc(1, sizeof(*http));
+    struct orc_httpd *http = orc_calloc(1, sizeof(*http));
     const orc_limits_t *lim = &api->cfg->limits;
     h2o_hostconf_t *host;
     h2o_pathconf_t *path;
@@ -257,7 +257,7 @@ int orc_http_new(orc_api_t *api, struct orc_http **out)
     return 0;
 }
 
-void orc_http_free(struct orc_http *http)
+void orc_httpd_free(struct orc_httpd *http)
 {
     if (http == NULL)
         return;
@@ -272,8 +272,8 @@ void orc_http_free(struct orc_http *http)
 
 static void conn_closed(uv_handle_t *handle)
 {
-    struct orc_http_conn *conn = (struct orc_http_conn *)handle;
-    struct orc_http *http = conn->http;
+    struct orc_httpd_conn *conn = (struct orc_httpd_conn *)handle;
+    struct orc_httpd *http = conn->http;
 
     if (conn->linked) {
         *conn->prev = conn->next;
@@ -293,14 +293,14 @@ static void conn_closed(uv_handle_t *handle)
 
 static void sock_disposed(void *data)
 {
-    struct orc_http_conn *conn = data;
+    struct orc_httpd_conn *conn = data;
 
     conn->sock = NULL;
 }
 
 /* Half-closes both ways: h2o then reads EOF (or fails its write) and closes
  * the connection itself. */
-static void conn_shutdown(struct orc_http_conn *conn)
+static void conn_shutdown(struct orc_httpd_conn *conn)
 {
     uv_os_fd_t fd;
 
@@ -311,7 +311,7 @@ static void conn_shutdown(struct orc_http_conn *conn)
         shutdown(fd, SHUT_RDWR);
 }
 
-static void conn_reject(struct orc_http *http, struct orc_http_conn *conn)
+static void conn_reject(struct orc_httpd *http, struct orc_httpd_conn *conn)
 {
 #define REJECT_BODY                                                                                \
     "{\"code\":503,\"title\":\"Service Unavailable\",\"message\":\"too many open connections\"}"
@@ -334,7 +334,7 @@ static void conn_reject(struct orc_http *http, struct orc_http_conn *conn)
 #undef REJECT_BODY
 }
 
-static void conn_start(struct orc_http *http, struct orc_http_conn *conn)
+static void conn_start(struct orc_httpd *http, struct orc_httpd_conn *conn)
 {
     conn->linked = true;
     conn->next = http->conns;
@@ -353,8 +353,8 @@ static void conn_start(struct orc_http *http, struct orc_http_conn *conn)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    struct orc_http *http = ((struct orc_http_listener *)server)->http;
-    struct orc_http_conn *conn;
+    struct orc_httpd *http = ((struct orc_httpd_listener *)server)->http;
+    struct orc_httpd_conn *conn;
 
     if (status < 0) {
         orc_log(ORC_LOG_WARN, "http", "accept: %s", uv_strerror(status));
@@ -385,12 +385,12 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ---- the sweep: stalled writes, and idle connections while draining ---------------------- */
 
-static bool conn_is_idle(const struct orc_http_conn *conn)
+static bool conn_is_idle(const struct orc_httpd_conn *conn)
 {
     return conn->sock != NULL && conn->inflight == 0 && conn->sock->input->size == 0;
 }
 
-static void sweep_conn(struct orc_http *http, struct orc_http_conn *conn, uint64_t now)
+static void sweep_conn(struct orc_httpd *http, struct orc_httpd_conn *conn, uint64_t now)
 {
     size_t queued = conn->tcp.write_queue_size;
 
@@ -410,10 +410,10 @@ static void sweep_conn(struct orc_http *http, struct orc_http_conn *conn, uint64
 
 static void on_sweep(uv_timer_t *timer)
 {
-    struct orc_http *http = timer->data;
+    struct orc_httpd *http = timer->data;
     uint64_t now = uv_now(http->loop);
 
-    for (struct orc_http_conn *c = http->conns; c != NULL; c = c->next)
+    for (struct orc_httpd_conn *c = http->conns; c != NULL; c = c->next)
         sweep_conn(http, c, now);
     maybe_finish(http);
 }
@@ -422,20 +422,20 @@ static void on_sweep(uv_timer_t *timer)
 
 static void listener_closed(uv_handle_t *handle)
 {
-    struct orc_http *http = ((struct orc_http_listener *)handle)->http;
+    struct orc_httpd *http = ((struct orc_httpd_listener *)handle)->http;
 
     http->listeners_open--;
     maybe_finish(http);
 }
 
-static void close_listeners(struct orc_http *http)
+static void close_listeners(struct orc_httpd *http)
 {
     for (size_t i = 0; i < http->nlisteners; i++)
         if (!uv_is_closing((uv_handle_t *)&http->listeners[i].tcp))
             uv_close((uv_handle_t *)&http->listeners[i].tcp, listener_closed);
 }
 
-static void listener_describe(struct orc_http_listener *l, const orc_listen_addr_t *addr)
+static void listener_describe(struct orc_httpd_listener *l, const orc_listen_addr_t *addr)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
@@ -448,9 +448,9 @@ static void listener_describe(struct orc_http_listener *l, const orc_listen_addr
              addr->host, (unsigned)l->port);
 }
 
-static int listen_one(struct orc_http *http, const orc_listen_addr_t *addr)
+static int listen_one(struct orc_httpd *http, const orc_listen_addr_t *addr)
 {
-    struct orc_http_listener *l = &http->listeners[http->nlisteners];
+    struct orc_httpd_listener *l = &http->listeners[http->nlisteners];
     int rc;
 
     l->http = http;
@@ -469,7 +469,7 @@ static int listen_one(struct orc_http *http, const orc_listen_addr_t *addr)
     return 0;
 }
 
-static void timers_start(struct orc_http *http)
+static void timers_start(struct orc_httpd *http)
 {
     uv_timer_init(http->loop, &http->sweep);
     uv_timer_init(http->loop, &http->deadline);
@@ -481,7 +481,7 @@ static void timers_start(struct orc_http *http)
 
 int orc_api_start(orc_api_t *api)
 {
-    struct orc_http *http = api->http;
+    struct orc_httpd *http = api->http;
     const orc_config_t *cfg = api->cfg;
     int rc;
 
@@ -520,7 +520,7 @@ uint16_t orc_api_listener_port(const orc_api_t *api, size_t i)
 
 /* ---- shutdown ------------------------------------------------------------------------------ */
 
-static void finish(struct orc_http *http)
+static void finish(struct orc_httpd *http)
 {
     http->state = HTTP_CLOSED;
     uv_close((uv_handle_t *)&http->sweep, NULL);
@@ -532,7 +532,7 @@ static void finish(struct orc_http *http)
         http->closed_cb(http->api, http->closed_data);
 }
 
-static void maybe_finish(struct orc_http *http)
+static void maybe_finish(struct orc_httpd *http)
 {
     if ((http->state == HTTP_DRAINING || http->state == HTTP_FORCING) && http->nconns == 0 &&
         http->listeners_open == 0)
@@ -541,25 +541,25 @@ static void maybe_finish(struct orc_http *http)
 
 static void on_deadline(uv_timer_t *timer)
 {
-    struct orc_http *http = timer->data;
+    struct orc_httpd *http = timer->data;
     size_t busy = 0;
 
     if (http->state != HTTP_DRAINING)
         return;
     http->state = HTTP_FORCING;
-    for (struct orc_http_conn *c = http->conns; c != NULL; c = c->next)
+    for (struct orc_httpd_conn *c = http->conns; c != NULL; c = c->next)
         busy += !conn_is_idle(c);
     if (busy > 0)
         orc_log(ORC_LOG_WARN, "http", "shutdown deadline: closing %zu busy connection(s)", busy);
     orc_api_cancel_deferred(http->api);
-    for (struct orc_http_conn *c = http->conns; c != NULL; c = c->next)
+    for (struct orc_httpd_conn *c = http->conns; c != NULL; c = c->next)
         conn_shutdown(c);
     maybe_finish(http);
 }
 
 void orc_api_shutdown(orc_api_t *api, orc_api_closed_fn closed_cb, void *data)
 {
-    struct orc_http *http = api->http;
+    struct orc_httpd *http = api->http;
 
     api->draining = true;
     if (http->state != HTTP_RUNNING)
@@ -582,7 +582,7 @@ void orc_api_shutdown(orc_api_t *api, orc_api_closed_fn closed_cb, void *data)
 
 void orc_api_shutdown_now(orc_api_t *api)
 {
-    struct orc_http *http = api->http;
+    struct orc_httpd *http = api->http;
 
     if (http->state != HTTP_DRAINING)
         return;

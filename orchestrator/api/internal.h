@@ -142,8 +142,8 @@ void orc_metrics_observe(struct orc_metric_series *s, int status, double seconds
 
 /* ---- the api and its requests ---------------------------------------------------------- */
 
-struct orc_http; /* the server (http.c) */
-struct orc_http_conn;
+struct orc_httpd; /* the server (http.c) */
+struct orc_httpd_conn;
 
 struct orc_ready_check {
     char *name;
@@ -168,7 +168,7 @@ struct orc_api_s {
     struct orc_metrics metrics;
     int64_t start_ms;        /* wall clock at creation, for process_start_time_seconds */
     orc_api_req_t *deferred; /* requests answered later, a list */
-    struct orc_http *http;
+    struct orc_httpd *http;
     bool draining; /* shutting down: responses close their connection */
     bool ready;    /* the daemon's own readiness (orc_api_set_ready) */
 };
@@ -176,7 +176,7 @@ struct orc_api_s {
 struct orc_api_req_s {
     orc_api_t *api;
     h2o_req_t *h2o;
-    struct orc_http_conn *conn;
+    struct orc_httpd_conn *conn;
     const struct orc_route *route;
     struct orc_metric_series *series;
     unsigned method;
@@ -200,11 +200,11 @@ struct orc_api_req_s {
 };
 
 /* dispatch.c: the h2o handler of every request. */
-int orc_api_dispatch(orc_api_t *api, h2o_req_t *hreq, struct orc_http_conn *conn);
+int orc_api_dispatch(orc_api_t *api, h2o_req_t *hreq, struct orc_httpd_conn *conn);
 /* Takes a deferred request off the api's list. */
 void orc_api_req_undefer(orc_api_req_t *req);
 /* Called by the server when a request's pool is cleared (http.c). */
-void orc_http_request_done(struct orc_http *http, struct orc_http_conn *conn);
+void orc_httpd_request_done(struct orc_httpd *http, struct orc_httpd_conn *conn);
 /* Answers every deferred request with 503 after telling its owner. */
 void orc_api_cancel_deferred(orc_api_t *api);
 /* response.c: sends a fully built response (the core of every orc_api_send_*). */
@@ -214,13 +214,13 @@ int orc_api_respond(orc_api_req_t *req, int status, const char *content_type, co
 void orc_api_count_unrouted(orc_api_t *api, const h2o_req_t *hreq, int status);
 
 /* http.c: the server. */
-int orc_http_new(orc_api_t *api, struct orc_http **out);
-void orc_http_free(struct orc_http *http);
+int orc_httpd_new(orc_api_t *api, struct orc_httpd **out);
+void orc_httpd_free(struct orc_httpd *http);
 /* Open client connections. */
-size_t orc_http_open_connections(const struct orc_http *http);
+size_t orc_httpd_open_connections(const struct orc_httpd *http);
 /* The local address of a request's connection as "host:port" (for links
  * when there is no usable Host header). Returns buf or NULL. */
-const char *orc_http_local_authority(h2o_req_t *hreq, char *buf, size_t len);
+const char *orc_httpd_local_authority(h2o_req_t *hreq, char *buf, size_t len);
 
 /* endpoints.c, openapi.c, metrics.c */
 int orc_api_register_builtin(orc_api_t *api);

@@ -241,7 +241,7 @@ static void render_connections(orc_api_t *api, orc_api_text_t *t)
         "# HELP orchestrator_http_requests_in_flight Requests routed and not yet finished.\n"
         "# TYPE orchestrator_http_requests_in_flight gauge\n"
         "orchestrator_http_requests_in_flight %llu\n",
-        api->http ? orc_http_open_connections(api->http) : 0,
+        api->http ? orc_httpd_open_connections(api->http) : 0,
         (unsigned long long)m->connections_total, (unsigned long long)m->connections_rejected,
         (unsigned long long)m->requests_in_flight);
 }

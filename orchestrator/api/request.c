@@ -295,7 +295,7 @@ const char *orc_api_req_base_url(orc_api_req_t *req)
         snprintf(req->base_url, h->input.authority.len + 8, "http://%.*s",
                  (int)h->input.authority.len, h->input.authority.base);
     } else {
-        const char *a = orc_http_local_authority(h, local, sizeof(local));
+        const char *a = orc_httpd_local_authority(h, local, sizeof(local));
         req->base_url = orc_api_req_alloc(req, sizeof(local) + 8);
         snprintf(req->base_url, sizeof(local) + 8, "http://%s", a ? a : "localhost");
     }

@@ -8,13 +8,14 @@
 #include <string.h>
 
 #include "engine_int.h"
+#include "http_client.h"
 
 #define LOG "engine"
 #define DEFAULT_PARALLEL 8
 
 static void run_step(struct run *r);
 static void run_free(struct run *r);
-static void maybe_done(struct orc_engine *eng);
+#define maybe_done orc__engine_maybe_done
 static void attempt_next(struct run *r);
 
 /* ---- helpers ---- */
@@ -280,6 +281,8 @@ static void finish(struct run *r, orc_dep_status_t st, const char *reason, json_
     json_decref(outputs);
     r->phase = PH_DONE;
     notify(r);
+    if (r->dep->callback)
+        orc_engine_callback(r->eng, r->uuid);
     run_free(r);
 }
 
@@ -908,7 +911,8 @@ int orc_engine_new(uv_loop_t *loop, orc_store_t *store, struct orc_drv_registry 
     if (opts)
         eng->opts = *opts;
     eng->esites = orc_calloc(sites->count ? sites->count : 1, sizeof(*eng->esites));
-    if (eng->esites == NULL) {
+    if (eng->esites == NULL || orc_http_new(loop, &eng->http) < 0) {
+        orc_free(eng->esites);
         orc_free(eng);
         return ORC_ENOMEM;
     }
@@ -1025,11 +1029,11 @@ const char *orc_engine_site_name(const struct orc_engine *eng, size_t i)
     return NULL;
 }
 
-/* Closed when the sites are closed and every run's handle is closed. */
-static void maybe_done(struct orc_engine *eng)
+/* Closed when the sites, the runs, the callbacks and the http client are. */
+void orc__engine_maybe_done(struct orc_engine *eng)
 {
     if (eng->closing && eng->closing_sites == 0 && eng->closing_timers == 0 &&
-        eng->runs == NULL && eng->done) {
+        eng->runs == NULL && eng->callbacks == NULL && eng->http == NULL && eng->done) {
         orc_engine_done_fn done = eng->done;
         eng->done = NULL;
         done(eng, eng->done_ud);
@@ -1069,6 +1073,15 @@ static void close_sites(struct orc_engine *eng)
     maybe_done(eng);
 }
 
+static void on_http_closed(void *ud)
+{
+    struct orc_engine *eng = ud;
+
+    eng->http = NULL;
+    eng->closing_timers--;
+    maybe_done(eng);
+}
+
 int orc_engine_close(struct orc_engine *eng, orc_engine_done_fn done, void *ud)
 {
     eng->closing = true;
@@ -1088,6 +1101,9 @@ int orc_engine_close(struct orc_engine *eng, orc_engine_done_fn done, void *ud)
         if (r->inflight == 0 && r->probes_pending == 0)
             run_free(r);
     }
+    orc_engine_callbacks_close(eng);
+    eng->closing_timers++;
+    orc_http_close(eng->http, on_http_closed, eng);
     close_sites(eng); /* cancels what is in flight: those runs free themselves */
     return 0;
 }

@@ -32,6 +32,10 @@ typedef void (*orc_engine_done_fn)(struct orc_engine *eng, void *ud);
 
 struct orc_engine_opts {
     unsigned max_parallel_ops; /* per deployment; 0: 8 */
+    /* callbacks: POST of the deployment JSON when it completes or fails,
+     * retried with exponential backoff */
+    unsigned callback_attempts;   /* 0: 8 */
+    unsigned callback_backoff_ms; /* first retry delay, doubled each time; 0: 1000 */
     orc_engine_notify_fn notify;
     void *notify_ud;
 };

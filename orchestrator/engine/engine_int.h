@@ -80,6 +80,19 @@ struct run {
     struct run *next;
 };
 
+struct orc_http;
+
+/* One callback delivery, retried until it succeeds or runs out of tries. */
+struct callback {
+    struct orc_engine *eng;
+    char uuid[ORC_UUID_LEN];
+    char *url;
+    char *body;
+    unsigned attempt;
+    uv_timer_t timer;
+    struct callback *prev, *next;
+};
+
 struct orc_engine {
     uv_loop_t *loop;
     orc_store_t *store;
@@ -94,8 +107,17 @@ struct orc_engine {
     void *ready_ud, *done_ud;
     bool closing;
     size_t closing_sites;
-    unsigned closing_timers;
+    unsigned closing_timers; /* uv handle closes pending (runs, callbacks, http) */
+    struct orc_http *http;
+    struct callback *callbacks;
 };
+
+/* engine.c: calls the close callback once everything is closed */
+void orc__engine_maybe_done(struct orc_engine *eng);
+
+/* callback.c */
+void orc_engine_callback(struct orc_engine *eng, const char *uuid);
+void orc_engine_callbacks_close(struct orc_engine *eng);
 
 /* outputs.c: evaluates the plan's outputs with the resources' attributes. */
 json_t *orc_engine_outputs(const struct run *r);

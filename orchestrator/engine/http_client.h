@@ -1,0 +1,29 @@
+/*
+ * An HTTP client on the daemon's loop: libcurl's multi-socket API driven by
+ * uv_poll and uv_timer, so no transfer ever blocks the loop. Used for
+ * deployment callbacks now, and later lent to drivers (host services).
+ */
+#ifndef ORC_ENGINE_HTTP_CLIENT_H
+#define ORC_ENGINE_HTTP_CLIENT_H
+
+#include <uv.h>
+
+struct orc_http;
+
+/* status: the HTTP status (0 when no answer); rc: 0, or ORC_EHTTP with
+ * error naming what failed (connection, timeout...). */
+typedef void (*orc_http_done_fn)(void *ud, int rc, long status, const char *error);
+
+/* Creates a client on loop. 0, or ORC_ENOMEM. */
+int orc_http_new(uv_loop_t *loop, struct orc_http **out);
+
+/* POSTs body (JSON text, copied) to url within timeout_ms. done runs once,
+ * later, on the loop. Returns 0, or < 0 (done will not run). */
+int orc_http_post_json(struct orc_http *h, const char *url, const char *body, long timeout_ms,
+                       orc_http_done_fn done, void *ud);
+
+/* Aborts what is in flight (their done runs with ORC_ECANCELED), closes the
+ * handles; closed runs once when everything is closed, then h is freed. */
+void orc_http_close(struct orc_http *h, void (*closed)(void *ud), void *ud);
+
+#endif
