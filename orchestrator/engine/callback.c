@@ -28,8 +28,7 @@ static void event(struct callback *c, const char *type, const char *fmt, ...)
     va_end(ap);
     memcpy(ev.deployment_uuid, c->uuid, ORC_UUID_LEN);
     ev.message = msg;
-    if (orc_store_event_append(c->eng->store, &ev) == 0)
-        orc_event_clear(&ev);
+    orc_store_event_append(c->eng->store, &ev); /* borrows type and message */
     orc_log(strcmp(type, "callback.delivered") == 0 ? ORC_LOG_INFO : ORC_LOG_WARN, LOG,
             "deployment %s: %s", c->uuid, msg);
     if (c->eng->opts.notify)

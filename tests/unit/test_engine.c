@@ -6,6 +6,7 @@
  * sim inventory shows nothing left), and a restart re-drives a deployment
  * left in progress without duplicating resources.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <unistd.h>
 
@@ -75,7 +76,10 @@ static void start_engine(struct fx *f, const char *sites_yaml)
     assert_int_equal(orc_drv_registry_new(&f->loop, &f->reg), 0);
     snprintf(path, sizeof(path), "%s/sim.so", plugin_dir());
     assert_int_equal(orc_drv_load_file(f->reg, path), 0);
-    assert_int_equal(orc_engine_new(&f->loop, f->store, f->reg, &f->sites, NULL, &f->eng), 0);
+    {
+        struct orc_engine_opts o = {.callback_backoff_ms = 20, .callback_attempts = 4};
+        assert_int_equal(orc_engine_new(&f->loop, f->store, f->reg, &f->sites, &o, &f->eng), 0);
+    }
     f->ready = false;
     assert_int_equal(orc_engine_start(f->eng, on_ready, f), 0);
     run_until(f, &f->ready);
@@ -122,8 +126,22 @@ static int teardown(void **state)
     return 0;
 }
 
+static void submit_full(struct fx *f, const char *file, const char *inputs_json,
+                        const char *callback, char *uuid);
+
 /* Stores a deployment of an example template with inputs; returns its uuid. */
 static void submit(struct fx *f, const char *file, const char *inputs_json, char *uuid)
+{
+    submit_full(f, file, inputs_json, NULL, uuid);
+}
+
+static void submit_with_callback(struct fx *f, const char *file, const char *url, char *uuid)
+{
+    submit_full(f, file, "{}", url, uuid);
+}
+
+static void submit_full(struct fx *f, const char *file, const char *inputs_json,
+                        const char *callback, char *uuid)
 {
     tosca_template_t *t = NULL;
     tosca_diags_t d;
@@ -151,6 +169,7 @@ static void submit(struct fx *f, const char *file, const char *inputs_json, char
     dep.parameters = inputs;
     dep.plan = plan;
     dep.provider_timeout_mins = 5;
+    dep.callback = (char *)callback;
     assert_int_equal(orc_store_deployment_insert(f->store, &dep), 0);
     strcpy(uuid, dep.uuid);
     assert_int_equal(orc_engine_create(f->eng, uuid), 0);
@@ -318,6 +337,177 @@ static void restart_redrives_without_duplicates(void **state)
     stop_engine(f);
 }
 
+
+/* ---- a callback receiver: real HTTP on loopback, answers from a script ---- */
+
+struct receiver {
+    uv_tcp_t server;
+    int port;
+    const int *statuses; /* one per request, then the last again */
+    size_t nstatuses, requests;
+    char last_body[8192];
+};
+
+struct rconn {
+    uv_tcp_t tcp;
+    struct receiver *rv;
+    char buf[16384];
+    size_t len;
+};
+
+static void rconn_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+    (void)status;
+    uv_close((uv_handle_t *)w->handle, rconn_closed);
+    free(w);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct rconn *c = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(c->buf + c->len, (unsigned)(sizeof(c->buf) - c->len - 1));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct rconn *c = s->data;
+    char *hdr_end, *cl;
+    static char reply[128];
+    uv_write_t *w;
+    uv_buf_t out;
+    int status;
+
+    (void)buf;
+    if (n < 0) {
+        uv_close((uv_handle_t *)s, rconn_closed);
+        return;
+    }
+    c->len += (size_t)n;
+    c->buf[c->len] = '\0';
+    hdr_end = strstr(c->buf, "\r\n\r\n");
+    cl = strstr(c->buf, "Content-Length:");
+    if (hdr_end == NULL || cl == NULL || strlen(hdr_end + 4) < (size_t)atoi(cl + 15))
+        return; /* wait for the whole body */
+    snprintf(c->rv->last_body, sizeof(c->rv->last_body), "%s", hdr_end + 4);
+    status = c->rv->statuses[c->rv->requests < c->rv->nstatuses ? c->rv->requests
+                                                                 : c->rv->nstatuses - 1];
+    c->rv->requests++;
+    snprintf(reply, sizeof(reply), "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+             status);
+    uv_read_stop(s);
+    w = calloc(1, sizeof(*w));
+    out = uv_buf_init(reply, (unsigned)strlen(reply));
+    uv_write(w, s, &out, 1, on_written);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct receiver *rv = server->data;
+    struct rconn *c = calloc(1, sizeof(*c));
+
+    (void)status;
+    c->rv = rv;
+    uv_tcp_init(server->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) == 0)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    else
+        uv_close((uv_handle_t *)&c->tcp, rconn_closed);
+}
+
+static void receiver_start(uv_loop_t *loop, struct receiver *rv)
+{
+    struct sockaddr_in addr;
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    uv_tcp_init(loop, &rv->server);
+    rv->server.data = rv;
+    assert_int_equal(uv_tcp_bind(&rv->server, (const struct sockaddr *)&addr, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&rv->server, 16, on_connection), 0);
+    uv_tcp_getsockname(&rv->server, (struct sockaddr *)&bound, &len);
+    rv->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+}
+
+/* Completion POSTs the deployment JSON to the callback; a receiver that
+ * fails twice gets it on the third try (retries with backoff). */
+static void callback_retried_until_delivered(void **state)
+{
+    struct fx *f = *state;
+    static const int statuses[] = {500, 503, 200};
+    struct receiver rv = {.statuses = statuses, .nstatuses = 3};
+    char uuid[ORC_UUID_LEN], url[64];
+    orc_deployment_t *d;
+    orc_event_list_t l = {0};
+    bool delivered = false;
+
+    start_engine(f, three_sites);
+    receiver_start(&f->loop, &rv);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", rv.port);
+    submit_with_callback(f, "examples/gpu-serving.yaml", url, uuid);
+    d = wait_final(f, uuid);
+    assert_int_equal(d->status, ORC_DEP_CREATE_COMPLETE);
+    orc_deployment_free(d);
+    for (int i = 0; i < 200000 && rv.requests < 3; i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(rv.requests, 3);
+    assert_non_null(strstr(rv.last_body, uuid));
+    assert_non_null(strstr(rv.last_body, "\"status\":\"CREATE_COMPLETE\""));
+    for (int i = 0; i < 1000 && !delivered; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        assert_int_equal(orc_store_event_list(f->store, uuid, 0, 0, &l), 0);
+        for (size_t k = 0; k < l.count; k++)
+            delivered = delivered || strcmp(l.items[k].type, "callback.delivered") == 0;
+        orc_event_list_clear(&l);
+    }
+    assert_true(delivered);
+    uv_close((uv_handle_t *)&rv.server, NULL);
+    stop_engine(f);
+}
+
+static bool has_event(struct fx *f, const char *uuid, const char *type)
+{
+    orc_event_list_t l = {0};
+    bool found = false;
+
+    assert_int_equal(orc_store_event_list(f->store, uuid, 0, 0, &l), 0);
+    for (size_t k = 0; k < l.count; k++)
+        found = found || strcmp(l.items[k].type, type) == 0;
+    orc_event_list_clear(&l);
+    return found;
+}
+
+/* A receiver that always fails gets a bounded number of tries (4 here), then
+ * the engine gives up and says so in the deployment's events. */
+static void callback_gives_up_after_bounded_tries(void **state)
+{
+    struct fx *f = *state;
+    static const int statuses[] = {500};
+    struct receiver rv = {.statuses = statuses, .nstatuses = 1};
+    char uuid[ORC_UUID_LEN], url[64];
+    orc_deployment_t *d;
+
+    start_engine(f, three_sites);
+    receiver_start(&f->loop, &rv);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", rv.port);
+    submit_with_callback(f, "examples/gpu-serving.yaml", url, uuid);
+    d = wait_final(f, uuid);
+    orc_deployment_free(d);
+    for (int i = 0; i < 200000 && !has_event(f, uuid, "callback.failed"); i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_true(has_event(f, uuid, "callback.failed"));
+    assert_int_equal(rv.requests, 4);
+    uv_close((uv_handle_t *)&rv.server, NULL);
+    stop_engine(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +515,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(no_site_fits_fails_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(every_site_fails_lists_each, setup, teardown),
         cmocka_unit_test_setup_teardown(restart_redrives_without_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(callback_retried_until_delivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(callback_gives_up_after_bounded_tries, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
