@@ -17,6 +17,7 @@ static void run_step(struct run *r);
 static void run_free(struct run *r);
 #define maybe_done orc__engine_maybe_done
 static void attempt_next(struct run *r);
+static void start_rank(struct run *r);
 
 /* ---- helpers ---- */
 
@@ -607,9 +608,9 @@ static void attempt_end(struct run *r, bool ok)
 
 static bool last_site(const struct run *r)
 {
-    size_t max = r->dep->max_providers_retry > 0 ? (size_t)r->dep->max_providers_retry
-                                                 : r->norder;
-    return r->pos >= r->norder || r->pos >= max;
+    if (r->dep->max_providers_retry > 0 && r->attempt >= r->dep->max_providers_retry)
+        return true;
+    return r->pos >= r->norder && !r->resumed;
 }
 
 static void after_cleanup(struct run *r)
@@ -695,6 +696,11 @@ static void attempt_next(struct run *r)
         fail_deployment(r);
         return;
     }
+    if (r->pos >= r->norder) { /* resumed: rank the sites not tried yet */
+        r->resumed = false;
+        start_rank(r);
+        return;
+    }
     r->site = &r->eng->esites[r->order[r->pos++]];
     r->attempt++;
     while (orc_store_attempt_start(r->eng->store, r->uuid, r->attempt, r->site->def->name) ==
@@ -713,6 +719,27 @@ static void attempt_next(struct run *r)
 }
 
 /* ---- ranking ---- */
+
+/* Keeps the ranked sites (probe indices) that no earlier attempt used. */
+static size_t drop_tried(struct run *r, size_t *order, size_t n)
+{
+    orc_attempt_list_t l = {0};
+    size_t kept = 0;
+
+    if (orc_store_attempt_list(r->eng->store, r->uuid, &l) < 0 || l.count == 0) {
+        orc_attempt_list_clear(&l);
+        return n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool tried = false;
+        for (size_t k = 0; k < l.count && !tried; k++)
+            tried = strcmp(l.items[k].site_name, r->probes[order[i]].site->def->name) == 0;
+        if (!tried)
+            order[kept++] = order[i];
+    }
+    orc_attempt_list_clear(&l);
+    return kept;
+}
 
 static void rank_now(struct run *r)
 {
@@ -742,6 +769,8 @@ static void rank_now(struct run *r)
         n++;
     }
     r->norder = orc_rank_sites(&need, sites, n, r->order, reason, sizeof(reason));
+    r->norder = drop_tried(r, r->order, r->norder);
+    r->pos = 0;
     /* order holds probe indices: map them to engine sites */
     for (size_t i = 0; i < r->norder; i++)
         r->order[i] = (size_t)(r->probes[r->order[i]].site - r->eng->esites);
@@ -813,6 +842,7 @@ static bool resume_attempt(struct run *r)
             r->order[0] = (size_t)(s - r->eng->esites);
             r->norder = 1;
             r->pos = 1;
+            r->resumed = true;
             r->phase = PH_DEPLOY;
             uv_timer_start(&r->timer, on_deadline,
                            (uint64_t)(r->dep->provider_timeout_mins > 0
@@ -844,6 +874,8 @@ int orc_engine_create(struct orc_engine *eng, const char *uuid)
 
     if (find_run(eng, uuid))
         return ORC_ECONFLICT;
+    if (!eng->started)
+        return 0; /* stored: the start picks it up with the others in progress */
     rc = run_new(eng, uuid, RUN_CREATE, &r);
     if (rc < 0)
         return rc;
@@ -863,6 +895,8 @@ int orc_engine_delete(struct orc_engine *eng, const char *uuid)
 
     if (r && r->what == RUN_DELETE)
         return ORC_ECONFLICT;
+    if (!eng->started)
+        return 0; /* stored as DELETE_IN_PROGRESS: the start resumes it */
     if (r) { /* stop the create, then delete what it made */
         r->what = RUN_DELETE;
         if (r->phase == PH_DEPLOY || r->phase == PH_CLEANUP) {
@@ -929,23 +963,55 @@ static void resume_all(struct orc_engine *eng)
                 orc_store_errmsg(eng->store));
         return;
     }
+    eng->started = true;
     for (size_t i = 0; i < l.count; i++) {
         const orc_deployment_t *d = &l.items[i];
-        int rc = d->status == ORC_DEP_DELETE_IN_PROGRESS ? orc_engine_delete(eng, d->uuid)
-                                                          : orc_engine_create(eng, d->uuid);
+        int rc;
+        if (find_run(eng, d->uuid))
+            continue; /* already running */
+        rc = d->status == ORC_DEP_DELETE_IN_PROGRESS ? orc_engine_delete(eng, d->uuid)
+                                                      : orc_engine_create(eng, d->uuid);
         orc_log(rc < 0 ? ORC_LOG_ERROR : ORC_LOG_INFO, LOG, "resuming %s (%s): %s", d->uuid,
                 orc_dep_status_name(d->status), rc < 0 ? orc_strerror(rc) : "ok");
-        if (rc < 0 && d->status == ORC_DEP_CREATE_IN_PROGRESS)
+        if ((rc == ORC_EFORMAT || rc == ORC_ENOTFOUND) &&
+            d->status == ORC_DEP_CREATE_IN_PROGRESS)
             orc_store_deployment_set_status(eng->store, d->uuid, 0, ORC_DEP_CREATE_FAILED,
-                                            "could not be resumed after a restart", NULL);
+                                            "its stored plan cannot be read", NULL);
     }
     orc_deployment_list_clear(&l);
+}
+
+static void on_site_closed(orc_op_t *op, int status);
+
+/* A site whose open completes while the engine is closing: close it now. */
+static void close_late_site(struct orc_engine *eng, struct engine_site *s)
+{
+    if (s->open) {
+        orc_drv_op_init(&s->op);
+        s->op.data = s;
+        if (orc_drv_site_close(s->site, &s->op, on_site_closed) == 0)
+            return; /* closing_sites counted it already */
+    }
+    orc_drv_site_free(s->site);
+    s->site = NULL;
+    s->open = false;
+    eng->closing_sites--;
+    maybe_done(eng);
 }
 
 static void on_site_open(orc_op_t *op, int status)
 {
     struct engine_site *s = op->data;
     struct orc_engine *eng = s->eng;
+
+    s->opening = false;
+    if (eng->closing) {
+        s->open = status == 0;
+        orc_drv_op_reset(op);
+        eng->opening--;
+        close_late_site(eng, s);
+        return;
+    }
 
     s->open = status == 0;
     if (status < 0)
@@ -972,6 +1038,7 @@ static void open_site(struct orc_engine *eng, struct engine_site *s)
         rc = orc_drv_site_open(s->site, &s->op, on_site_open);
     }
     if (rc == 0) {
+        s->opening = true;
         eng->opening++;
         return;
     }
@@ -979,12 +1046,30 @@ static void open_site(struct orc_engine *eng, struct engine_site *s)
             s->def->driver, s->op.error[0] ? s->op.error : orc_strerror(rc));
 }
 
+static void idle_closed(uv_handle_t *h)
+{
+    struct orc_engine *eng = h->data;
+
+    orc_free(h);
+    eng->closing_timers--;
+    maybe_done(eng);
+}
+
+static void close_ready_idle(struct orc_engine *eng)
+{
+    if (eng->ready_idle == NULL)
+        return;
+    uv_idle_stop(eng->ready_idle);
+    eng->closing_timers++;
+    uv_close((uv_handle_t *)eng->ready_idle, idle_closed);
+    eng->ready_idle = NULL;
+}
+
 static void on_ready_idle(uv_idle_t *h)
 {
     struct orc_engine *eng = h->data;
 
-    uv_idle_stop(h);
-    uv_close((uv_handle_t *)h, (uv_close_cb)orc_free);
+    close_ready_idle(eng);
     resume_all(eng);
     if (eng->ready)
         eng->ready(eng, eng->ready_ud);
@@ -1008,6 +1093,7 @@ int orc_engine_start(struct orc_engine *eng, orc_engine_done_fn ready, void *ud)
         uv_idle_init(eng->loop, idle);
         idle->data = eng;
         uv_idle_start(idle, on_ready_idle);
+        eng->ready_idle = idle;
     }
     return 0;
 }
@@ -1060,6 +1146,10 @@ static void close_sites(struct orc_engine *eng)
         struct engine_site *s = &eng->esites[i];
         if (s->site == NULL)
             continue;
+        if (s->opening) { /* closed when its open completes */
+            eng->closing_sites++;
+            continue;
+        }
         if (!s->open) {
             orc_drv_site_free(s->site);
             s->site = NULL;
@@ -1101,6 +1191,7 @@ int orc_engine_close(struct orc_engine *eng, orc_engine_done_fn done, void *ud)
         if (r->inflight == 0 && r->probes_pending == 0)
             run_free(r);
     }
+    close_ready_idle(eng);
     orc_engine_callbacks_close(eng);
     eng->closing_timers++;
     orc_http_close(eng->http, on_http_closed, eng);

@@ -49,6 +49,7 @@ struct engine_site {
     const struct orc_site_def *def;
     struct orc_drv_site *site;
     bool open;
+    bool opening; /* site_open in flight */
     orc_op_t op; /* open / close / inventory */
     struct orc_engine *eng;
 };
@@ -68,6 +69,7 @@ struct run {
     size_t order[64]; /* ranked site indices */
     size_t norder, pos;
     int attempt;
+    bool resumed; /* re-driven after a restart: only the running attempt's site is known */
     struct engine_site *site;
     unsigned inflight;
     bool failed;     /* the current attempt failed: finish in-flight ops, clean up */
@@ -105,11 +107,13 @@ struct orc_engine {
     struct run *runs;
     orc_engine_done_fn ready, done;
     void *ready_ud, *done_ud;
+    bool started; /* sites opened: creates run now, earlier ones wait for resume_all */
     bool closing;
     size_t closing_sites;
     unsigned closing_timers; /* uv handle closes pending (runs, callbacks, http) */
     struct orc_http *http;
     struct callback *callbacks;
+    uv_idle_t *ready_idle; /* start without sites: answers on a later iteration */
 };
 
 /* engine.c: calls the close callback once everything is closed */
