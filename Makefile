@@ -89,6 +89,12 @@ $(LIBORCH): $(ORCH_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $(ORCH_OBJ)
 
+# the daemon reports the commit it was built from (/info, --version)
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+GIT_BRANCH := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+$(BUILD)/orchestrator/daemon.o: CPPFLAGS += -DORC_GIT_COMMIT='"$(GIT_COMMIT)"' \
+    -DORC_GIT_BRANCH='"$(GIT_BRANCH)"'
+
 $(BUILD)/bin/orchestratord: $(BUILD)/orchestrator/main.o $(LIBORCH) $(LIBTOSCA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -rdynamic -o $@ $< $(LIBORCH) $(LIBTOSCA) $(PKG_LIBS) -ldl -lpthread -lm
@@ -134,8 +140,10 @@ run: all
 	exec $(BUILD)/bin/orchestratord
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/orchestrator/plugins
 	install -m 0755 $(ORCHCTL) $(DESTDIR)$(PREFIX)/bin/orchctl
+	install -m 0755 $(BUILD)/bin/orchestratord $(DESTDIR)$(PREFIX)/bin/orchestratord
+	install -m 0644 $(filter-out %/broken.so,$(PLUGIN_SO)) $(DESTDIR)$(PREFIX)/lib/orchestrator/plugins/
 
 clean:
 	rm -rf build
