@@ -677,21 +677,49 @@ static void run_step(struct run *r)
 
 /* ---- site attempts ---- */
 
+/* Milliseconds left before the deployment's overall deadline (timeoutMins,
+ * counted from its creation); INT64_MAX when it has none. */
+static int64_t overall_left(const struct run *r)
+{
+    int64_t left;
+
+    if (r->dep->timeout_mins <= 0)
+        return INT64_MAX;
+    left = r->dep->created_ms + (int64_t)r->dep->timeout_mins * 60000 - orc_now_ms();
+    return left > 0 ? left : 0;
+}
+
+static void on_deadline(uv_timer_t *t);
+
+/* The attempt's deadline: providerTimeoutMins, or what is left of timeoutMins. */
+static void start_deadline(struct run *r)
+{
+    int mins = r->dep->provider_timeout_mins > 0 ? r->dep->provider_timeout_mins
+                                                 : ORC_DEFAULT_PROVIDER_TIMEOUT_MINS;
+    int64_t ms = (int64_t)mins * 60000, left = overall_left(r);
+
+    uv_timer_start(&r->timer, on_deadline, (uint64_t)(left < ms ? left : ms), 0);
+    r->timer_on = true;
+}
+
 static void on_deadline(uv_timer_t *t)
 {
     struct run *r = t->data;
 
     r->timer_on = false;
-    fail_attempt(r, "no result after %d minutes (providerTimeoutMins)",
-                 r->dep->provider_timeout_mins);
+    if (overall_left(r) == 0) {
+        r->pos = r->norder; /* no site is tried after this */
+        r->resumed = false;
+        fail_attempt(r, "no result after %d minutes (timeoutMins)", r->dep->timeout_mins);
+    } else {
+        fail_attempt(r, "no result after %d minutes (providerTimeoutMins)",
+                     r->dep->provider_timeout_mins);
+    }
     run_step(r);
 }
 
 static void attempt_next(struct run *r)
 {
-    int mins = r->dep->provider_timeout_mins > 0 ? r->dep->provider_timeout_mins
-                                                 : ORC_DEFAULT_PROVIDER_TIMEOUT_MINS;
-
     if (last_site(r)) {
         fail_deployment(r);
         return;
@@ -712,8 +740,7 @@ static void attempt_next(struct run *r)
         for (size_t k = 0; k < r->nodes[i].ninst; k++)
             r->nodes[i].inst[k].st = I_PENDING;
     r->phase = PH_DEPLOY;
-    uv_timer_start(&r->timer, on_deadline, (uint64_t)mins * 60000u, 0);
-    r->timer_on = true;
+    start_deadline(r);
     notify(r);
     run_step(r);
 }
@@ -844,11 +871,7 @@ static bool resume_attempt(struct run *r)
             r->pos = 1;
             r->resumed = true;
             r->phase = PH_DEPLOY;
-            uv_timer_start(&r->timer, on_deadline,
-                           (uint64_t)(r->dep->provider_timeout_mins > 0
-                                          ? r->dep->provider_timeout_mins
-                                          : ORC_DEFAULT_PROVIDER_TIMEOUT_MINS) * 60000u, 0);
-            r->timer_on = true;
+            start_deadline(r);
             resumed = true;
         } else {
             orc_store_attempt_end(r->eng->store, r->uuid, r->attempt, false,
