@@ -600,6 +600,9 @@ static void attempt_end(struct run *r, bool ok)
         uv_timer_stop(&r->timer);
         r->timer_on = false;
     }
+    if (r->attempt_ended) /* re-driven after the end was stored */
+        return;
+    r->attempt_ended = true;
     if (orc_store_attempt_end(r->eng->store, r->uuid, r->attempt, ok, ok ? NULL : r->error) < 0)
         orc_log(ORC_LOG_ERROR, LOG, "deployment %s: storing attempt %d: %s", r->uuid,
                 r->attempt, orc_store_errmsg(r->eng->store));
@@ -731,6 +734,7 @@ static void attempt_next(struct run *r)
     }
     r->site = &r->eng->esites[r->order[r->pos++]];
     r->attempt++;
+    r->attempt_ended = false;
     while (orc_store_attempt_start(r->eng->store, r->uuid, r->attempt, r->site->def->name) ==
            ORC_ECONFLICT)
         r->attempt++; /* numbers of an earlier life of this deployment */
@@ -862,7 +866,10 @@ static bool resume_attempt(struct run *r)
     if (orc_store_attempt_list(r->eng->store, r->uuid, &l) < 0 || l.count == 0)
         return false;
     r->attempt = l.items[l.count - 1].attempt;
-    if (l.items[l.count - 1].result == ORC_ATTEMPT_RUNNING) {
+    /* a running attempt, or one that succeeded just before the stop (the
+     * deployment's own status was not stored yet): go back to its site */
+    r->attempt_ended = l.items[l.count - 1].result == ORC_ATTEMPT_OK;
+    if (l.items[l.count - 1].result != ORC_ATTEMPT_FAILED) {
         struct engine_site *s = site_by_name(r->eng, l.items[l.count - 1].site_name);
         if (s) {
             r->site = s;

@@ -70,6 +70,7 @@ struct run {
     size_t norder, pos;
     int attempt;
     bool resumed; /* re-driven after a restart: only the running attempt's site is known */
+    bool attempt_ended; /* the current attempt's end is stored already */
     struct engine_site *site;
     unsigned inflight;
     bool failed;     /* the current attempt failed: finish in-flight ops, clean up */
