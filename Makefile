@@ -105,6 +105,8 @@ $(BUILD)/pic/%.o: %.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 .SECONDEXPANSION:
+# keep the position-independent objects (make would delete them as intermediates)
+.SECONDARY:
 $(BUILD)/plugins/%.so: $$(subst .c,.o,$$(addprefix $(BUILD)/pic/,$$(wildcard plugins/$$*/*.c)))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -shared -o $@ $^ $(PKG_LIBS) -lm
