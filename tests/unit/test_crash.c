@@ -30,6 +30,20 @@ struct body {
     size_t len;
 };
 
+/* The daemon a failed assertion may leave running: the teardown kills it. */
+static pid_t live_pid;
+
+static int kill_leftover(void **state)
+{
+    (void)state;
+    if (live_pid > 0) {
+        kill(live_pid, SIGKILL);
+        waitpid(live_pid, NULL, 0);
+        live_pid = 0;
+    }
+    return 0;
+}
+
 static const char *env_or(const char *name, const char *dflt)
 {
     const char *v = getenv(name);
@@ -55,6 +69,7 @@ static void daemon_start(struct daemon *d)
               "--listen", "127.0.0.1:0", "--data-dir", data, "--sites", sites, (char *)NULL);
         _exit(127);
     }
+    live_pid = d->pid;
     d->url[0] = '\0';
     for (int i = 0; i < 400 && !d->url[0]; i++) {
         usleep(25000);
@@ -76,6 +91,7 @@ static void daemon_kill(struct daemon *d)
 
     kill(d->pid, SIGKILL);
     assert_int_equal(waitpid(d->pid, &status, 0), d->pid);
+    live_pid = 0;
 }
 
 static size_t on_body(char *p, size_t s, size_t n, void *ud)
@@ -296,7 +312,7 @@ static void kill9_loses_and_leaks_nothing(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(kill9_loses_and_leaks_nothing)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test_teardown(kill9_loses_and_leaks_nothing, kill_leftover)};
     int rc;
 
     curl_global_init(CURL_GLOBAL_DEFAULT);

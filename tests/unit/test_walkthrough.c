@@ -22,6 +22,20 @@ struct daemon {
     char url[64];
 };
 
+/* The daemon a failed assertion may leave running: the teardown kills it. */
+static pid_t live_pid;
+
+static int kill_leftover(void **state)
+{
+    (void)state;
+    if (live_pid > 0) {
+        kill(live_pid, SIGKILL);
+        waitpid(live_pid, NULL, 0);
+        live_pid = 0;
+    }
+    return 0;
+}
+
 static const char *env_or(const char *name, const char *dflt)
 {
     const char *v = getenv(name);
@@ -49,6 +63,7 @@ static void daemon_start(struct daemon *d)
               "--listen", "127.0.0.1:0", "--data-dir", data, (char *)NULL);
         _exit(127);
     }
+    live_pid = d->pid;
     d->url[0] = '\0';
     for (int i = 0; i < 200 && !d->url[0]; i++) {
         usleep(50000);
@@ -71,6 +86,7 @@ static void daemon_stop(struct daemon *d)
 
     kill(d->pid, SIGTERM);
     assert_int_equal(waitpid(d->pid, &status, 0), d->pid);
+    live_pid = 0;
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
@@ -197,7 +213,7 @@ static void walkthrough(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(walkthrough)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test_teardown(walkthrough, kill_leftover)};
     int rc;
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
