@@ -204,6 +204,23 @@ int orc__sq_b_done(struct sq_bind *b, const char *what)
     return b->rc == SQLITE_OK ? 0 : orc__sq_err(b->q, b->rc, what);
 }
 
+int orc__sq_cas_finish(struct sq_bind *b, const char *what, const char *kind, const char *uuid,
+                       int64_t *new_version)
+{
+    int rc = orc__sq_b_done(b, what);
+
+    if (rc == 0)
+        rc = orc__sq_step(b->q, b->st, what);
+    if (rc == 0)
+        rc = orc__store_failf(&b->q->base, ORC_ECONFLICT, "the %s %s changed", kind, uuid);
+    if (rc == 1) {
+        *new_version = sqlite3_column_int64(b->st, 0);
+        rc = orc__sq_step(b->q, b->st, what); /* run RETURNING to completion */
+    }
+    orc__sq_release(b->st);
+    return rc;
+}
+
 /* ---- columns ------------------------------------------------------------------------- */
 
 static int col_bytes(struct sq_store *q, sqlite3_stmt *st, int col, const char **text, int *len)

@@ -459,17 +459,7 @@ static int update_row(struct sq_store *q, const orc_dep_update_t *u, int64_t ver
     orc__sq_b_int(&b, 2, version);
     orc__sq_b_int(&b, 3, now);
     bind_update(&b, u);
-    rc = orc__sq_b_done(&b, "update deployment");
-    if (rc == 0)
-        rc = orc__sq_step(q, b.st, "update deployment");
-    if (rc == 0)
-        rc = orc__store_failf(&q->base, ORC_ECONFLICT, "the deployment %s changed", u->uuid);
-    if (rc == 1) {
-        *new_version = sqlite3_column_int64(b.st, 0);
-        rc = orc__sq_step(q, b.st, "update deployment"); /* run RETURNING to completion */
-    }
-    orc__sq_release(b.st);
-    return rc;
+    return orc__sq_cas_finish(&b, "update deployment", "deployment", u->uuid, new_version);
 }
 
 static int update_spec(struct sq_store *q, const orc_dep_update_t *u)

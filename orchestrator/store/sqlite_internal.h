@@ -117,6 +117,11 @@ void orc__sq_b_opt_int(struct sq_bind *b, int idx, int64_t v);    /* 0: SQL NULL
 void orc__sq_b_json(struct sq_bind *b, int idx, const json_t *v); /* NULL: SQL NULL */
 /* The bindings' outcome: 0 or the mapped error. */
 int orc__sq_b_done(struct sq_bind *b, const char *what);
+/* Runs a bound compare-and-set "UPDATE ... WHERE version = ? RETURNING
+ * version" and releases it: ORC_ECONFLICT ("the KIND UUID changed") when no
+ * row matched, else 0 and the new version in *new_version. */
+int orc__sq_cas_finish(struct sq_bind *b, const char *what, const char *kind, const char *uuid,
+                       int64_t *new_version);
 
 /* Columns: NULL stays NULL; OOM and unparsable JSON are errors. */
 int orc__sq_col_text(struct sq_store *q, sqlite3_stmt *st, int col, char **out);

@@ -307,17 +307,7 @@ static int update_row(struct sq_store *q, const orc_res_update_t *u, int64_t ver
     orc__sq_b_int(&b, 2, version);
     orc__sq_b_int(&b, 3, now);
     bind_update(&b, u);
-    rc = orc__sq_b_done(&b, "update resource");
-    if (rc == 0)
-        rc = orc__sq_step(q, b.st, "update resource");
-    if (rc == 0)
-        rc = orc__store_failf(&q->base, ORC_ECONFLICT, "the resource %s changed", u->uuid);
-    if (rc == 1) {
-        *new_version = sqlite3_column_int64(b.st, 0);
-        rc = orc__sq_step(q, b.st, "update resource");
-    }
-    orc__sq_release(b.st);
-    return rc;
+    return orc__sq_cas_finish(&b, "update resource", "resource", u->uuid, new_version);
 }
 
 static int update_body(struct sq_store *q, const orc_res_update_t *u, int64_t *new_version)
