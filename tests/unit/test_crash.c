@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "daemon_fixture.h"
 
 #define N_DEPLOYMENTS 50
 #define N_KILLS 4
@@ -25,64 +26,13 @@ struct daemon {
     int starts;
 };
 
-struct body {
-    char *data;
-    size_t len;
-};
-
-/* The daemon a failed assertion may leave running: the teardown kills it. */
-static pid_t live_pid;
-
-static int kill_leftover(void **state)
-{
-    (void)state;
-    if (live_pid > 0) {
-        kill(live_pid, SIGKILL);
-        waitpid(live_pid, NULL, 0);
-        live_pid = 0;
-    }
-    return 0;
-}
-
-static const char *env_or(const char *name, const char *dflt)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : dflt;
-}
-
 static void daemon_start(struct daemon *d)
 {
-    char log[128], line[512];
-    FILE *fp;
+    char log[128], sites[128];
 
     snprintf(log, sizeof(log), "%s/daemon-%d.log", d->dir, d->starts++);
-    d->pid = fork();
-    assert_true(d->pid >= 0);
-    if (d->pid == 0) {
-        char data[128], sites[128];
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        snprintf(data, sizeof(data), "%s/var", d->dir);
-        snprintf(sites, sizeof(sites), "%s/sites.yaml", d->dir);
-        dup2(fd, 2);
-        dup2(fd, 1);
-        execl(env_or("ORCHESTRATORD", "build/release/bin/orchestratord"), "orchestratord",
-              "--listen", "127.0.0.1:0", "--data-dir", data, "--sites", sites, (char *)NULL);
-        _exit(127);
-    }
-    live_pid = d->pid;
-    d->url[0] = '\0';
-    for (int i = 0; i < 400 && !d->url[0]; i++) {
-        usleep(25000);
-        fp = fopen(log, "r");
-        while (fp && fgets(line, sizeof(line), fp)) {
-            char *at = strstr(line, "listening on http://");
-            if (at)
-                sscanf(at + strlen("listening on "), "%63s", d->url);
-        }
-        if (fp)
-            fclose(fp);
-    }
-    assert_true(d->url[0] != '\0');
+    snprintf(sites, sizeof(sites), "%s/sites.yaml", d->dir);
+    d->pid = daemon_spawn(d->dir, sites, log, d->url, sizeof(d->url));
 }
 
 static void daemon_kill(struct daemon *d)
@@ -92,18 +42,6 @@ static void daemon_kill(struct daemon *d)
     kill(d->pid, SIGKILL);
     assert_int_equal(waitpid(d->pid, &status, 0), d->pid);
     live_pid = 0;
-}
-
-static size_t on_body(char *p, size_t s, size_t n, void *ud)
-{
-    struct body *b = ud;
-    char *nd = realloc(b->data, b->len + s * n + 1);
-
-    memcpy(nd + b->len, p, s * n);
-    b->len += s * n;
-    nd[b->len] = '\0';
-    b->data = nd;
-    return s * n;
 }
 
 /* One request; 0 when the daemon did not answer (it may be dead). */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "daemon_fixture.h"
 
 struct daemon {
     pid_t pid;
@@ -22,61 +23,14 @@ struct daemon {
     char url[64];
 };
 
-/* The daemon a failed assertion may leave running: the teardown kills it. */
-static pid_t live_pid;
-
-static int kill_leftover(void **state)
-{
-    (void)state;
-    if (live_pid > 0) {
-        kill(live_pid, SIGKILL);
-        waitpid(live_pid, NULL, 0);
-        live_pid = 0;
-    }
-    return 0;
-}
-
-static const char *env_or(const char *name, const char *dflt)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : dflt;
-}
-
-/* Starts orchestratord on port 0 and reads the bound port from its log. */
 static void daemon_start(struct daemon *d)
 {
-    char log[128], line[512];
-    FILE *fp;
+    char log[128];
 
     snprintf(d->dir, sizeof(d->dir), "/tmp/test-walk-XXXXXX");
     assert_non_null(mkdtemp(d->dir));
     snprintf(log, sizeof(log), "%s/daemon.log", d->dir);
-    d->pid = fork();
-    assert_true(d->pid >= 0);
-    if (d->pid == 0) {
-        char data[128];
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        snprintf(data, sizeof(data), "%s/var", d->dir);
-        dup2(fd, 2);
-        dup2(fd, 1);
-        execl(env_or("ORCHESTRATORD", "build/release/bin/orchestratord"), "orchestratord",
-              "--listen", "127.0.0.1:0", "--data-dir", data, (char *)NULL);
-        _exit(127);
-    }
-    live_pid = d->pid;
-    d->url[0] = '\0';
-    for (int i = 0; i < 200 && !d->url[0]; i++) {
-        usleep(50000);
-        fp = fopen(log, "r");
-        while (fp && fgets(line, sizeof(line), fp)) {
-            char *at = strstr(line, "listening on http://");
-            if (at)
-                sscanf(at + strlen("listening on "), "%63s", d->url);
-        }
-        if (fp)
-            fclose(fp);
-    }
-    assert_true(d->url[0] != '\0');
+    d->pid = daemon_spawn(d->dir, NULL, log, d->url, sizeof(d->url));
 }
 
 static void daemon_stop(struct daemon *d)
@@ -111,23 +65,6 @@ static int orchctl(const struct daemon *d, const char *args, char *out, size_t s
         n = strlen(out);
     status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-struct body {
-    char *data;
-    size_t len;
-};
-
-static size_t on_body(char *p, size_t s, size_t n, void *ud)
-{
-    struct body *b = ud;
-    char *nd = realloc(b->data, b->len + s * n + 1);
-
-    memcpy(nd + b->len, p, s * n);
-    b->len += s * n;
-    nd[b->len] = '\0';
-    b->data = nd;
-    return s * n;
 }
 
 static long http(const struct daemon *d, const char *method, const char *path, const char *json,
