@@ -50,9 +50,13 @@ ORCH_SRC   := $(filter-out orchestrator/main.c,$(wildcard $(addsuffix /*.c,$(ORC
 ORCH_OBJ   := $(ORCH_SRC:%.c=$(BUILD)/%.o)
 LIBORCH    := $(BUILD)/liborch.a
 DAEMON     := $(if $(wildcard orchestrator/main.c),$(BUILD)/bin/orchestratord)
-# each folder of plugins/ but include/ is one driver: plugins/NAME/*.c -> NAME.so
-PLUGIN_DIRS := $(filter-out plugins/include,$(patsubst %/,%,$(dir $(wildcard plugins/*/*.c))))
+# each folder of plugins/ but include/ is one driver: plugins/NAME/*.c -> NAME.so in the
+# daemon's plugin folder; the test fixtures (TEST_PLUGINS) go to a folder of their own
+TEST_PLUGINS := broken
+PLUGIN_DIRS := $(filter-out plugins/include $(addprefix plugins/,$(TEST_PLUGINS)),\
+                   $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c))))
 PLUGIN_SO  := $(sort $(foreach d,$(PLUGIN_DIRS),$(BUILD)/plugins/$(notdir $(d)).so))
+TEST_PLUGIN_SO := $(foreach p,$(TEST_PLUGINS),$(BUILD)/test-plugins/$(p).so)
 TOSCA_SRC  := $(wildcard tosca/*.c)
 TOSCA_OBJ  := $(TOSCA_SRC:%.c=$(BUILD)/%.o)
 LIBTOSCA   := $(BUILD)/libtosca.a
@@ -66,7 +70,7 @@ BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 TYPES_YAML := $(wildcard tosca/types/*.yaml)
 
 .PHONY: all test run fuzz bench install clean deps check-clang
-all: $(LIBTOSCA) $(LIBORCH) $(ORCHCTL) $(DAEMON) $(PLUGIN_SO)
+all: $(LIBTOSCA) $(LIBORCH) $(ORCHCTL) $(DAEMON) $(PLUGIN_SO) $(TEST_PLUGIN_SO)
 
 deps:
 	sh deploy/install-deps.sh
@@ -110,27 +114,39 @@ $(BUILD)/pic/%.o: %.c
 $(BUILD)/plugins/%.so: $$(subst .c,.o,$$(addprefix $(BUILD)/pic/,$$(wildcard plugins/$$*/*.c)))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -shared -o $@ $^ $(PKG_LIBS) -lm
+# test fixture drivers; one left in the daemon's folder by an older build is removed
+$(BUILD)/test-plugins/%.so: $$(subst .c,.o,$$(addprefix $(BUILD)/pic/,$$(wildcard plugins/$$*/*.c)))
+	@mkdir -p $(dir $@)
+	rm -f $(BUILD)/plugins/$*.so
+	$(CC) $(LDFLAGS) -shared -o $@ $^ $(PKG_LIBS) -lm
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIBTOSCA) $(LIBORCH)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -iquote tosca -iquote tests/unit -iquote orchestrator $(CFLAGS) -o $@ $< \
 	    $(LIBORCH) $(LIBTOSCA) $(PKG_LIBS) $(TEST_LIBS) -ldl -lpthread -lm $(LDFLAGS)
 
-$(BUILD)/bench/%: tests/bench/%.c $(LIBTOSCA)
+# bench programs link the daemon's subsystems too (bench_engine drives the engine)
+$(BUILD)/bench/%: tests/bench/%.c $(LIBTOSCA) $(LIBORCH)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -iquote tosca $(CFLAGS) -o $@ $< $(LIBTOSCA) $(PKG_LIBS) -lm $(LDFLAGS)
+	$(CC) $(CPPFLAGS) -iquote tosca -iquote orchestrator $(CFLAGS) -o $@ $< \
+	    $(LIBORCH) $(LIBTOSCA) $(PKG_LIBS) -ldl -lpthread -lm $(LDFLAGS)
 
 test: all $(UNIT_BIN) $(if $(SANITIZE),,check-clang)
 	@BUILD=$(BUILD) CORPUS=$(CORPUS) SANITIZE=$(SANITIZE) ORCHESTRATORD=$(DAEMON) \
-	    PLUGIN_DIR=$(BUILD)/plugins ORCHCTL=$(ORCHCTL) sh tests/run.sh $(UNIT_BIN)
+	    PLUGIN_DIR=$(BUILD)/plugins TEST_PLUGIN_DIR=$(BUILD)/test-plugins ORCHCTL=$(ORCHCTL) \
+	    sh tests/run.sh $(UNIT_BIN)
 
 # The code builds warning-free with clang as well as gcc.
 check-clang:
 	@command -v clang >/dev/null || { echo "clang is missing (deploy/install-deps.sh)"; exit 1; }
 	@$(MAKE) -s CC=clang BUILD=build/clang SANITIZE= all
 
+# Benchmarks (docs/performance.md): BENCH=tosca|http|creates|engine|rss (a list;
+# default all). Installs the benchmark-only tools (wrk, nginx-light, jq) first.
 bench: all $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do CORPUS=$(CORPUS) $$b || exit 1; done
+	@sh deploy/install-deps.sh --bench
+	@BUILD=$(BUILD) CORPUS=$(CORPUS) BENCH="$(BENCH)" ORCHESTRATORD=$(DAEMON) \
+	    PLUGIN_DIR=$(BUILD)/plugins HTTPLOAD=$(BUILD)/bench/httpload bash tests/bench/run.sh
 
 FUZZ_SECONDS ?= 600
 fuzz:
@@ -145,7 +161,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/orchestrator/plugins
 	install -m 0755 $(ORCHCTL) $(DESTDIR)$(PREFIX)/bin/orchctl
 	install -m 0755 $(BUILD)/bin/orchestratord $(DESTDIR)$(PREFIX)/bin/orchestratord
-	install -m 0644 $(filter-out %/broken.so,$(PLUGIN_SO)) $(DESTDIR)$(PREFIX)/lib/orchestrator/plugins/
+	install -m 0644 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/orchestrator/plugins/
 
 clean:
 	rm -rf build

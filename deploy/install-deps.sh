@@ -2,11 +2,31 @@
 # Installs the Debian packages that building, testing and running the project
 # need: only those missing, so it is quick and idempotent. Run as root on a
 # Debian machine (the Makefile calls it when a dependency is absent).
+#
+#   sh deploy/install-deps.sh          build, test and run (make, make test, make run)
+#   sh deploy/install-deps.sh --bench  the same plus the benchmark-only tools
+#                                      (make bench calls this; make test never does)
 set -eu
 
-PACKAGES="build-essential pkg-config clang valgrind zip unzip curl
+# python3: the README's serving example (python3 -m http.server) and
+# the walkthrough test that runs it
+PACKAGES="build-essential pkg-config clang valgrind zip unzip curl python3
 libyaml-dev libjansson-dev libzip-dev libcurl4-openssl-dev libcmocka-dev libuv1-dev
 libsqlite3-dev libh2o-dev libssl-dev"
+
+# Benchmark-only tools (tests/bench, docs/performance.md): wrk drives the HTTP
+# benches, nginx-light serves the static baseline they compare against, jq
+# makes the request bodies. The daemon and the tests never need them.
+BENCH_PACKAGES="wrk nginx-light jq"
+
+case "${1:-}" in
+"") ;;
+--bench) PACKAGES="$PACKAGES $BENCH_PACKAGES" ;;
+*)
+    echo "usage: install-deps.sh [--bench]" >&2
+    exit 2
+    ;;
+esac
 
 missing=""
 for p in $PACKAGES; do
@@ -27,5 +47,15 @@ fi
 echo "install-deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2
+# nginx-light's package would start a system nginx on port 80: the benches
+# start their own on a loopback port, so services are kept from starting while
+# it installs (policy-rc.d, honoured by invoke-rc.d and deb-systemd-invoke)
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >&2

@@ -59,8 +59,12 @@ static int set_json_depth(orc_config_t *cfg, const char *text, char *why, size_t
 static int set_request_timeout(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_max_connections(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_shutdown_timeout(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_max_parallel_ops(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_callback_attempts(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_callback_backoff(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_deadline_minute(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 
-enum { KEY_CONFIGURATION = 11 };
+enum { KEY_CONFIGURATION = 15 };
 
 static const struct cfg_key cfg_keys[] = {
     {"listen", "ORCHESTRATOR_LISTEN", "--listen", "ADDR:PORT[,...]", true, set_listen,
@@ -86,6 +90,14 @@ static const struct cfg_key cfg_keys[] = {
      set_max_connections, "open client connections", "1024"},
     {"limits.shutdown_timeout", "ORCHESTRATOR_SHUTDOWN_TIMEOUT", NULL, "DURATION", false,
      set_shutdown_timeout, "graceful shutdown deadline for in-flight requests", "10s"},
+    {"engine.max_parallel_ops", "ORCHESTRATOR_MAX_PARALLEL_OPS", NULL, "N", false,
+     set_max_parallel_ops, "driver operations in flight per deployment", "8"},
+    {"engine.callback_attempts", "ORCHESTRATOR_CALLBACK_ATTEMPTS", NULL, "N", false,
+     set_callback_attempts, "tries of a deployment callback before it is given up", "8"},
+    {"engine.callback_backoff", "ORCHESTRATOR_CALLBACK_BACKOFF", NULL, "DURATION", false,
+     set_callback_backoff, "delay before the first callback retry, doubled each time", "1s"},
+    {"engine.deadline_minute", "ORCHESTRATOR_DEADLINE_MINUTE", NULL, "DURATION", false,
+     set_deadline_minute, "length of the minute timeoutMins/providerTimeoutMins count in", "60s"},
     {"configuration", NULL, NULL, "MAP", false, NULL, "map of strings served by GET /configuration",
      "{}"},
 };
@@ -95,7 +107,7 @@ _Static_assert(CFG_NKEYS <=
                    sizeof(((orc_config_t *)0)->source) / sizeof(((orc_config_t *)0)->source[0]),
                "orc_config_t.source is too small for the key table");
 
-static const char *const cfg_sections[] = {"limits"};
+static const char *const cfg_sections[] = {"limits", "engine"};
 
 /* ---- small helpers ----------------------------------------------------------- */
 
@@ -496,6 +508,27 @@ static int set_shutdown_timeout(orc_config_t *cfg, const char *text, char *why, 
     return set_duration_in(&cfg->limits.shutdown_timeout_ms, text, 0, 3600 * 1000, why, whylen);
 }
 
+static int set_max_parallel_ops(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    return set_uint_in(&cfg->engine.max_parallel_ops, text, 1, 4096, why, whylen);
+}
+
+static int set_callback_attempts(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    return set_uint_in(&cfg->engine.callback_attempts, text, 1, 100, why, whylen);
+}
+
+static int set_callback_backoff(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    return set_duration_in(&cfg->engine.callback_backoff_ms, text, 1, 3600 * 1000, why, whylen);
+}
+
+/* Only tests shorten it: the API's deadlines are in minutes. */
+static int set_deadline_minute(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    return set_duration_in(&cfg->engine.deadline_minute_ms, text, 10, 3600 * 1000, why, whylen);
+}
+
 /* ---- defaults -------------------------------------------------------------------- */
 
 int orc_config_init(orc_config_t *cfg)
@@ -510,6 +543,10 @@ int orc_config_init(orc_config_t *cfg)
     cfg->limits.request_timeout_ms = 30 * 1000;
     cfg->limits.max_connections = 1024;
     cfg->limits.shutdown_timeout_ms = 10 * 1000;
+    cfg->engine.max_parallel_ops = 8;
+    cfg->engine.callback_attempts = 8;
+    cfg->engine.callback_backoff_ms = 1000;
+    cfg->engine.deadline_minute_ms = 60 * 1000;
     cfg->data_dir = orc_strdup("./var");
     cfg->configuration = json_object();
     if (cfg->data_dir == NULL || cfg->configuration == NULL ||
@@ -702,9 +739,11 @@ static void known_keys(const char *section, char *buf, size_t len)
         const char *dot = strchr(name, '.');
         if (section != NULL && (strncmp(name, section, plen) != 0 || name[plen] != '.'))
             continue;
-        if (section == NULL && dot != NULL) {
-            if (strstr(buf, "limits") == NULL)
-                used += (size_t)snprintf(buf + used, len - used, "%slimits", used ? ", " : "");
+        if (section == NULL && dot != NULL) { /* a section: named once */
+            char sect[32];
+            snprintf(sect, sizeof(sect), "%.*s", (int)(dot - name), name);
+            if (strstr(buf, sect) == NULL)
+                used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "", sect);
             continue;
         }
         used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
@@ -1111,6 +1150,11 @@ void orc_config_log(const orc_config_t *cfg)
             cfg->limits.max_body_bytes, cfg->limits.max_header_bytes, cfg->limits.json_max_depth,
             cfg->limits.request_timeout_ms, cfg->limits.max_connections,
             cfg->limits.shutdown_timeout_ms);
+    orc_log(ORC_LOG_DEBUG, "config",
+            "engine: max_parallel_ops %u, callback_attempts %u, callback_backoff %" PRIu64
+            "ms, deadline_minute %" PRIu64 "ms",
+            cfg->engine.max_parallel_ops, cfg->engine.callback_attempts,
+            cfg->engine.callback_backoff_ms, cfg->engine.deadline_minute_ms);
     for (size_t i = 0; i < CFG_NKEYS; i++)
         if (cfg->source[i] != ORC_CFG_DEFAULT)
             orc_log(ORC_LOG_DEBUG, "config", "%s from the %s", cfg_keys[i].name,

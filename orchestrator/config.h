@@ -56,6 +56,14 @@ typedef struct orc_limits_s {
     uint64_t shutdown_timeout_ms; /* graceful shutdown deadline */
 } orc_limits_t;
 
+/* What the deployment engine takes from the configuration (engine.h). */
+typedef struct orc_engine_conf_s {
+    unsigned max_parallel_ops;    /* driver operations in flight per deployment */
+    unsigned callback_attempts;   /* tries of a callback POST */
+    uint64_t callback_backoff_ms; /* first retry delay, doubled each time */
+    uint64_t deadline_minute_ms;  /* a minute of timeoutMins/providerTimeoutMins (tests: less) */
+} orc_engine_conf_t;
+
 typedef struct orc_config_s {
     orc_config_action_t action;
     char *config_file; /* NULL: none read */
@@ -66,9 +74,10 @@ typedef struct orc_config_s {
     orc_log_level_t log_level;
     char *public_url; /* NULL: absolute links from the request's Host header */
     orc_limits_t limits;
+    orc_engine_conf_t engine;
     json_t *configuration;          /* object of strings served by GET /configuration */
     bool auth_enabled;              /* no authentication exists yet: always false */
-    orc_config_source_t source[16]; /* per key of the table in config.c */
+    orc_config_source_t source[24]; /* per key of the table in config.c */
 } orc_config_t;
 
 /* Fills cfg with the embedded defaults. Returns 0 or ORC_ENOMEM. */

@@ -1,6 +1,7 @@
 /*
  * The orchestration services (services.h): wiring of store, drivers, sites,
- * engine, libtosca and the deployments API for the daemon.
+ * engine, libtosca, the deployments API and its event streams (fed by the
+ * engine's notify hook) for the daemon.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "engine/engine.h"
 #include "engine/sites.h"
 #include "services.h"
+#include "store/commit.h"
 
 #define LOG "daemon"
 
@@ -25,6 +27,8 @@ struct orc_services {
     struct orc_engine *engine;
     tosca_ctx_t *tosca;
     struct orc_deployments_api deployments;
+    struct orc_events *events; /* live event streams */
+    orc_commit_t *commit;      /* group commit of the store's writes */
     bool engine_ready;
     orc_services_done_fn done;
     void *done_data;
@@ -151,6 +155,12 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
                        struct orc_services **out)
 {
     struct orc_services *svc = orc_calloc(1, sizeof(*svc));
+    struct orc_engine_opts opts = {
+        .max_parallel_ops = cfg->engine.max_parallel_ops,
+        .callback_attempts = cfg->engine.callback_attempts,
+        .callback_backoff_ms = (unsigned)cfg->engine.callback_backoff_ms,
+        .deadline_minute_ms = cfg->engine.deadline_minute_ms,
+    };
     int rc;
 
     *out = NULL;
@@ -159,12 +169,27 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
     svc->loop = loop;
     rc = open_parts(svc, cfg);
     if (rc == 0)
-        rc = orc_engine_new(loop, svc->store, svc->reg, &svc->sites, NULL, &svc->engine);
+        rc = orc_commit_new(loop, svc->store, NULL, &svc->commit);
+    opts.commit = svc->commit;
+    if (rc == 0)
+        rc = orc_events_new(loop, svc->store, svc->commit, 0, &svc->events);
+    opts.notify = orc_events_notify;
+    opts.notify_ud = svc->events;
+    if (rc == 0)
+        rc = orc_engine_new(loop, svc->store, svc->reg, &svc->sites, &opts, &svc->engine);
     if (rc < 0)
         goto out_fail;
-    svc->deployments = (struct orc_deployments_api){svc->store, svc->engine, svc->tosca,
-                                                    "local", "anonymous"};
+    svc->deployments = (struct orc_deployments_api){
+        .store = svc->store,
+        .engine = svc->engine,
+        .tosca = svc->tosca,
+        .anonymous_issuer = "local",
+        .anonymous_subject = "anonymous",
+        .commit = svc->commit,
+    };
     rc = orc_api_deployments_register(api, &svc->deployments);
+    if (rc == 0)
+        rc = orc_api_events_register(api, svc->events);
     if (rc == 0)
         rc = orc_api_add_ready_check(api, "engine", engine_ready, svc);
     if (rc == 0)
@@ -176,6 +201,12 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
 out_fail:
     orc_log(ORC_LOG_ERROR, LOG, "cannot start the orchestration services: %s", orc_strerror(rc));
     orc_engine_free(svc->engine);
+    orc_events_close(svc->events); /* freed once its timers closed */
+    if (svc->commit) {             /* nothing waits on it yet */
+        orc_commit_close(svc->commit, NULL, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        orc_commit_free(svc->commit);
+    }
     if (svc->reg && orc_drv_registry_close(svc->reg) == 0)
         uv_run(loop, UV_RUN_NOWAIT);
     tosca_ctx_free(svc->tosca);
@@ -185,20 +216,30 @@ out_fail:
     return rc < 0 ? rc : ORC_EIO;
 }
 
+/* The last writes are durable: the store closes. */
+static void on_commit_closed(void *data)
+{
+    struct orc_services *svc = data;
+
+    orc_commit_free(svc->commit);
+    orc_store_close(svc->store);
+    if (svc->done)
+        svc->done(svc->done_data);
+    orc_free(svc);
+}
+
 static void on_engine_closed(struct orc_engine *eng, void *data)
 {
     struct orc_services *svc = data;
 
     orc_engine_free(eng);
     svc->engine = NULL;
+    orc_events_close(svc->events); /* no stream is open and no notify comes any more */
     if (orc_drv_registry_close(svc->reg) < 0)
         orc_log(ORC_LOG_ERROR, LOG, "drivers: sites still open at shutdown");
     tosca_ctx_free(svc->tosca);
     orc_sites_free(&svc->sites);
-    orc_store_close(svc->store);
-    if (svc->done)
-        svc->done(svc->done_data);
-    orc_free(svc);
+    orc_commit_close(svc->commit, on_commit_closed, svc);
 }
 
 void orc_services_stop(struct orc_services *svc, orc_services_done_fn done, void *data)

@@ -208,4 +208,80 @@ int orc_api_add_metrics(orc_api_t *api, orc_api_metrics_fn fn, void *data);
 void orc_api_metrics_printf(orc_api_text_t *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+
+/* ---- streaming responses ------------------------------------------------------------ */
+
+/* A response whose body is written piece by piece while the connection stays
+ * open (server-sent events, logs that follow, ...). The server sends the
+ * status and headers at once, then each piece as it is written (chunked
+ * transfer encoding on HTTP/1.1; HTTP/1.0 ends the body by closing).
+ *
+ * Backpressure: what a client has not read yet stays buffered in the server;
+ * orc_api_stream_buffered() says how much. The owner writes while that is
+ * small and waits for drained() otherwise. Past ORC_API_STREAM_MAX_BUFFER
+ * bytes a write fails with ORC_ELIMIT and the stream is cut off (the
+ * connection closes); a connection whose writes make no progress for
+ * limits.request_timeout is closed as every other one. The kernel's send
+ * buffer of a streaming connection is ORC_API_STREAM_SNDBUF (not
+ * autotuned), so that it does not hold megabytes for a client that stalls.
+ *
+ * Shutdown: when the server starts draining it ends every open stream (what
+ * was written still goes out, then the end of the body, then the connection
+ * closes); new streams are refused with 503. At most ORC_API_MAX_STREAMS
+ * streams are open at once: orc_api_stream_start() refuses more with 503.
+ *
+ * Metrics: orchestrator_http_streams_open, _total, _rejected_total,
+ * _cut_total (cut off by the server), _lost_total (the client went away
+ * first) and _limit. A stream counts once in orchestrator_http_requests_total, with
+ * its status, but not in the duration histogram. */
+#define ORC_API_MAX_STREAMS 256                /* open streams (limits.max_streams to come) */
+#define ORC_API_STREAM_MAX_BUFFER (1024 * 1024) /* bytes buffered per stream */
+#define ORC_API_STREAM_SNDBUF (64 * 1024)       /* SO_SNDBUF of a streaming connection */
+
+typedef struct orc_api_stream_s orc_api_stream_t;
+
+typedef struct orc_api_stream_cbs_s {
+    /* Optional: everything written so far has been handed to the socket
+     * (orc_api_stream_buffered() is 0) and the stream still takes writes.
+     * Runs after writes only, from a loop callback. */
+    void (*drained)(orc_api_stream_t *s, void *data);
+    /* Required: the stream is over. status 0: it was ended (by the owner or
+     * at shutdown) and its data went out; ORC_ECANCELED: the client went away
+     * or the stream was cut off first. Runs exactly once, from a loop
+     * callback, never from inside an orc_api_stream_* call; after it returns
+     * the stream is freed: forget it. */
+    void (*closed)(orc_api_stream_t *s, int status, void *data);
+} orc_api_stream_cbs_t;
+
+/* Answers req with a stream: status (200, ...), content_type (copied), the
+ * headers set so far, X-Request-Id. cbs must outlive the stream; data is
+ * handed to them. Works from the handler or later on a deferred request.
+ * Returns 0 and *out (the callbacks then run as said above; req itself must
+ * not be touched any more, only s), or a negative code with nothing sent and
+ * no callback to come: ORC_EINVAL (answered already, bad status, no closed
+ * callback), ORC_ECANCELED (the request is gone), ORC_ENOMEM, or ORC_EHTTP
+ * with 503 recorded for the router (too many open streams, or the server is
+ * shutting down), so that a handler can return the code as it is. A HEAD
+ * request gets the headers and an empty body: the stream is ended at once
+ * and writes are dropped. */
+int orc_api_stream_start(orc_api_req_t *req, int status, const char *content_type,
+                         const orc_api_stream_cbs_t *cbs, void *data, orc_api_stream_t **out);
+/* Queues len bytes (copied) for the client. Returns 0; ORC_ECANCELED once
+ * the stream was ended, cut off or lost (nothing is queued; closed() comes or
+ * came); ORC_ELIMIT when the client is that far behind (the stream is cut
+ * off); ORC_ENOMEM (likewise). */
+int orc_api_stream_write(orc_api_stream_t *s, const void *data, size_t len);
+/* The same with printf formatting. */
+int orc_api_stream_printf(orc_api_stream_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Ends the body after what was written. closed() follows once it went out.
+ * Returns 0, or ORC_ECANCELED if the stream was already ended or lost. */
+int orc_api_stream_end(orc_api_stream_t *s);
+/* True while the stream takes writes (not ended, cut off or lost). */
+bool orc_api_stream_open(const orc_api_stream_t *s);
+/* Bytes written and not yet handed to the socket. */
+size_t orc_api_stream_buffered(const orc_api_stream_t *s);
+/* The request id of the stream's request (for logs). */
+const char *orc_api_stream_id(const orc_api_stream_t *s);
+
 #endif

@@ -8,6 +8,7 @@
 
 #include "deployments.h"
 #include "../base.h"
+#include "../store/commit.h"
 #include "../store/json.h"
 
 #define DEFAULT_PAGE_SIZE 10
@@ -55,18 +56,22 @@ static int bool_field(orc_api_req_t *req, const json_t *body, const char *name, 
     return orc_api_req_fail(req, 400, "%s must be true or false", name);
 }
 
-static int parse_create(orc_api_req_t *req, const json_t *body, struct create_req *c)
+/* The body of a create, or of an update (template optional: the stored one
+ * is kept). Fields absent from the body keep what c holds. */
+static int parse_body(orc_api_req_t *req, const json_t *body, bool need_template,
+                      struct create_req *c)
 {
     const json_t *t = json_object_get(body, "template"), *p = json_object_get(body, "parameters");
     const json_t *cb = json_object_get(body, "callback"), *g = json_object_get(body, "userGroup");
     int rc;
 
-    memset(c, 0, sizeof(*c));
     if (!json_is_object(body))
         return orc_api_req_fail(req, 400, "the body must be a JSON object");
-    if (!json_is_string(t) || json_string_length(t) == 0)
+    if ((need_template || (t && !json_is_null(t))) &&
+        (!json_is_string(t) || json_string_length(t) == 0))
         return orc_api_req_fail(req, 400, "A TOSCA template must be provided");
-    c->template_text = json_string_value(t);
+    if (json_is_string(t))
+        c->template_text = json_string_value(t);
     if (p && !json_is_null(p) && !json_is_object(p))
         return orc_api_req_fail(req, 400, "parameters must be a JSON object");
     c->parameters = p && json_is_object(p) ? (json_t *)p : NULL;
@@ -84,8 +89,10 @@ static int parse_create(orc_api_req_t *req, const json_t *body, struct create_re
         (rc = bool_field(req, body, "keepLastAttempt", &c->keep_last_attempt)) < 0)
         return rc;
     if (c->timeout_mins && c->provider_timeout_mins > c->timeout_mins)
-        return orc_api_req_fail(req, 400, "providerTimeoutMins (%d) must not exceed "
-                                "timeoutMins (%d)", c->provider_timeout_mins, c->timeout_mins);
+        return orc_api_req_fail(req, 400,
+                                "providerTimeoutMins (%d) must not exceed "
+                                "timeoutMins (%d)",
+                                c->provider_timeout_mins, c->timeout_mins);
     return 0;
 }
 
@@ -111,8 +118,8 @@ static int plan_template(orc_api_req_t *req, struct orc_deployments_api *ctx,
     int rc;
 
     tosca_diags_init(&d, false);
-    rc = tosca_load_buffer(ctx->tosca, "template.yaml", c->template_text,
-                           strlen(c->template_text), &t, &d);
+    rc = tosca_load_buffer(ctx->tosca, "template.yaml", c->template_text, strlen(c->template_text),
+                           &t, &d);
     if (rc == 0)
         rc = tosca_plan(t, c->parameters, plan, &d);
     if (rc == ORC_ETOSCA || rc == ORC_ELIMIT)
@@ -122,6 +129,60 @@ static int plan_template(orc_api_req_t *req, struct orc_deployments_api *ctx,
     tosca_template_free(t);
     tosca_diags_fini(&d);
     return rc;
+}
+
+/* ---- answers that acknowledge a write: sent once it is durable ---- */
+
+/* A reply waiting for the group commit of the writes it acknowledges. It
+ * outlives its request if the client goes away first. */
+struct durable_reply {
+    orc_commit_wait_t wait;
+    orc_api_req_t *req; /* NULL: the request is gone */
+    int status;
+    json_t *body; /* NULL: none */
+};
+
+static void reply_gone(orc_api_req_t *req, void *data)
+{
+    struct durable_reply *dr = data;
+
+    (void)req;
+    dr->req = NULL;
+}
+
+static void on_reply_durable(orc_commit_wait_t *w, int status)
+{
+    struct durable_reply *dr = w->data;
+
+    if (dr->req && status < 0)
+        orc_api_send_error(dr->req, 503, "the store could not save the change: %s",
+                           orc_strerror(status));
+    else if (dr->req && dr->body)
+        orc_api_send_json_new(dr->req, dr->status, json_incref(dr->body));
+    else if (dr->req)
+        orc_api_send_status(dr->req, dr->status);
+    json_decref(dr->body);
+    orc_free(dr);
+}
+
+/* Answers status (with body, stolen; NULL: none) once what the handler
+ * stored is on disk: "a 201 means the deployment is on disk". */
+static int reply_when_durable(orc_api_req_t *req, struct orc_deployments_api *ctx, int status,
+                              json_t *body)
+{
+    struct durable_reply *dr = orc_calloc(1, sizeof(*dr));
+
+    if (dr == NULL || orc_api_req_defer(req, reply_gone, dr) < 0) {
+        orc_free(dr);
+        json_decref(body);
+        return orc_api_req_fail(req, 500, "out of memory");
+    }
+    dr->req = req;
+    dr->status = status;
+    dr->body = body;
+    dr->wait.data = dr;
+    orc_commit_after(ctx->commit, &dr->wait, on_reply_durable);
+    return 0;
 }
 
 static int send_deployment(orc_api_req_t *req, int status, const orc_deployment_t *d)
@@ -134,8 +195,7 @@ static int send_deployment(orc_api_req_t *req, int status, const orc_deployment_
     return orc_api_send_json_new(req, status, j);
 }
 
-static int store_fail(orc_api_req_t *req, struct orc_deployments_api *ctx, int rc,
-                      const char *uuid)
+static int store_fail(orc_api_req_t *req, struct orc_deployments_api *ctx, int rc, const char *uuid)
 {
     if (rc == ORC_ENOTFOUND)
         return orc_api_req_fail(req, 404, "The deployment %s doesn't exist", uuid);
@@ -152,8 +212,9 @@ static int create(orc_api_req_t *req, void *data)
     json_t *body = NULL, *plan = NULL;
     int rc = orc_api_req_json(req, &body);
 
+    memset(&c, 0, sizeof(c));
     if (rc == 0)
-        rc = parse_create(req, body, &c);
+        rc = parse_body(req, body, true, &c);
     if (rc == 0)
         rc = plan_template(req, ctx, &c, &plan);
     if (rc < 0)
@@ -175,8 +236,14 @@ static int create(orc_api_req_t *req, void *data)
         rc = store_fail(req, ctx, rc, "");
         goto out;
     }
-    rc = send_deployment(req, 201, &d);
-    if (orc_engine_create(ctx->engine, d.uuid) < 0)
+    {
+        json_t *j = NULL;
+        if (orc_deployment_to_json(&d, orc_api_req_base_url(req), &j) < 0)
+            rc = orc_api_req_fail(req, 500, "cannot render the deployment");
+        else
+            rc = reply_when_durable(req, ctx, 201, j); /* durable before the 201 */
+    }
+    if (orc_engine_create_plan(ctx->engine, d.uuid, plan) < 0)
         orc_log(ORC_LOG_ERROR, "api", "deployment %s stored but not started", d.uuid);
 out:
     json_decref(plan);
@@ -204,6 +271,55 @@ static int uint_query(orc_api_req_t *req, const char *name, uint32_t dflt, uint3
 }
 
 /* {"links":[first, self, next, last], "content":[...], "page":{...}} (API.md). */
+/* Appends s percent-encoded for a query value: RFC 3986 unreserved
+ * characters and the harmless delimiters (",:@/") stay as they are. */
+static size_t pct_encode(const char *s, char *out, size_t n, size_t size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (; *s && n + 4 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            strchr("-._~,:@/", c) != NULL) {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* The request's query parameters but page and size, as "&k=v&...", so that
+ * the paging links keep the filters and the sort. */
+static char *other_params(orc_api_req_t *req)
+{
+    size_t count = orc_api_req_query_count(req), size = 1, n = 0;
+    char *out;
+
+    for (size_t i = 0; i < count; i++) {
+        const char *k, *v;
+        orc_api_req_query_at(req, i, &k, &v);
+        size += 3 * (strlen(k) + strlen(v)) + 2;
+    }
+    out = orc_api_req_alloc(req, size + 4);
+    out[0] = '\0';
+    for (size_t i = 0; i < count; i++) {
+        const char *k, *v;
+        orc_api_req_query_at(req, i, &k, &v);
+        if (strcmp(k, "page") == 0 || strcmp(k, "size") == 0)
+            continue;
+        out[n++] = '&';
+        n = pct_encode(k, out, n, size + 4);
+        out[n++] = '=';
+        n = pct_encode(v, out, n, size + 4);
+    }
+    out[n] = '\0';
+    return out;
+}
+
 static json_t *paged(orc_api_req_t *req, const char *path, json_t *content, uint32_t page,
                      uint32_t size, int64_t total)
 {
@@ -211,18 +327,18 @@ static json_t *paged(orc_api_req_t *req, const char *path, json_t *content, uint
     json_t *links = json_array();
     const char *rel[] = {"first", "self", "next", "last"};
     int64_t at[] = {0, page, (int64_t)page + 1, pages > 0 ? pages - 1 : 0};
+    const char *more = other_params(req);
 
     for (int i = 0; i < 4; i++) {
         if (i == 2 && at[2] >= pages)
             continue;
-        json_array_append_new(
-            links, json_pack("{s:s,s:s}", "rel", rel[i], "href",
-                             orc_api_req_url(req, "%s?page=%lld&size=%u", path,
-                                             (long long)at[i], size)));
+        json_array_append_new(links, json_pack("{s:s,s:s}", "rel", rel[i], "href",
+                                               orc_api_req_url(req, "%s?page=%lld&size=%u%s", path,
+                                                               (long long)at[i], size, more)));
     }
-    return json_pack("{s:o,s:o,s:{s:i,s:I,s:I,s:i}}", "links", links, "content", content,
-                     "page", "size", (int)size, "totalElements", (json_int_t)total,
-                     "totalPages", (json_int_t)pages, "number", (int)page);
+    return json_pack("{s:o,s:o,s:{s:i,s:I,s:I,s:i}}", "links", links, "content", content, "page",
+                     "size", (int)size, "totalElements", (json_int_t)total, "totalPages",
+                     (json_int_t)pages, "number", (int)page);
 }
 
 static int list(orc_api_req_t *req, void *data)
@@ -273,7 +389,10 @@ static int list(orc_api_req_t *req, void *data)
 
 /* ---- one deployment ---- */
 
-static int load(orc_api_req_t *req, struct orc_deployments_api *ctx, orc_deployment_t **d)
+/* The deployment of the path's {id}; with_spec: also its template,
+ * parameters and plan (a read many times dearer). */
+static int load_deployment(orc_api_req_t *req, struct orc_deployments_api *ctx, bool with_spec,
+                           orc_deployment_t **d)
 {
     const char *id = orc_api_req_param(req, "id");
     int rc;
@@ -281,13 +400,19 @@ static int load(orc_api_req_t *req, struct orc_deployments_api *ctx, orc_deploym
     *d = NULL;
     if (id == NULL || !orc_uuid_valid(id))
         return orc_api_req_fail(req, 404, "The deployment %s doesn't exist", id ? id : "");
-    rc = orc_store_deployment_get(ctx->store, id, d);
+    rc = with_spec ? orc_store_deployment_get(ctx->store, id, d)
+                   : orc_store_deployment_get_head(ctx->store, id, d);
     if (rc == 0 && (*d)->deleted) {
         orc_deployment_free(*d);
         *d = NULL;
         rc = ORC_ENOTFOUND;
     }
     return rc < 0 ? store_fail(req, ctx, rc, id) : 0;
+}
+
+static int load(orc_api_req_t *req, struct orc_deployments_api *ctx, orc_deployment_t **d)
+{
+    return load_deployment(req, ctx, false, d);
 }
 
 static int show(orc_api_req_t *req, void *data)
@@ -304,27 +429,51 @@ static int show(orc_api_req_t *req, void *data)
 static int remove_deployment(orc_api_req_t *req, void *data)
 {
     struct orc_deployments_api *ctx = data;
+    const char *force = orc_api_req_query(req, "force");
     orc_deployment_t *d;
     int rc = load(req, ctx, &d);
 
     if (rc < 0)
         return rc;
-    if (d->status == ORC_DEP_DELETE_IN_PROGRESS || d->status == ORC_DEP_DELETE_COMPLETE)
-        rc = orc_api_req_fail(req, 409, "The deployment %s is already being deleted", d->uuid);
-    else
-        rc = orc_store_deployment_set_status(ctx->store, d->uuid, d->version,
-                                             ORC_DEP_DELETE_IN_PROGRESS, NULL, NULL);
-    if (rc == 0) {
-        rc = orc_engine_delete(ctx->engine, d->uuid);
-        if (rc == 0 || rc == ORC_ECONFLICT)
-            rc = orc_api_send_status(req, 204);
-        else
-            rc = orc_api_req_fail(req, 500, "cannot start the delete: %s", orc_strerror(rc));
-    } else if (rc == ORC_ECONFLICT) {
-        rc = orc_api_req_fail(req, 409, "The deployment %s changed meanwhile; retry", d->uuid);
+    if (force && strcmp(force, "true") != 0 && strcmp(force, "false") != 0) {
+        orc_deployment_free(d);
+        return orc_api_req_fail(req, 400, "force must be true or false, not '%s'", force);
     }
+    if (d->status == ORC_DEP_DELETE_IN_PROGRESS || d->status == ORC_DEP_DELETE_COMPLETE) {
+        rc = orc_api_req_fail(req, 409, "The deployment %s is already being deleted", d->uuid);
+        goto out;
+    }
+    rc = orc_store_deployment_set_status(ctx->store, d->uuid, d->version,
+                                         ORC_DEP_DELETE_IN_PROGRESS, NULL, NULL);
+    if (rc == ORC_ECONFLICT) {
+        rc = orc_api_req_fail(req, 409, "The deployment %s changed meanwhile; retry", d->uuid);
+        goto out;
+    }
+    if (rc < 0) {
+        rc = store_fail(req, ctx, rc, d->uuid);
+        goto out;
+    }
+    rc = orc_engine_delete_opts(ctx->engine, d->uuid, force && strcmp(force, "true") == 0);
+    if (rc == 0 || rc == ORC_ECONFLICT)
+        rc = reply_when_durable(req, ctx, 204, NULL);
+    else
+        rc = orc_api_req_fail(req, 500, "cannot start the delete: %s", orc_strerror(rc));
+out:
     orc_deployment_free(d);
     return rc;
+}
+
+/* A deletion the engine may still be stuck in (a provider that never
+ * answers): the engine lets go of it, and it is DELETE_FAILED. */
+static int reset_deletion(orc_api_req_t *req, struct orc_deployments_api *ctx,
+                          const orc_deployment_t *d)
+{
+    int rc;
+
+    orc_engine_abandon(ctx->engine, d->uuid);
+    rc = orc_store_deployment_set_status(ctx->store, d->uuid, d->version, ORC_DEP_DELETE_FAILED,
+                                         "reset by the user", NULL);
+    return rc == 0 ? reply_when_durable(req, ctx, 204, NULL) : store_fail(req, ctx, rc, d->uuid);
 }
 
 static int reset(orc_api_req_t *req, void *data)
@@ -342,15 +491,11 @@ static int reset(orc_api_req_t *req, void *data)
     st = json_string_value(json_object_get(body, "status"));
     if (st == NULL || strcmp(st, "DELETE_FAILED") != 0)
         rc = orc_api_req_fail(req, 400, "only {\"status\":\"DELETE_FAILED\"} is accepted");
-    else if (d->status != ORC_DEP_DELETE_IN_PROGRESS || orc_engine_busy(ctx->engine, d->uuid))
-        rc = orc_api_req_fail(req, 409, "The deployment %s is %s, not a stuck deletion",
-                              d->uuid, orc_dep_status_name(d->status));
-    else if ((rc = orc_store_deployment_set_status(ctx->store, d->uuid, d->version,
-                                                   ORC_DEP_DELETE_FAILED, "reset by the user",
-                                                   NULL)) == 0)
-        rc = orc_api_send_status(req, 204);
+    else if (d->status != ORC_DEP_DELETE_IN_PROGRESS)
+        rc = orc_api_req_fail(req, 409, "The deployment %s is %s, not a stuck deletion", d->uuid,
+                              orc_dep_status_name(d->status));
     else
-        rc = store_fail(req, ctx, rc, d->uuid);
+        rc = reset_deletion(req, ctx, d);
 out:
     orc_deployment_free(d);
     json_decref(body);
@@ -360,7 +505,7 @@ out:
 static int show_template(orc_api_req_t *req, void *data)
 {
     orc_deployment_t *d;
-    int rc = load(req, data, &d);
+    int rc = load_deployment(req, data, true, &d);
 
     if (rc == 0)
         rc = orc_api_send_text(req, 200, d->template_text ? d->template_text : "",
@@ -411,11 +556,11 @@ static int list_resources(orc_api_req_t *req, void *data)
         if (orc_resource_to_json(&l.items[i], orc_api_req_base_url(req), &j) == 0)
             json_array_append_new(content, j);
     }
-    rc = orc_api_send_json_new(
-        req, 200,
-        paged(req, orc_api_req_url(req, "/deployments/%s/resources", d->uuid) +
-                       strlen(orc_api_req_base_url(req)),
-              content, q.page, q.size, l.total));
+    rc = orc_api_send_json_new(req, 200,
+                               paged(req,
+                                     orc_api_req_url(req, "/deployments/%s/resources", d->uuid) +
+                                         strlen(orc_api_req_base_url(req)),
+                                     content, q.page, q.size, l.total));
     orc_resource_list_clear(&l);
 out:
     orc_deployment_free(d);
@@ -448,8 +593,8 @@ static int show_resource(orc_api_req_t *req, void *data)
 
 /* ---- events, log, extrainfo ---- */
 
-static int events_of(orc_api_req_t *req, struct orc_deployments_api *ctx,
-                     orc_deployment_t **d, orc_event_list_t *l)
+static int events_of(orc_api_req_t *req, struct orc_deployments_api *ctx, orc_deployment_t **d,
+                     orc_event_list_t *l)
 {
     const char *after = orc_api_req_query(req, "after");
     int rc = load(req, ctx, d);
@@ -458,27 +603,6 @@ static int events_of(orc_api_req_t *req, struct orc_deployments_api *ctx,
         return rc;
     rc = orc_store_event_list(ctx->store, (*d)->uuid, after ? atoll(after) : 0, 10000, l);
     return rc < 0 ? store_fail(req, ctx, rc, (*d)->uuid) : 0;
-}
-
-static int list_events(orc_api_req_t *req, void *data)
-{
-    orc_deployment_t *d = NULL;
-    orc_event_list_t l = {0};
-    json_t *arr;
-    int rc = events_of(req, data, &d, &l);
-
-    if (rc == 0) {
-        arr = json_array();
-        for (size_t i = 0; i < l.count; i++) {
-            json_t *j = NULL;
-            if (orc_event_to_json(&l.items[i], &j) == 0)
-                json_array_append_new(arr, j);
-        }
-        rc = orc_api_send_json_new(req, 200, arr);
-    }
-    orc_event_list_clear(&l);
-    orc_deployment_free(d);
-    return rc;
 }
 
 /* The human log: one line per event. */
@@ -540,15 +664,161 @@ static int show_extrainfo(orc_api_req_t *req, void *data)
     return rc;
 }
 
+/* ---- update ---- */
+
+#define UPDATABLE                                                                                  \
+    (ORC_DEP_MASK(ORC_DEP_CREATE_COMPLETE) | ORC_DEP_MASK(ORC_DEP_UPDATE_COMPLETE) |               \
+     ORC_DEP_MASK(ORC_DEP_UPDATE_FAILED))
+
+/* What an update stores: the new template and plan, the parameters merged
+ * into the stored ones, the options the body gives, UPDATE_IN_PROGRESS. */
+static int store_update(orc_api_req_t *req, struct orc_deployments_api *ctx,
+                        const orc_deployment_t *d, const struct create_req *c, json_t *plan)
+{
+    orc_deployment_t v = {
+        .status = ORC_DEP_UPDATE_IN_PROGRESS,
+        .template_text = (char *)c->template_text,
+        .parameters = c->parameters,
+        .plan = plan,
+        .callback = (char *)c->callback,
+        .timeout_mins = c->timeout_mins,
+        .provider_timeout_mins = c->provider_timeout_mins,
+        .max_providers_retry = c->max_providers_retry,
+        .keep_last_attempt = c->keep_last_attempt,
+    };
+    orc_dep_update_t u = {.uuid = d->uuid,
+                          .expect_version = d->version,
+                          .from_statuses = UPDATABLE,
+                          .values = &v,
+                          .set = ORC_DEP_F_STATUS | ORC_DEP_F_STATUS_REASON | ORC_DEP_F_TEMPLATE |
+                                 ORC_DEP_F_PARAMETERS | ORC_DEP_F_PLAN | ORC_DEP_F_OPTIONS |
+                                 ORC_DEP_F_CALLBACK};
+    int rc = orc_store_deployment_update(ctx->store, &u, NULL);
+
+    if (rc == ORC_ECONFLICT)
+        return orc_api_req_fail(req, 409, "The deployment %s changed meanwhile; retry", d->uuid);
+    return rc < 0 ? store_fail(req, ctx, rc, d->uuid) : 0;
+}
+
+/* The stored options and parameters, overridden by what the body says. */
+static int merge_request(orc_api_req_t *req, const orc_deployment_t *d, const json_t *body,
+                         struct create_req *c, json_t **merged)
+{
+    int rc;
+
+    memset(c, 0, sizeof(*c));
+    c->template_text = d->template_text;
+    c->callback = d->callback;
+    c->timeout_mins = d->timeout_mins;
+    c->provider_timeout_mins = d->provider_timeout_mins;
+    c->max_providers_retry = d->max_providers_retry;
+    c->keep_last_attempt = d->keep_last_attempt;
+    rc = parse_body(req, body, false, c);
+    if (rc < 0)
+        return rc;
+    *merged = d->parameters ? json_deep_copy(d->parameters) : json_object();
+    if (*merged == NULL || (c->parameters && json_object_update(*merged, c->parameters) < 0))
+        return orc_api_req_fail(req, 500, "out of memory");
+    c->parameters = *merged;
+    return 0;
+}
+
+static int update(orc_api_req_t *req, void *data)
+{
+    struct orc_deployments_api *ctx = data;
+    orc_deployment_t *d = NULL;
+    struct create_req c;
+    json_t *body = NULL, *plan = NULL, *merged = NULL;
+    int rc = orc_api_req_json(req, &body);
+
+    if (rc == 0)
+        rc = load_deployment(req, ctx, true, &d);
+    if (rc < 0)
+        goto out;
+    if (!(UPDATABLE & ORC_DEP_MASK(d->status)) || orc_engine_busy(ctx->engine, d->uuid)) {
+        rc = orc_api_req_fail(req, 409,
+                              "The deployment %s is %s: only CREATE_COMPLETE, UPDATE_COMPLETE "
+                              "or UPDATE_FAILED deployments can be updated",
+                              d->uuid, orc_dep_status_name(d->status));
+        goto out;
+    }
+    rc = merge_request(req, d, body, &c, &merged);
+    if (rc == 0)
+        rc = plan_template(req, ctx, &c, &plan);
+    if (rc == 0)
+        rc = store_update(req, ctx, d, &c, plan);
+    if (rc < 0)
+        goto out;
+    rc = reply_when_durable(req, ctx, 202, NULL);
+    if (orc_engine_update(ctx->engine, d->uuid) < 0)
+        orc_log(ORC_LOG_ERROR, "api", "deployment %s: update stored but not started", d->uuid);
+out:
+    json_decref(merged);
+    json_decref(plan);
+    json_decref(body);
+    orc_deployment_free(d);
+    return rc;
+}
+
+/* ---- resource actions ---- */
+
+static int resource_action(orc_api_req_t *req, void *data)
+{
+    struct orc_deployments_api *ctx = data;
+    const char *rid = orc_api_req_param(req, "rid"), *type;
+    orc_deployment_t *d = NULL;
+    orc_resource_t *r = NULL;
+    json_t *body = NULL;
+    char why[320] = "";
+    int rc = orc_api_req_json(req, &body);
+
+    if (rc == 0)
+        rc = load(req, ctx, &d);
+    if (rc < 0)
+        goto out;
+    type = json_string_value(json_object_get(body, "type"));
+    if (rid == NULL || !orc_uuid_valid(rid) ||
+        orc_store_resource_get(ctx->store, d->uuid, rid, &r) < 0)
+        rc = orc_api_req_fail(req, 404, "The resource %s doesn't exist in deployment %s",
+                              rid ? rid : "", d->uuid);
+    else if (type == NULL || (strcmp(type, "start") != 0 && strcmp(type, "stop") != 0))
+        rc = orc_api_req_fail(req, 400, "type must be \"start\" or \"stop\"");
+    else
+        rc = orc_engine_resource_action(ctx->engine, d->uuid, rid, strcmp(type, "start") == 0, why,
+                                        sizeof(why));
+    if (rc == ORC_ECONFLICT)
+        rc = orc_api_req_fail(req, 409, "The deployment %s is being worked on; retry later",
+                              d->uuid);
+    else if (rc == ORC_EINVAL && why[0])
+        rc = orc_api_req_fail(req, 400, "%s", why);
+    else if (rc == ORC_ENOTFOUND)
+        rc = orc_api_req_fail(req, 404, "The resource %s doesn't exist in deployment %s", rid,
+                              d->uuid);
+    else if (rc == 0)
+        rc = reply_when_durable(req, ctx, 202, NULL);
+out:
+    orc_resource_free(r);
+    orc_deployment_free(d);
+    json_decref(body);
+    return rc;
+}
+
 /* ---- registration ---- */
 
 int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx)
 {
+    /* error statuses with a JSON body and no schema get the error JSON's (openapi.c) */
     static const orc_api_response_doc_t created[] = {
-        {201, "The deployment, stored; the engine works on it", "application/json",
-         "{\"$ref\":\"#/components/schemas/Deployment\"}"},
-        {400, "Bad body or an invalid template (each error with file:line:col)",
-         "application/json", NULL},
+        {201, "The deployment, stored as CREATE_IN_PROGRESS; the engine works on it",
+         "application/json", "{\"$ref\":\"#/components/schemas/Deployment\"}"},
+        {400, "Bad body or an invalid template (each error with file:line:col)", "application/json",
+         NULL},
+        {415, "The body is not JSON", "application/json", NULL},
+        {0, NULL, NULL, NULL}};
+    static const orc_api_response_doc_t listed[] = {
+        {200, "A page of deployments", "application/json",
+         "{\"$ref\":\"#/components/schemas/DeploymentPage\"}"},
+        {400, "A bad query parameter", "application/json", NULL},
         {0, NULL, NULL, NULL}};
     static const orc_api_response_doc_t one[] = {
         {200, "The deployment", "application/json",
@@ -556,45 +826,266 @@ int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx
         {404, "No such deployment", "application/json", NULL},
         {0, NULL, NULL, NULL}};
     static const orc_api_response_doc_t none[] = {
-        {204, "Accepted", NULL, NULL},
+        {204, "Accepted: DELETE_IN_PROGRESS until the engine is done", NULL, NULL},
+        {404, "No such deployment", "application/json", NULL},
+        {409, "Already DELETE_IN_PROGRESS", "application/json", NULL},
+        {0, NULL, NULL, NULL}};
+    static const orc_api_response_doc_t reset_docs[] = {
+        {204, "Reset: the deployment is DELETE_FAILED", NULL, NULL},
+        {400, "A body other than {\"status\":\"DELETE_FAILED\"}", "application/json", NULL},
+        {404, "No such deployment", "application/json", NULL},
+        {409, "Not a stuck deletion (only from DELETE_IN_PROGRESS)", "application/json", NULL},
+        {0, NULL, NULL, NULL}};
+    static const orc_api_response_doc_t updated[] = {
+        {202, "Accepted: the engine applies the update", NULL, NULL},
+        {400, "Bad body or an invalid template (each error with file:line:col)", "application/json",
+         NULL},
         {404, "No such deployment", "application/json", NULL},
         {409, "Not allowed in the deployment's status", "application/json", NULL},
         {0, NULL, NULL, NULL}};
-    static const orc_api_response_doc_t text[] = {
-        {200, "Text", "text/plain", NULL}, {404, "No such deployment", "application/json", NULL},
+    static const orc_api_response_doc_t acted[] = {
+        {202, "Accepted: the engine starts or stops the resource", NULL, NULL},
+        {400, "Unknown type, or not allowed from the resource's state", "application/json", NULL},
+        {404, "No such deployment or resource", "application/json", NULL},
+        {409, "The deployment is being worked on", "application/json", NULL},
         {0, NULL, NULL, NULL}};
+    static const orc_api_response_doc_t text[] = {
+        {200, "Text", "text/plain", "{\"type\":\"string\"}"},
+        {404, "No such deployment", "application/json", NULL},
+        {0, NULL, NULL, NULL}};
+    static const orc_api_response_doc_t outputs_docs[] = {
+        {200, "The template's outputs, evaluated ({} while there are none)", "application/json",
+         "{\"type\":\"object\"}"},
+        {404, "No such deployment", "application/json", NULL},
+        {0, NULL, NULL, NULL}};
+    static const orc_api_response_doc_t extrainfo_docs[] = {
+        {200, "One entry per node instance, oldest first", "application/json",
+         "{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/NodeInfo\"}}"},
+        {404, "No such deployment", "application/json", NULL},
+        {0, NULL, NULL, NULL}};
+    static const orc_api_response_doc_t resources_docs[] = {
+        {200, "A page of the deployment's resources", "application/json",
+         "{\"$ref\":\"#/components/schemas/ResourcePage\"}"},
+        {400, "A bad query parameter", "application/json", NULL},
+        {404, "No such deployment", "application/json", NULL},
+        {0, NULL, NULL, NULL}};
+    static const orc_api_response_doc_t resource_docs[] = {
+        {200, "The resource", "application/json", "{\"$ref\":\"#/components/schemas/Resource\"}"},
+        {404, "No such deployment, or no such resource in it", "application/json", NULL},
+        {0, NULL, NULL, NULL}};
+    static const orc_api_param_doc_t list_query[] = {
+        {"createdBy", "me, or subject@issuer", NULL, false},
+        {"userGroup", "only the deployments of this user group", NULL, false},
+        {"excludedStatus", "statuses to leave out, comma-separated",
+         "{\"type\":\"string\",\"pattern\":\"^[A-Z_]+(,[A-Z_]+)*$\"}", false},
+        {"page", "0-based page number", "{\"type\":\"integer\",\"minimum\":0}", false},
+        {"size", "page size: default 10 (also for 0), at most 100",
+         "{\"type\":\"integer\",\"minimum\":0}", false},
+        {"sort",
+         "createdAt, creationTime, updatedAt, updateTime or status, then ,asc (the default) or "
+         ",desc; without it newest first",
+         "{\"type\":\"string\",\"pattern\":\"^(createdAt|creationTime|updatedAt|updateTime|"
+         "status)(,([aA][sS][cC]|[dD][eE][sS][cC]))?$\"}",
+         false},
+        {NULL, NULL, NULL, false}};
+    static const orc_api_param_doc_t resource_query[] = {
+        {"type", "only the resources of this TOSCA node type", NULL, false},
+        {"page", "0-based page number", "{\"type\":\"integer\",\"minimum\":0}", false},
+        {"size", "page size: default 10 (also for 0), at most 100",
+         "{\"type\":\"integer\",\"minimum\":0}", false},
+        {NULL, NULL, NULL, false}};
+    static const struct {
+        const char *name, *schema;
+    } schemas[] = {
+        {"Uuid",
+         "{\"type\":\"string\",\"description\":\"A time-ordered UUID (version 7)\","
+         "\"pattern\":\"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$\"}"},
+        {"Time", "{\"type\":\"string\",\"description\":\"UTC to the minute: yyyy-MM-dd'T'HH:mmZ\","
+                 "\"pattern\":\"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}\\\\+0000$\","
+                 "\"example\":\"2026-11-26T15:24+0000\"}"},
+        {"Link",
+         "{\"type\":\"object\",\"required\":[\"rel\",\"href\"],\"additionalProperties\":false,"
+         "\"properties\":{\"rel\":{\"type\":\"string\"},\"href\":{\"type\":\"string\","
+         "\"description\":\"absolute URL\",\"pattern\":\"^https?://\"}}}"},
+        {"DeploymentStatus",
+         "{\"type\":\"string\",\"enum\":[\"CREATE_IN_PROGRESS\",\"CREATE_COMPLETE\","
+         "\"CREATE_FAILED\",\"UPDATE_IN_PROGRESS\",\"UPDATE_COMPLETE\",\"UPDATE_FAILED\","
+         "\"DELETE_IN_PROGRESS\",\"DELETE_COMPLETE\",\"DELETE_FAILED\",\"UNKNOWN\"]}"},
+        {"ResourceState",
+         "{\"type\":\"string\",\"enum\":[\"INITIAL\",\"CREATING\",\"CREATED\",\"CONFIGURING\","
+         "\"CONFIGURED\",\"STARTING\",\"STARTED\",\"STOPPING\",\"STOPPED\",\"DELETING\","
+         "\"ERROR\"]}"},
+        {"Deployment",
+         "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"uuid\","
+         "\"creationTime\",\"updateTime\",\"status\",\"outputs\",\"task\",\"createdBy\","
+         "\"links\"],\"properties\":{\"uuid\":{\"$ref\":\"#/components/schemas/Uuid\"},"
+         "\"creationTime\":{\"$ref\":\"#/components/schemas/Time\"},"
+         "\"updateTime\":{\"$ref\":\"#/components/schemas/Time\"},"
+         "\"status\":{\"$ref\":\"#/components/schemas/DeploymentStatus\"},"
+         "\"statusReason\":{\"type\":\"string\","
+         "\"description\":\"why it failed; every site's error\"},\"task\":{\"type\":\"string\","
+         "\"enum\":[\"NONE\",\"MONITORING\",\"QOS\",\"BROKERING\",\"DMS\",\"DEPLOYER\","
+         "\"UNKNOWN\"]},\"outputs\":{\"type\":\"object\","
+         "\"description\":\"the template's outputs ({} when none)\"},"
+         "\"physicalId\":{\"type\":\"string\"},\"callback\":{\"type\":\"string\"},"
+         "\"userGroup\":{\"type\":\"string\"},\"cloudProviderName\":{\"type\":\"string\","
+         "\"description\":\"the site it runs on\"},\"cloudProviderEndpoint\":{\"type\":\"object\","
+         "\"properties\":{\"cpEndpoint\":{\"type\":\"string\"},"
+         "\"cpComputeServiceId\":{\"type\":\"string\"},\"deploymentType\":{\"type\":\"string\"},"
+         "\"region\":{\"type\":\"string\"}}},\"createdBy\":{\"type\":\"object\","
+         "\"required\":[\"issuer\",\"subject\"],\"additionalProperties\":false,"
+         "\"properties\":{\"issuer\":{\"type\":\"string\"},\"subject\":{\"type\":\"string\"}}},"
+         "\"links\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/Link\"},"
+         "\"description\":\"self, resources, template\"}}}"},
+        {"Resource",
+         "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"uuid\","
+         "\"creationTime\",\"updateTime\",\"state\",\"toscaNodeType\",\"toscaNodeName\","
+         "\"requiredBy\",\"links\"],"
+         "\"properties\":{\"uuid\":{\"$ref\":\"#/components/schemas/Uuid\"},"
+         "\"creationTime\":{\"$ref\":\"#/components/schemas/Time\"},"
+         "\"updateTime\":{\"$ref\":\"#/components/schemas/Time\"},"
+         "\"state\":{\"$ref\":\"#/components/schemas/ResourceState\"},"
+         "\"toscaNodeType\":{\"type\":\"string\"},\"toscaNodeName\":{\"type\":\"string\"},"
+         "\"requiredBy\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},"
+         "\"description\":\"names of the nodes that need this one\"},"
+         "\"physicalId\":{\"type\":\"string\",\"description\":\"its name at the provider\"},"
+         "\"metadata\":{\"type\":\"object\"},\"links\":{\"type\":\"array\","
+         "\"items\":{\"$ref\":\"#/components/schemas/Link\"},\"description\":\"deployment,"
+         " self\"}}}"},
+        {"PageInfo",
+         "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"size\","
+         "\"totalElements\",\"totalPages\",\"number\"],"
+         "\"properties\":{\"size\":{\"type\":\"integer\",\"minimum\":1},"
+         "\"totalElements\":{\"type\":\"integer\",\"minimum\":0},"
+         "\"totalPages\":{\"type\":\"integer\",\"minimum\":0},\"number\":{\"type\":\"integer\","
+         "\"minimum\":0,\"description\":\"0-based\"}}}"},
+        {"DeploymentPage",
+         "{\"type\":\"object\",\"additionalProperties\":false,"
+         "\"description\":\"A page of deployments, newest first: links first, self,"
+         " next (absent on the last page) and last\",\"required\":[\"links\",\"content\","
+         "\"page\"],\"properties\":{\"links\":{\"type\":\"array\","
+         "\"items\":{\"$ref\":\"#/components/schemas/Link\"}},\"content\":{\"type\":\"array\","
+         "\"items\":{\"$ref\":\"#/components/schemas/Deployment\"}},"
+         "\"page\":{\"$ref\":\"#/components/schemas/PageInfo\"}}}"},
+        {"ResourcePage",
+         "{\"type\":\"object\",\"additionalProperties\":false,"
+         "\"description\":\"A page of resources: links first, self,"
+         " next (absent on the last page) and last\",\"required\":[\"links\",\"content\","
+         "\"page\"],\"properties\":{\"links\":{\"type\":\"array\","
+         "\"items\":{\"$ref\":\"#/components/schemas/Link\"}},\"content\":{\"type\":\"array\","
+         "\"items\":{\"$ref\":\"#/components/schemas/Resource\"}},"
+         "\"page\":{\"$ref\":\"#/components/schemas/PageInfo\"}}}"},
+        {"Event",
+         "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"id\",\"time\","
+         "\"timeMs\",\"type\",\"message\"],\"properties\":{\"id\":{\"type\":\"integer\","
+         "\"minimum\":1,\"description\":\"increasing\"},"
+         "\"time\":{\"$ref\":\"#/components/schemas/Time\"},\"timeMs\":{\"type\":\"integer\","
+         "\"description\":\"milliseconds since the epoch\"},\"type\":{\"type\":\"string\","
+         "\"example\":\"resource.state\"},\"message\":{\"type\":\"string\"},"
+         "\"data\":{\"type\":\"object\"}}}"},
+        {"NodeInfo",
+         "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"node\",\"type\","
+         "\"index\",\"state\"],\"properties\":{\"node\":{\"type\":\"string\"},"
+         "\"type\":{\"type\":\"string\"},\"index\":{\"type\":\"integer\",\"minimum\":0},"
+         "\"state\":{\"$ref\":\"#/components/schemas/ResourceState\"},"
+         "\"site\":{\"type\":\"string\"},\"attributes\":{\"type\":\"object\","
+         "\"description\":\"what the driver reported (addresses, ...)\"}}}"},
+        {"DeploymentRequest",
+         "{\"type\":\"object\",\"required\":[\"template\"],"
+         "\"properties\":{\"template\":{\"type\":\"string\",\"minLength\":1,"
+         "\"description\":\"the TOSCA template (YAML)\"},\"parameters\":{\"type\":\"object\","
+         "\"nullable\":true,\"description\":\"the template's inputs\"},"
+         "\"callback\":{\"type\":\"string\",\"nullable\":true,\"pattern\":\"^https?:\","
+         "\"description\":\"gets the deployment JSON when it completes or fails\"},"
+         "\"timeoutMins\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"
+         "\"nullable\":true,\"description\":\"overall deadline\"},"
+         "\"providerTimeoutMins\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"
+         "\"nullable\":true,\"description\":\"deadline of each site; at most timeoutMins\"},"
+         "\"maxProvidersRetry\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"
+         "\"nullable\":true,\"description\":\"how many ranked sites to try\"},"
+         "\"keepLastAttempt\":{\"nullable\":true,\"oneOf\":[{\"type\":\"boolean\"},"
+         "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}],"
+         "\"description\":\"keep what the last site made when it fails\"},"
+         "\"userGroup\":{\"type\":\"string\",\"nullable\":true}},"
+         "\"description\":\"The body of a create; unknown fields are ignored\"}"},
+        {"DeploymentUpdate",
+         "{\"type\":\"object\",\"properties\":{\"template\":{\"type\":\"string\",\"minLength\":1,"
+         "\"description\":\"the TOSCA template (YAML)\"},\"parameters\":{\"type\":\"object\","
+         "\"nullable\":true,\"description\":\"the template's inputs\"},"
+         "\"callback\":{\"type\":\"string\",\"nullable\":true,\"pattern\":\"^https?:\","
+         "\"description\":\"gets the deployment JSON when it completes or fails\"},"
+         "\"timeoutMins\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"
+         "\"nullable\":true,\"description\":\"overall deadline\"},"
+         "\"providerTimeoutMins\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"
+         "\"nullable\":true,\"description\":\"deadline of each site; at most timeoutMins\"},"
+         "\"maxProvidersRetry\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"
+         "\"nullable\":true,\"description\":\"how many ranked sites to try\"},"
+         "\"keepLastAttempt\":{\"nullable\":true,\"oneOf\":[{\"type\":\"boolean\"},"
+         "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}],"
+         "\"description\":\"keep what the last site made when it fails\"},"
+         "\"userGroup\":{\"type\":\"string\",\"nullable\":true}},"
+         "\"description\":\"The body of an update: the template may be left out (the stored one is"
+         " kept), parameters are merged into the stored ones; unknown fields are ignored\"}"},
+        {"DeploymentReset",
+         "{\"type\":\"object\",\"required\":[\"status\"],"
+         "\"properties\":{\"status\":{\"type\":\"string\",\"enum\":[\"DELETE_FAILED\"]}}}"},
+    };
     const orc_api_route_t routes[] = {
-        {"POST", "/deployments", create, ctx, "Create a deployment", NULL, "Deployments",
-         "{\"type\":\"object\",\"required\":[\"template\"]}", NULL, created},
-        {"GET", "/deployments", list, ctx, "List deployments (paged, newest first)", NULL,
-         "Deployments", NULL, NULL, NULL},
+        {"POST", "/deployments", create, ctx, "Create a deployment",
+         "Loads, validates and plans the template with the parameters (a bad template is a 400 "
+         "naming file:line:col for each error), stores the deployment and answers 201; the "
+         "engine then ranks the sites and tries them in order until one succeeds.",
+         "Deployments", "{\"$ref\":\"#/components/schemas/DeploymentRequest\"}", NULL, created},
+        {"GET", "/deployments", list, ctx, "List deployments (paged, newest first)",
+         "The filters are ANDed; clients page by following the links.", "Deployments", NULL,
+         list_query, listed},
         {"GET", "/deployments/{id}", show, ctx, "Show a deployment", NULL, "Deployments", NULL,
          NULL, one},
-        {"DELETE", "/deployments/{id}", remove_deployment, ctx, "Delete a deployment", NULL,
+        {"DELETE", "/deployments/{id}", remove_deployment, ctx, "Delete a deployment",
+         "The engine deprovisions every resource: then the deployment is DELETE_COMPLETE and "
+         "gone (404), or DELETE_FAILED with the reason.",
          "Deployments", NULL, NULL, none},
         {"PATCH", "/deployments/{id}", reset, ctx, "Reset a stuck deletion to DELETE_FAILED",
-         NULL, "Deployments", "{\"type\":\"object\"}", NULL, none},
+         "Only {\"status\":\"DELETE_FAILED\"}, only from DELETE_IN_PROGRESS.", "Deployments",
+         "{\"$ref\":\"#/components/schemas/DeploymentReset\"}", NULL, reset_docs},
         {"GET", "/deployments/{id}/template", show_template, ctx, "The stored template", NULL,
          "Deployments", NULL, NULL, text},
-        {"GET", "/deployments/{id}/log", show_log, ctx, "Human log of the deployment", NULL,
-         "Deployments", NULL, NULL, text},
+        {"GET", "/deployments/{id}/log", show_log, ctx, "Human log of the deployment",
+         "One line per event: time, type, message (empty when there are none).", "Deployments",
+         NULL, NULL, text},
         {"GET", "/deployments/{id}/outputs", show_outputs, ctx, "Outputs", NULL, "Deployments",
-         NULL, NULL, NULL},
-        {"GET", "/deployments/{id}/extrainfo", show_extrainfo, ctx, "Per-node details", NULL,
-         "Deployments", NULL, NULL, NULL},
-        {"GET", "/deployments/{id}/events", list_events, ctx, "Events (after=ID to resume)",
-         NULL, "Deployments", NULL, NULL, NULL},
+         NULL, NULL, outputs_docs},
+        {"GET", "/deployments/{id}/extrainfo", show_extrainfo, ctx, "Per-node details",
+         "Kind, instance, state, site and the attributes the driver reported of each node "
+         "instance.",
+         "Deployments", NULL, NULL, extrainfo_docs},
         {"GET", "/deployments/{id}/resources", list_resources, ctx, "Resources (paged)", NULL,
-         "Resources", NULL, NULL, NULL},
+         "Resources", NULL, resource_query, resources_docs},
         {"GET", "/deployments/{id}/resources/{rid}", show_resource, ctx, "One resource", NULL,
-         "Resources", NULL, NULL, NULL},
+         "Resources", NULL, NULL, resource_docs},
+        {"PUT", "/deployments/{id}", update, ctx, "Update a deployment",
+         "Re-plans the deployment with its new template (or the stored one when the body has "
+         "none) and its parameters merged into the stored ones, then applies the difference on "
+         "its site: scale out, scale in (removal_list first, then the newest), restarts of "
+         "what changed. Only from CREATE_COMPLETE, UPDATE_COMPLETE or UPDATE_FAILED.",
+         "Deployments", "{\"type\":\"object\"}", NULL, updated},
+        {"POST", "/deployments/{id}/resources/{rid}/actions", resource_action, ctx,
+         "Start or stop a resource",
+         "{\"type\":\"start\"} from STOPPED, {\"type\":\"stop\"} from STARTED; a compute "
+         "node's workloads follow it.",
+         "Resources",
+         "{\"type\":\"object\",\"required\":[\"type\"],\"properties\":{\"type\":"
+         "{\"type\":\"string\",\"enum\":[\"start\",\"stop\"]}}}",
+         NULL, acted},
     };
-    int rc = orc_api_register_schema(api, "Deployment",
-                                     "{\"type\":\"object\",\"required\":[\"uuid\",\"status\","
-                                     "\"creationTime\",\"updateTime\",\"outputs\",\"task\","
-                                     "\"createdBy\",\"links\"]}");
+    int rc = 0;
 
-    if (rc < 0 && rc != ORC_ECONFLICT)
+    for (size_t i = 0; rc == 0 && i < sizeof(schemas) / sizeof(schemas[0]); i++) {
+        rc = orc_api_register_schema(api, schemas[i].name, schemas[i].schema);
+        if (rc == ORC_ECONFLICT) /* registered already (a second registration) */
+            rc = 0;
+    }
+    if (rc < 0)
         return rc;
     return orc_api_register_all(api, routes, sizeof(routes) / sizeof(routes[0]));
 }

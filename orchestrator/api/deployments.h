@@ -3,6 +3,8 @@
  * planned by libtosca, stored durably before the 201), list, show, delete,
  * reset, and the sub-resources (template, log, outputs, resources, events,
  * extrainfo). They read and write the store and hand work to the engine.
+ * The events (a JSON list, or a live stream of server-sent events) are
+ * events.c's.
  */
 #ifndef ORC_API_DEPLOYMENTS_H
 #define ORC_API_DEPLOYMENTS_H
@@ -19,9 +21,35 @@ struct orc_deployments_api {
     /* identity of requests while authentication is not configured */
     const char *anonymous_issuer;
     const char *anonymous_subject;
+    /* group commit of the store: answers that acknowledge a write wait for it */
+    struct orc_commit_s *commit;
 };
 
 /* Registers the routes; ctx must outlive the api. 0 or an ORC_E* code. */
 int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx);
+
+/* ---- events (events.c) ---- */
+
+/* The event streams of GET /deployments/{id}/events, fed by the engine's
+ * notify hook. Loop thread only. */
+struct orc_events;
+
+/* Creates them over an open store and its group committer (NULL: writes are
+ * durable on return), which must outlive them: a stream sends an event once
+ * it is durable. A comment heartbeat goes on every stream each heartbeat_ms
+ * (0: 15 s). Returns 0 and *out, or ORC_ENOMEM. */
+int orc_events_new(uv_loop_t *loop, orc_store_t *store, struct orc_commit_s *commit,
+                   uint64_t heartbeat_ms, struct orc_events **out);
+/* Registers GET /deployments/{id}/events: the JSON list (?after=ID), or with
+ * Accept: text/event-stream the live stream (docs/api.md). 0 or ORC_E*. */
+int orc_api_events_register(orc_api_t *api, struct orc_events *ev);
+/* The engine's notify hook (an orc_engine_notify_fn, ud the orc_events):
+ * the streams of that deployment read what is new on the next loop turn. */
+void orc_events_notify(void *ud, const char *deployment_uuid);
+/* Closes the timers and frees ev once they are closed (the loop must run).
+ * Call it after the api closed (no stream is open) and after the engine
+ * stopped (no notify comes), before the committer closes (a closed stream
+ * whose events wait for a commit is freed when the wait returns). NULL-safe. */
+void orc_events_close(struct orc_events *ev);
 
 #endif

@@ -4,7 +4,8 @@
  * the request), enforces the header limit, parses the query, routes (404,
  * 405 with Allow, automatic OPTIONS), runs the handler and turns a handler's
  * error code into the error JSON. The dispose hook counts the request in the
- * metrics and tells the owner of a deferred request that it is gone.
+ * metrics and tells the owner of a deferred request or of a stream that it is
+ * gone.
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,15 +18,19 @@ static void req_dispose(void *p)
     orc_api_req_t *req = p;
     orc_api_t *api = req->api;
     double seconds = (double)(uv_hrtime() - req->start_ns) / 1e9;
+    bool streamed = req->stream != NULL;
 
     req->gone = true;
     if (req->deferred) { /* the connection went away before the answer */
         orc_api_req_undefer(req);
         req->cancel(req, req->cancel_data);
     }
+    if (streamed) /* its owner hears that it is over; a stream's length is no latency */
+        orc_api_stream_gone(req->stream);
     /* 499: closed before an answer was sent (nginx's convention) */
     if (req->series != NULL)
-        orc_metrics_observe(req->series, req->status ? req->status : 499, seconds);
+        orc_metrics_observe(req->series, req->status ? req->status : 499,
+                            streamed ? -1 : seconds);
     api->metrics.requests_in_flight--;
     orc_httpd_request_done(api->http, req->conn);
 }

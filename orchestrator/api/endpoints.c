@@ -12,19 +12,40 @@
 #include "internal.h"
 
 static const char info_schema[] =
-    "{\"type\":\"object\",\"properties\":{"
-    "\"build\":{\"type\":\"object\",\"properties\":{\"version\":{\"type\":\"string\"},"
-    "\"name\":{\"type\":\"string\"},\"time\":{\"type\":\"string\"},"
-    "\"artifact\":{\"type\":\"string\"}}},"
-    "\"git\":{\"type\":\"object\",\"properties\":{\"branch\":{\"type\":\"string\"},"
-    "\"commit\":{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"}}}}}}}";
+    "{\"type\":\"object\",\"required\":[\"build\",\"git\"],\"properties\":{"
+    "\"build\":{\"type\":\"object\",\"required\":[\"version\",\"name\",\"time\"],"
+    "\"properties\":{\"version\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},"
+    "\"time\":{\"type\":\"string\"},\"artifact\":{\"type\":\"string\"}}},"
+    "\"git\":{\"type\":\"object\",\"required\":[\"branch\",\"commit\"],"
+    "\"properties\":{\"branch\":{\"type\":\"string\"},\"commit\":{\"type\":\"object\","
+    "\"required\":[\"id\"],\"properties\":{\"id\":{\"type\":\"string\"}}}}}}}";
 
 static const char string_map_schema[] =
     "{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}}";
 
-static const char status_schema[] =
-    "{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\"},"
-    "\"checks\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}}}}";
+static const char health_schema[] =
+    "{\"type\":\"object\",\"required\":[\"status\"],\"additionalProperties\":false,"
+    "\"properties\":{\"status\":{\"type\":\"string\",\"enum\":[\"ok\"]}}}";
+
+static const char ready_schema[] =
+    "{\"type\":\"object\",\"required\":[\"status\",\"checks\"],"
+    "\"additionalProperties\":false,\"properties\":{"
+    "\"status\":{\"type\":\"string\",\"enum\":[\"ready\"]},"
+    "\"checks\":{\"type\":\"object\",\"description\":\"check name -> ok or why not\","
+    "\"additionalProperties\":{\"type\":\"string\"}}}}";
+
+/* the error JSON with the state of each check */
+static const char not_ready_schema[] =
+    "{\"allOf\":[{\"$ref\":\"#/components/schemas/Error\"},{\"type\":\"object\","
+    "\"required\":[\"checks\"],\"properties\":{\"checks\":{\"type\":\"object\","
+    "\"additionalProperties\":{\"type\":\"string\"}}}}]}";
+
+static const char openapi_schema[] =
+    "{\"type\":\"object\",\"required\":[\"openapi\",\"info\",\"paths\",\"components\"],"
+    "\"properties\":{\"openapi\":{\"type\":\"string\",\"pattern\":\"^3\\\\.0\\\\.\"},"
+    "\"info\":{\"type\":\"object\",\"required\":[\"title\",\"version\"]},"
+    "\"servers\":{\"type\":\"array\"},\"tags\":{\"type\":\"array\"},"
+    "\"paths\":{\"type\":\"object\"},\"components\":{\"type\":\"object\"}}}";
 
 static int get_root(orc_api_req_t *req, void *data)
 {
@@ -113,7 +134,8 @@ static int get_openapi(orc_api_req_t *req, void *data)
 }
 
 static const orc_api_response_doc_t root_responses[] = {
-    {200, "The server's name", "text/plain", "{\"type\":\"string\"}"}, {0, 0, 0, 0}};
+    {200, "The server's name", "text/plain", "{\"type\":\"string\",\"minLength\":1}"},
+    {0, 0, 0, 0}};
 static const orc_api_response_doc_t info_responses[] = {
     {200, "Build and source of the running daemon", "application/json", info_schema}, {0, 0, 0, 0}};
 static const orc_api_response_doc_t configuration_responses[] = {
@@ -121,16 +143,15 @@ static const orc_api_response_doc_t configuration_responses[] = {
      string_map_schema},
     {0, 0, 0, 0}};
 static const orc_api_response_doc_t healthz_responses[] = {
-    {200, "The daemon is alive", "application/json", status_schema}, {0, 0, 0, 0}};
+    {200, "The daemon is alive", "application/json", health_schema}, {0, 0, 0, 0}};
 static const orc_api_response_doc_t readyz_responses[] = {
-    {200, "Every readiness check passes", "application/json", status_schema},
-    {503, "Some check fails; message and checks say which", "application/json",
-     "{\"$ref\":\"#/components/schemas/Error\"}"},
+    {200, "Every readiness check passes", "application/json", ready_schema},
+    {503, "Some check fails; message and checks say which", "application/json", not_ready_schema},
     {0, 0, 0, 0}};
 static const orc_api_response_doc_t metrics_responses[] = {
     {200, "Prometheus text format 0.0.4", "text/plain", "{\"type\":\"string\"}"}, {0, 0, 0, 0}};
 static const orc_api_response_doc_t openapi_responses[] = {
-    {200, "This document", "application/json", "{\"type\":\"object\"}"}, {0, 0, 0, 0}};
+    {200, "This document", "application/json", openapi_schema}, {0, 0, 0, 0}};
 
 static const orc_api_route_t builtin_routes[] = {
     {.method = "GET",

@@ -13,10 +13,15 @@
  *    and closes them itself, so nothing is freed under its feet), busy ones
  *    finish; at the deadline deferred requests get 503 and every remaining
  *    socket is shut down.
+ *  - streams (stream.c): a kick timer runs what streams leave for a loop
+ *    callback; the sweep notices a client that closed its end of a
+ *    connection carrying a stream (h2o does not read while it responds), and
+ *    draining ends every stream.
  * Errors h2o answers by itself before routing (400 bad framing, 413, 417)
  * pass a filter that rewrites them into the API's error JSON.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -45,6 +50,7 @@ struct orc_httpd_conn {
     bool spare;        /* the record kept for accepting when memory runs out */
     size_t last_queue; /* write queue size at the last sweep */
     uint64_t last_progress;
+    orc_api_stream_t *stream; /* the streaming response it carries, if any */
 };
 
 struct api_handler {
@@ -80,6 +86,7 @@ struct orc_httpd {
     size_t nconns;
     uv_timer_t sweep;
     uv_timer_t deadline;
+    uv_timer_t kick; /* runs orc_api_streams_kick() */
     enum http_state state;
     uint64_t last_reject_log;
     orc_api_closed_fn closed_cb;
@@ -253,6 +260,10 @@ int orc_httpd_new(orc_api_t *api, struct orc_httpd **out)
     filter = (struct error_filter *)h2o_create_filter(&host->fallback_path, sizeof(*filter));
     filter->super.on_setup_ostream = error_filter_setup;
     filter->http = http;
+    if (orc_api_add_metrics(api, orc_api_streams_metrics, api) < 0) {
+        orc_httpd_free(http);
+        return ORC_ENOMEM;
+    }
     *out = http;
     return 0;
 }
@@ -309,6 +320,37 @@ static void conn_shutdown(struct orc_httpd_conn *conn)
     conn->shut = true;
     if (uv_fileno((uv_handle_t *)&conn->tcp, &fd) == 0)
         shutdown(fd, SHUT_RDWR);
+}
+
+void orc_httpd_conn_abort(struct orc_httpd_conn *conn)
+{
+    conn_shutdown(conn);
+}
+
+void orc_httpd_conn_set_stream(struct orc_httpd_conn *conn, orc_api_stream_t *s)
+{
+    int sndbuf = ORC_API_STREAM_SNDBUF;
+    uv_os_fd_t fd;
+
+    conn->stream = s;
+    /* the kernel's share of what a client has not read stays bounded too */
+    if (s != NULL && conn->sock != NULL && uv_fileno((uv_handle_t *)&conn->tcp, &fd) == 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+}
+
+/* True when the client closed (or reset) its end: h2o does not read while a
+ * response is in progress, so a stream would not notice before its next
+ * write. Data waiting (a pipelined request) means it is still there. */
+static bool conn_peer_closed(struct orc_httpd_conn *conn)
+{
+    uv_os_fd_t fd;
+    char c;
+    ssize_t n;
+
+    if (conn->shut || conn->sock == NULL || uv_fileno((uv_handle_t *)&conn->tcp, &fd) != 0)
+        return false;
+    n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 static void conn_reject(struct orc_httpd *http, struct orc_httpd_conn *conn)
@@ -402,10 +444,14 @@ static void sweep_conn(struct orc_httpd *http, struct orc_httpd_conn *conn, uint
                 "closing a connection: its response made no progress for "
                 "%llu ms (%zu bytes queued)",
                 (unsigned long long)(now - conn->last_progress), queued);
+        if (conn->stream != NULL)
+            orc_api_stream_stalled(conn->stream); /* counts it as cut off */
         conn_shutdown(conn);
     }
     if (http->state == HTTP_DRAINING && conn_is_idle(conn))
         conn_shutdown(conn);
+    if (conn->stream != NULL && conn_peer_closed(conn))
+        orc_api_stream_lost(conn->stream);
 }
 
 static void on_sweep(uv_timer_t *timer)
@@ -469,12 +515,28 @@ static int listen_one(struct orc_httpd *http, const orc_listen_addr_t *addr)
     return 0;
 }
 
+static void on_kick(uv_timer_t *timer)
+{
+    struct orc_httpd *http = timer->data;
+
+    orc_api_streams_kick(http->api);
+}
+
+void orc_httpd_kick(struct orc_httpd *http)
+{
+    if (http->state != HTTP_IDLE && http->state != HTTP_CLOSED &&
+        !uv_is_active((uv_handle_t *)&http->kick))
+        uv_timer_start(&http->kick, on_kick, 0, 0);
+}
+
 static void timers_start(struct orc_httpd *http)
 {
     uv_timer_init(http->loop, &http->sweep);
     uv_timer_init(http->loop, &http->deadline);
+    uv_timer_init(http->loop, &http->kick);
     http->sweep.data = http;
     http->deadline.data = http;
+    http->kick.data = http;
     uv_timer_start(&http->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     uv_unref((uv_handle_t *)&http->sweep);
 }
@@ -525,6 +587,7 @@ static void finish(struct orc_httpd *http)
     http->state = HTTP_CLOSED;
     uv_close((uv_handle_t *)&http->sweep, NULL);
     uv_close((uv_handle_t *)&http->deadline, NULL);
+    uv_close((uv_handle_t *)&http->kick, NULL);
     h2o_context_dispose(&http->ctx); /* its timers close on the loop */
     http->ctx_ready = false;
     orc_log(ORC_LOG_INFO, "http", "server closed");
@@ -574,6 +637,7 @@ void orc_api_shutdown(orc_api_t *api, orc_api_closed_fn closed_cb, void *data)
      * HTTP/2 off, h2o_context_request_shutdown() would merely arm an HTTP/2
      * GOAWAY timer that h2o_context_dispose() then asserts on. */
     http->ctx.shutdown_requested = 1;
+    orc_api_streams_drain(api); /* each ends after what it has written */
     uv_timer_start(&http->deadline, on_deadline, api->cfg->limits.shutdown_timeout_ms, 0);
     uv_timer_start(&http->sweep, on_sweep, DRAIN_SWEEP_MS, DRAIN_SWEEP_MS);
     uv_ref((uv_handle_t *)&http->sweep);

@@ -1,7 +1,8 @@
 /*
  * What the files of orchestrator/api share and what the unit tests reach:
  * the route table and its matcher, query and percent-decoding, the bounded
- * JSON reader, the metric series, and the orc_api_s / orc_api_req_s structs.
+ * JSON reader, the metric series, the orc_api_s / orc_api_req_s structs, and
+ * the hooks between the server (http.c), the router and streams (stream.c).
  * Nothing outside orchestrator/api includes this (subsystems use api.h, the
  * daemon server.h).
  */
@@ -156,6 +157,16 @@ struct orc_metrics_source {
     void *data;
 };
 
+/* Streams of an api (stream.c). */
+struct orc_api_streams {
+    orc_api_stream_t *list; /* open streams, a list */
+    size_t open;
+    uint64_t total;    /* started */
+    uint64_t rejected; /* refused: too many, or shutting down */
+    uint64_t cut;      /* cut off: the client did not read (fast enough) */
+    uint64_t lost;     /* the client went away before the end */
+};
+
 struct orc_api_s {
     uv_loop_t *loop;
     const orc_config_t *cfg;
@@ -169,6 +180,7 @@ struct orc_api_s {
     int64_t start_ms;        /* wall clock at creation, for process_start_time_seconds */
     orc_api_req_t *deferred; /* requests answered later, a list */
     struct orc_httpd *http;
+    struct orc_api_streams streams;
     bool draining; /* shutting down: responses close their connection */
     bool ready;    /* the daemon's own readiness (orc_api_set_ready) */
 };
@@ -197,6 +209,7 @@ struct orc_api_req_s {
     orc_api_req_t **dprev;
     int fail_status;
     char *fail_msg;
+    orc_api_stream_t *stream; /* the response is this stream (stream.c) */
 };
 
 /* dispatch.c: the h2o handler of every request. */
@@ -213,7 +226,28 @@ int orc_api_respond(orc_api_req_t *req, int status, const char *content_type, co
 /* Counts a response that h2o produced before routing (400, 413, ...). */
 void orc_api_count_unrouted(orc_api_t *api, const h2o_req_t *hreq, int status);
 
+/* stream.c: the server's side of streams. */
+/* The request of s is being disposed of: tell the owner, free s. */
+void orc_api_stream_gone(orc_api_stream_t *s);
+/* The client closed its end: cut s off. */
+void orc_api_stream_lost(orc_api_stream_t *s);
+/* Its writes made no progress for limits.request_timeout: cut s off. */
+void orc_api_stream_stalled(orc_api_stream_t *s);
+/* Draining starts: end every stream. */
+void orc_api_streams_drain(orc_api_t *api);
+/* The kick timer fired: send what streams left for a loop callback. */
+void orc_api_streams_kick(orc_api_t *api);
+/* The stream metrics (an orc_api_metrics_fn; data is the api). */
+void orc_api_streams_metrics(void *data, orc_api_text_t *out);
+
 /* http.c: the server. */
+/* Runs orc_api_streams_kick() from a loop callback soon. */
+void orc_httpd_kick(struct orc_httpd *http);
+/* Shuts a connection down both ways: h2o's next write fails and closes it. */
+void orc_httpd_conn_abort(struct orc_httpd_conn *conn);
+/* The stream a connection carries (NULL: none): the sweep watches such a
+ * connection for the client closing its end. */
+void orc_httpd_conn_set_stream(struct orc_httpd_conn *conn, orc_api_stream_t *s);
 int orc_httpd_new(orc_api_t *api, struct orc_httpd **out);
 void orc_httpd_free(struct orc_httpd *http);
 /* Open client connections. */

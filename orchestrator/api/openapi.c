@@ -3,7 +3,10 @@
  * operation object is built once at registration from its documentation
  * (and its schemas parsed, so a typo fails registration, not a client), and
  * GET /openapi.json assembles the registered operations, so the document
- * lists exactly the routes the server answers.
+ * lists exactly the routes the server answers. Every operation has the
+ * error JSON as its default response; an error status documented with a
+ * JSON body and no schema gets that schema too. operationIds are unique in
+ * the document and every tag used is listed.
  */
 #include <ctype.h>
 #include <string.h>
@@ -84,25 +87,35 @@ static int add_query_params(json_t *params, const orc_api_param_doc_t *q, char *
     return 0;
 }
 
-/* One entry of "responses". */
-static json_t *response_object(const orc_api_response_doc_t *r, char *why, size_t whylen)
+/* The schema of a response: its own, else the error JSON for an error
+ * status with a JSON body (what the router sends for every error). */
+static json_t *response_schema(const orc_api_response_doc_t *r, char *why, size_t whylen)
 {
-    json_t *obj = json_pack("{s:s}", "description", r->description ? r->description : "");
-    json_t *schema = NULL;
     char what[32];
 
+    snprintf(what, sizeof(what), "response %d", r->status);
+    if (r->schema != NULL)
+        return schema_parse(r->schema, what, why, whylen);
+    if (r->status >= 400 && orc_media_type_is_json(r->content_type, strlen(r->content_type)))
+        return json_pack("{s:s}", "$ref", "#/components/schemas/Error");
+    return json_object(); /* no schema: any body of that type */
+}
+
+/* One entry of "responses". A schema needs a content type to belong to. */
+static json_t *response_object(const orc_api_response_doc_t *r, char *why, size_t whylen)
+{
+    json_t *obj, *schema, *content;
+
+    if (r->content_type == NULL && r->schema != NULL) {
+        snprintf(why, whylen, "response %d: a schema without a content type", r->status);
+        return NULL;
+    }
+    obj = json_pack("{s:s}", "description", r->description ? r->description : "");
     if (obj == NULL || r->content_type == NULL)
         return obj;
-    snprintf(what, sizeof(what), "response %d", r->status);
-    if (r->schema != NULL) {
-        schema = schema_parse(r->schema, what, why, whylen);
-        if (schema == NULL) {
-            json_decref(obj);
-            return NULL;
-        }
-    }
-    if (json_object_set_new(obj, "content",
-                            json_pack("{s:{s:o*}}", r->content_type, "schema", schema)) < 0) {
+    schema = response_schema(r, why, whylen);
+    content = schema ? json_pack("{s:{s:o}}", r->content_type, "schema", schema) : NULL;
+    if (content == NULL || json_object_set_new(obj, "content", content) < 0) {
         json_decref(obj);
         return NULL;
     }
@@ -116,14 +129,14 @@ static json_t *responses_object(const orc_api_response_doc_t *docs, char *why, s
     char code[8];
 
     for (const orc_api_response_doc_t *r = docs ? docs : plain_ok; all && r->status; r++) {
-        json_t *one;
-        if (r->status < 100 || r->status > 599) {
-            snprintf(why, whylen, "response status %d", r->status);
-            json_decref(all);
-            return NULL;
-        }
-        one = response_object(r, why, whylen);
+        json_t *one = NULL;
         snprintf(code, sizeof(code), "%d", r->status);
+        if (r->status < 100 || r->status > 599)
+            snprintf(why, whylen, "response status %d", r->status);
+        else if (json_object_get(all, code) != NULL)
+            snprintf(why, whylen, "response %d documented twice", r->status);
+        else
+            one = response_object(r, why, whylen);
         if (one == NULL || json_object_set_new(all, code, one) < 0) {
             json_decref(all);
             return NULL;
@@ -216,42 +229,93 @@ static json_t *components(orc_api_t *api)
                      "application/json", "schema", "$ref", "#/components/schemas/Error");
 }
 
-static int add_paths(orc_api_t *api, json_t *paths)
+/* The operation of a route as the document lists it: operationIds are
+ * unique in a document, so a route whose derived id is taken already (paths
+ * that differ only in punctuation) gets a numbered copy. */
+static json_t *unique_operation(const struct orc_route *route, json_t *ids)
 {
-    char method[16];
+    const char *id = json_string_value(json_object_get(route->op, "operationId"));
+    char numbered[600];
+    json_t *op;
 
-    for (size_t i = 0; i < api->router.count; i++) {
+    if (id == NULL || json_object_get(ids, id) == NULL) {
+        if (id != NULL && json_object_set_new(ids, id, json_true()) < 0)
+            return NULL;
+        return json_incref(route->op);
+    }
+    for (int n = 2;; n++) {
+        snprintf(numbered, sizeof(numbered), "%s_%d", id, n);
+        if (json_object_get(ids, numbered) == NULL)
+            break;
+    }
+    op = json_deep_copy(route->op);
+    if (op == NULL || json_object_set_new(op, "operationId", json_string(numbered)) < 0 ||
+        json_object_set_new(ids, numbered, json_true()) < 0) {
+        json_decref(op);
+        return NULL;
+    }
+    return op;
+}
+
+/* Adds the route's tag to tags (a list of {"name"}) unless it is there. */
+static int add_tag(json_t *tags, const json_t *op)
+{
+    const json_t *tag = json_array_get(json_object_get(op, "tags"), 0), *t;
+    size_t i;
+
+    if (!json_is_string(tag))
+        return 0;
+    json_array_foreach(tags, i, t)
+    {
+        if (json_equal(json_object_get(t, "name"), tag))
+            return 0;
+    }
+    return json_array_append_new(tags, json_pack("{s:O}", "name", tag)) < 0 ? ORC_ENOMEM : 0;
+}
+
+static int add_paths(orc_api_t *api, json_t *paths, json_t *tags)
+{
+    json_t *ids = json_object();
+    char method[16];
+    int rc = ids ? 0 : ORC_ENOMEM;
+
+    for (size_t i = 0; rc == 0 && i < api->router.count; i++) {
         const struct orc_route *route = api->router.routes[i];
         json_t *item = json_object_get(paths, route->pattern);
         size_t n = 0;
         if (item == NULL) {
             item = json_object();
-            if (item == NULL || json_object_set_new(paths, route->pattern, item) < 0)
-                return ORC_ENOMEM;
+            if (item == NULL || json_object_set_new(paths, route->pattern, item) < 0) {
+                rc = ORC_ENOMEM;
+                break;
+            }
         }
         for (const char *m = route->method_name; *m && n < sizeof(method) - 1; m++)
             method[n++] = (char)tolower((unsigned char)*m);
         method[n] = '\0';
-        if (json_object_set(item, method, route->op) < 0)
-            return ORC_ENOMEM;
+        if (json_object_set_new(item, method, unique_operation(route, ids)) < 0 ||
+            add_tag(tags, route->op) < 0)
+            rc = ORC_ENOMEM;
     }
-    return 0;
+    json_decref(ids);
+    return rc;
 }
 
 json_t *orc_api_openapi(orc_api_t *api, const char *server_url)
 {
-    json_t *paths = json_object();
+    json_t *paths = json_object(), *tags = json_array();
     json_t *doc;
 
-    if (paths == NULL || add_paths(api, paths) < 0) {
+    if (paths == NULL || tags == NULL || add_paths(api, paths, tags) < 0) {
         json_decref(paths);
+        json_decref(tags);
         return NULL;
     }
-    doc = json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o, s:o*}", "openapi", "3.0.3", "info",
-                    "title", ORC_NAME, "version", ORC_VERSION, "description",
+    doc = json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o, s:o, s:o*}", "openapi", "3.0.3",
+                    "info", "title", ORC_NAME, "version", ORC_VERSION, "description",
                     "REST API of the orchestrator: TOSCA deployments of GPU training and serving "
                     "across federated sites (compatible with the INDIGO PaaS Orchestrator).",
-                    "servers", "url", server_url ? server_url : "/", "paths", paths, "components",
-                    components(api));
+                    "servers", "url", server_url ? server_url : "/", "tags", tags, "paths", paths,
+                    "components", components(api));
     return doc;
 }

@@ -71,9 +71,48 @@ int cli_request(const struct cli_server *srv, const char *method, const char *pa
                 const json_t *body, struct cli_response *out);
 json_t *cli_response_json(const struct cli_response *r);
 void cli_response_free(struct cli_response *r);
-/* Follows a server-sent event stream; cb gets each event's data and returns
- * true to stop. Returns a CLI_EXIT_* code. */
-typedef bool (*cli_stream_cb)(const char *data, void *ud);
-int cli_stream(const struct cli_server *srv, const char *path, cli_stream_cb cb, void *ud);
+/* Prints the server's error message of an answer ("orchctl: server answered
+ * 404: ..."), from its JSON {"message"} or its body. */
+void cli_report_error(long status, const char *body);
+/* The request headers: accept (NULL: "Accept: application/json"), the JSON
+ * Content-Type when has_body, the bearer token. curl_slist_free_all() them. */
+struct curl_slist;
+struct curl_slist *cli_http_headers(const struct cli_server *srv, const char *accept,
+                                    bool has_body);
+
+/* ---- sse.c: server-sent event streams ---- */
+struct cli_sse_event {
+    const char *id;   /* the last event id seen ("" before any) */
+    const char *type; /* "message" when the event names none */
+    const char *data; /* its data lines joined with \n */
+};
+/* Gets each event; returns true to stop reading. */
+typedef bool (*cli_stream_cb)(const struct cli_sse_event *ev, void *ud);
+struct cli_stream {
+    char last_id[64];  /* in/out: sent as Last-Event-ID unless ""; the last id seen */
+    unsigned retry_ms; /* in/out: the server's reconnection delay (retry:), 0 before any */
+    /* out, per call */
+    long status;    /* HTTP status; 0: no answer */
+    bool sse;       /* the answer was a text/event-stream */
+    bool stopped;   /* cb asked to stop */
+    size_t events;  /* events delivered */
+    char error[256]; /* why the connection failed or dropped */
+};
+/* GETs path as a server-sent event stream, resuming after st->last_id, and
+ * hands each event to cb until the server ends the stream. Prints nothing.
+ * Returns CLI_EXIT_OK when the server ended it (or cb stopped it);
+ * CLI_EXIT_SERVER when no answer came, the connection dropped, or for a 5xx;
+ * CLI_EXIT_FAIL for a 4xx or for an answer that is not a stream (st->sse
+ * false); st->error then says why (the server's message for an error status).
+ * A stream silent for 45 s counts as dropped. */
+int cli_stream(const struct cli_server *srv, const char *path, struct cli_stream *st,
+               cli_stream_cb cb, void *ud);
+
+/* ---- cmd_watch.c ---- */
+/* orchctl watch: the deployment's events as they come (a stream, else by
+ * polling), until a final status; with deleting, a deployment that is gone
+ * counts as DELETE_COMPLETE. Returns CLI_EXIT_OK for *_COMPLETE,
+ * CLI_EXIT_FAIL for *_FAILED, else CLI_EXIT_* of what went wrong. */
+int cli_watch(const struct cli_server *srv, const char *id, bool deleting);
 
 #endif

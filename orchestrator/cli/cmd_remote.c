@@ -5,7 +5,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 
@@ -126,23 +125,6 @@ static const char *str(const json_t *o, const char *k)
     return s ? s : "";
 }
 
-static bool final_status(const char *s)
-{
-    static const char *const finals[] = {"CREATE_COMPLETE", "CREATE_FAILED", "UPDATE_COMPLETE",
-                                         "UPDATE_FAILED",   "DELETE_COMPLETE", "DELETE_FAILED",
-                                         NULL};
-    for (const char *const *f = finals; *f; f++)
-        if (strcmp(s, *f) == 0)
-            return true;
-    return false;
-}
-
-static bool failed_status(const char *s)
-{
-    size_t n = strlen(s);
-    return n > 7 && strcmp(s + n - 7, "_FAILED") == 0;
-}
-
 /* Prints a JSON value, or the raw body, for --json. */
 static void print_raw(const struct cli_response *r)
 {
@@ -176,96 +158,9 @@ static void print_deployment(const json_t *d)
     }
 }
 
-/* ---- watch: live events, then the final state ---- */
-
-struct watch_state {
-    const struct remote_args *a;
-    char status[64];
-    bool json;
-};
-
-static void progress_bar(const json_t *ev)
-{
-    json_t *p = json_object_get(ev, "progress");
-    json_int_t done = json_integer_value(json_object_get(p, "done"));
-    json_int_t total = json_integer_value(json_object_get(p, "total"));
-    char bar[31];
-
-    if (total <= 0 || !isatty(STDOUT_FILENO))
-        return;
-    for (int i = 0; i < 30; i++)
-        bar[i] = i < (int)(done * 30 / total) ? '#' : '.';
-    bar[30] = '\0';
-    printf("  [%s] %lld/%lld\n", bar, (long long)done, (long long)total);
-}
-
-static bool on_event(const char *data, void *ud)
-{
-    struct watch_state *w = ud;
-    json_error_t err;
-    json_t *ev = json_loads(data, 0, &err);
-    const char *st;
-
-    if (ev == NULL)
-        return false;
-    if (w->json) {
-        printf("%s\n", data);
-    } else {
-        printf("%s  %-22s %s\n", str(ev, "time"), str(ev, "type"), str(ev, "message"));
-        progress_bar(ev);
-    }
-    fflush(stdout);
-    st = str(ev, "status");
-    if (*st)
-        snprintf(w->status, sizeof(w->status), "%s", st);
-    json_decref(ev);
-    return final_status(w->status);
-}
-
-/* Current status by GET; "" when it cannot be read. */
-static int fetch_status(const struct remote_args *a, char *out, size_t size)
-{
-    struct cli_response r;
-    char path[256];
-    json_t *d;
-    int rc;
-
-    snprintf(path, sizeof(path), "/deployments/%s", a->pos[0]);
-    rc = cli_request(&a->srv, "GET", path, NULL, &r);
-    if (r.status == 404 && a->deleting) { /* deleted deployments are gone */
-        cli_response_free(&r);
-        snprintf(out, size, "DELETE_COMPLETE");
-        return CLI_EXIT_OK;
-    }
-    d = rc == CLI_EXIT_OK ? cli_response_json(&r) : NULL;
-    snprintf(out, size, "%s", d ? str(d, "status") : "");
-    json_decref(d);
-    cli_response_free(&r);
-    return rc;
-}
-
 static int watch(const struct remote_args *a)
 {
-    struct watch_state w = {a, "", a->srv.json};
-    char path[256];
-    int rc = fetch_status(a, w.status, sizeof(w.status));
-
-    if (rc != CLI_EXIT_OK)
-        return rc;
-    snprintf(path, sizeof(path), "/deployments/%s/events", a->pos[0]);
-    while (!final_status(w.status)) {
-        rc = cli_stream(&a->srv, path, on_event, &w);
-        if (final_status(w.status))
-            break;
-        /* the stream ended or is not offered: poll */
-        sleep(2);
-        rc = fetch_status(a, w.status, sizeof(w.status));
-        if (rc != CLI_EXIT_OK)
-            return rc;
-    }
-    if (!w.json)
-        printf("%s: %s\n", a->pos[0], w.status);
-    return failed_status(w.status) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    return cli_watch(&a->srv, a->pos[0], a->deleting);
 }
 
 /* ---- the commands ---- */

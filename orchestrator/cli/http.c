@@ -1,7 +1,8 @@
 /*
  * orchctl's HTTP client: one request at a time with libcurl, the server URL
  * and bearer token from flags or the environment, JSON bodies, and the
- * server's error JSON turned into a message and an exit code.
+ * server's error JSON turned into a message and an exit code. Event streams
+ * are sse.c's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +63,8 @@ int cli_server_option(struct cli_server *srv, int argc, char **argv, int *i)
     return 1;
 }
 
-static struct curl_slist *headers_for(const struct cli_server *srv, const char *accept,
-                                      bool has_body)
+struct curl_slist *cli_http_headers(const struct cli_server *srv, const char *accept,
+                                    bool has_body)
 {
     struct curl_slist *h = NULL;
     char auth[8192];
@@ -79,7 +80,7 @@ static struct curl_slist *headers_for(const struct cli_server *srv, const char *
 }
 
 /* Message of an error response: the API's {"message"} or the raw body. */
-static void report_error(long status, const char *body)
+void cli_report_error(long status, const char *body)
 {
     json_error_t err;
     json_t *j = body ? json_loads(body, 0, &err) : NULL;
@@ -108,7 +109,7 @@ int cli_request(const struct cli_server *srv, const char *method, const char *pa
              srv->url[0] && srv->url[strlen(srv->url) - 1] == '/' ? "" : "", path);
     if (body)
         payload = json_dumps(body, JSON_COMPACT);
-    h = headers_for(srv, NULL, payload != NULL);
+    h = cli_http_headers(srv, NULL, payload != NULL);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -135,7 +136,7 @@ int cli_request(const struct cli_server *srv, const char *method, const char *pa
     }
     if (out->status >= 400) {
         if (!(out->status == 404 && srv->quiet_404))
-            report_error(out->status, out->body);
+            cli_report_error(out->status, out->body);
         return out->status >= 500 ? CLI_EXIT_SERVER : CLI_EXIT_FAIL;
     }
     return CLI_EXIT_OK;
@@ -155,83 +156,4 @@ void cli_response_free(struct cli_response *r)
 {
     free(r->body);
     memset(r, 0, sizeof(*r));
-}
-
-struct stream_ctx {
-    cli_stream_cb cb;
-    void *ud;
-    char *buf;
-    size_t len;
-    bool stop;
-};
-
-/* Splits the SSE stream into events ("data:" lines, blank line ends one). */
-static size_t on_stream(char *p, size_t size, size_t n, void *ud)
-{
-    struct stream_ctx *sc = ud;
-    size_t bytes = size * n;
-    char *nb = realloc(sc->buf, sc->len + bytes + 1), *end;
-
-    if (nb == NULL)
-        return 0;
-    sc->buf = nb;
-    memcpy(sc->buf + sc->len, p, bytes);
-    sc->len += bytes;
-    sc->buf[sc->len] = '\0';
-    while (!sc->stop && (end = strstr(sc->buf, "\n\n")) != NULL) {
-        size_t used = (size_t)(end - sc->buf) + 2;
-        char *line = sc->buf;
-        *end = '\0';
-        while (line && *line) {
-            char *next = strchr(line, '\n');
-            if (next)
-                *next++ = '\0';
-            if (strncmp(line, "data:", 5) == 0 && sc->cb(line + 5 + (line[5] == ' '), sc->ud))
-                sc->stop = true;
-            line = next;
-        }
-        memmove(sc->buf, sc->buf + used, sc->len - used + 1);
-        sc->len -= used;
-    }
-    return sc->stop ? 0 : bytes;
-}
-
-int cli_stream(const struct cli_server *srv, const char *path, cli_stream_cb cb, void *ud)
-{
-    struct stream_ctx sc = {cb, ud, NULL, 0, false};
-    char url[4096], errbuf[CURL_ERROR_SIZE] = "";
-    struct curl_slist *h = headers_for(srv, "Accept: text/event-stream", false);
-    CURL *c = curl_easy_init();
-    long status = 0;
-    CURLcode cc;
-
-    if (c == NULL) {
-        curl_slist_free_all(h);
-        return CLI_EXIT_SERVER;
-    }
-    snprintf(url, sizeof(url), "%s%s", srv->url, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sc);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    cc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    free(sc.buf);
-    if (sc.stop)
-        return CLI_EXIT_OK; /* the callback saw what it waited for */
-    if (cc != CURLE_OK) {
-        fprintf(stderr, "orchctl: event stream from %s: %s\n", srv->url,
-                errbuf[0] ? errbuf : curl_easy_strerror(cc));
-        return CLI_EXIT_SERVER;
-    }
-    if (status >= 400) {
-        fprintf(stderr, "orchctl: server answered %ld to the event stream\n", status);
-        return status >= 500 ? CLI_EXIT_SERVER : CLI_EXIT_FAIL;
-    }
-    return CLI_EXIT_OK;
 }

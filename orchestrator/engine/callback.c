@@ -85,20 +85,19 @@ static void on_answer(void *ud, int rc, long status, const char *error)
         return;
     }
     if (c->attempt >= attempts(c->eng)) {
-        event(c, "callback.failed", "callback to %s failed %u times, last: %s; giving up",
-              c->url, c->attempt, rc < 0 ? error : "a non-2xx status");
+        event(c, "callback.failed", "callback to %s failed %u times, last: %s; giving up", c->url,
+              c->attempt, rc < 0 ? error : "a non-2xx status");
         finish(c);
         return;
     }
-    delay = (uint64_t)(c->eng->opts.callback_backoff_ms ? c->eng->opts.callback_backoff_ms
-                                                        : 1000)
+    delay = (uint64_t)(c->eng->opts.callback_backoff_ms ? c->eng->opts.callback_backoff_ms : 1000)
             << (c->attempt - 1);
     if (rc < 0)
         event(c, "callback.retry", "callback to %s failed (%s); retry in %llu ms", c->url, error,
               (unsigned long long)delay);
     else
-        event(c, "callback.retry", "callback to %s answered %ld; retry in %llu ms", c->url,
-              status, (unsigned long long)delay);
+        event(c, "callback.retry", "callback to %s answered %ld; retry in %llu ms", c->url, status,
+              (unsigned long long)delay);
     uv_timer_start(&c->timer, on_retry, delay, 0);
 }
 
@@ -119,7 +118,7 @@ void orc_engine_callback(struct orc_engine *eng, const char *uuid)
     json_t *j = NULL;
 
     if (eng->http == NULL || eng->closing ||
-        orc_store_deployment_get(eng->store, uuid, &d) < 0 || d->callback == NULL ||
+        orc_store_deployment_get_head(eng->store, uuid, &d) < 0 || d->callback == NULL ||
         orc_deployment_to_json(d, NULL, &j) < 0 || (c = orc_calloc(1, sizeof(*c))) == NULL) {
         json_decref(j);
         orc_deployment_free(d);
@@ -141,7 +140,10 @@ void orc_engine_callback(struct orc_engine *eng, const char *uuid)
         finish(c);
         return;
     }
-    send_now(c);
+    /* on the next loop iteration: after the group commit that makes the
+     * status it announces durable */
+    c->attempt = 0;
+    uv_timer_start(&c->timer, on_retry, 0, 0);
 }
 
 void orc_engine_callbacks_close(struct orc_engine *eng)

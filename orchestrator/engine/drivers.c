@@ -258,6 +258,21 @@ static int def_cancel(void *state, orc_op_t *target)
     return ORC_ENOTSUP;
 }
 
+static int def_stop_workload(void *state, orc_op_t *op, const char *name, const char *workload)
+{
+    return orc_op_failf(op, ORC_ENOTSUP, "this driver cannot stop workloads");
+}
+
+static int def_stop(void *state, orc_op_t *op, const char *name)
+{
+    return orc_op_failf(op, ORC_ENOTSUP, "this driver cannot stop resources");
+}
+
+static int def_start(void *state, orc_op_t *op, const char *name)
+{
+    return orc_op_failf(op, ORC_ENOTSUP, "this driver cannot start stopped resources");
+}
+
 /* ---- checks --------------------------------------------------------------------- */
 
 static bool driver_name_ok(const char *name)
@@ -274,8 +289,12 @@ static bool driver_name_ok(const char *name)
     return n >= 1 && n <= NAME_MAX_LEN;
 }
 
-/* The bytes of an ABI-1 vtable: everything up to and including cancel. */
-#define VT_ABI1_SIZE (offsetof(struct orc_driver, cancel) + sizeof(void (*)(void)))
+/* The bytes of a vtable of this daemon's ABI: everything up to and including
+ * its last slot (ABI 2: start). A plugin that says ABI 2 with a smaller size
+ * was built against a mismatched header: its vtable would end before the ABI
+ * 2 slots and the core would read past it. */
+#define VT_ABI_LAST start
+#define VT_ABI_SIZE (offsetof(struct orc_driver, VT_ABI_LAST) + sizeof(void (*)(void)))
 
 static int check_vtable(struct orc_drv_registry *reg, const char *path,
                         const struct orc_driver *vt)
@@ -297,14 +316,15 @@ static int check_vtable(struct orc_drv_registry *reg, const char *path,
                          ORC_DRIVER_ENTRY_SYMBOL);
     if (vt->abi != ORC_DRIVER_ABI)
         return load_fail(reg, path, ORC_EABI,
-                         "built for driver ABI %u, this daemon speaks ABI %u", vt->abi,
-                         ORC_DRIVER_ABI);
+                         "built for driver ABI %u, this daemon speaks ABI %u (rebuild the driver "
+                         "against this daemon's orc/driver.h)",
+                         vt->abi, ORC_DRIVER_ABI);
     if (vt->signature == NULL || strcmp(vt->signature, ORC_DRIVER_SIGNATURE) != 0)
         return load_fail(reg, path, ORC_EABI, "build signature '%s' does not match '%s'",
                          vt->signature ? vt->signature : "(none)", ORC_DRIVER_SIGNATURE);
-    if (vt->size < VT_ABI1_SIZE)
-        return load_fail(reg, path, ORC_EDRIVER, "vtable of %u bytes, ABI %u needs %zu",
-                         vt->size, ORC_DRIVER_ABI, VT_ABI1_SIZE);
+    if (vt->size < VT_ABI_SIZE)
+        return load_fail(reg, path, ORC_EDRIVER, "vtable of %u bytes, ABI %u needs %zu", vt->size,
+                         ORC_DRIVER_ABI, VT_ABI_SIZE);
     if (!driver_name_ok(vt->name))
         return load_fail(reg, path, ORC_EDRIVER,
                          "driver name missing or invalid (want [a-z0-9_-], 1-%d chars)",
@@ -327,6 +347,29 @@ static int check_vtable(struct orc_drv_registry *reg, const char *path,
         return load_fail(reg, path, ORC_ECONFLICT, "driver '%s' is already loaded from %s",
                          vt->name, other->path);
     return 0;
+}
+
+/* Core defaults for the optional slots a driver left NULL. */
+static void fill_defaults(struct orc_driver *vt)
+{
+    if (vt->inventory == NULL)
+        vt->inventory = def_inventory;
+    if (vt->adopt == NULL)
+        vt->adopt = def_adopt;
+    if (vt->start_workload == NULL)
+        vt->start_workload = def_start_workload;
+    if (vt->exec == NULL)
+        vt->exec = def_exec;
+    if (vt->logs == NULL)
+        vt->logs = def_logs;
+    if (vt->cancel == NULL)
+        vt->cancel = def_cancel;
+    if (vt->stop_workload == NULL)
+        vt->stop_workload = def_stop_workload;
+    if (vt->stop == NULL)
+        vt->stop = def_stop;
+    if (vt->start == NULL)
+        vt->start = def_start;
 }
 
 static int registry_add(struct orc_drv_registry *reg, const struct orc_driver *vt,
@@ -352,18 +395,7 @@ static int registry_add(struct orc_drv_registry *reg, const struct orc_driver *v
         return load_fail(reg, path, ORC_ENOMEM, "out of memory");
     }
     memcpy(&d->vt, vt, n); /* slots the plugin does not know stay NULL */
-    if (d->vt.inventory == NULL)
-        d->vt.inventory = def_inventory;
-    if (d->vt.adopt == NULL)
-        d->vt.adopt = def_adopt;
-    if (d->vt.start_workload == NULL)
-        d->vt.start_workload = def_start_workload;
-    if (d->vt.exec == NULL)
-        d->vt.exec = def_exec;
-    if (d->vt.logs == NULL)
-        d->vt.logs = def_logs;
-    if (d->vt.cancel == NULL)
-        d->vt.cancel = def_cancel;
+    fill_defaults(&d->vt);
     d->orig = vt;
     d->dl = dl;
     d->reg = reg;

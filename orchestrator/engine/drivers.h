@@ -284,6 +284,39 @@ static inline int orc_drv_logs(struct orc_drv_site *s, orc_op_t *op,
     return orc__drv_op_end(s, op, rc);
 }
 
+static inline int orc_drv_stop_workload(struct orc_drv_site *s, orc_op_t *op, const char *name,
+                                        const char *workload, orc_op_cb cb)
+{
+    int rc = orc__drv_op_begin(s, op, cb, "stop_workload", ORC_DRV_SITE_OPEN);
+
+    if (rc < 0)
+        return rc;
+    rc = s->drv->vt.stop_workload(s->state, op, name, workload);
+    return orc__drv_op_end(s, op, rc);
+}
+
+static inline int orc_drv_stop(struct orc_drv_site *s, orc_op_t *op, const char *name,
+                               orc_op_cb cb)
+{
+    int rc = orc__drv_op_begin(s, op, cb, "stop", ORC_DRV_SITE_OPEN);
+
+    if (rc < 0)
+        return rc;
+    rc = s->drv->vt.stop(s->state, op, name);
+    return orc__drv_op_end(s, op, rc);
+}
+
+static inline int orc_drv_start(struct orc_drv_site *s, orc_op_t *op, const char *name,
+                                orc_op_cb cb)
+{
+    int rc = orc__drv_op_begin(s, op, cb, "start", ORC_DRV_SITE_OPEN);
+
+    if (rc < 0)
+        return rc;
+    rc = s->drv->vt.start(s->state, op, name);
+    return orc__drv_op_end(s, op, rc);
+}
+
 /* Cancels an op in flight on this site: 0 (its cb runs later with
  * ORC_ECANCELED, or with its own status if it was already completing),
  * ORC_ENOTFOUND (not in flight here), ORC_ENOTSUP (the driver cannot). */

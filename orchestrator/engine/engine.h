@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -36,6 +37,12 @@ struct orc_engine_opts {
      * retried with exponential backoff */
     unsigned callback_attempts;   /* 0: 8 */
     unsigned callback_backoff_ms; /* first retry delay, doubled each time; 0: 1000 */
+    uint64_t deadline_minute_ms;  /* the minute of timeoutMins/providerTimeoutMins; 0: 60000 */
+    /* Group commit (store/commit.h) of the daemon's store: the engine makes a
+     * driver call only once the transitions stored before it are durable.
+     * NULL: the engine makes its own over the store (which then must have
+     * no write hook). */
+    struct orc_commit_s *commit;
     orc_engine_notify_fn notify;
     void *notify_ud;
 };
@@ -56,10 +63,41 @@ int orc_engine_start(struct orc_engine *eng, orc_engine_done_fn ready, void *ud)
  * plan). Returns 0, ORC_ENOTFOUND, ORC_ECONFLICT (already running or not in
  * CREATE_IN_PROGRESS) or ORC_ENOMEM. */
 int orc_engine_create(struct orc_engine *eng, const char *uuid);
+/* The same with the plan the caller has just stored for it (not read back). */
+int orc_engine_create_plan(struct orc_engine *eng, const char *uuid, json_t *plan);
 
 /* Starts the delete of a deployment the API put in DELETE_IN_PROGRESS: a
- * running create is stopped first. Same codes. */
+ * running create or update is stopped first. Same codes. */
 int orc_engine_delete(struct orc_engine *eng, const char *uuid);
+/* The same; with force, provider failures do not stop it: the deployment is
+ * DELETE_COMPLETE anyway (DELETE ?force=true) and the log says what failed. */
+int orc_engine_delete_opts(struct orc_engine *eng, const char *uuid, bool force);
+
+/* Lets go of a deployment the engine works on (PATCH reset of a deletion
+ * stuck on a provider that does not answer): its driver operations are
+ * cancelled, nothing more about it is stored, and it is not busy any more.
+ * Nothing happens when the engine does not work on it. */
+void orc_engine_abandon(struct orc_engine *eng, const char *uuid);
+
+/* Starts the update of a deployment the API put in UPDATE_IN_PROGRESS with
+ * its new template, parameters and plan: on the site it runs on, compute
+ * nodes are scaled in (removal_list first, then the newest) or out to the
+ * plan's counts, workloads whose specification changed restart, compute
+ * nodes whose specification changed are replaced; UPDATE_COMPLETE with the
+ * outputs evaluated again, or UPDATE_FAILED naming what failed (what was
+ * done stays done: a later update or delete takes it from there). Same
+ * codes as create. */
+int orc_engine_update(struct orc_engine *eng, const char *uuid);
+
+/* Starts a user action on a resource of a deployment nobody works on:
+ * start (from STOPPED) or stop (from STARTED); a compute node's hosted
+ * workloads follow it. The resource's state says how it went (back to its
+ * former state and an event with the reason when the driver failed).
+ * Returns 0; ORC_ENOTFOUND (no such deployment or resource); ORC_ECONFLICT
+ * (the engine works on the deployment); ORC_EINVAL (not allowed from the
+ * resource's state, or it is on no open site: why says so); ORC_ENOMEM. */
+int orc_engine_resource_action(struct orc_engine *eng, const char *uuid, const char *res_uuid,
+                               bool start, char *why, size_t whylen);
 
 /* True while the engine works on the deployment. */
 bool orc_engine_busy(const struct orc_engine *eng, const char *uuid);

@@ -4,6 +4,7 @@
 
 #include "engine.h"
 #include "../sched/rank.h"
+#include "../store/commit.h"
 
 struct run;
 struct nrun;
@@ -18,29 +19,79 @@ struct rank_probe {
 
 enum inst_state { I_PENDING, I_RUNNING, I_DONE, I_FAILED };
 
+/* What a run does with an instance. A create makes every instance; an
+ * update (instances.c) keeps what matches the new plan, removes what the
+ * plan no longer has room for, restarts workloads whose specification
+ * changed and replaces compute nodes whose specification changed. */
+enum inst_act {
+    ACT_CREATE = 0, /* provision / start it (idempotent: also re-drives) */
+    ACT_KEEP,       /* up to date: nothing to do */
+    ACT_REMOVE,     /* scale-in or gone from the template: remove it and its row */
+    ACT_RESTART,    /* workload: stop, then start with the new specification */
+    ACT_REPLACE,    /* compute: deprovision, then provision with the new specification */
+};
+
+#define SPEC_LEN 17 /* 16 hex digits of a 64-bit hash and the NUL */
+#define WORKLOAD_LEN 96
+
+/* The driver call an instance waits to make until the transitions stored
+ * before it are durable (group commit: run.c, call_after_commit). */
+enum inst_call { CALL_NONE, CALL_ACTION, CALL_PREPARE, CALL_DEPROVISION, CALL_REMOVE, CALL_USER };
+
 /* One node instance and the driver operation working on it. */
 struct inst {
     struct nrun *node;
     uint32_t index;
     enum inst_state st;
+    enum inst_act act;
+    bool prepared; /* RESTART: stopped already; REPLACE: deprovisioned */
     char res_uuid[ORC_UUID_LEN];
-    char name[ORC_DRV_NAME_LEN]; /* provider-side name */
-    orc_res_state_t res_state;   /* as stored */
-    bool on_site;                /* something may exist at site */
-    char site[64];               /* the site it was placed on */
-    json_t *attrs;               /* attributes from the driver (object) */
+    char name[ORC_DRV_NAME_LEN]; /* provider-side name (derived from deployment, node, index) */
+    char host_name[ORC_DRV_NAME_LEN]; /* hosted: provider name of the compute it runs on */
+    char workload[WORKLOAD_LEN];      /* hosted: its workload id on that compute */
+    char spec[SPEC_LEN];              /* specification it was last deployed with; "": unknown */
+    orc_res_state_t res_state;        /* as stored */
+    bool on_site;                     /* something may exist at site */
+    char site[64];                    /* the site it was placed on */
+    json_t *attrs;                    /* attributes from the driver (object) */
+    int64_t created_ms;               /* of its row: victims of a scale-in are the newest */
+    enum inst_call call;              /* waiting for the commit to make this call */
+    bool undeletable;                 /* its deprovision failed in this run: not tried again */
+    orc_commit_wait_t wait;
     orc_op_t op;
+};
+
+/* What a run needs of a plan node once it is built: copied out of the plan,
+ * which is not kept (a run's memory is a few kB; the outputs read the plan
+ * again at the end). Strings live in `arena`. */
+struct node_fields {
+    uint32_t num_cpus, num_gpus;
+    uint64_t mem_size, disk_size;                               /* bytes */
+    const char *gpu_model, *gpu_vendor, *instance_type, *image; /* NULL: not asked */
+    const char *command;                                        /* a workload's */
+    const char *ready_path;                                     /* a service's readiness_path */
+    uint16_t port;                                              /* a service's */
+    struct orc_kv *env; /* a workload's environment, nenv pairs */
+    size_t nenv;
+    char *node_json; /* the plan node as JSON text, for drivers with ORC_DRV_CAP_NODE_JSON */
+    char *arena;
 };
 
 struct nrun {
     struct run *run;
-    const json_t *plan_node;
+    const json_t *plan_node; /* while the run is built only; NULL for an orphan */
+    struct node_fields f;
     const char *name;
     const char *type;
     int kind;
-    struct nrun *host;   /* the node it is hosted on, or NULL */
-    struct nrun **deps;  /* nodes it waits for */
+    bool hosted;        /* runs on a compute node (a workload, software) */
+    bool orphan;        /* not in the plan any more: its instances are removed */
+    char *owned;        /* orphan: name and type storage */
+    struct nrun *host;  /* the node it is hosted on, or NULL */
+    struct nrun *top;   /* the compute node at the bottom of its host chain, or NULL */
+    struct nrun **deps; /* nodes it waits for */
     size_t ndeps;
+    char spec[SPEC_LEN]; /* hash of its specification in the plan */
     struct inst *inst;
     size_t ninst;
 };
@@ -50,12 +101,12 @@ struct engine_site {
     struct orc_drv_site *site;
     bool open;
     bool opening; /* site_open in flight */
-    orc_op_t op; /* open / close / inventory */
+    orc_op_t op;  /* open / close / inventory */
     struct orc_engine *eng;
 };
 
-enum run_what { RUN_CREATE, RUN_DELETE };
-enum run_phase { PH_RANK, PH_DEPLOY, PH_CLEANUP, PH_DELETE, PH_DONE };
+enum run_what { RUN_CREATE, RUN_DELETE, RUN_UPDATE, RUN_ACTION };
+enum run_phase { PH_RANK, PH_SHRINK, PH_DEPLOY, PH_CLEANUP, PH_DELETE, PH_ACTION, PH_DONE };
 
 struct run {
     struct orc_engine *eng;
@@ -69,17 +120,25 @@ struct run {
     size_t order[64]; /* ranked site indices */
     size_t norder, pos;
     int attempt;
-    bool resumed; /* re-driven after a restart: only the running attempt's site is known */
+    bool resumed;       /* re-driven after a restart: only the running attempt's site is known */
     bool attempt_ended; /* the current attempt's end is stored already */
     struct engine_site *site;
     unsigned inflight;
-    bool failed;     /* the current attempt failed: finish in-flight ops, clean up */
-    bool stopping;   /* engine closing */
+    bool failed;           /* the current attempt failed: finish in-flight ops, clean up */
+    bool stopping;         /* engine closing, or the run abandoned: results are not stored */
+    bool abandoned;        /* orc_engine_abandon: off the engine's list, freed once idle */
+    bool force;            /* delete: done even if the provider fails */
+    bool deadline_overall; /* the timer is timeoutMins' (else providerTimeoutMins') */
     char error[512];
     struct rank_probe *probes; /* inventory questions while ranking */
     size_t nprobes, probes_pending;
     uv_timer_t timer; /* provider deadline */
     bool timer_on;
+    struct orc_rank_need need; /* what the plan asks of a site (ranking) */
+    bool has_outputs;          /* the plan has outputs: they are evaluated at the end */
+    bool planned;              /* the deployment had a plan when the run was built */
+    struct inst *target;       /* RUN_ACTION: the resource acted on */
+    bool action_start;         /* RUN_ACTION: start (else stop) */
     struct run *next;
 };
 
@@ -106,6 +165,7 @@ struct orc_engine {
     size_t nsites;
     size_t opening;
     struct run *runs;
+    size_t abandoned; /* abandoned runs not freed yet */
     orc_engine_done_fn ready, done;
     void *ready_ud, *done_ud;
     bool started; /* sites opened: creates run now, earlier ones wait for resume_all */
@@ -113,18 +173,42 @@ struct orc_engine {
     size_t closing_sites;
     unsigned closing_timers; /* uv handle closes pending (runs, callbacks, http) */
     struct orc_http *http;
+    orc_commit_t *commit; /* opts.commit, or the engine's own */
+    bool own_commit;
     struct callback *callbacks;
     uv_idle_t *ready_idle; /* start without sites: answers on a later iteration */
 };
 
 /* engine.c: calls the close callback once everything is closed */
 void orc__engine_maybe_done(struct orc_engine *eng);
+/* engine.c: the store failed to make a group of writes durable: the
+ * in-memory state is ahead of the disk, so the daemon stops at once (like a
+ * database that cannot fsync) and a restart resumes from what is on disk. */
+void orc__engine_store_lost(struct orc_engine *eng, int status) __attribute__((noreturn));
+/* run.c: frees a run (its timer closes first) */
+void orc__run_free(struct run *r);
 
 /* callback.c */
 void orc_engine_callback(struct orc_engine *eng, const char *uuid);
 void orc_engine_callbacks_close(struct orc_engine *eng);
 
-/* outputs.c: evaluates the plan's outputs with the resources' attributes. */
-json_t *orc_engine_outputs(const struct run *r);
+/* outputs.c: evaluates the plan's outputs with the resources' attributes;
+ * plan is the deployment's (the run keeps none). */
+json_t *orc_engine_outputs(const struct run *r, const json_t *plan);
+
+/* instances.c: the nodes and instances of a run, from its plan and the
+ * resources stored for the deployment. A create makes the plan's instances
+ * (a hosted node has one instance per instance of the compute it runs on);
+ * a delete or an action takes every stored resource; an update compares the
+ * two and gives each instance its inst_act. Inserts the resource rows of
+ * new instances. Returns 0, ORC_EFORMAT (a plan that is not ours), a store
+ * code or ORC_ENOMEM. */
+int orc__run_build(struct run *r);
+void orc__run_nodes_free(struct run *r);
+struct nrun *orc__run_node(struct run *r, const char *name);
+/* The first instance of a node that stays (not being removed), or NULL. */
+const struct inst *orc__node_first(const struct nrun *n);
+/* "orc-...-0/model_api-0": what a hosted instance is at its provider. */
+void orc__inst_physical_id(const struct inst *in, char *out, size_t size);
 
 #endif

@@ -10,7 +10,13 @@
 
 #include "engine_int.h"
 
-static json_t *eval(const struct run *r, const json_t *v, int depth);
+/* What outputs are evaluated against: the run's instances and the plan. */
+struct octx {
+    const struct run *r;
+    const json_t *plan;
+};
+
+static json_t *eval(const struct octx *c, const json_t *v, int depth);
 
 static const char *fn_name(const json_t *v, const json_t **args)
 {
@@ -67,19 +73,34 @@ static json_t *follow(json_t *v, const json_t *args, size_t from)
     return v;
 }
 
-/* get_attribute [node, name, path...] or [node, capability, name, path...]. */
-static json_t *get_attribute(const struct run *r, const json_t *args)
+static const json_t *plan_node(const json_t *plan, const char *name)
 {
-    const struct nrun *n = find_node(r, json_string_value(json_array_get(args, 0)));
+    const json_t *nodes = json_object_get(plan, "nodes"), *n;
+    size_t i;
+
+    json_array_foreach(nodes, i, n)
+    {
+        const char *s = json_string_value(json_object_get(n, "name"));
+        if (s && strcmp(s, name) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+/* get_attribute [node, name, path...] or [node, capability, name, path...]. */
+static json_t *get_attribute(const struct octx *c, const json_t *args)
+{
+    const struct nrun *n = find_node(c->r, json_string_value(json_array_get(args, 0)));
     const char *a1 = json_string_value(json_array_get(args, 1));
     const char *a2 = json_string_value(json_array_get(args, 2));
+    const struct inst *first = orc__node_first(n);
     const json_t *pn, *caps;
     json_t *v;
 
-    if (n == NULL || a1 == NULL || n->ninst == 0)
+    if (first == NULL || a1 == NULL)
         return json_null();
-    pn = n->plan_node;
-    v = attr_value(n->inst[0].attrs, a1);
+    pn = plan_node(c->plan, n->name);
+    v = attr_value(first->attrs, a1);
     if (v == NULL && json_object_get(json_object_get(pn, "properties"), a1))
         v = json_incref(json_object_get(json_object_get(pn, "properties"), a1));
     if (v)
@@ -107,7 +128,7 @@ static void append_text(char **buf, size_t *len, const json_t *v)
     free(text);
 }
 
-static json_t *concat(const struct run *r, const json_t *args, const char *sep, int depth)
+static json_t *concat(const struct octx *c, const json_t *args, const char *sep, int depth)
 {
     char *buf = NULL;
     size_t len = 0, i;
@@ -116,7 +137,7 @@ static json_t *concat(const struct run *r, const json_t *args, const char *sep, 
 
     json_array_foreach(args, i, a)
     {
-        json_t *v = eval(r, a, depth + 1);
+        json_t *v = eval(c, a, depth + 1);
         if (i && sep) {
             json_t *s = json_string(sep);
             append_text(&buf, &len, s);
@@ -131,30 +152,31 @@ static json_t *concat(const struct run *r, const json_t *args, const char *sep, 
     return out;
 }
 
-static json_t *eval(const struct run *r, const json_t *v, int depth)
+static json_t *eval(const struct octx *c, const json_t *v, int depth)
 {
     const json_t *args = NULL;
     const char *fn = depth < 32 ? fn_name(v, &args) : NULL;
 
     if (fn && strcmp(fn, "get_attribute") == 0)
-        return get_attribute(r, args);
+        return get_attribute(c, args);
     if (fn && strcmp(fn, "concat") == 0 && json_is_array(args))
-        return concat(r, args, NULL, depth);
+        return concat(c, args, NULL, depth);
     if (fn && strcmp(fn, "join") == 0 && json_is_array(json_array_get(args, 0)))
-        return concat(r, json_array_get(args, 0),
-                      json_string_value(json_array_get(args, 1)), depth);
+        return concat(c, json_array_get(args, 0), json_string_value(json_array_get(args, 1)),
+                      depth);
     if (fn && (strcmp(fn, "get_operation_output") == 0 || strcmp(fn, "get_artifact") == 0))
         return json_null(); /* known to gpu-agent, not reported here yet */
     return json_deep_copy(v);
 }
 
-json_t *orc_engine_outputs(const struct run *r)
+json_t *orc_engine_outputs(const struct run *r, const json_t *plan)
 {
-    const json_t *outs = json_object_get(r->plan, "outputs"), *o;
+    const struct octx c = {r, plan};
+    const json_t *outs = json_object_get(plan, "outputs"), *o;
     json_t *res = json_object();
     const char *name;
 
     json_object_foreach((json_t *)outs, name, o)
-        json_object_set_new(res, name, eval(r, json_object_get(o, "value"), 0));
+        json_object_set_new(res, name, eval(&c, json_object_get(o, "value"), 0));
     return res;
 }

@@ -3,7 +3,8 @@
  * synchronous=FULL, foreign keys, busy timeout), schema migrations versioned
  * by PRAGMA user_version and applied in one transaction, the cache of
  * prepared statements, the single function that maps SQLite result codes to
- * ORC_E* codes, transactions, bind and column helpers, and the key/value
+ * ORC_E* codes, transactions (and, in the same two helpers, the savepoint
+ * of each write inside a group), bind and column helpers, and the key/value
  * metadata slots. Record slots live in sqlite_deployments.c,
  * sqlite_resources.c and sqlite_events.c; all SQL text in sqlite_sql.c.
  */
@@ -119,11 +120,6 @@ int orc__sq_run(struct sq_store *q, enum sq_stmt id, const char *what)
 
 /* ---- transactions ----------------------------------------------------------------- */
 
-int orc__sq_begin(struct sq_store *q)
-{
-    return orc__sq_run(q, SQ_BEGIN, "begin transaction");
-}
-
 void orc__sq_rollback(struct sq_store *q)
 {
     char saved[ORC_STORE_ERRMSG_LEN];
@@ -145,12 +141,99 @@ int orc__sq_commit(struct sq_store *q)
     return rc;
 }
 
+/* The group cannot go on (its transaction is gone, or a write could not be
+ * undone alone): whatever is left of it is rolled back and later writes of
+ * the group fail with rc. */
+static int group_lost(struct sq_store *q, int rc)
+{
+    orc__sq_rollback(q);
+    return orc__store_group_break(&q->base, rc);
+}
+
+/* Undoes a failed write of a group and keeps its error message. */
+static int undo_write(struct sq_store *q, int rc)
+{
+    char saved[ORC_STORE_ERRMSG_LEN];
+    int urc;
+
+    memcpy(saved, q->base.errmsg, sizeof(saved));
+    urc = orc__sq_run(q, SQ_W_ROLLBACK_TO, "rollback to savepoint");
+    if (urc == 0)
+        urc = orc__sq_run(q, SQ_W_RELEASE, "release savepoint");
+    if (urc < 0)
+        return group_lost(q, urc);
+    memcpy(q->base.errmsg, saved, sizeof(saved));
+    return rc;
+}
+
+int orc__sq_begin(struct sq_store *q)
+{
+    const struct orc__store_group *g = &q->base.group;
+    int rc;
+
+    if (!g->open)
+        return orc__sq_run(q, SQ_BEGIN, "begin transaction");
+    if (g->failed < 0)
+        return orc__store_failf(&q->base, g->failed, "the group of writes was rolled back: %s",
+                                g->why);
+    rc = orc__sq_run(q, SQ_W_SAVEPOINT, "savepoint");
+    if (rc < 0)
+        return group_lost(q, rc);
+    return 0;
+}
+
 int orc__sq_end(struct sq_store *q, int rc)
 {
+    if (!q->base.group.open) {
+        if (rc == 0)
+            return orc__sq_commit(q);
+        orc__sq_rollback(q);
+        return rc;
+    }
+    if (q->base.group.failed < 0)
+        return rc < 0 ? rc : q->base.group.failed;
+    if (sqlite3_get_autocommit(q->db)) /* SQLite rolled the whole group back */
+        return group_lost(
+            q, rc < 0 ? rc : orc__store_failf(&q->base, ORC_EIO, "the group's transaction ended"));
+    if (rc < 0)
+        return undo_write(q, rc);
+    rc = orc__sq_run(q, SQ_W_RELEASE, "release savepoint");
+    return rc < 0 ? group_lost(q, rc) : 0;
+}
+
+int orc__sq_read_begin(struct sq_store *q)
+{
+    if (q->base.group.open)
+        return 0;
+    return orc__sq_run(q, SQ_BEGIN_READ, "begin read");
+}
+
+int orc__sq_read_end(struct sq_store *q, int rc)
+{
+    if (q->base.group.open)
+        return rc;
     if (rc == 0)
         return orc__sq_commit(q);
     orc__sq_rollback(q);
     return rc;
+}
+
+static int sq_group_begin(orc_store_t *s)
+{
+    return orc__sq_run(sq_of(s), SQ_BEGIN, "begin group");
+}
+
+static int sq_group_commit(orc_store_t *s)
+{
+    struct sq_store *q = sq_of(s);
+
+    if (s->group.failed < 0) {
+        orc__sq_rollback(q);
+        return s->group.failed;
+    }
+    if (sqlite3_get_autocommit(q->db))
+        return orc__store_failf(s, ORC_EIO, "the group's transaction ended before its commit");
+    return orc__sq_commit(q);
 }
 
 /* ---- binding ------------------------------------------------------------------------ */
@@ -315,6 +398,13 @@ void orc__sq_status_set(uint32_t mask, char *buf, size_t len)
 int orc__sq_event_insert(struct sq_store *q, const char *deployment_uuid, int64_t time_ms,
                          const char *type, const char *message, const json_t *data, int64_t *id)
 {
+    return orc__sq_event_insert_text(q, deployment_uuid, time_ms, type, message, NULL, data, id);
+}
+
+int orc__sq_event_insert_text(struct sq_store *q, const char *deployment_uuid, int64_t time_ms,
+                              const char *type, const char *message, const char *data_text,
+                              const json_t *data, int64_t *id)
+{
     struct sq_bind b = {.q = q};
     int rc = orc__sq_stmt(q, SQ_EVENT_INSERT, &b.st);
 
@@ -324,7 +414,10 @@ int orc__sq_event_insert(struct sq_store *q, const char *deployment_uuid, int64_
     orc__sq_b_int(&b, 2, time_ms ? time_ms : orc_now_ms());
     orc__sq_b_text(&b, 3, type);
     orc__sq_b_text(&b, 4, message ? message : "");
-    orc__sq_b_json(&b, 5, data);
+    if (data_text)
+        orc__sq_b_text(&b, 5, data_text);
+    else
+        orc__sq_b_json(&b, 5, data);
     rc = orc__sq_b_done(&b, "insert event");
     if (rc == 0)
         rc = orc__sq_step(q, b.st, "insert event");
@@ -633,9 +726,8 @@ out_close:
 
 /* ---- metadata --------------------------------------------------------------------------- */
 
-static int sq_meta_set(orc_store_t *s, const char *key, const char *value)
+static int meta_set_body(struct sq_store *q, const char *key, const char *value)
 {
-    struct sq_store *q = sq_of(s);
     struct sq_bind b = {.q = q};
     int rc = orc__sq_stmt(q, SQ_META_SET, &b.st);
 
@@ -649,6 +741,16 @@ static int sq_meta_set(orc_store_t *s, const char *key, const char *value)
         rc = orc__sq_step(q, b.st, "set meta");
     orc__sq_release(b.st);
     return rc;
+}
+
+static int sq_meta_set(orc_store_t *s, const char *key, const char *value)
+{
+    struct sq_store *q = sq_of(s);
+    int rc = orc__sq_begin(q);
+
+    if (rc == 0)
+        rc = meta_set_body(q, key, value);
+    return orc__sq_end(q, rc);
 }
 
 static int sq_meta_get(orc_store_t *s, const char *key, char **value)
@@ -671,9 +773,8 @@ static int sq_meta_get(orc_store_t *s, const char *key, char **value)
     return rc;
 }
 
-static int sq_meta_delete(orc_store_t *s, const char *key)
+static int meta_delete_body(struct sq_store *q, const char *key)
 {
-    struct sq_store *q = sq_of(s);
     struct sq_bind b = {.q = q};
     int rc = orc__sq_stmt(q, SQ_META_DELETE, &b.st);
 
@@ -684,9 +785,19 @@ static int sq_meta_delete(orc_store_t *s, const char *key)
     if (rc == 0)
         rc = orc__sq_step(q, b.st, "delete meta");
     if (rc == 0 && sqlite3_changes(q->db) == 0)
-        rc = orc__store_failf(s, ORC_ENOTFOUND, "no meta key '%.64s'", key);
+        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "no meta key '%.64s'", key);
     orc__sq_release(b.st);
     return rc;
+}
+
+static int sq_meta_delete(orc_store_t *s, const char *key)
+{
+    struct sq_store *q = sq_of(s);
+    int rc = orc__sq_begin(q);
+
+    if (rc == 0)
+        rc = meta_delete_body(q, key);
+    return orc__sq_end(q, rc);
 }
 
 const struct orc_store_ops orc__store_sqlite_ops = {
@@ -703,6 +814,7 @@ const struct orc_store_ops orc__store_sqlite_ops = {
     .resource_get = orc__sq_resource_get,
     .resource_list = orc__sq_resource_list,
     .resource_update = orc__sq_resource_update,
+    .resource_delete = orc__sq_resource_delete,
     .event_append = orc__sq_event_append,
     .event_list = orc__sq_event_list,
     .attempt_start = orc__sq_attempt_start,
@@ -711,4 +823,6 @@ const struct orc_store_ops orc__store_sqlite_ops = {
     .meta_set = sq_meta_set,
     .meta_get = sq_meta_get,
     .meta_delete = sq_meta_delete,
+    .group_begin = sq_group_begin,
+    .group_commit = sq_group_commit,
 };

@@ -2,8 +2,9 @@
  * Deployment slots of the SQLite backend: insert (single, or a group-commit
  * batch with one savepoint per item), get, paged and filtered lists, the list
  * used by crash recovery, compare-and-set updates and hard delete. Every
- * write is one BEGIN IMMEDIATE transaction that also appends its event, so a
- * status change and its event are stored together or not at all.
+ * write is one transaction (orc__sq_begin/orc__sq_end: its own, or a
+ * savepoint of the open group) that also appends its event, so a status
+ * change and its event are stored together or not at all.
  */
 #include <string.h>
 
@@ -258,12 +259,13 @@ int orc__sq_deployment_insert(orc_store_t *s, orc_deployment_t *ds, size_t n, in
 
 /* ---- get and lists ------------------------------------------------------------------- */
 
-int orc__sq_deployment_get(orc_store_t *s, const char *uuid, orc_deployment_t **out)
+int orc__sq_deployment_get(orc_store_t *s, const char *uuid, bool with_spec,
+                           orc_deployment_t **out)
 {
     struct sq_store *q = sq_of(s);
     struct sq_bind b = {.q = q};
     orc_deployment_t *d = NULL;
-    int rc = orc__sq_stmt(q, SQ_DEP_GET, &b.st);
+    int rc = orc__sq_stmt(q, with_spec ? SQ_DEP_GET : SQ_DEP_GET_HEAD, &b.st);
 
     if (rc < 0)
         return rc;
@@ -275,7 +277,7 @@ int orc__sq_deployment_get(orc_store_t *s, const char *uuid, orc_deployment_t **
         rc = orc__store_failf(s, ORC_ENOTFOUND, "the deployment %s doesn't exist", uuid);
     if (rc == 1) {
         d = orc_calloc(1, sizeof(*d));
-        rc = d ? read_deployment(q, b.st, d, true)
+        rc = d ? read_deployment(q, b.st, d, with_spec)
                : orc__store_failf(s, ORC_ENOMEM, "get deployment: out of memory");
     }
     orc__sq_release(b.st);
@@ -342,14 +344,14 @@ static int page_deployments(struct sq_store *q, const orc_dep_query_t *f,
 int orc__sq_deployment_list(orc_store_t *s, const orc_dep_query_t *f, orc_deployment_list_t *out)
 {
     struct sq_store *q = sq_of(s);
-    int rc = orc__sq_run(q, SQ_BEGIN_READ, "begin read");
+    int rc = orc__sq_read_begin(q);
 
     /* one snapshot for the count and the page */
     if (rc == 0)
         rc = count_deployments(q, f, &out->total);
     if (rc == 0 && (f->size == 0 || orc__sq_offset(f->page, f->size) < out->total))
         rc = page_deployments(q, f, out);
-    rc = orc__sq_end(q, rc);
+    rc = orc__sq_read_end(q, rc);
     if (rc < 0)
         orc_deployment_list_clear(out);
     return rc;
@@ -552,22 +554,31 @@ int orc__sq_deployment_update(orc_store_t *s, const orc_dep_update_t *u, int64_t
     return rc;
 }
 
-int orc__sq_deployment_delete(orc_store_t *s, const char *uuid)
+static int delete_body(struct sq_store *q, const char *uuid)
 {
-    struct sq_store *q = sq_of(s);
     struct sq_bind b = {.q = q};
     int rc = orc__sq_stmt(q, SQ_DEP_DELETE, &b.st);
 
     if (rc < 0)
         return rc;
-    /* one statement, one implicit transaction; ON DELETE CASCADE removes the
-     * template, resources, events and attempts with it */
+    /* ON DELETE CASCADE removes the template, resources, events and attempts
+     * with it */
     orc__sq_b_text(&b, 1, uuid);
     rc = orc__sq_b_done(&b, "delete deployment");
     if (rc == 0)
         rc = orc__sq_step(q, b.st, "delete deployment");
     if (rc == 0 && sqlite3_changes(q->db) == 0)
-        rc = orc__store_failf(s, ORC_ENOTFOUND, "the deployment %s doesn't exist", uuid);
+        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist", uuid);
     orc__sq_release(b.st);
     return rc;
+}
+
+int orc__sq_deployment_delete(orc_store_t *s, const char *uuid)
+{
+    struct sq_store *q = sq_of(s);
+    int rc = orc__sq_begin(q);
+
+    if (rc == 0)
+        rc = delete_body(q, uuid);
+    return orc__sq_end(q, rc);
 }

@@ -16,12 +16,14 @@ int orc__sq_event_append(orc_store_t *s, orc_event_t *ev)
     struct sq_store *q = sq_of(s);
     int64_t when = ev->time_ms ? ev->time_ms : orc_now_ms();
     int64_t id = 0;
-    /* a single INSERT is its own transaction: durable when it returns */
-    int rc =
-        orc__sq_event_insert(q, ev->deployment_uuid, when, ev->type, ev->message, ev->data, &id);
+    int rc = orc__sq_begin(q);
 
+    if (rc == 0)
+        rc = orc__sq_event_insert(q, ev->deployment_uuid, when, ev->type, ev->message, ev->data,
+                                  &id);
     if (rc == ORC_ENOTFOUND)
-        return orc__store_failf(s, rc, "the deployment %s doesn't exist", ev->deployment_uuid);
+        orc__store_failf(s, rc, "the deployment %s doesn't exist", ev->deployment_uuid);
+    rc = orc__sq_end(q, rc);
     if (rc < 0)
         return rc;
     ev->id = id;
@@ -72,13 +74,13 @@ int orc__sq_event_list(orc_store_t *s, const char *deployment_uuid, int64_t afte
                        orc_event_list_t *out)
 {
     struct sq_store *q = sq_of(s);
-    int rc = orc__sq_run(q, SQ_BEGIN_READ, "begin read");
+    int rc = orc__sq_read_begin(q);
 
     if (rc == 0)
         rc = orc__sq_deployment_exists(q, deployment_uuid);
     if (rc == 0)
         rc = list_events(q, deployment_uuid, after_id, limit, out);
-    rc = orc__sq_end(q, rc);
+    rc = orc__sq_read_end(q, rc);
     if (rc < 0)
         orc_event_list_clear(out);
     return rc;
@@ -250,13 +252,13 @@ static int list_attempts(struct sq_store *q, const char *uuid, orc_attempt_list_
 int orc__sq_attempt_list(orc_store_t *s, const char *deployment_uuid, orc_attempt_list_t *out)
 {
     struct sq_store *q = sq_of(s);
-    int rc = orc__sq_run(q, SQ_BEGIN_READ, "begin read");
+    int rc = orc__sq_read_begin(q);
 
     if (rc == 0)
         rc = orc__sq_deployment_exists(q, deployment_uuid);
     if (rc == 0)
         rc = list_attempts(q, deployment_uuid, out);
-    rc = orc__sq_end(q, rc);
+    rc = orc__sq_read_end(q, rc);
     if (rc < 0)
         orc_attempt_list_clear(out);
     return rc;

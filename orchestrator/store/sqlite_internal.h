@@ -24,9 +24,13 @@ enum sq_stmt {
     SQ_SAVEPOINT, /* one batch item */
     SQ_RELEASE,
     SQ_ROLLBACK_TO,
+    SQ_W_SAVEPOINT, /* one write call inside a group */
+    SQ_W_RELEASE,
+    SQ_W_ROLLBACK_TO,
     SQ_DEP_INSERT,
     SQ_TPL_INSERT,
     SQ_DEP_GET,
+    SQ_DEP_GET_HEAD,
     SQ_DEP_HEAD,
     SQ_DEP_UPDATE,
     SQ_TPL_UPDATE,
@@ -40,6 +44,7 @@ enum sq_stmt {
     SQ_RES_GET,
     SQ_RES_HEAD,
     SQ_RES_UPDATE,
+    SQ_RES_DELETE,
     SQ_RES_COUNT,
     SQ_RES_LIST_NEWEST,
     SQ_RES_LIST_OLDEST,
@@ -95,14 +100,24 @@ int orc__sq_step(struct sq_store *q, sqlite3_stmt *st, const char *what);
 /* Runs a statement without bindings to completion ("COMMIT"...). */
 int orc__sq_run(struct sq_store *q, enum sq_stmt id, const char *what);
 
-/* Write transactions: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK (no-op when
- * SQLite already rolled back). rollback keeps q's error message. */
-int orc__sq_begin(struct sq_store *q);
+/* Transactions: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK (no-op when SQLite
+ * already rolled back). rollback keeps q's error message. */
 int orc__sq_commit(struct sq_store *q);
 void orc__sq_rollback(struct sq_store *q);
-/* Ends a transaction: COMMIT when rc == 0 (returning its result), else
- * ROLLBACK and rc. */
+
+/* Every write slot runs between these two, and they are the one place that
+ * knows about groups. Outside a group: BEGIN IMMEDIATE, then COMMIT when
+ * rc == 0 (returning its result) or ROLLBACK and rc. Inside a group: SAVEPOINT,
+ * then RELEASE, or ROLLBACK TO + RELEASE and rc, so that a failed write leaves
+ * the group as it was; if SQLite rolled the whole transaction back, the group
+ * is marked broken (orc__store_group_break) and begin refuses later writes. */
+int orc__sq_begin(struct sq_store *q);
 int orc__sq_end(struct sq_store *q, int rc);
+/* Read slots that need one snapshot for several statements: BEGIN DEFERRED
+ * ... COMMIT (ROLLBACK on failure); nothing inside a group, whose transaction
+ * is the snapshot (and shows the group's writes). */
+int orc__sq_read_begin(struct sq_store *q);
+int orc__sq_read_end(struct sq_store *q, int rc);
 
 /* Binding: each helper is a no-op once b->rc holds an error, so a statement's
  * bindings are written in a row and checked once. */
@@ -141,6 +156,10 @@ static inline int64_t orc__sq_offset(uint32_t page, uint32_t size)
 int orc__sq_grow(void **items, size_t *cap, size_t count, size_t size);
 
 /* Appends an event inside the caller's transaction. id may be NULL. */
+/* The same with the data as JSON text already (data_text; NULL: data). */
+int orc__sq_event_insert_text(struct sq_store *q, const char *deployment_uuid, int64_t time_ms,
+                              const char *type, const char *message, const char *data_text,
+                              const json_t *data, int64_t *id);
 int orc__sq_event_insert(struct sq_store *q, const char *deployment_uuid, int64_t time_ms,
                          const char *type, const char *message, const json_t *data, int64_t *id);
 
@@ -153,7 +172,8 @@ void orc__sq_status_set(uint32_t mask, char *buf, size_t len);
 /* Backend slots defined in sqlite_deployments.c, sqlite_resources.c and
  * sqlite_events.c. */
 int orc__sq_deployment_insert(orc_store_t *s, orc_deployment_t *ds, size_t n, int *rcs, bool batch);
-int orc__sq_deployment_get(orc_store_t *s, const char *uuid, orc_deployment_t **out);
+int orc__sq_deployment_get(orc_store_t *s, const char *uuid, bool with_spec,
+                           orc_deployment_t **out);
 int orc__sq_deployment_list(orc_store_t *s, const orc_dep_query_t *q, orc_deployment_list_t *out);
 int orc__sq_deployment_list_in_status(orc_store_t *s, uint32_t statuses,
                                       orc_deployment_list_t *out);
@@ -164,6 +184,7 @@ int orc__sq_resource_get(orc_store_t *s, const char *deployment_uuid, const char
                          orc_resource_t **out);
 int orc__sq_resource_list(orc_store_t *s, const orc_res_query_t *q, orc_resource_list_t *out);
 int orc__sq_resource_update(orc_store_t *s, const orc_res_update_t *u, int64_t *new_version);
+int orc__sq_resource_delete(orc_store_t *s, const char *uuid, const char *event_message);
 int orc__sq_event_append(orc_store_t *s, orc_event_t *ev);
 int orc__sq_event_list(orc_store_t *s, const char *deployment_uuid, int64_t after_id, size_t limit,
                        orc_event_list_t *out);

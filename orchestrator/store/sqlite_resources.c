@@ -1,8 +1,8 @@
 /*
  * Resource slots of the SQLite backend: insert (all-or-nothing, one event per
- * resource), get, paged list by deployment with a TOSCA type filter, and
- * compare-and-set updates whose event goes to the resource's deployment in
- * the same transaction.
+ * resource), get, paged list by deployment with a TOSCA type filter,
+ * compare-and-set updates and delete (scale-in), whose events go to the
+ * resource's deployment in the same transaction.
  */
 #include <string.h>
 
@@ -42,6 +42,8 @@ static int read_resource(struct sq_store *q, sqlite3_stmt *st, orc_resource_t *r
     r->version = sqlite3_column_int64(st, 12);
     r->created_ms = sqlite3_column_int64(st, 13);
     r->updated_ms = sqlite3_column_int64(st, 14);
+    if (rc == 0)
+        rc = orc__sq_col_text(q, st, 15, &r->spec);
     return rc;
 }
 
@@ -51,22 +53,55 @@ static char *resource_line(const char *node, int index, orc_res_state_t st)
     return orc_asprintf("%s[%d]: %s", node, index, orc_res_state_name(st));
 }
 
+/* s as the inside of a JSON string (quotes, backslashes and control
+ * characters escaped); false when out does not have the room. */
+static bool json_escape(const char *s, char *out, size_t size)
+{
+    size_t n = 0;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (n + 7 >= size)
+            return false;
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(out + n, size - n, "\\u%04x", c);
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    out[n] = '\0';
+    return true;
+}
+
+/* The event's data, {"resource","node","index","state"}, written as text:
+ * this is on the engine's path for every transition. */
 static int resource_event(struct sq_store *q, const char *deployment_uuid, const char *type,
                           const char *uuid, const char *node, int index, orc_res_state_t st,
                           const char *message, int64_t now)
 {
-    json_t *data = json_pack("{s:s, s:s, s:i, s:s}", "resource", uuid, "node", node, "index", index,
-                             "state", orc_res_state_name(st));
+    char esc[512], data[768];
     char *line = message ? NULL : resource_line(node, index, st);
     int rc;
 
-    if (data == NULL || (message == NULL && line == NULL))
-        rc = orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
-    else
-        rc = orc__sq_event_insert(q, deployment_uuid, now, type, message ? message : line, data,
-                                  NULL);
+    if (message == NULL && line == NULL)
+        return orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
+    if (json_escape(node, esc, sizeof(esc))) {
+        snprintf(data, sizeof(data), "{\"resource\":\"%s\",\"node\":\"%s\",\"index\":%d,"
+                 "\"state\":\"%s\"}", uuid, esc, index, orc_res_state_name(st));
+        rc = orc__sq_event_insert_text(q, deployment_uuid, now, type, message ? message : line,
+                                       data, NULL, NULL);
+    } else { /* a node name too long for the buffer: jansson writes it */
+        json_t *j = json_pack("{s:s, s:s, s:i, s:s}", "resource", uuid, "node", node, "index",
+                              index, "state", orc_res_state_name(st));
+        rc = j ? orc__sq_event_insert(q, deployment_uuid, now, type, message ? message : line, j,
+                                      NULL)
+               : orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
+        json_decref(j);
+    }
     orc_free(line);
-    json_decref(data);
     return rc;
 }
 
@@ -99,6 +134,7 @@ static int insert_one(struct sq_store *q, orc_resource_t *r, int64_t now)
     else
         orc__sq_b_text(&b, 12, empty_array);
     orc__sq_b_int(&b, 13, now);
+    orc__sq_b_text(&b, 14, r->spec);
     rc = orc__sq_b_done(&b, "insert resource");
     if (rc == 0)
         rc = orc__sq_step(q, b.st, "insert resource");
@@ -218,7 +254,7 @@ static int page_resources(struct sq_store *q, const orc_res_query_t *f, orc_reso
 int orc__sq_resource_list(orc_store_t *s, const orc_res_query_t *f, orc_resource_list_t *out)
 {
     struct sq_store *q = sq_of(s);
-    int rc = orc__sq_run(q, SQ_BEGIN_READ, "begin read");
+    int rc = orc__sq_read_begin(q);
 
     if (rc == 0)
         rc = orc__sq_deployment_exists(q, f->deployment_uuid);
@@ -226,7 +262,7 @@ int orc__sq_resource_list(orc_store_t *s, const orc_res_query_t *f, orc_resource
         rc = count_resources(q, f, &out->total);
     if (rc == 0 && (f->size == 0 || orc__sq_offset(f->page, f->size) < out->total))
         rc = page_resources(q, f, out);
-    rc = orc__sq_end(q, rc);
+    rc = orc__sq_read_end(q, rc);
     if (rc < 0)
         orc_resource_list_clear(out);
     return rc;
@@ -293,6 +329,8 @@ static void bind_update(struct sq_bind *b, const orc_res_update_t *u)
         orc__sq_b_json(b, 17, v->required_by);
     else
         orc__sq_b_text(b, 17, empty_array);
+    orc__sq_b_int(b, 18, !!(f & ORC_RES_F_SPEC));
+    orc__sq_b_text(b, 19, (f & ORC_RES_F_SPEC) ? v->spec : NULL);
 }
 
 static int update_row(struct sq_store *q, const orc_res_update_t *u, int64_t version, int64_t now,
@@ -344,4 +382,54 @@ int orc__sq_resource_update(orc_store_t *s, const orc_res_update_t *u, int64_t *
     if (rc == 0 && new_version)
         *new_version = version;
     return rc;
+}
+
+/* ---- delete (scale-in) ------------------------------------------------------------------------
+ */
+
+static int delete_row(struct sq_store *q, const char *uuid)
+{
+    struct sq_bind b = {.q = q};
+    int rc = orc__sq_stmt(q, SQ_RES_DELETE, &b.st);
+
+    if (rc < 0)
+        return rc;
+    orc__sq_b_text(&b, 1, uuid);
+    rc = orc__sq_b_done(&b, "delete resource");
+    if (rc == 0)
+        rc = orc__sq_step(q, b.st, "delete resource");
+    if (rc == 0 && sqlite3_changes(q->db) != 1)
+        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the resource %s doesn't exist", uuid);
+    orc__sq_release(b.st);
+    return rc;
+}
+
+static int delete_body(struct sq_store *q, const char *uuid, const char *message)
+{
+    struct res_head h = {0};
+    char *line = NULL;
+    int rc = read_head(q, uuid, &h);
+
+    if (rc == 0)
+        rc = delete_row(q, uuid);
+    if (rc == 0 && message == NULL) {
+        line = orc_asprintf("node %s[%d] removed", h.node_name, h.index);
+        rc = line ? 0 : orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
+    }
+    if (rc == 0)
+        rc = resource_event(q, h.deployment_uuid, "resource.deleted", uuid, h.node_name, h.index,
+                            h.state, message ? message : line, orc_now_ms());
+    orc_free(line);
+    orc_free(h.node_name);
+    return rc;
+}
+
+int orc__sq_resource_delete(orc_store_t *s, const char *uuid, const char *event_message)
+{
+    struct sq_store *q = sq_of(s);
+    int rc = orc__sq_begin(q);
+
+    if (rc == 0)
+        rc = delete_body(q, uuid, event_message);
+    return orc__sq_end(q, rc);
 }

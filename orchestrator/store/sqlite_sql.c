@@ -104,8 +104,13 @@ static const char schema_v1[] =
     "  updated_ms INTEGER NOT NULL"
     ") WITHOUT ROWID;";
 
+/* the hash of the node specification a resource was last deployed with (the
+ * engine restarts what changed); not part of the API's JSON */
+static const char schema_v2[] = "ALTER TABLE resources ADD COLUMN spec TEXT;";
+
 const struct orc__sq_migration orc__sq_migrations[] = {
     {"deployments, templates, resources, events, site attempts, meta", schema_v1},
+    {"resources.spec: the node specification a resource was deployed with", schema_v2},
 };
 const int orc__sq_migration_count =
     (int)(sizeof(orc__sq_migrations) / sizeof(orc__sq_migrations[0]));
@@ -136,7 +141,7 @@ const int orc__sq_migration_count =
 #define RES_COLS                                                                                   \
     "r.uuid, r.deployment_uuid, r.node_name, r.node_type, r.instance_index, "                      \
     "r.state, r.site_name, r.provider_name, r.physical_id, r.attributes, "                         \
-    "r.metadata, r.required_by, r.version, r.created_ms, r.updated_ms"
+    "r.metadata, r.required_by, r.version, r.created_ms, r.updated_ms, r.spec"
 
 #define RES_LIST(order)                                                                            \
     "SELECT " RES_COLS " FROM resources r WHERE r.deployment_uuid = ?1"                            \
@@ -152,6 +157,9 @@ const char *const orc__sq_sql[SQ__COUNT] = {
     [SQ_SAVEPOINT] = "SAVEPOINT orc_item",
     [SQ_RELEASE] = "RELEASE orc_item",
     [SQ_ROLLBACK_TO] = "ROLLBACK TO orc_item",
+    [SQ_W_SAVEPOINT] = "SAVEPOINT orc_write",
+    [SQ_W_RELEASE] = "RELEASE orc_write",
+    [SQ_W_ROLLBACK_TO] = "ROLLBACK TO orc_write",
 
     [SQ_DEP_INSERT] =
         "INSERT INTO deployments (uuid, status, status_reason, task, created_by_issuer,"
@@ -165,6 +173,7 @@ const char *const orc__sq_sql[SQ__COUNT] = {
     [SQ_DEP_GET] = "SELECT " DEP_COLS ", t.template, t.parameters, t.plan FROM deployments d"
                    " LEFT JOIN deployment_templates t ON t.deployment_uuid = d.uuid"
                    " WHERE d.uuid = ?1",
+    [SQ_DEP_GET_HEAD] = "SELECT " DEP_COLS " FROM deployments d WHERE d.uuid = ?1",
     [SQ_DEP_HEAD] = "SELECT version, status FROM deployments WHERE uuid = ?1",
     /* ?1 uuid, ?2 current version, ?3 now; then (flag, value) pairs */
     [SQ_DEP_UPDATE] = "UPDATE deployments SET"
@@ -206,8 +215,8 @@ const char *const orc__sq_sql[SQ__COUNT] = {
     [SQ_RES_INSERT] =
         "INSERT INTO resources (uuid, deployment_uuid, node_name, node_type, instance_index,"
         " state, site_name, provider_name, physical_id, attributes, metadata, required_by,"
-        " version, created_ms, updated_ms)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, ?13, ?13)",
+        " version, created_ms, updated_ms, spec)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, ?13, ?13, ?14)",
     [SQ_RES_GET] = "SELECT " RES_COLS " FROM resources r WHERE r.uuid = ?1"
                    " AND (?2 IS NULL OR r.deployment_uuid = ?2)",
     [SQ_RES_HEAD] = "SELECT deployment_uuid, node_name, instance_index, version, state"
@@ -221,8 +230,10 @@ const char *const orc__sq_sql[SQ__COUNT] = {
                       " attributes = CASE WHEN ?12 THEN ?13 ELSE attributes END,"
                       " metadata = CASE WHEN ?14 THEN ?15 ELSE metadata END,"
                       " required_by = CASE WHEN ?16 THEN ?17 ELSE required_by END,"
+                      " spec = CASE WHEN ?18 THEN ?19 ELSE spec END,"
                       " version = version + 1, updated_ms = ?3"
                       " WHERE uuid = ?1 AND version = ?2 RETURNING version",
+    [SQ_RES_DELETE] = "DELETE FROM resources WHERE uuid = ?1",
     [SQ_RES_COUNT] = "SELECT count(*) FROM resources r WHERE r.deployment_uuid = ?1"
                      " AND (?2 IS NULL OR r.node_type = ?2)",
     [SQ_RES_LIST_NEWEST] = RES_LIST("r.uuid DESC"),

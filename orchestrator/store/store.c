@@ -194,6 +194,7 @@ void orc_resource_clear(orc_resource_t *r)
     json_decref(r->attributes);
     json_decref(r->metadata);
     json_decref(r->required_by);
+    orc_free(r->spec);
     memset(r, 0, sizeof(*r));
 }
 
@@ -344,12 +345,34 @@ int orc__store_new_uuid(orc_store_t *s, char out[ORC_UUID_LEN])
     return 0;
 }
 
+int orc__store_group_break(orc_store_t *s, int rc)
+{
+    if (s->group.open && s->group.failed == 0) {
+        s->group.failed = rc;
+        memcpy(s->group.why, s->errmsg, sizeof(s->group.why));
+    }
+    return rc;
+}
+
 /* ---- validation ------------------------------------------------------------ */
 
 static int begin_call(orc_store_t *s)
 {
     if (s == NULL)
         return ORC_EINVAL;
+    s->errmsg[0] = '\0';
+    return 0;
+}
+
+/* The start of every write call: the hook (which may open or commit a
+ * group), then the call joins the open group. */
+static int begin_write(orc_store_t *s)
+{
+    if (s == NULL)
+        return ORC_EINVAL;
+    if (s->write_hook != NULL)
+        s->write_hook(s, s->write_hook_ud);
+    s->group.writes += s->group.open;
     s->errmsg[0] = '\0';
     return 0;
 }
@@ -454,6 +477,19 @@ static int check_dep_update(orc_store_t *s, const orc_dep_update_t *u)
     return check_dep_values(s, u->set, u->values);
 }
 
+/* A resource's spec: NULL (none) or 1..ORC_RES_SPEC_MAX bytes. */
+static int check_spec(orc_store_t *s, const char *spec)
+{
+    size_t n = spec ? strlen(spec) : 1;
+
+    if (n == 0)
+        return orc__store_failf(s, ORC_EINVAL, "resource spec is empty (NULL means none)");
+    if (n > ORC_RES_SPEC_MAX)
+        return orc__store_failf(s, ORC_EINVAL, "resource spec is %zu bytes long (at most %d)", n,
+                                ORC_RES_SPEC_MAX);
+    return 0;
+}
+
 static int check_resource(orc_store_t *s, const orc_resource_t *r)
 {
     int rc;
@@ -477,6 +513,8 @@ static int check_resource(orc_store_t *s, const orc_resource_t *r)
         rc = check_json(s, r->required_by, JSON_ARRAY, "requiredBy");
     for (size_t i = 0; rc == 0 && r->required_by && i < json_array_size(r->required_by); i++)
         rc = check_json(s, json_array_get(r->required_by, i), JSON_STRING, "requiredBy items");
+    if (rc == 0)
+        rc = check_spec(s, r->spec);
     return rc;
 }
 
@@ -503,6 +541,8 @@ static int check_res_update(orc_store_t *s, const orc_res_update_t *u)
         rc = check_json(s, v->metadata, JSON_OBJECT, "metadata");
     if (rc == 0 && (u->set & ORC_RES_F_REQUIRED_BY))
         rc = check_json(s, v->required_by, JSON_ARRAY, "requiredBy");
+    if (rc == 0 && (u->set & ORC_RES_F_SPEC))
+        rc = check_spec(s, v->spec);
     return rc;
 }
 
@@ -545,8 +585,12 @@ int orc_store_open(const char *target, orc_store_t **out, char *err, size_t errl
 
 void orc_store_close(orc_store_t *s)
 {
-    if (s != NULL)
-        s->ops->close(s);
+    if (s == NULL)
+        return;
+    s->write_hook = NULL;
+    if (s->group.open && orc_store_group_commit(s) < 0)
+        orc_log(ORC_LOG_ERROR, "store", "close: %s", s->errmsg);
+    s->ops->close(s);
 }
 
 const char *orc_store_errmsg(const orc_store_t *s)
@@ -566,12 +610,72 @@ void orc_store_info(const orc_store_t *s, orc_store_info_t *info)
     info->migrations_applied = s->migrations_applied;
 }
 
+/* ---- groups ------------------------------------------------------------------- */
+
+int orc_store_group_begin(orc_store_t *s)
+{
+    int rc = begin_call(s);
+
+    if (rc < 0)
+        return rc;
+    if (s->group.open)
+        return orc__store_failf(s, ORC_ECONFLICT, "a group of writes is open already");
+    rc = s->ops->group_begin(s);
+    if (rc < 0)
+        return rc;
+    memset(&s->group, 0, sizeof(s->group));
+    s->group.open = true;
+    return 0;
+}
+
+int orc_store_group_commit(orc_store_t *s)
+{
+    struct orc__store_group g;
+    int rc = begin_call(s);
+
+    if (rc < 0)
+        return rc;
+    if (!s->group.open)
+        return orc__store_failf(s, ORC_EINVAL, "no group of writes is open");
+    /* the backend commits, or rolls back what is left of a broken group */
+    rc = s->ops->group_commit(s);
+    g = s->group;
+    memset(&s->group, 0, sizeof(s->group));
+    if (g.failed < 0)
+        return orc__store_failf(s, g.failed, "the group of %zu writes was rolled back: %s",
+                                g.writes, g.why);
+    if (rc < 0) {
+        memcpy(g.why, s->errmsg, sizeof(g.why)); /* the format's argument may not be errmsg */
+        return orc__store_failf(s, rc, "the group of %zu writes was rolled back: %s", g.writes,
+                                g.why);
+    }
+    return 0;
+}
+
+bool orc_store_group_active(const orc_store_t *s)
+{
+    return s != NULL && s->group.open;
+}
+
+size_t orc_store_group_writes(const orc_store_t *s)
+{
+    return s != NULL && s->group.open ? s->group.writes : 0;
+}
+
+void orc_store_set_write_hook(orc_store_t *s, orc_store_write_hook_fn fn, void *ud)
+{
+    if (s == NULL)
+        return;
+    s->write_hook = fn;
+    s->write_hook_ud = fn ? ud : NULL;
+}
+
 /* ---- deployments --------------------------------------------------------------- */
 
 int orc_store_deployment_insert(orc_store_t *s, orc_deployment_t *d)
 {
     int item_rc = 0;
-    int rc = begin_call(s);
+    int rc = begin_write(s);
 
     if (rc == 0)
         rc = check_new_deployment(s, d);
@@ -582,7 +686,7 @@ int orc_store_deployment_insert(orc_store_t *s, orc_deployment_t *d)
 
 int orc_store_insert_deployments_batch(orc_store_t *s, orc_deployment_t *ds, size_t n, int *rcs)
 {
-    int rc = begin_call(s);
+    int rc = begin_write(s);
     size_t valid = 0;
 
     if (rc < 0)
@@ -606,7 +710,8 @@ int orc_store_insert_deployments_batch(orc_store_t *s, orc_deployment_t *ds, siz
     return rc;
 }
 
-int orc_store_deployment_get(orc_store_t *s, const char *uuid, orc_deployment_t **out)
+static int deployment_get(orc_store_t *s, const char *uuid, bool with_spec,
+                          orc_deployment_t **out)
 {
     int rc = begin_call(s);
 
@@ -616,7 +721,17 @@ int orc_store_deployment_get(orc_store_t *s, const char *uuid, orc_deployment_t 
         return rc;
     *out = NULL;
     rc = check_uuid(s, uuid, "deployment");
-    return rc < 0 ? rc : s->ops->deployment_get(s, uuid, out);
+    return rc < 0 ? rc : s->ops->deployment_get(s, uuid, with_spec, out);
+}
+
+int orc_store_deployment_get(orc_store_t *s, const char *uuid, orc_deployment_t **out)
+{
+    return deployment_get(s, uuid, true, out);
+}
+
+int orc_store_deployment_get_head(orc_store_t *s, const char *uuid, orc_deployment_t **out)
+{
+    return deployment_get(s, uuid, false, out);
 }
 
 int orc_store_deployment_list(orc_store_t *s, const orc_dep_query_t *q, orc_deployment_list_t *out)
@@ -655,7 +770,7 @@ int orc_store_deployment_list_in_status(orc_store_t *s, uint32_t statuses,
 
 int orc_store_deployment_update(orc_store_t *s, const orc_dep_update_t *u, int64_t *new_version)
 {
-    int rc = begin_call(s);
+    int rc = begin_write(s);
 
     if (rc == 0)
         rc = check_dep_update(s, u);
@@ -694,7 +809,7 @@ int orc_store_deployment_mark_deleted(orc_store_t *s, const char *uuid, int64_t 
 
 int orc_store_deployment_delete(orc_store_t *s, const char *uuid)
 {
-    int rc = begin_call(s);
+    int rc = begin_write(s);
 
     if (rc == 0)
         rc = check_uuid(s, uuid, "deployment");
@@ -705,7 +820,7 @@ int orc_store_deployment_delete(orc_store_t *s, const char *uuid)
 
 int orc_store_resources_insert(orc_store_t *s, orc_resource_t *rs, size_t n)
 {
-    int rc = begin_call(s);
+    int rc = begin_write(s);
 
     if (rc < 0)
         return rc;
@@ -755,7 +870,7 @@ int orc_store_resource_list(orc_store_t *s, const orc_res_query_t *q, orc_resour
 
 int orc_store_resource_update(orc_store_t *s, const orc_res_update_t *u, int64_t *new_version)
 {
-    int rc = begin_call(s);
+    int rc = begin_write(s);
 
     if (rc == 0)
         rc = check_res_update(s, u);
@@ -772,11 +887,20 @@ int orc_store_resource_set_state(orc_store_t *s, const char *uuid, int64_t expec
     return orc_store_resource_update(s, &u, new_version);
 }
 
+int orc_store_resource_delete(orc_store_t *s, const char *uuid, const char *event_message)
+{
+    int rc = begin_write(s);
+
+    if (rc == 0)
+        rc = check_uuid(s, uuid, "resource");
+    return rc < 0 ? rc : s->ops->resource_delete(s, uuid, event_message);
+}
+
 /* ---- events ------------------------------------------------------------------ */
 
 int orc_store_event_append(orc_store_t *s, orc_event_t *ev)
 {
-    int rc = begin_call(s);
+    int rc = begin_write(s);
 
     if (rc < 0)
         return rc;
@@ -809,7 +933,7 @@ int orc_store_event_list(orc_store_t *s, const char *deployment_uuid, int64_t af
 int orc_store_attempt_start(orc_store_t *s, const char *deployment_uuid, int attempt,
                             const char *site_name)
 {
-    int rc = begin_call(s);
+    int rc = begin_write(s);
 
     if (rc == 0)
         rc = check_uuid(s, deployment_uuid, "deployment");
@@ -823,7 +947,7 @@ int orc_store_attempt_start(orc_store_t *s, const char *deployment_uuid, int att
 int orc_store_attempt_end(orc_store_t *s, const char *deployment_uuid, int attempt, bool ok,
                           const char *error)
 {
-    int rc = begin_call(s);
+    int rc = begin_write(s);
 
     if (rc == 0)
         rc = check_uuid(s, deployment_uuid, "deployment");
@@ -849,7 +973,7 @@ int orc_store_attempt_list(orc_store_t *s, const char *deployment_uuid, orc_atte
 
 int orc_store_meta_set(orc_store_t *s, const char *key, const char *value)
 {
-    int rc = begin_call(s);
+    int rc = begin_write(s);
 
     if (rc == 0)
         rc = check_text(s, key, "key");
@@ -873,7 +997,7 @@ int orc_store_meta_get(orc_store_t *s, const char *key, char **value)
 
 int orc_store_meta_delete(orc_store_t *s, const char *key)
 {
-    int rc = begin_call(s);
+    int rc = begin_write(s);
 
     if (rc == 0)
         rc = check_text(s, key, "key");

@@ -3,7 +3,10 @@
  * and plan), resources, events, site attempts and a small key/value table of
  * daemon metadata. The store is the truth of the orchestrator: every state
  * change is one transaction that also appends an event, and a call that
- * returned 0 is on disk (a 201 means the deployment survives a crash).
+ * returned 0 is on disk (a 201 means the deployment survives a crash) --
+ * unless a group is open (orc_store_group_begin): then the writes share one
+ * transaction and are on disk when orc_store_group_commit returned 0 (the
+ * daemon's loop does that through orc_commit, commit.h).
  *
  * One interface, several backends behind a vtable (store_backend.h): SQLite
  * is the embedded default ("path" or ":memory:"); PostgreSQL comes later
@@ -163,6 +166,9 @@ typedef struct orc_resource_s {
     json_t *attributes;  /* object (public_address, ...); NULL: none */
     json_t *metadata;    /* object; NULL: none */
     json_t *required_by; /* array of node names (strings); NULL: [] */
+    char *spec;          /* hash of the node specification it was last deployed with
+                            (at most ORC_RES_SPEC_MAX bytes); NULL: none. Not in the
+                            API's JSON */
     int64_t version;     /* 1 after insert, +1 per update */
     int64_t created_ms;
     int64_t updated_ms;
@@ -253,13 +259,43 @@ typedef struct {
 int orc_store_open(const char *target, orc_store_t **out, char *err, size_t errlen);
 
 /* Closes the handle and frees it. NULL-safe. Nothing is lost without it:
- * every returned call is already durable. */
+ * every returned call is already durable, except the writes of a group that
+ * is still open, which close commits first (a failure is logged). */
 void orc_store_close(orc_store_t *s);
 
 /* One line about the last failure on this handle ("" after a success). */
 const char *orc_store_errmsg(const orc_store_t *s);
 
 void orc_store_info(const orc_store_t *s, orc_store_info_t *info);
+
+/* ---- groups: one transaction and one disk sync for many writes --------- */
+
+/* Opens a group: until orc_store_group_commit, every write call on this handle
+ * runs inside one transaction. Each write stays all-or-nothing on its own (a
+ * SAVEPOINT around it: a write that fails leaves the group as it was before
+ * that call), reads on this handle see the group's writes, and nothing is
+ * durable until the commit. The group holds the database's write lock until
+ * then. If the database itself fails in the middle (I/O error, full disk,
+ * out of memory: SQLite rolls the whole transaction back), the group is lost:
+ * that write and every later one of the group fail with its error and the
+ * commit reports it. ORC_ECONFLICT if a group is open; ORC_EAGAIN (busy) or
+ * ORC_EIO if the transaction cannot start (no group is open then). */
+int orc_store_group_begin(orc_store_t *s);
+/* Commits the group with one disk sync. 0: everything of it is durable.
+ * < 0: the group was rolled back, none of it is stored, and orc_store_errmsg
+ * says why. Either way no group is open afterwards. ORC_EINVAL if none is
+ * open. */
+int orc_store_group_commit(orc_store_t *s);
+bool orc_store_group_active(const orc_store_t *s);
+size_t orc_store_group_writes(const orc_store_t *s); /* write calls that joined the open group */
+
+/* Called at the start of every write call, before the call joins a group or
+ * checks its arguments: the committer uses it to open the group of the
+ * current loop iteration when none is open, and to commit a full group
+ * early, between two write calls. The hook may call orc_store_group_begin and
+ * orc_store_group_commit, never a write function. NULL removes it. */
+typedef void (*orc_store_write_hook_fn)(orc_store_t *s, void *ud);
+void orc_store_set_write_hook(orc_store_t *s, orc_store_write_hook_fn fn, void *ud);
 
 /* ---- deployments -------------------------------------------------------- */
 
@@ -281,6 +317,9 @@ int orc_store_insert_deployments_batch(orc_store_t *s, orc_deployment_t *ds, siz
 /* Reads one deployment with its template, parameters and plan (deleted-marked
  * ones too: check d->deleted). *out is freed with orc_deployment_free. */
 int orc_store_deployment_get(orc_store_t *s, const char *uuid, orc_deployment_t **out);
+/* The same without the specification (template_text, parameters and plan
+ * stay NULL): what most API answers need, at a fraction of the cost. */
+int orc_store_deployment_get_head(orc_store_t *s, const char *uuid, orc_deployment_t **out);
 
 typedef enum {
     ORC_DEP_SORT_NEWEST = 0, /* creation, newest first (UUIDv7 order): the default */
@@ -400,8 +439,12 @@ enum {
     ORC_RES_F_ATTRIBUTES = 1u << 4,
     ORC_RES_F_METADATA = 1u << 5,
     ORC_RES_F_REQUIRED_BY = 1u << 6,
-    ORC_RES_F__ALL = (1u << 7) - 1
+    ORC_RES_F_SPEC = 1u << 7,
+    ORC_RES_F__ALL = (1u << 8) - 1
 };
+
+/* Longest spec of a resource, in bytes (a hash with its algorithm's name). */
+#define ORC_RES_SPEC_MAX 128
 
 typedef struct {
     const char *uuid;
@@ -416,6 +459,11 @@ typedef struct {
 int orc_store_resource_update(orc_store_t *s, const orc_res_update_t *u, int64_t *new_version);
 int orc_store_resource_set_state(orc_store_t *s, const char *uuid, int64_t expect_version,
                                  orc_res_state_t state, int64_t *new_version);
+
+/* Removes a resource (scale-in) and appends a "resource.deleted" event to its
+ * deployment (event_message NULL: "node NAME[INDEX] removed"), in one
+ * transaction. ORC_ENOTFOUND if there is no such resource. */
+int orc_store_resource_delete(orc_store_t *s, const char *uuid, const char *event_message);
 
 /* ---- events ------------------------------------------------------------- */
 

@@ -7,6 +7,11 @@
  *
  * The handle: a backend's own struct starts with struct orc_store_s, which
  * store.c reads; ops->close frees the whole thing.
+ *
+ * Groups (orc_store_group_begin): store.c keeps the group's state in the
+ * handle (open, writes, the error that broke it) and calls the write hook;
+ * the backend opens and commits the group's transaction and runs each write
+ * inside it as a savepoint (sqlite.c: orc__sq_begin / orc__sq_end).
  */
 #ifndef ORC_STORE_BACKEND_H
 #define ORC_STORE_BACKEND_H
@@ -22,7 +27,8 @@ struct orc_store_ops {
     void (*close)(orc_store_t *s);
 
     int (*deployment_insert)(orc_store_t *s, orc_deployment_t *ds, size_t n, int *rcs, bool batch);
-    int (*deployment_get)(orc_store_t *s, const char *uuid, orc_deployment_t **out);
+    int (*deployment_get)(orc_store_t *s, const char *uuid, bool with_spec,
+                          orc_deployment_t **out);
     int (*deployment_list)(orc_store_t *s, const orc_dep_query_t *q, orc_deployment_list_t *out);
     int (*deployment_list_in_status)(orc_store_t *s, uint32_t statuses, orc_deployment_list_t *out);
     int (*deployment_update)(orc_store_t *s, const orc_dep_update_t *u, int64_t *new_version);
@@ -33,6 +39,7 @@ struct orc_store_ops {
                         orc_resource_t **out);
     int (*resource_list)(orc_store_t *s, const orc_res_query_t *q, orc_resource_list_t *out);
     int (*resource_update)(orc_store_t *s, const orc_res_update_t *u, int64_t *new_version);
+    int (*resource_delete)(orc_store_t *s, const char *uuid, const char *event_message);
 
     int (*event_append)(orc_store_t *s, orc_event_t *ev);
     int (*event_list)(orc_store_t *s, const char *deployment_uuid, int64_t after_id, size_t limit,
@@ -47,6 +54,20 @@ struct orc_store_ops {
     int (*meta_set)(orc_store_t *s, const char *key, const char *value);
     int (*meta_get)(orc_store_t *s, const char *key, char **value);
     int (*meta_delete)(orc_store_t *s, const char *key);
+
+    /* Group transactions: begin opens the one transaction of a group; commit
+     * ends it (one disk sync) or, on failure, rolls it back. Called by
+     * store.c with the group state already checked. */
+    int (*group_begin)(orc_store_t *s);
+    int (*group_commit)(orc_store_t *s);
+};
+
+/* The open group of writes of a handle (store.h, orc_store_group_begin). */
+struct orc__store_group {
+    bool open;
+    size_t writes;                  /* write calls that joined it */
+    int failed;                     /* 0, or the error that rolled the whole group back */
+    char why[ORC_STORE_ERRMSG_LEN]; /* what broke it, for the commit's message */
 };
 
 struct orc_store_s {
@@ -55,6 +76,9 @@ struct orc_store_s {
     int migrations_applied;
     char last_uuid[ORC_UUID_LEN]; /* for strictly increasing UUIDv7s */
     char errmsg[ORC_STORE_ERRMSG_LEN];
+    struct orc__store_group group;
+    orc_store_write_hook_fn write_hook;
+    void *write_hook_ud;
 };
 
 extern const struct orc_store_ops orc__store_sqlite_ops;
@@ -66,5 +90,9 @@ int orc__store_failf(orc_store_t *s, int rc, const char *fmt, ...)
 /* A new UUIDv7, strictly greater than every one this handle made before (so
  * that rows created in the same millisecond keep their order). */
 int orc__store_new_uuid(orc_store_t *s, char out[ORC_UUID_LEN]);
+
+/* Marks the open group as rolled back by rc (the backend's transaction is
+ * gone): later writes of the group fail at once and the commit reports it. */
+int orc__store_group_break(orc_store_t *s, int rc);
 
 #endif

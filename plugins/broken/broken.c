@@ -1,11 +1,14 @@
 /*
  * Test fixtures for the driver loader (tests/unit/test_drivers.c), one
- * shared object with many vtables. It deliberately does NOT export the
- * standard entry symbol orc_driver_entry: loading it as a driver is the
- * "missing symbol" case, and a daemon scanning the plugin directory reports
- * it and goes on. Each other case has its own entry symbol, loaded with
- * orc_drv_load_file_entry():
+ * shared object with many vtables, built into the test plugin folder
+ * ($(BUILD)/test-plugins), never into the daemon's. It deliberately does NOT
+ * export the standard entry symbol orc_driver_entry: loading it as a driver
+ * is the "missing symbol" case. Each other case has its own entry symbol,
+ * loaded with orc_drv_load_file_entry():
  *   orc_broken_bad_abi      ABI number 99
+ *   orc_broken_abi1         a driver as an ABI 1 header built it: ABI 1, its
+ *                           signature, its vtable size (ends at cancel)
+ *   orc_broken_abi2_short   says ABI 2 but its vtable is ABI 1's size
  *   orc_broken_bad_sig      right ABI number, another build signature
  *   orc_broken_null         the entry returns NULL
  *   orc_broken_null_slot    mandatory slot provision is NULL
@@ -15,7 +18,8 @@
  *   orc_broken_huge_state   state_size over the limit
  *   orc_broken_adopt_cap    caps say ADOPT, adopt slot NULL
  *   orc_broken_minimal      a valid driver "minimal" with mandatory slots only
- *   orc_broken_rogue        a valid driver "rogue" that breaks the callback contract
+ *   orc_broken_rogue        a valid driver "rogue" that breaks the callback contract,
+ *                           in the ABI 1 slots and in the ABI 2 ones
  */
 #include <string.h>
 
@@ -91,6 +95,31 @@ static const struct orc_driver vt_bad_abi = {
     .size = sizeof(struct orc_driver),
     .signature = ORC_DRIVER_SIGNATURE,
     .name = "bad_abi",
+    .state_size = sizeof(struct mini),
+    MINI_SLOTS,
+};
+
+/* What an ABI 1 header produced: the signature named ABI 1 and the vtable
+ * ended with the cancel slot. */
+#define ABI1_SIGNATURE                                                                             \
+    "orc-driver/1 ptr/" ORC__DRV_STR(__SIZEOF_POINTER__) " " ORC__DRV_ENDIAN                       \
+                                                         " uv/" ORC__DRV_STR(UV_VERSION_MAJOR)
+#define ABI1_SIZE ((uint32_t)(offsetof(struct orc_driver, cancel) + sizeof(void (*)(void))))
+
+static const struct orc_driver vt_abi1 = {
+    .abi = 1,
+    .size = ABI1_SIZE,
+    .signature = ABI1_SIGNATURE,
+    .name = "abi1",
+    .state_size = sizeof(struct mini),
+    MINI_SLOTS,
+};
+
+static const struct orc_driver vt_abi2_short = {
+    .abi = ORC_DRIVER_ABI,
+    .size = ABI1_SIZE,
+    .signature = ORC_DRIVER_SIGNATURE,
+    .name = "abi2_short",
     .state_size = sizeof(struct mini),
     MINI_SLOTS,
 };
@@ -226,6 +255,28 @@ static int rogue_cancel(void *state, orc_op_t *target)
     return 0;
 }
 
+/* stop_workload (ABI 2): calls back from inside the call, then returns 0 */
+static int rogue_stop_workload(void *state, orc_op_t *op, const char *name, const char *workload)
+{
+    orc_op_done(op, 0);
+    return 0;
+}
+
+/* stop (ABI 2): calls back twice, both later */
+static int rogue_stop(void *state, orc_op_t *op, const char *name)
+{
+    return rogue_deprovision(state, op, name);
+}
+
+/* start (ABI 2): returns < 0, then calls back anyway */
+static int rogue_start(void *state, orc_op_t *op, const char *name)
+{
+    struct mini *m = state;
+
+    m->host->timer_start(m->host, 0, rogue_done, op);
+    return orc_op_failf(op, ORC_EDRIVER, "rogue: start refused");
+}
+
 static const struct orc_driver vt_rogue = {
     ORC_DRIVER_HEADER,
     .name = "rogue",
@@ -241,6 +292,9 @@ static const struct orc_driver vt_rogue = {
     .exec = rogue_exec,
     .logs = rogue_logs,
     .cancel = rogue_cancel,
+    .stop_workload = rogue_stop_workload,
+    .stop = rogue_stop,
+    .start = rogue_start,
 };
 
 /* ---- entry points ------------------------------------------------------------------ */
@@ -253,6 +307,8 @@ static const struct orc_driver vt_rogue = {
     }
 
 ENTRY(orc_broken_bad_abi, &vt_bad_abi)
+ENTRY(orc_broken_abi1, &vt_abi1)
+ENTRY(orc_broken_abi2_short, &vt_abi2_short)
 ENTRY(orc_broken_bad_sig, &vt_bad_sig)
 ENTRY(orc_broken_null, NULL)
 ENTRY(orc_broken_null_slot, &vt_null_slot)

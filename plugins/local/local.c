@@ -13,8 +13,9 @@
  * call), site open (config, work_dir, GPU detection with an asynchronous
  * `nvidia-smi -L`) and close, provision, deprovision (stop the process
  * groups, SIGKILL after stop_timeout_ms, remove the directory), status,
- * adopt, inventory, and the entry points of start_workload, exec, logs and
- * cancel (local_proc.c does the process work).
+ * adopt, inventory, and the entry points of start_workload (which waits
+ * for a service's readiness, local_ready.c), exec, logs and cancel
+ * (local_proc.c does the process work, local_power.c the ABI 2 slots).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -95,6 +96,13 @@ int lop_defer(struct lop *lo, int status)
     return lo->timer != 0 ? 0 : ORC_ENOMEM;
 }
 
+void lop_finish(struct lop *lo, int status)
+{
+    lo->work = NULL;
+    if (lop_defer(lo, status) < 0)
+        lop_complete(lo, status);
+}
+
 /* ---- site close ---------------------------------------------------------------------- */
 
 void local_close_check(struct local *s)
@@ -139,7 +147,7 @@ static void close_kick(void *arg)
 static int local_site_close(void *state, orc_op_t *op)
 {
     struct local *s = state;
-    struct lop *lo, *o;
+    struct lop *lo, *o, *next;
 
     if (s->closing)
         return orc_op_failf(op, ORC_ECONFLICT, "local: site is already closing");
@@ -154,20 +162,26 @@ static int local_site_close(void *state, orc_op_t *op)
     s->closing = true;
     s->close_lo = lo;
     local_persist(s); /* pids and start times: the next open re-attaches */
-    for (o = s->ops; o != NULL; o = o->next) {
+    for (o = s->ops; o != NULL; o = next) {
+        next = o->next;
         if (o == lo || o->timer != 0)
             continue; /* already completing with its own status */
-        if (o->kind == LOP_DEPROVISION || o->kind == LOP_EXEC) {
-            o->work = NULL; /* the deletion is resumed at the next open */
+        if (o->kind == LOP_DEPROVISION || o->kind == LOP_EXEC || o->kind == LOP_STOP_WL ||
+            o->kind == LOP_STOP) {
+            o->work = NULL; /* a deletion or a stop is resumed at the next open */
             o->canceled = true;
             snprintf(o->op->error, sizeof(o->op->error), "local: site closing");
             lop_defer(o, ORC_ECANCELED); /* else close_kick completes it */
         } else if (o->kind == LOP_LOGS) {
             o->canceled = true; /* its uv_fs chain completes it */
+        } else if (o->work != NULL && (o->kind == LOP_START || o->kind == LOP_START_RES)) {
+            o->canceled = true; /* a readiness wait: its handles close */
+            local_ready_abort(o, ORC_ECANCELED, "local: site closing");
         }
     }
     for (struct local_node *n = s->nodes; n != NULL; n = n->next) {
         n->del_ops = NULL;
+        n->stop_ops = NULL;
         if (n->kill_timer != 0)
             s->host->timer_stop(s->host, n->kill_timer);
         if (n->step_timer != 0)
@@ -191,16 +205,24 @@ static void node_step_fire(void *arg)
     struct local_node *n = arg;
 
     n->step_timer = 0;
-    node_delete_step(n);
+    if (n->deleting)
+        node_delete_step(n);
+    else
+        local_stop_ops_step(n);
 }
 
-void local_node_delete_kick(struct local_node *n)
+void local_node_kick_in(struct local_node *n, uint64_t delay_ms)
 {
     struct local *s = n->s;
 
     if (s->closing || n->step_timer != 0)
         return;
-    n->step_timer = s->host->timer_start(s->host, 0, node_step_fire, n);
+    n->step_timer = s->host->timer_start(s->host, delay_ms, node_step_fire, n);
+}
+
+void local_node_kick(struct local_node *n)
+{
+    local_node_kick_in(n, 0);
 }
 
 static void node_kill_fire(void *arg)
@@ -219,12 +241,15 @@ static void node_delete_start(struct local_node *n)
     struct local *s = n->s;
 
     n->deleting = true;
-    for (struct local_wl *w = n->wls; w != NULL; w = w->next)
+    local_stop_ops_abort(n, ORC_ECONFLICT, "is being deleted");
+    for (struct local_wl *w = n->wls; w != NULL; w = w->next) {
+        local_ready_fail_all(w, ORC_ECONFLICT, "its node is being deleted");
         local_wl_stop(w);
+    }
     local_persist(s);
     if (n->kill_timer == 0)
         n->kill_timer = s->host->timer_start(s->host, s->stop_timeout_ms, node_kill_fire, n);
-    local_node_delete_kick(n);
+    local_node_kick(n);
 }
 
 static void containers_done(struct local *s, void *arg, struct local_child_result *r)
@@ -588,10 +613,10 @@ static int existing_status(struct local *s, orc_op_t *op, const struct local_nod
         return orc_op_failf(op, ORC_ECONFLICT, "local: %s is being deleted", n->name);
     if (n->failed)
         return orc_op_failf(op, ORC_EDRIVER, "local: %s is FAILED: %s", n->name, n->failed);
-    return 0;
+    return 0; /* a stopped node too, as it is (res_state STOPPED): start makes it usable */
 }
 
-static int bad_name(orc_op_t *op, const char *what, const char *name)
+int local_bad_name(orc_op_t *op, const char *what, const char *name)
 {
     return orc_op_failf(op, ORC_EINVAL, "local: bad %s '%.64s' (want [A-Za-z0-9_-], 1-%d chars)",
                         what, name ? name : "(null)", LOCAL_NAME_MAX);
@@ -605,7 +630,7 @@ static int local_provision(void *state, orc_op_t *op, const struct orc_node_req 
     int rc, status = 0;
 
     if (req == NULL || !local_node_name_ok(req->name))
-        return bad_name(op, "resource name", req ? req->name : NULL);
+        return local_bad_name(op, "resource name", req ? req->name : NULL);
     if (s->closing)
         return orc_op_failf(op, ORC_ECONFLICT, "local: site is closing");
     lo = lop_new(s, op, LOP_PROVISION);
@@ -636,7 +661,7 @@ static int local_deprovision(void *state, orc_op_t *op, const char *name)
     int rc = 0;
 
     if (!local_node_name_ok(name))
-        return bad_name(op, "resource name", name);
+        return local_bad_name(op, "resource name", name);
     if (s->closing)
         return orc_op_failf(op, ORC_ECONFLICT, "local: site is closing");
     lo = lop_new(s, op, LOP_DEPROVISION);
@@ -657,7 +682,7 @@ static int local_deprovision(void *state, orc_op_t *op, const char *name)
     if (!n->deleting)
         node_delete_start(n);
     else
-        local_node_delete_kick(n);
+        local_node_kick(n);
     return 0;
 }
 
@@ -667,7 +692,7 @@ static int report_op(struct local *s, orc_op_t *op, enum lop_kind kind, const ch
     int rc;
 
     if (!local_node_name_ok(name))
-        return bad_name(op, "resource name", name);
+        return local_bad_name(op, "resource name", name);
     if (s->closing)
         return orc_op_failf(op, ORC_ECONFLICT, "local: site is closing");
     lo = lop_new(s, op, kind);
@@ -720,14 +745,13 @@ static int local_inventory(void *state, orc_op_t *op)
 /* ---- workloads, exec, logs
  * ----------------------------------------------------------------------- */
 
-/* The node of a workload/exec/logs request, or < 0 with op->error. */
-static int node_for(struct local *s, orc_op_t *op, const char *name, const char *workload,
-                    struct local_node **out)
+int local_node_for(struct local *s, orc_op_t *op, const char *name, const char *workload,
+                   struct local_node **out)
 {
     if (!local_node_name_ok(name))
-        return bad_name(op, "resource name", name);
+        return local_bad_name(op, "resource name", name);
     if (workload != NULL && !local_wl_id_ok(workload))
-        return bad_name(op, "workload id", workload);
+        return local_bad_name(op, "workload id", workload);
     if (s->closing)
         return orc_op_failf(op, ORC_ECONFLICT, "local: site is closing");
     *out = local_node_find(s, name);
@@ -738,45 +762,107 @@ static int node_for(struct local *s, orc_op_t *op, const char *name, const char 
     return 0;
 }
 
+/* start_workload's results: the node, the workload's pid and state, and
+ * where it answers when it has a port of its own. */
+static int start_report(struct local *s, orc_op_t *op, struct local_wl *w)
+{
+    char pid[24], url[48];
+    int rc = local_report(s, op, w->node);
+
+    snprintf(pid, sizeof(pid), "%ld", (long)(local_wl_live(w) ? w->pid : 0));
+    if (rc == 0)
+        rc = s->host->op_attr_set(op, "pid", pid);
+    if (rc == 0 && w->port != 0) {
+        snprintf(url, sizeof(url), "http://127.0.0.1:%u", w->port);
+        rc = s->host->op_attr_set(op, ORC_ATTR_ENDPOINT, url);
+    }
+    if (rc == 0)
+        rc = s->host->op_attr_set(op, "workload_state", local_wl_state_name(w->st));
+    op->exit_status = -1;
+    return rc;
+}
+
+void local_ready_done(struct lop *lo, struct local_wl *w)
+{
+    struct local *s = lo->s;
+    int rc = lo->kind == LOP_START ? start_report(s, lo->op, w) : local_report(s, lo->op, w->node);
+
+    lop_finish(lo, rc);
+}
+
+/* Checks of a start_workload that may start (or start again) a workload. */
+static int start_check(struct local *s, orc_op_t *op, struct local_node *n, struct local_wl *w,
+                       const struct orc_exec_req *req)
+{
+    if (n->stopped)
+        return orc_op_failf(op, ORC_ECONFLICT, "local: node %s is STOPPED: start it first",
+                            n->name);
+    if (w == NULL && n->failed != NULL)
+        return orc_op_failf(op, ORC_ECONFLICT, "local: %s is FAILED (%s): deprovision it", n->name,
+                            n->failed);
+    if (w != NULL && w->held && local_wl_live(w))
+        return orc_op_failf(op, ORC_ECONFLICT, "local: workload %s of %s is still stopping", w->id,
+                            n->name);
+    if (w == NULL || w->held) /* a new workload, or one started anew after a stop */
+        return local_req_check(s, op, n, req);
+    if (w->service && w->st == LOCAL_WL_FAILED)
+        return orc_op_failf(op, ORC_EDRIVER, "local: service %s of %s gave up: %s", w->id, n->name,
+                            n->failed ? n->failed : "it kept failing");
+    return 0;
+}
+
+/* Starts req's workload (new, or held by a stop) for lo. */
+static int start_spawn(struct local *s, struct lop *lo, struct local_node *n,
+                       const struct orc_exec_req *req, struct local_wl **w)
+{
+    char err[300];
+    int rc;
+
+    *w = local_wl_find(n, req->workload ? req->workload : "main");
+    if (*w == NULL || !(*w)->held)
+        return local_wl_start(s, lo->op, n, req, w); /* idempotent: started once */
+    rc = local_wl_redefine(*w, req);                 /* after a stop: what the request says now */
+    if (rc == 0)
+        rc = local_wl_release(*w, err, sizeof(err));
+    else
+        snprintf(err, sizeof(err), "out of memory");
+    local_persist(s);
+    if (rc < 0)
+        return orc_op_failf(lo->op, rc == ORC_ECONFLICT || rc == ORC_ENOMEM ? rc : ORC_EINVAL,
+                            "local: cannot start workload %s on %s again: %s", (*w)->id, n->name,
+                            err);
+    return 0;
+}
+
 static int local_start_workload(void *state, orc_op_t *op, const struct orc_exec_req *req)
 {
     struct local *s = state;
     struct local_node *n;
     struct local_wl *w;
     struct lop *lo;
-    char pid[24];
     int rc;
 
     if (req == NULL)
         return orc_op_failf(op, ORC_EINVAL, "local: no request");
-    rc = node_for(s, op, req->name, req->workload, &n);
+    rc = local_node_for(s, op, req->name, req->workload, &n);
     if (rc < 0)
         return rc;
     w = local_wl_find(n, req->workload ? req->workload : "main");
-    if (w == NULL && n->failed != NULL)
-        return orc_op_failf(op, ORC_ECONFLICT, "local: %s is FAILED (%s): deprovision it", n->name,
-                            n->failed);
-    if (w == NULL && (rc = local_req_check(s, op, n, req)) < 0)
+    rc = start_check(s, op, n, w, req);
+    if (rc < 0)
         return rc;
     lo = lop_new(s, op, LOP_START);
     if (lo == NULL)
         return ORC_ENOMEM;
-    rc = lop_defer(lo, 0);
-    if (rc == 0)
-        rc = local_wl_start(s, op, n, req, &w);
-    if (rc == 0)
-        rc = local_report(s, op, n);
-    if (rc == 0) {
-        snprintf(pid, sizeof(pid), "%ld", (long)(local_wl_live(w) ? w->pid : 0));
-        rc = s->host->op_attr_set(op, "pid", pid);
-    }
-    if (rc == 0)
-        rc = s->host->op_attr_set(op, "workload_state", local_wl_state_name(w->st));
+    rc = start_spawn(s, lo, n, req, &w);
+    if (rc == 0 && w->service && (w->st == LOCAL_WL_RUNNING || w->st == LOCAL_WL_BACKOFF))
+        rc = local_ready_wait(lo, w); /* calls back once it is ready */
+    else if (rc == 0)
+        rc = lop_defer(lo, start_report(s, op, w)); /* a job, or one that ended */
     if (rc < 0) {
         lop_free(lo);
         return rc;
     }
-    op->exit_status = -1;
     return 0;
 }
 
@@ -789,7 +875,9 @@ static int local_exec_slot(void *state, orc_op_t *op, const struct orc_exec_req 
 
     if (req == NULL)
         return orc_op_failf(op, ORC_EINVAL, "local: no request");
-    rc = node_for(s, op, req->name, NULL, &n);
+    rc = local_node_for(s, op, req->name, NULL, &n);
+    if (rc == 0 && n->stopped)
+        rc = orc_op_failf(op, ORC_ECONFLICT, "local: node %s is STOPPED: start it first", n->name);
     if (rc == 0)
         rc = local_req_check(s, op, n, req);
     if (rc < 0)
@@ -813,9 +901,9 @@ static int local_logs_slot(void *state, orc_op_t *op, const struct orc_logs_req 
     if (req == NULL)
         return orc_op_failf(op, ORC_EINVAL, "local: no request");
     if (!local_node_name_ok(req->name))
-        return bad_name(op, "resource name", req->name);
+        return local_bad_name(op, "resource name", req->name);
     if (req->workload != NULL && !local_wl_id_ok(req->workload))
-        return bad_name(op, "workload id", req->workload);
+        return local_bad_name(op, "workload id", req->workload);
     if (s->closing)
         return orc_op_failf(op, ORC_ECONFLICT, "local: site is closing");
     n = local_node_find(s, req->name);
@@ -877,6 +965,16 @@ static int local_cancel(void *state, orc_op_t *target)
         return 0;
     case LOP_DEPROVISION:
         return lo->work != NULL ? cancel_deprovision(lo) : 0;
+    case LOP_STOP_WL:
+    case LOP_STOP:
+        return lo->work != NULL ? local_stop_cancel(lo) : 0;
+    case LOP_START:
+    case LOP_START_RES:
+        if (lo->work == NULL)
+            return 0;        /* answered already */
+        lo->canceled = true; /* what started stays started */
+        local_ready_abort(lo, ORC_ECANCELED, "local: start canceled while waiting for readiness");
+        return 0;
     default:
         return ORC_ENOTFOUND;
     }
@@ -890,7 +988,7 @@ static const struct orc_driver local_driver = {
     .name = "local",
     .version = "1.0",
     .caps = ORC_DRV_CAP_COMPUTE | ORC_DRV_CAP_SERVICE | ORC_DRV_CAP_JOB | ORC_DRV_CAP_GPU |
-            ORC_DRV_CAP_ADOPT | ORC_DRV_CAP_MULTI_NODE,
+            ORC_DRV_CAP_ADOPT | ORC_DRV_CAP_MULTI_NODE | ORC_DRV_CAP_NODE_JSON,
     .state_size = sizeof(struct local),
     .site_open = local_site_open,
     .site_close = local_site_close,
@@ -903,6 +1001,9 @@ static const struct orc_driver local_driver = {
     .exec = local_exec_slot,
     .logs = local_logs_slot,
     .cancel = local_cancel,
+    .stop_workload = local_stop_workload,
+    .stop = local_stop,
+    .start = local_start,
 };
 
 ORC_DRIVER_EXPORT const struct orc_driver *orc_driver_entry(void);

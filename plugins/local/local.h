@@ -2,12 +2,15 @@
  * The local driver's internals (docs/local-site.md), shared by its files:
  *   local.c        the vtable: site open/close, operations in flight, cancel,
  *                  provision, deprovision, status, adopt, inventory
+ *   local_power.c  the ABI 2 slots: stop_workload, stop and start of a node
+ *   local_ready.c  service readiness: a TCP connect to the node's port, or a
+ *                  settle time, before start_workload / start call back
  *   local_conf.c   site config, machine capacity, GPU and container runtime
  *                  detection, GPU model matching
  *   local_store.c  names and paths, the work directory, state.json and the
  *                  node.json markers, reconciliation at open
  *   local_proc.c   child processes: supervised workloads (restart, polling of
- *                  adopted processes, stop), exec, logs
+ *                  adopted processes, stop, hold), exec, logs
  * Not part of the ABI. Everything runs on the daemon's loop thread.
  */
 #ifndef LOCAL_H
@@ -31,6 +34,8 @@
 #define LOCAL_LOGS_DEFAULT 65536u
 #define LOCAL_PROBE_TIMEOUT_MS 10000u /* nvidia-smi -L */
 #define LOCAL_GRACE_MS 2000u          /* pipes kept open after a command exited */
+#define LOCAL_TAIL_MAX 2048u          /* bytes of a workload's log kept in a failure */
+#define LOCAL_DRAIN_MS 2000           /* a stop waits this long at most for its group to empty */
 
 struct local;
 struct local_node;
@@ -61,8 +66,9 @@ enum local_wl_state {
     LOCAL_WL_FAILED, /* a service that kept failing: given up */
 };
 
-struct local_run;  /* one spawned process of a workload (local_proc.c) */
-struct local_tick; /* a workload's timer: restart backoff or polling */
+struct local_run;   /* one spawned process of a workload (local_proc.c) */
+struct local_tick;  /* a workload's timer: restart backoff or polling */
+struct local_ready; /* one readiness wait of an op on a workload (local_ready.c) */
 
 /* A supervised process of a node: argv run in the node's directory. */
 struct local_wl {
@@ -72,8 +78,10 @@ struct local_wl {
     char **env;     /* "KEY=VALUE" additions, NULL-terminated */
     uint32_t *gpus; /* pinned subset of the node's GPUs (npins), or NULL: all */
     uint32_t npins;
-    char *workdir; /* relative to the node's directory, or NULL */
-    bool service;  /* restart on exit; else a job: record the exit status */
+    char *workdir;    /* relative to the node's directory, or NULL */
+    uint16_t port;    /* the request's port ($PORT, readiness, endpoint); 0: the node's */
+    char *ready_path; /* HTTP path answering 2xx once it is ready, or NULL: TCP only */
+    bool service;     /* restart on exit; else a job: record the exit status */
     enum local_wl_state st;
     pid_t pid;               /* leader of the workload's process group; 0: none */
     uint64_t start_time;     /* /proc/PID/stat starttime of pid; 0: unknown */
@@ -87,6 +95,15 @@ struct local_wl {
     int64_t started_ms;
     int64_t fails[LOCAL_MAX_FAILS]; /* ring of exit times (services) */
     uint32_t nfails;
+    /* stopped on request (stop_workload, node stop): not supervised, never
+     * restarted nor re-attached as running, until start_workload / start */
+    bool held;
+    bool resume;                 /* held by a node stop: the node's start runs it again */
+    uint64_t kill_timer;         /* host timer: SIGKILL after stop_timeout_ms (held) */
+    pid_t drain_pgid;            /* its ended process group, until it is empty */
+    int64_t drain_until_ms;      /* ... or until then */
+    struct lop *stop_ops;        /* stop_workload ops waiting for its end (lop->wnext) */
+    struct local_ready *waiters; /* readiness waits on it */
     struct local_wl *next;
 };
 
@@ -106,9 +123,11 @@ struct local_node {
     int64_t created_ms;
     struct local_wl *wls;
     bool deleting;
-    struct lop *del_ops; /* deprovision ops waiting (through lop->wnext) */
-    uint64_t kill_timer; /* host timer: SIGKILL after stop_timeout_ms */
-    uint64_t step_timer; /* host timer: re-check a deletion */
+    bool stopped;         /* node stop: res_state STOPPED until start */
+    struct lop *del_ops;  /* deprovision ops waiting (through lop->wnext) */
+    struct lop *stop_ops; /* node stop ops waiting (through lop->wnext) */
+    uint64_t kill_timer;  /* host timer: SIGKILL after stop_timeout_ms */
+    uint64_t step_timer;  /* host timer: re-check a deletion */
     struct local_node *next;
 };
 
@@ -122,6 +141,7 @@ struct local {
     uint32_t cpus;
     uint64_t mem;
     uint64_t backoff_ms, backoff_max_ms, window_ms, stop_timeout_ms, poll_ms;
+    uint64_t ready_timeout_ms, ready_settle_ms;
     uint32_t max_failures;
     enum local_runtime rt;
     char *rt_path; /* the container runtime's executable, or NULL */
@@ -160,6 +180,9 @@ enum lop_kind {
     LOP_START,
     LOP_EXEC,
     LOP_LOGS,
+    LOP_STOP_WL,   /* stop_workload */
+    LOP_STOP,      /* stop (a node) */
+    LOP_START_RES, /* start (a node) */
 };
 
 struct lop {
@@ -169,9 +192,11 @@ struct lop {
     uint64_t timer; /* host timer delivering status; 0: none */
     int status;
     bool canceled;
-    void *work;              /* what it waits for (child, read, node), or NULL */
+    void *work;              /* what it waits for (child, read, node, workload, the
+                                first struct local_ready), or NULL */
+    unsigned waiting;        /* readiness waits not ended yet */
     struct lop *prev, *next; /* s->ops */
-    struct lop *wnext;       /* node->del_ops */
+    struct lop *wnext;       /* node->del_ops, node->stop_ops or wl->stop_ops */
 };
 
 struct lop *lop_new(struct local *s, orc_op_t *op, enum lop_kind kind);
@@ -181,8 +206,23 @@ int lop_defer(struct lop *lo, int status);
 /* Completes now: only from a callback, never inside a slot call. May free s
  * (site close): the caller touches nothing of the site afterwards. */
 void lop_complete(struct lop *lo, int status);
+/* lop_defer, and lop_complete when no timer can be armed: from callbacks
+ * and from other ops' slot calls only, never from lo's own. */
+void lop_finish(struct lop *lo, int status);
 /* Finishes a site close once nothing is left; call last (s may be freed). */
 void local_close_check(struct local *s);
+/* The node of a workload request, or < 0 with op->error (ENOTFOUND, or
+ * ECONFLICT while it is being deleted or the site closes). */
+int local_node_for(struct local *s, orc_op_t *op, const char *name, const char *workload,
+                   struct local_node **out);
+int local_bad_name(orc_op_t *op, const char *what, const char *name);
+/* Every readiness wait of lo ended well, the last on w: report and
+ * complete (local.c). */
+void local_ready_done(struct lop *lo, struct local_wl *w);
+/* A workload or node stopped, or a workload ended: re-check the node's
+ * deletion and its stop ops on a later loop iteration (after delay_ms). */
+void local_node_kick(struct local_node *n);
+void local_node_kick_in(struct local_node *n, uint64_t delay_ms);
 
 /* ---- helpers (local_store.c) ------------------------------------------------- */
 
@@ -281,6 +321,23 @@ int local_wl_start(struct local *s, orc_op_t *op, struct local_node *n,
 void local_wl_attach(struct local_wl *w);
 /* Deprovision: SIGTERM the workload's group. Returns true while it runs. */
 bool local_wl_stop(struct local_wl *w);
+/* stop_workload and node stop: supervision ends (no restart), the state is
+ * held across daemon restarts, the process group gets SIGTERM, then SIGKILL
+ * after stop_timeout_ms. resume: node start runs it again. Readiness waits
+ * on it fail (ECONFLICT). Returns true while its process runs (its end
+ * kicks the node). The caller persists. */
+bool local_wl_hold(struct local_wl *w, bool resume);
+/* start_workload after a stop, node start: spawns a held workload again,
+ * supervised. < 0 with err when it cannot start (it stays held). */
+int local_wl_release(struct local_wl *w, char *err, size_t errlen);
+/* Replaces what a (held, not running) workload runs with req's argv, env,
+ * GPUs, workdir, port and ready_path. 0, or ORC_ENOMEM (unchanged). */
+int local_wl_redefine(struct local_wl *w, const struct orc_exec_req *req);
+/* True while members of the process group of w's ended process are still
+ * exiting (the SIGKILLed rest of it), at most LOCAL_DRAIN_MS. */
+bool local_wl_draining(struct local_wl *w);
+/* Running or waiting for its restart: what stop_workload stops. */
+bool local_wl_running(const struct local_wl *w);
 void local_wl_kill(struct local_wl *w); /* SIGKILL, during a deletion */
 bool local_wl_live(const struct local_wl *w);
 void local_wl_free(struct local_wl *w);
@@ -297,11 +354,46 @@ int local_exec(struct local *s, struct lop *lo, struct local_node *n,
 /* Reads a workload's log for lo with uv_fs; lo->work is the read. */
 int local_logs(struct local *s, struct lop *lo, struct local_node *n,
                const struct orc_logs_req *req);
-/* local.c: a workload of a node being deleted stopped; re-check (later). */
-void local_node_delete_kick(struct local_node *n);
 /* Liveness of a process we may not have started: 1 alive, 0 gone. If it
  * was our zombie it is reaped and *status gets its wait status. */
 int local_pid_alive(pid_t pid, uint64_t start_time, int *status, bool *reaped);
 uint64_t local_pid_start_time(pid_t pid);
+/* The last max bytes of a workload's log, control characters as spaces,
+ * into buf (always NUL-terminated). */
+void local_log_tail(struct local *s, const struct local_wl *w, char *buf, size_t max);
 
+/* ---- the ABI 2 slots (local_power.c) --------------------------------------------------- */
+
+int local_stop_workload(void *state, orc_op_t *op, const char *name, const char *workload);
+int local_stop(void *state, orc_op_t *op, const char *name);
+int local_start(void *state, orc_op_t *op, const char *name);
+/* Completes the stop ops of n whose workloads ended (from node_step). */
+void local_stop_ops_step(struct local_node *n);
+/* Deletion: the node's stop ops end with status (deferred). */
+void local_stop_ops_abort(struct local_node *n, int status, const char *why);
+/* Cancel of a stop_workload or stop op still waiting: it answers
+ * ORC_ECANCELED, the stop goes on. */
+int local_stop_cancel(struct lop *lo);
+
+/* ---- readiness (local_ready.c) ------------------------------------------------------------ */
+
+/* The port w answers on: its request's, else the node's when w owns it
+ * (the workload "main", else the node's first service); 0: none. */
+uint16_t local_wl_port(const struct local_wl *w);
+/* lo waits until w is ready: a TCP connect to 127.0.0.1:<its port>
+ * succeeds while w runs (and GET ready_path answers 2xx when it has one),
+ * or w has run for ready_settle_ms (no port). The
+ * first check is on a later loop iteration. lo->work holds the waits and
+ * lo->waiting counts them; local_ready_done(lo) runs when all are ready, a
+ * failure completes lo. 0, or ORC_ENOMEM. */
+int local_ready_wait(struct lop *lo, struct local_wl *w);
+/* w's process ended (what: "exited with status 3"): its waits fail with
+ * its status and its log's tail. Before anything else writes to the log. */
+void local_ready_exited(struct local_wl *w, const char *what);
+/* w was stopped, deleted or freed: its waits fail with status and why. */
+void local_ready_fail_all(struct local_wl *w, int status, const char *why);
+/* Cancel and site close: every wait of lo ends, lo completes with status. */
+void local_ready_abort(struct lop *lo, int status, const char *why);
+/* Inside lo's own slot call, when it fails: its waits end, no callback. */
+void local_ready_drop(struct lop *lo);
 #endif

@@ -45,6 +45,8 @@ static const struct ck config_keys[] = {
     {"restart_window_ms", CK_U64, 1, 24 * MS_HOUR, CK_OFF(window_ms)},
     {"stop_timeout_ms", CK_U64, 0, 600000, CK_OFF(stop_timeout_ms)},
     {"poll_ms", CK_U64, 10, 60000, CK_OFF(poll_ms)},
+    {"ready_timeout_ms", CK_U64, 1, 24 * MS_HOUR, CK_OFF(ready_timeout_ms)},
+    {"ready_settle_ms", CK_U64, 0, MS_HOUR, CK_OFF(ready_settle_ms)},
 };
 
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -349,6 +351,8 @@ int local_config(struct local *s, orc_op_t *op)
     s->window_ms = 60000;
     s->stop_timeout_ms = 5000;
     s->poll_ms = 1000;
+    s->ready_timeout_ms = 60000;
+    s->ready_settle_ms = 1000;
     s->gpu_source = "none";
     json_object_foreach(cfg, k, v)
     {
@@ -360,8 +364,9 @@ int local_config(struct local *s, orc_op_t *op)
     if (rc < 0)
         return rc;
     if (s->work_dir == NULL)
-        return orc_op_failf(op, ORC_EINVAL,
-                            "local: work_dir is required (the daemon passes <data-dir>/local)");
+        return orc_op_failf(
+            op, ORC_EINVAL,
+            "local: work_dir is required (the daemon passes <data-dir>/sites/<site name>)");
     rc = absolute_work_dir(s, op);
     if (rc < 0)
         return rc;
@@ -370,6 +375,11 @@ int local_config(struct local *s, orc_op_t *op)
                             "local: restart_backoff_max_ms (%" PRIu64
                             ") is below restart_backoff_ms (%" PRIu64 ")",
                             s->backoff_max_ms, s->backoff_ms);
+    if (s->ready_settle_ms >= s->ready_timeout_ms)
+        return orc_op_failf(op, ORC_EINVAL,
+                            "local: ready_settle_ms (%" PRIu64
+                            ") must be below ready_timeout_ms (%" PRIu64 ")",
+                            s->ready_settle_ms, s->ready_timeout_ms);
     s->rm_path = local_which(s, "rm");
     if (s->rm_path == NULL)
         return orc_op_failf(op, ORC_EINVAL, "local: no rm on PATH");

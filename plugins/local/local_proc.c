@@ -10,7 +10,10 @@
  *     jobs record their exit status in <node>/<workload>.status. A workload
  *     that survived a daemon restart is not our child any more: it is
  *     re-attached by pid plus its /proc start time (no pid reuse) and
- *     watched by polling;
+ *     watched by polling. A workload stopped on request (stop_workload,
+ *     node stop) is "held": SIGTERM to its group, SIGKILL after
+ *     stop_timeout_ms, no restart, and it stays stopped across daemon
+ *     restarts until start_workload or start spawns it again;
  *   - logs: read with uv_fs on the threadpool, bounded.
  * Nothing here blocks: kill() and small /proc reads and log lines only.
  */
@@ -578,7 +581,8 @@ struct spec { /* what runs: a workload or an exec */
     const uint32_t *pins;
     uint32_t npins;
     const char *workdir;
-    bool named; /* a container name (workloads), not for exec */
+    bool named;    /* a container name (workloads), not for exec */
+    uint16_t port; /* $PORT: the request's, else the node's; 0: none */
 };
 
 static void base_env(struct local *s, struct vec *e, const char *home, bool client)
@@ -611,8 +615,8 @@ static int host_cmd(struct local *s, const struct spec *sp, const char *dir, str
     gpu_list(g, ng, gpus, sizeof(gpus));
     env_put(env, local_printf(s, "CUDA_VISIBLE_DEVICES=%s", gpus));
     env_put(env, local_strdup(s, "CUDA_DEVICE_ORDER=PCI_BUS_ID"));
-    if (sp->node->port != 0)
-        env_put(env, local_printf(s, "PORT=%u", sp->node->port));
+    if (sp->port != 0)
+        env_put(env, local_printf(s, "PORT=%u", sp->port));
     for (size_t i = 0; sp->argv[i]; i++)
         vec_add(argv, sp->argv[i]);
     return argv->oom || env->oom ? ORC_ENOMEM : 0;
@@ -649,8 +653,8 @@ static int container_cmd(struct local *s, const struct spec *sp, const char *dir
         vec_add(argv, "--env");
         vec_add(argv, sp->env[i]);
     }
-    if (n->port != 0)
-        vec_push(argv, local_printf(s, "--env=PORT=%u", n->port));
+    if (sp->port != 0)
+        vec_push(argv, local_printf(s, "--env=PORT=%u", sp->port));
     gpu_list(g, ng, gpus, sizeof(gpus));
     if (ng > 0 && s->rt == LOCAL_RT_PODMAN) {
         for (uint32_t i = 0; i < ng; i++) /* CDI names */
@@ -739,11 +743,11 @@ static void wl_status_file(struct local_wl *w)
 
     if (path == NULL)
         return;
-    if (w->st == LOCAL_WL_EXITED)
+    if (w->st == LOCAL_WL_EXITED || w->st == LOCAL_WL_STOPPED)
         snprintf(text, sizeof(text),
-                 "{\"state\": \"exited\", \"exit_status\": %d, \"signal\": %d, \"ended_ms\": "
+                 "{\"state\": \"%s\", \"exit_status\": %d, \"signal\": %d, \"ended_ms\": "
                  "%" PRId64 "}\n",
-                 w->exit_status, w->term_signal, local_now_ms());
+                 local_wl_state_name(w->st), w->exit_status, w->term_signal, local_now_ms());
     else
         snprintf(text, sizeof(text),
                  "{\"state\": \"lost\", \"exit_status\": null, \"ended_ms\": %" PRId64 "}\n",
@@ -774,7 +778,9 @@ static int wl_spawn(struct local_wl *w, char *err, size_t errlen)
 {
     struct local_node *n = w->node;
     struct local *s = n->s;
-    struct spec sp = {n, w->id, w->argv, w->env, w->gpus, w->npins, w->workdir, true};
+    struct spec sp = {n,          w->id,   w->argv,
+                      w->env,     w->gpus, w->npins,
+                      w->workdir, true,    w->port ? w->port : n->port};
     struct vec argv = {0}, env = {0};
     uv_stdio_container_t stdio[3];
     uv_process_options_t po;
@@ -874,6 +880,36 @@ static void service_down(struct local_wl *w, const char *what)
     local_persist(s);
 }
 
+/* A workload stopped by deprovision or on request: nothing restarts it. */
+static void wl_stopped(struct local_wl *w)
+{
+    struct local_node *n = w->node;
+    struct local *s = n->s;
+
+    w->st = LOCAL_WL_STOPPED;
+    if (w->kill_timer != 0)
+        s->host->timer_stop(s->host, w->kill_timer);
+    w->kill_timer = 0;
+    if (w->held && !n->deleting) {
+        if (!w->service)
+            wl_status_file(w);
+        s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s: %s %s stopped", n->name,
+                     w->service ? "service" : "job", w->id);
+        local_persist(s);
+    }
+    local_node_kick(n);
+}
+
+static void ended_what(char *what, size_t len, int64_t code, int sig, bool known)
+{
+    if (!known)
+        snprintf(what, len, "ended while the daemon was away");
+    else if (sig)
+        snprintf(what, len, "killed by signal %d", sig);
+    else
+        snprintf(what, len, "exited with status %lld", (long long)code);
+}
+
 /* The workload's process (leader) is gone. sweep: its process group may be
  * signalled safely (the pid was not reused), to kill what it left behind. */
 static void wl_ended(struct local_wl *w, int64_t code, int sig, bool known, bool sweep)
@@ -882,25 +918,23 @@ static void wl_ended(struct local_wl *w, int64_t code, int sig, bool known, bool
     struct local *s = n->s;
     char what[96];
 
-    if (sweep && w->pid > 0)
+    if (sweep && w->pid > 0) {
         kill(-w->pid, SIGKILL);
+        w->drain_pgid = w->pid; /* a stop answers once the group is empty */
+        w->drain_until_ms = local_now_ms() + LOCAL_DRAIN_MS;
+    }
     w->pid = 0;
     w->start_time = 0;
     w->polled = false;
     tick_stop(w);
     w->exit_status = known ? (int)(sig ? 128 + sig : code) : -1;
     w->term_signal = known ? sig : 0;
-    if (n->deleting || w->st == LOCAL_WL_STOPPING) {
-        w->st = LOCAL_WL_STOPPED;
-        local_node_delete_kick(n);
+    if (n->deleting || w->st == LOCAL_WL_STOPPING || w->held) {
+        wl_stopped(w);
         return;
     }
-    if (!known)
-        snprintf(what, sizeof(what), "ended while the daemon was away");
-    else if (sig)
-        snprintf(what, sizeof(what), "killed by signal %d", sig);
-    else
-        snprintf(what, sizeof(what), "exited with status %lld", (long long)code);
+    ended_what(what, sizeof(what), code, sig, known);
+    local_ready_exited(w, what); /* first: its log's tail is the process's own */
     if (w->service) {
         service_down(w, what);
         return;
@@ -949,12 +983,36 @@ static void wl_poll(struct local_wl *w)
         wl_ended(w, 0, 0, false, !pid_exists(w->pid));
 }
 
+/* A held workload loaded from state.json: still running (its stop was cut
+ * short by a site close or a crash): stopped now; else it stays stopped. */
+static void wl_attach_held(struct local_wl *w)
+{
+    int status = 0;
+    bool reaped = false;
+
+    if (w->pid > 0 && (w->st == LOCAL_WL_RUNNING || w->st == LOCAL_WL_STOPPING) &&
+        local_pid_alive(w->pid, w->start_time, &status, &reaped)) {
+        w->polled = true;
+        w->st = LOCAL_WL_RUNNING;
+        local_wl_hold(w, w->resume);
+        return;
+    }
+    w->pid = 0;
+    w->start_time = 0;
+    if (w->st == LOCAL_WL_RUNNING || w->st == LOCAL_WL_STOPPING || w->st == LOCAL_WL_BACKOFF)
+        w->st = LOCAL_WL_STOPPED;
+}
+
 void local_wl_attach(struct local_wl *w)
 {
     struct local *s = w->node->s;
 
     if (w->run != NULL || w->polled)
         return;
+    if (w->held) {
+        wl_attach_held(w);
+        return;
+    }
     switch (w->st) {
     case LOCAL_WL_RUNNING:
     case LOCAL_WL_STOPPING:
@@ -1009,6 +1067,52 @@ static int copy_req(struct local *s, struct local_wl *w, const struct orc_exec_r
     }
     if (req->workdir != NULL && (w->workdir = local_strdup(s, req->workdir)) == NULL)
         return ORC_ENOMEM;
+    w->port = req->port;
+    if (req->ready_path != NULL && (w->ready_path = local_strdup(s, req->ready_path)) == NULL)
+        return ORC_ENOMEM;
+    return 0;
+}
+
+/* What a workload runs, freed (the workload stays). */
+static void wl_def_free(struct local_wl *w)
+{
+    struct local *s = w->node->s;
+
+    local_strv_free(s, w->argv);
+    local_strv_free(s, w->env);
+    s->host->free(w->gpus);
+    s->host->free(w->workdir);
+    s->host->free(w->ready_path);
+    w->argv = w->env = NULL;
+    w->gpus = NULL;
+    w->npins = 0;
+    w->workdir = w->ready_path = NULL;
+    w->port = 0;
+}
+
+int local_wl_redefine(struct local_wl *w, const struct orc_exec_req *req)
+{
+    struct local_wl old = *w;
+    int rc;
+
+    w->argv = w->env = NULL; /* old keeps them until the copy succeeded */
+    w->gpus = NULL;
+    w->npins = 0;
+    w->workdir = w->ready_path = NULL;
+    w->port = 0;
+    rc = copy_req(w->node->s, w, req);
+    if (rc < 0) {
+        wl_def_free(w);
+        w->argv = old.argv;
+        w->env = old.env;
+        w->gpus = old.gpus;
+        w->npins = old.npins;
+        w->workdir = old.workdir;
+        w->ready_path = old.ready_path;
+        w->port = old.port;
+        return rc;
+    }
+    wl_def_free(&old);
     return 0;
 }
 
@@ -1093,8 +1197,82 @@ void local_wl_kill(struct local_wl *w)
         wl_note(w, "still running: SIGKILL to process group %ld", (long)w->pid);
 }
 
+bool local_wl_draining(struct local_wl *w)
+{
+    if (w->drain_pgid <= 0)
+        return false;
+    if ((kill(-w->drain_pgid, 0) == 0 || errno == EPERM) && local_now_ms() < w->drain_until_ms)
+        return true;
+    w->drain_pgid = 0;
+    return false;
+}
+
+bool local_wl_running(const struct local_wl *w)
+{
+    return !w->held && (local_wl_live(w) || w->st == LOCAL_WL_BACKOFF);
+}
+
+static void wl_kill_fire(void *arg)
+{
+    struct local_wl *w = arg;
+    struct local *s = w->node->s;
+
+    w->kill_timer = 0;
+    s->host->log(s->host, ORC_DRV_LOG_WARN,
+                 "local: node %s: workload %s still running %" PRIu64 " ms after SIGTERM: SIGKILL",
+                 w->node->name, w->id, s->stop_timeout_ms);
+    local_wl_kill(w);
+}
+
+bool local_wl_hold(struct local_wl *w, bool resume)
+{
+    struct local *s = w->node->s;
+
+    w->held = true;
+    w->resume = resume;
+    local_ready_fail_all(w, ORC_ECONFLICT, "stopped before it was ready");
+    if (!local_wl_stop(w))
+        return false; /* not running (or its end was just recorded) */
+    if (w->kill_timer == 0)
+        w->kill_timer = s->host->timer_start(s->host, s->stop_timeout_ms, wl_kill_fire, w);
+    s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s: %s %s stopping (process group %ld)",
+                 w->node->name, w->service ? "service" : "job", w->id, (long)w->pid);
+    return true;
+}
+
+int local_wl_release(struct local_wl *w, char *err, size_t errlen)
+{
+    struct local *s = w->node->s;
+    int rc;
+
+    if (local_wl_live(w)) {
+        snprintf(err, errlen, "it is still stopping");
+        return ORC_ECONFLICT;
+    }
+    if (w->kill_timer != 0)
+        s->host->timer_stop(s->host, w->kill_timer);
+    w->kill_timer = 0;
+    w->nfails = 0;
+    w->backoff_ms = s->backoff_ms;
+    wl_note(w, "starting again");
+    rc = wl_spawn(w, err, errlen);
+    if (rc < 0)
+        return rc;
+    w->held = false;
+    w->resume = false;
+    s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s: %s %s started again (pid %ld)",
+                 w->node->name, w->service ? "service" : "job", w->id, (long)w->pid);
+    return 0;
+}
+
 void local_wl_detach(struct local_wl *w)
 {
+    struct local *s = w->node->s;
+
+    if (w->kill_timer != 0)
+        s->host->timer_stop(s->host, w->kill_timer); /* the next open resumes the stop */
+    w->kill_timer = 0;
+    w->stop_ops = NULL;
     tick_close(w);
     if (w->run != NULL) {
         w->run->wl = NULL;
@@ -1111,13 +1289,13 @@ void local_wl_free(struct local_wl *w)
     if (w == NULL)
         return;
     s = w->node->s;
+    local_ready_fail_all(w, ORC_ECANCELED, "its node is gone");
+    if (w->kill_timer != 0)
+        s->host->timer_stop(s->host, w->kill_timer);
     tick_close(w);
     if (w->run != NULL)
         w->run->wl = NULL; /* its exit closes the handle */
-    local_strv_free(s, w->argv);
-    local_strv_free(s, w->env);
-    s->host->free(w->gpus);
-    s->host->free(w->workdir);
+    wl_def_free(w);
     s->host->free(w);
 }
 
@@ -1145,6 +1323,18 @@ static void exec_done(struct local *s, void *arg, struct local_child_result *r)
     lop_complete(lo, rc);
 }
 
+static bool ready_path_ok(const char *path)
+{
+    size_t n = 0;
+
+    if (path[0] != '/')
+        return false;
+    for (; path[n] != '\0'; n++)
+        if ((unsigned char)path[n] <= 0x20 || (unsigned char)path[n] >= 0x7f)
+            return false;
+    return n <= 1024;
+}
+
 static int check_req(struct local *s, orc_op_t *op, const struct local_node *n,
                      const struct orc_exec_req *req)
 {
@@ -1162,6 +1352,11 @@ static int check_req(struct local *s, orc_op_t *op, const struct local_node *n,
             return orc_op_failf(op, ORC_EINVAL, "local: bad environment variable name '%s'",
                                 k ? k : "(null)");
     }
+    if (req->ready_path != NULL && !ready_path_ok(req->ready_path))
+        return orc_op_failf(op, ORC_EINVAL,
+                            "local: ready_path '%.64s' must be an HTTP path: '/' then at most "
+                            "1023 printable characters, no spaces",
+                            req->ready_path);
     if (req->workdir != NULL && !local_relpath_ok(req->workdir))
         return orc_op_failf(op, ORC_EINVAL,
                             "local: workdir '%s' must be a relative path inside the node",
@@ -1211,7 +1406,8 @@ int local_exec(struct local *s, struct lop *lo, struct local_node *n,
                        req->gpus,
                        (uint32_t)req->ngpus,
                        req->workdir,
-                       false};
+                       false,
+                       req->port ? req->port : n->port};
     rc = build_cmd(s, &sp, &cwd, &argv, &env);
     vec_free(&extra);
     if (rc < 0)

@@ -1,9 +1,10 @@
 /*
  * The local site's persistent state. work_dir holds:
  *   .lock          flock()ed while a site is open on it (one owner at a time)
- *   state.json     every node: reservation (cpus, mem, GPU indices) and its
- *                  workloads (argv, env, pid, start time, state); rewritten
- *                  atomically (write + rename) on every change
+ *   state.json     every node: reservation (cpus, mem, GPU indices), whether
+ *                  it is stopped, and its workloads (argv, env, pid, start
+ *                  time, state, held by a stop); rewritten atomically
+ *                  (write + rename) on every change
  *   <name>/        a node's sandbox (mode 0700); <name>/node.json is the
  *                  marker that the node was fully created
  *   .trash-*       directories being deleted in the background
@@ -316,11 +317,21 @@ static json_t *u32v_json(const uint32_t *v, uint32_t n)
 static json_t *wl_json(const struct local_wl *w)
 {
     json_t *o = json_pack(
-        "{s:o?, s:o?, s:o?, s:s?, s:b, s:s, s:I, s:I, s:I, s:i, s:I}", "argv", strv_json(w->argv),
-        "env", env_json(w->env), "gpus", w->gpus ? u32v_json(w->gpus, w->npins) : json_null(),
-        "workdir", w->workdir, "service", w->service, "state", local_wl_state_name(w->st), "pid",
-        (json_int_t)w->pid, "start_time", (json_int_t)w->start_time, "exit_status",
-        (json_int_t)w->exit_status, "signal", w->term_signal, "restarts", (json_int_t)w->restarts);
+        "{s:o?, s:o?, s:o?, s:s?, s:b, s:s, s:I, s:I, s:I, s:i, s:I, s:b, s:b}", "argv",
+        strv_json(w->argv), "env", env_json(w->env), "gpus",
+        w->gpus ? u32v_json(w->gpus, w->npins) : json_null(), "workdir", w->workdir, "service",
+        w->service, "state", local_wl_state_name(w->st), "pid", (json_int_t)w->pid, "start_time",
+        (json_int_t)w->start_time, "exit_status", (json_int_t)w->exit_status, "signal",
+        w->term_signal, "restarts", (json_int_t)w->restarts, "held", w->held, "resume", w->resume);
+    if (o != NULL && w->port != 0 && json_object_set_new(o, "port", json_integer(w->port)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    if (o != NULL && w->ready_path != NULL &&
+        json_object_set_new(o, "ready_path", json_string(w->ready_path)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -334,7 +345,8 @@ static json_t *node_json(const struct local_node *n, bool with_workloads)
                   "image", n->image, "failed", n->failed, "created_ms", (json_int_t)n->created_ms);
     if (o == NULL || !with_workloads)
         return o;
-    if (n->deleting && json_object_set_new(o, "deleting", json_true()) != 0) {
+    if ((n->deleting && json_object_set_new(o, "deleting", json_true()) != 0) ||
+        (n->stopped && json_object_set_new(o, "stopped", json_true()) != 0)) {
         json_decref(o);
         return NULL;
     }
@@ -432,6 +444,8 @@ static int wl_from(struct local_node *n, const char *id, const json_t *o)
     struct local_wl *w;
     const json_t *gpus = json_object_get(o, "gpus");
     const char *workdir = json_string_value(json_object_get(o, "workdir"));
+    const char *ready_path = json_string_value(json_object_get(o, "ready_path"));
+    json_int_t port = json_integer_value(json_object_get(o, "port"));
 
     if (!local_wl_id_ok(id) || json_array_size(json_object_get(o, "argv")) == 0) {
         s->host->log(s->host, ORC_DRV_LOG_WARN, "local: %s: dropping bad workload record '%s'",
@@ -459,11 +473,16 @@ static int wl_from(struct local_node *n, const char *id, const json_t *o)
     w->exit_status = (int)json_integer_value(json_object_get(o, "exit_status"));
     w->term_signal = (int)json_integer_value(json_object_get(o, "signal"));
     w->restarts = (uint32_t)json_integer_value(json_object_get(o, "restarts"));
+    w->held = json_is_true(json_object_get(o, "held"));
+    w->port = port > 0 && port <= 65535 ? (uint16_t)port : 0;
+    w->ready_path = ready_path && ready_path[0] == '/' ? local_strdup(s, ready_path) : NULL;
+    w->resume = json_is_true(json_object_get(o, "resume"));
     w->backoff_ms = s->backoff_ms;
     w->next = n->wls;
     n->wls = w;
     if (w->argv == NULL || w->env == NULL || (json_is_array(gpus) && w->gpus == NULL) ||
-        (workdir && local_relpath_ok(workdir) && w->workdir == NULL))
+        (workdir && local_relpath_ok(workdir) && w->workdir == NULL) ||
+        (ready_path && ready_path[0] == '/' && w->ready_path == NULL))
         return ORC_ENOMEM;
     return 0;
 }
@@ -500,6 +519,7 @@ static struct local_node *node_from(struct local *s, const char *name, const jso
     n->port = (uint16_t)json_integer_value(json_object_get(o, "port"));
     n->created_ms = json_integer_value(json_object_get(o, "created_ms"));
     n->deleting = json_is_true(json_object_get(o, "deleting")); /* resumed at open */
+    n->stopped = json_is_true(json_object_get(o, "stopped"));
     n->image = image ? local_strdup(s, image) : NULL;
     n->failed = failed ? local_strdup(s, failed) : NULL;
     if ((image && !n->image) || (failed && !n->failed))
@@ -820,11 +840,14 @@ static int workloads_attr(struct local *s, orc_op_t *op, const struct local_node
             json_pack("{s:s, s:b, s:I, s:I}", "state", local_wl_state_name(w->st), "service",
                       w->service, "pid", (json_int_t)(local_wl_live(w) ? w->pid : 0), "restarts",
                       (json_int_t)w->restarts);
-        if (e != NULL && (w->st == LOCAL_WL_EXITED || w->st == LOCAL_WL_FAILED) &&
+        if (e != NULL &&
+            (w->st == LOCAL_WL_EXITED || w->st == LOCAL_WL_FAILED || w->st == LOCAL_WL_STOPPED) &&
             w->exit_status >= 0)
             json_object_set_new(e, "exit_status", json_integer(w->exit_status));
         if (e != NULL && w->term_signal > 0)
             json_object_set_new(e, "signal", json_integer(w->term_signal));
+        if (e != NULL && w->port != 0)
+            json_object_set_new(e, "port", json_integer(w->port));
         if (json_object_set_new(o, w->id, e) != 0)
             rc = ORC_ENOMEM;
     }
@@ -848,6 +871,7 @@ int local_report(struct local *s, orc_op_t *op, const struct local_node *n)
     op->res_state = n == NULL     ? ORC_DRV_RES_UNKNOWN
                     : n->deleting ? ORC_DRV_RES_DELETING
                     : n->failed   ? ORC_DRV_RES_FAILED
+                    : n->stopped  ? ORC_DRV_RES_STOPPED
                                   : ORC_DRV_RES_READY;
     if (n == NULL)
         return 0;

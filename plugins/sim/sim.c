@@ -5,8 +5,9 @@
  * iteration), failure injection from a seeded generator (failure rates,
  * hangs that never call back until canceled), capacity per GPU model with
  * clear capacity errors, idempotent provisioning by the core's resource
- * name, adoption by name, and an inventory file that is the cloud's state
- * (sim_cloud.c). Not a stand-in for real drivers in their own tests.
+ * name, adoption by name, stop/start of resources and workloads (ABI 2),
+ * and an inventory file that is the cloud's state (sim_cloud.c). Not a
+ * stand-in for real drivers in their own tests.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ struct sim_pending {
     bool canceled;
     bool existed;      /* deprovision */
     bool argv_false;   /* exec: argv[0] is "false" */
+    uint16_t port;     /* start: the workload's port (endpoint), 0: none */
     uint64_t offset;   /* logs */
     uint32_t max_bytes;
     struct sim_pending *prev, *next;
@@ -416,6 +418,7 @@ static void fire_provision(struct sim_pending *p)
         return;
     }
     case ORC_DRV_RES_READY:
+    case ORC_DRV_RES_STOPPED: /* the same resource, as it is: start it to use it */
         rc = sim_record_report(s, p->op, rec);
         complete(p, rc);
         return;
@@ -582,6 +585,7 @@ static int start_exec(struct sim *s, orc_op_t *op, const struct orc_exec_req *re
     p->text = join_argv(s, req->argv);
     p->workload = sim_strdup(s, req->workload ? req->workload : "main");
     p->argv_false = strcmp(req->argv[0], "false") == 0;
+    p->port = req->port;
     if (p->text == NULL || p->workload == NULL) {
         pending_free(p);
         return ORC_ENOMEM;
@@ -614,6 +618,13 @@ static int sim_logs(void *state, orc_op_t *op, const struct orc_logs_req *req)
     return rc;
 }
 
+static const char *rec_state_name(const json_t *rec)
+{
+    const char *st = json_string_value(json_object_get(rec, "state"));
+
+    return st ? st : "UNKNOWN";
+}
+
 /* The resource of a workload/exec/logs op, READY (or any state for logs). */
 static json_t *ready_record(struct sim_pending *p, bool any_state)
 {
@@ -628,11 +639,57 @@ static json_t *ready_record(struct sim_pending *p, bool any_state)
         return NULL;
     }
     if (!any_state && sim_record_state(rec) != ORC_DRV_RES_READY) {
-        orc_op_failf(p->op, ORC_ECONFLICT, "sim: %s is not ready", p->name);
+        orc_op_failf(p->op, ORC_ECONFLICT, "sim: %s is %s, not READY", p->name,
+                     rec_state_name(rec));
         complete(p, ORC_ECONFLICT);
         return NULL;
     }
     return rec;
+}
+
+/* Records workload id of rec as running: a new one (command) or one that
+ * was stopped (command NULL). */
+static int workload_run(struct sim *s, json_t *rec, const char *id, const char *command,
+                        uint16_t port)
+{
+    json_t *wls = json_object_get(rec, "workloads");
+    json_t *wl = json_object_get(wls, id);
+
+    if (command != NULL || !json_is_object(wl)) {
+        const char *old = json_string_value(wl); /* an older file: the command */
+        wl = json_pack("{s:s, s:s}", "command",
+                       command ? command
+                       : old   ? old
+                               : "",
+                       "state", "running");
+        if (wl == NULL || json_object_set_new(wls, id, wl) != 0)
+            return ORC_ENOMEM;
+    } else if (json_object_set_new(wl, "state", json_string("running")) != 0) {
+        return ORC_ENOMEM;
+    }
+    json_object_del(wl, "resume");
+    if (port != 0 && json_object_set_new(wl, "port", json_integer(port)) != 0)
+        return ORC_ENOMEM;
+    sim_dirty(s);
+    if (command != NULL)
+        return sim_record_log(s, rec, "workload %s started: %s", id, command);
+    return sim_record_log(s, rec, "workload %s started again", id);
+}
+
+/* start_workload's endpoint: where a workload with a port answers. */
+static int workload_endpoint(struct sim *s, orc_op_t *op, const json_t *rec, const char *id)
+{
+    const json_t *wl = json_object_get(json_object_get(rec, "workloads"), id);
+    json_int_t port = json_integer_value(json_object_get(wl, "port"));
+    const char *addr = json_string_value(json_object_get(rec, "public_address"));
+    char url[96];
+
+    if (port <= 0)
+        return 0;
+    if (addr == NULL)
+        addr = json_string_value(json_object_get(rec, "private_address"));
+    snprintf(url, sizeof(url), "http://%s:%lld", addr ? addr : "0.0.0.0", (long long)port);
+    return s->host->op_attr_set(op, ORC_ATTR_ENDPOINT, url);
 }
 
 static void fire_exec(struct sim_pending *p)
@@ -653,12 +710,14 @@ static void fire_exec(struct sim_pending *p)
         return;
     if (p->kind == SIM_START) {
         p->op->exit_status = -1;
-        wl = json_object_get(rec, "workloads");
-        if (json_object_get(wl, p->workload) == NULL) { /* idempotent per workload */
-            json_object_set_new(wl, p->workload, json_string(p->text));
-            sim_record_log(s, rec, "workload %s started: %s", p->workload, p->text);
-        }
-        complete(p, 0);
+        wl = json_object_get(json_object_get(rec, "workloads"), p->workload);
+        if (wl == NULL || !sim_workload_running(wl)) /* idempotent per workload */
+            rc = workload_run(s, rec, p->workload, p->text, p->port);
+        else
+            rc = 0;
+        if (rc == 0)
+            rc = workload_endpoint(s, p->op, rec, p->workload);
+        complete(p, rc);
         return;
     }
     p->op->exit_status = p->argv_false ? 1 : 0;
@@ -694,6 +753,159 @@ static void fire_logs(struct sim_pending *p)
     p->op->out_offset = start;
     p->op->out_total = total;
     rc = p->sim->host->op_output_set(p->op, log + start, (size_t)len);
+    complete(p, rc);
+}
+
+/* ---- ABI 2: stop_workload, stop, start ---------------------------------------------------- */
+
+static int sim_stop_workload(void *state, orc_op_t *op, const char *name, const char *workload)
+{
+    struct sim_pending *p = NULL;
+    int rc;
+
+    if (!name_ok(op, name))
+        return ORC_EINVAL;
+    if (workload != NULL && (*workload == '\0' || strlen(workload) > 255))
+        return orc_op_failf(op, ORC_EINVAL, "sim: bad workload id");
+    rc = start_simple(state, op, SIM_STOP_WL, name, &p);
+    if (rc < 0)
+        return rc;
+    p->workload = sim_strdup(state, workload ? workload : "main");
+    if (p->workload == NULL) {
+        pending_free(p);
+        return ORC_ENOMEM;
+    }
+    return 0;
+}
+
+static int sim_stop(void *state, orc_op_t *op, const char *name)
+{
+    if (!name_ok(op, name))
+        return ORC_EINVAL;
+    return start_simple(state, op, SIM_STOP, name, NULL);
+}
+
+static int sim_start(void *state, orc_op_t *op, const char *name)
+{
+    if (!name_ok(op, name))
+        return ORC_EINVAL;
+    return start_simple(state, op, SIM_START_RES, name, NULL);
+}
+
+/* Marks a running workload stopped; resume: node start runs it again. */
+static int workload_stop(struct sim *s, json_t *rec, const char *id, json_t *wl, bool resume)
+{
+    json_t *obj = wl;
+
+    if (!json_is_object(wl)) { /* an older file: the command */
+        obj = json_pack("{s:s}", "command", json_string_value(wl) ? json_string_value(wl) : "");
+        if (obj == NULL || json_object_set_new(json_object_get(rec, "workloads"), id, obj) != 0)
+            return ORC_ENOMEM;
+    }
+    if (json_object_set_new(obj, "state", json_string("stopped")) != 0 ||
+        (resume && json_object_set_new(obj, "resume", json_true()) != 0))
+        return ORC_ENOMEM;
+    sim_dirty(s);
+    return sim_record_log(s, rec, "workload %s stopped%s", id, resume ? " (with the node)" : "");
+}
+
+static void fire_stop_workload(struct sim_pending *p)
+{
+    struct sim *s = p->sim;
+    json_t *rec, *wl;
+    int rc = 0;
+
+    if (p->fail) {
+        orc_op_failf(p->op, ORC_EDRIVER, "sim: injected stop_workload failure for %s/%s", p->name,
+                     p->workload);
+        complete(p, ORC_EDRIVER);
+        return;
+    }
+    rec = ready_record(p, true);
+    if (rec == NULL)
+        return;
+    wl = json_object_get(json_object_get(rec, "workloads"), p->workload);
+    p->op->exists = wl != NULL && sim_workload_running(wl);
+    if (p->op->exists)
+        rc = workload_stop(s, rec, p->workload, wl, false);
+    complete(p, rc);
+}
+
+/* A stop or start that cannot apply to rec's state: < 0 with op->error, or
+ * 0 when it can. */
+static int power_check(struct sim_pending *p, const json_t *rec)
+{
+    const char *what = p->kind == SIM_STOP ? "stop" : "start";
+
+    switch (sim_record_state(rec)) {
+    case ORC_DRV_RES_READY:
+    case ORC_DRV_RES_STOPPED:
+        return 0;
+    case ORC_DRV_RES_FAILED:
+        return orc_op_failf(p->op, ORC_EDRIVER, "sim: cannot %s %s: it is FAILED: %s", what,
+                            p->name,
+                            json_string_value(json_object_get(rec, "fail"))
+                                ? json_string_value(json_object_get(rec, "fail"))
+                                : "failed");
+    default:
+        return orc_op_failf(p->op, ORC_ECONFLICT, "sim: cannot %s %s: it is %s", what, p->name,
+                            rec_state_name(rec));
+    }
+}
+
+/* Stops (stop) or starts rec and the workloads it ran. */
+static int power_apply(struct sim *s, json_t *rec, bool stop)
+{
+    json_t *wls = json_object_get(rec, "workloads"), *wl;
+    const char *id;
+    void *tmp;
+    int rc = 0;
+
+    sim_record_set_state(rec, stop ? ORC_DRV_RES_STOPPED : ORC_DRV_RES_READY);
+    sim_dirty(s);
+    json_object_foreach_safe(wls, tmp, id, wl)
+    {
+        if (rc == 0 && stop && sim_workload_running(wl))
+            rc = workload_stop(s, rec, id, wl, true);
+        else if (rc == 0 && !stop && json_is_true(json_object_get(wl, "resume")))
+            rc = workload_run(s, rec, id, NULL, 0);
+    }
+    if (rc == 0)
+        rc = sim_record_log(s, rec, stop ? "stopped" : "started");
+    return rc;
+}
+
+static void fire_power(struct sim_pending *p)
+{
+    struct sim *s = p->sim;
+    bool stop = p->kind == SIM_STOP;
+    json_t *rec;
+    int rc;
+
+    if (p->fail) {
+        orc_op_failf(p->op, ORC_EDRIVER, "sim: injected %s failure for %s", stop ? "stop" : "start",
+                     p->name);
+        complete(p, ORC_EDRIVER);
+        return;
+    }
+    sim_settle(s, sim_now_ms());
+    rec = json_object_get(s->resources, p->name);
+    if (rec == NULL && stop) { /* nothing runs: stopped, as far as it goes */
+        complete(p, sim_record_report(s, p->op, NULL));
+        return;
+    }
+    if (rec == NULL) {
+        orc_op_failf(p->op, ORC_ENOTFOUND, "sim: no resource %s", p->name);
+        complete(p, ORC_ENOTFOUND);
+        return;
+    }
+    rc = power_check(p, rec);
+    if (rc == 0 && sim_record_state(rec) != (stop ? ORC_DRV_RES_STOPPED : ORC_DRV_RES_READY))
+        rc = power_apply(s, rec, stop); /* else idempotent: as it is */
+    if (rc == 0 || rc == ORC_EDRIVER || rc == ORC_ECONFLICT) {
+        int rep = sim_record_report(s, p->op, rec);
+        rc = rc == 0 ? rep : rc;
+    }
     complete(p, rc);
 }
 
@@ -734,6 +946,13 @@ static void on_timer(void *arg)
         break;
     case SIM_LOGS:
         fire_logs(p);
+        break;
+    case SIM_STOP_WL:
+        fire_stop_workload(p);
+        break;
+    case SIM_STOP:
+    case SIM_START_RES:
+        fire_power(p);
         break;
     default:
         complete(p, ORC_EINVAL);
@@ -787,6 +1006,9 @@ static const struct orc_driver sim_driver = {
     .exec = sim_exec,
     .logs = sim_logs,
     .cancel = sim_cancel,
+    .stop_workload = sim_stop_workload,
+    .stop = sim_stop,
+    .start = sim_start,
 };
 
 ORC_DRIVER_EXPORT const struct orc_driver *orc_driver_entry(void);

@@ -1,6 +1,7 @@
 /*
- * The sim driver's internals, shared by sim.c (the slots, pending operations,
- * latency, failure injection, cancel) and sim_cloud.c (site config, the
+ * The sim driver's internals, shared by sim.c (the slots, ABI 2's stop,
+ * start and stop_workload included, pending operations, latency, failure
+ * injection, cancel) and sim_cloud.c (site config, the
  * "cloud": resources, capacity accounting and the inventory file persisted
  * atomically on every change). Not part of the ABI.
  */
@@ -25,6 +26,9 @@ enum sim_opk {
     SIM_START,
     SIM_EXEC,
     SIM_LOGS,
+    SIM_STOP_WL,   /* stop_workload (ABI 2) */
+    SIM_STOP,      /* stop (ABI 2) */
+    SIM_START_RES, /* start (ABI 2) */
     SIM_NOPS
 };
 
@@ -124,6 +128,9 @@ enum orc_drv_res_state sim_record_state(const json_t *rec);
 void sim_record_set_state(json_t *rec, enum orc_drv_res_state st);
 int sim_record_log(struct sim *s, json_t *rec, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A workload entry of a record: "running" (or an older file's command
+ * string) or "stopped". */
+bool sim_workload_running(const json_t *wl);
 /* Adds the inventory pools to op. */
 int sim_inventory_report(struct sim *s, orc_op_t *op);
 

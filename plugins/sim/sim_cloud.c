@@ -20,9 +20,11 @@
 
 #include "sim.h"
 
+/* Names of the operations in the config's latency, failures and hangs:
+ * the slots' names. */
 static const char *const op_names[SIM_NOPS] = {
-    "open", "close", "inventory", "provision", "deprovision",
-    "status", "adopt", "start", "exec", "logs",
+    "open",           "close", "inventory", "provision",     "deprovision", "status", "adopt",
+    "start_workload", "exec",  "logs",      "stop_workload", "stop",        "start",
 };
 
 static const char *const state_names[] = {"UNKNOWN", "CREATING", "READY",
@@ -148,8 +150,8 @@ static int parse_latency(struct sim *s, orc_op_t *op, const json_t *v)
         if (i < 0)
             return orc_op_failf(op, ORC_EINVAL,
                                 "sim: latency: unknown operation '%s' (default, open, close, "
-                                "inventory, provision, deprovision, status, adopt, start, exec, "
-                                "logs)",
+                                "inventory, provision, deprovision, status, adopt, "
+                                "start_workload, exec, logs, stop_workload, stop, start)",
                                 k);
         rc = parse_latency_one(op, k, n, &s->lat[i]);
         if (rc < 0)
@@ -169,7 +171,11 @@ static int parse_rates(orc_op_t *op, const char *what, const json_t *v, double r
     json_object_foreach((json_t *)v, k, n) {
         int i = op_index(k);
         if (i < 0 || i == SIM_OPEN || i == SIM_CLOSE)
-            return orc_op_failf(op, ORC_EINVAL, "sim: %s: unknown operation '%s'", what, k);
+            return orc_op_failf(op, ORC_EINVAL,
+                                "sim: %s: unknown operation '%s' (inventory, provision, "
+                                "deprovision, status, adopt, start_workload, exec, logs, "
+                                "stop_workload, stop, start)",
+                                what, k);
         if (!json_is_number(n) || json_number_value(n) < 0 || json_number_value(n) > 1)
             return orc_op_failf(op, ORC_EINVAL, "sim: %s.%s: expected a rate in [0, 1]", what,
                                 k);
@@ -689,6 +695,47 @@ int sim_inventory_report(struct sim *s, orc_op_t *op)
 
 /* ---- persistence ------------------------------------------------------------------------ */
 
+bool sim_workload_running(const json_t *wl)
+{
+    const char *st = rec_str(wl, "state");
+
+    if (json_is_string(wl)) /* an older file: the command, running */
+        return true;
+    return st != NULL && strcmp(st, "running") == 0;
+}
+
+/* What the STOPPED resources hold (their capacity stays reserved). */
+static json_t *stopped_json(struct sim *s)
+{
+    int64_t n = 0, cpus = 0, mem = 0, gpus[SIM_MAX_MODELS] = {0};
+    json_t *o, *g = json_object();
+    const char *name;
+    json_t *rec;
+
+    json_object_foreach(s->resources, name, rec)
+    {
+        const char *model = rec_str(rec, "gpu_model");
+        const struct sim_gpu *gpu = model && *model ? gpu_find(s, model) : NULL;
+        if (sim_record_state(rec) != ORC_DRV_RES_STOPPED)
+            continue;
+        n++;
+        cpus += rec_int(rec, "cpus");
+        mem += rec_int(rec, "mem");
+        if (gpu != NULL)
+            gpus[gpu - s->gpus] += rec_int(rec, "gpus");
+    }
+    for (size_t i = 0; g != NULL && i < s->ngpus; i++)
+        if (json_object_set_new(g, s->gpus[i].model, json_integer(gpus[i])) != 0) {
+            json_decref(g);
+            g = NULL;
+        }
+    if (g == NULL)
+        return NULL;
+    o = json_pack("{s:I, s:I, s:I, s:o}", "resources", (json_int_t)n, "cpus", (json_int_t)cpus,
+                  "mem", (json_int_t)mem, "gpus", g);
+    return o;
+}
+
 static json_t *snapshot(struct sim *s)
 {
     const struct sim_usage u = s->used;
@@ -714,6 +761,7 @@ static json_t *snapshot(struct sim *s)
           json_object_set_new(doc, "updated_ms", json_integer(sim_now_ms())) ||
           json_object_set(doc, "capacity", cap) || json_object_set(doc, "used", used) ||
           json_object_set(doc, "counters", counters) ||
+          json_object_set_new(doc, "stopped", stopped_json(s)) ||
           json_object_set(doc, "resources", s->resources);
     json_decref(cap);
     json_decref(used);

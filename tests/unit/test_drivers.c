@@ -1,11 +1,13 @@
 /*
  * Tests of the driver registry (orchestrator/engine/drivers.c) and the sites
- * file (orchestrator/engine/sites.c): loading the sim driver and each broken
- * fixture of plugins/broken from $PLUGIN_DIR (ABI and signature mismatch,
- * missing symbol, NULL vtable or slot, duplicate names, bad names and
- * sizes), core default slots, the callback-contract checks against the
- * "rogue" fixture, the host services table, resource names, and sites file
- * validation. Every test runs its own uv loop and closes every handle.
+ * file (orchestrator/engine/sites.c): loading the real drivers from
+ * $PLUGIN_DIR (which holds nothing else) and each broken fixture of
+ * plugins/broken from $TEST_PLUGIN_DIR (ABI 1 against ABI 2, signature
+ * mismatch, missing symbol, NULL vtable or slot, duplicate names, bad names
+ * and sizes), core default slots (ABI 2's too), the callback-contract checks
+ * against the "rogue" fixture in old and new slots, the host services
+ * table, resource names, and sites file validation. Every test runs its own
+ * uv loop and closes every handle.
  */
 #include <signal.h>
 #include <sys/wait.h>
@@ -27,14 +29,41 @@ static const char *plugin_dir(void)
     return d && *d ? d : "build/release/plugins";
 }
 
-static char *plugin(const char *name)
+/* The test fixtures' folder: $TEST_PLUGIN_DIR, else test-plugins next to
+ * the plugin folder. */
+static const char *test_plugin_dir(void)
+{
+    static char buf[512];
+    const char *d = getenv("TEST_PLUGIN_DIR");
+    const char *slash;
+
+    if (d && *d)
+        return d;
+    slash = strrchr(plugin_dir(), '/');
+    snprintf(buf, sizeof(buf), "%.*stest-plugins", slash ? (int)(slash - plugin_dir() + 1) : 0,
+             plugin_dir());
+    return buf;
+}
+
+static char *so_path(const char *dir, const char *name)
 {
     static char buf[4][512];
     static int i;
 
     i = (i + 1) % 4;
-    snprintf(buf[i], sizeof(buf[i]), "%s/%s.so", plugin_dir(), name);
+    snprintf(buf[i], sizeof(buf[i]), "%s/%s.so", dir, name);
     return buf[i];
+}
+
+static char *plugin(const char *name)
+{
+    return so_path(plugin_dir(), name);
+}
+
+/* The fixture shared object (plugins/broken). */
+static char *fixture(void)
+{
+    return so_path(test_plugin_dir(), "broken");
 }
 
 struct env {
@@ -163,26 +192,66 @@ static void close_site(struct env *e, struct orc_drv_site *site)
 
 /* ---- loading ----------------------------------------------------------------------- */
 
-static void load_dir_loads_sim_and_reports_broken(void **state)
+static void print_load_errors(struct env *e)
+{
+    for (size_t i = 0; i < orc_drv_error_count(e->reg); i++)
+        fprintf(stderr, "  load error: %s\n", orc_drv_error_at(e->reg, i)->message);
+}
+
+/* The daemon's plugin folder holds real drivers only: they all load, with
+ * their own ABI 2 slots, and nothing is reported. */
+static void load_dir_loads_real_drivers_only(void **state)
 {
     struct env e;
-    const struct orc_drv *sim;
+    const struct orc_drv *sim, *local;
     int n;
 
     (void)state;
     env_init(&e);
     n = orc_drv_load_dir(e.reg, plugin_dir());
-    assert_true(n >= 1);
+    print_load_errors(&e);
+    assert_int_equal(orc_drv_error_count(e.reg), 0);
+    assert_true(n >= 2);
     assert_int_equal((size_t)n, orc_drv_count(e.reg));
     sim = orc_drv_find(e.reg, "sim");
+    local = orc_drv_find(e.reg, "local");
     assert_non_null(sim);
+    assert_non_null(local);
     assert_string_equal(sim->vt.name, "sim");
     assert_true(sim->vt.caps & ORC_DRV_CAP_GPU);
     assert_true(sim->vt.caps & ORC_DRV_CAP_ADOPT);
     assert_non_null(strstr(sim->path, "sim.so"));
-    /* broken.so has no standard entry symbol: reported, not fatal */
-    assert_null(orc_drv_find(e.reg, "minimal"));
+    for (size_t i = 0; i < orc_drv_count(e.reg); i++) {
+        const struct orc_drv *d = orc_drv_at(e.reg, i);
+        assert_int_equal(d->orig->abi, ORC_DRIVER_ABI);
+        assert_true(d->orig->size >= sizeof(struct orc_driver));
+    }
+    /* the copies keep the drivers' own ABI 2 slots: no core default there */
+    assert_ptr_equal(sim->vt.stop_workload, sim->orig->stop_workload);
+    assert_ptr_equal(sim->vt.stop, sim->orig->stop);
+    assert_ptr_equal(sim->vt.start, sim->orig->start);
+    assert_ptr_equal(local->vt.stop_workload, local->orig->stop_workload);
+    assert_ptr_equal(local->vt.stop, local->orig->stop);
+    assert_ptr_equal(local->vt.start, local->orig->start);
+    assert_non_null(local->orig->stop_workload);
+    assert_non_null(local->orig->stop);
+    assert_non_null(local->orig->start);
+    assert_null(orc_drv_find(e.reg, "minimal")); /* no fixture in the daemon's folder */
+    env_fini(&e);
+}
+
+/* The fixtures' folder: broken.so has no standard entry symbol: reported,
+ * not fatal. */
+static void load_dir_reports_fixture(void **state)
+{
+    struct env e;
+
+    (void)state;
+    env_init(&e);
+    assert_int_equal(orc_drv_load_dir(e.reg, test_plugin_dir()), 0);
+    assert_int_equal(orc_drv_count(e.reg), 0);
     assert_true(has_error(&e, ORC_EDRIVER, "broken.so: no orc_driver_entry symbol"));
+    assert_int_equal(orc_drv_error_count(e.reg), 1);
     env_fini(&e);
 }
 
@@ -208,10 +277,9 @@ static void missing_entry_symbol(void **state)
 
     (void)state;
     env_init(&e);
-    assert_int_equal(orc_drv_load_file(e.reg, plugin("broken")), ORC_EDRIVER);
+    assert_int_equal(orc_drv_load_file(e.reg, fixture()), ORC_EDRIVER);
     assert_true(has_error(&e, ORC_EDRIVER, "no orc_driver_entry symbol"));
-    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "no_such_entry"),
-                     ORC_EDRIVER);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "no_such_entry"), ORC_EDRIVER);
     assert_int_equal(orc_drv_count(e.reg), 0);
     env_fini(&e);
 }
@@ -222,13 +290,44 @@ static void abi_and_signature_mismatch(void **state)
 
     (void)state;
     env_init(&e);
-    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_bad_abi"),
-                     ORC_EABI);
-    assert_true(has_error(&e, ORC_EABI, "built for driver ABI 99, this daemon speaks ABI 1"));
-    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_bad_sig"),
-                     ORC_EABI);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_bad_abi"), ORC_EABI);
+    assert_true(has_error(&e, ORC_EABI, "built for driver ABI 99, this daemon speaks ABI 2"));
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_bad_sig"), ORC_EABI);
     assert_true(has_error(&e, ORC_EABI, "build signature 'orc-driver/1 ptr/4 be uv/0'"));
     assert_int_equal(orc_drv_count(e.reg), 0);
+    env_fini(&e);
+}
+
+/* A driver built against the ABI 1 header is refused with a clear reason;
+ * one that says ABI 2 with an ABI 1-sized vtable too (the core would read
+ * its ABI 2 slots past its end). */
+static void abi1_refused_by_abi2_loader(void **state)
+{
+    char need[64];
+    struct env e;
+
+    (void)state;
+    env_init(&e);
+    assert_int_equal(ORC_DRIVER_ABI, 2);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_abi1"), ORC_EABI);
+    assert_true(has_error(&e, ORC_EABI, "built for driver ABI 1, this daemon speaks ABI 2"));
+    assert_true(has_error(&e, ORC_EABI, "rebuild the driver"));
+    assert_null(orc_drv_find(e.reg, "abi1"));
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_abi2_short"),
+                     ORC_EDRIVER);
+    snprintf(need, sizeof(need), "vtable of %zu bytes, ABI 2 needs %zu",
+             offsetof(struct orc_driver, cancel) + sizeof(void *),
+             offsetof(struct orc_driver, start) + sizeof(void *));
+    if (!has_error(&e, ORC_EDRIVER, need)) {
+        print_load_errors(&e);
+        fail_msg("no error '%s'", need);
+    }
+    assert_null(orc_drv_find(e.reg, "abi2_short"));
+    assert_int_equal(orc_drv_count(e.reg), 0);
+    assert_int_equal(orc_drv_error_count(e.reg), 2);
+    /* the same shared object still serves a correct ABI 2 driver */
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_minimal"), 0);
+    assert_int_equal(orc_drv_find(e.reg, "minimal")->orig->abi, 2);
     env_fini(&e);
 }
 
@@ -250,8 +349,7 @@ static void bad_vtables(void **state)
     (void)state;
     env_init(&e);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), cases[i].entry),
-                         ORC_EDRIVER);
+        assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), cases[i].entry), ORC_EDRIVER);
         if (!has_error(&e, ORC_EDRIVER, cases[i].text))
             fail_msg("%s: no error containing '%s'", cases[i].entry, cases[i].text);
     }
@@ -267,15 +365,14 @@ static void duplicate_names(void **state)
     (void)state;
     env_init(&e);
     assert_int_equal(orc_drv_load_file(e.reg, plugin("sim")), 0);
-    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_dup"),
-                     ORC_ECONFLICT);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_dup"), ORC_ECONFLICT);
     assert_true(has_error(&e, ORC_ECONFLICT, "driver 'sim' is already loaded from"));
     assert_int_equal(orc_drv_load_file(e.reg, plugin("sim")), ORC_ECONFLICT);
     assert_int_equal(orc_drv_count(e.reg), 1);
     /* the first one stays, with its own slots */
     assert_non_null(strstr(orc_drv_find(e.reg, "sim")->path, "sim.so"));
-    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_minimal"), 0);
-    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_minimal"),
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_minimal"), 0);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_minimal"),
                      ORC_ECONFLICT);
     assert_int_equal(orc_drv_count(e.reg), 2);
     env_fini(&e);
@@ -289,7 +386,7 @@ static void load_paths_counts(void **state)
     (void)state;
     env_init(&e);
     paths[0] = plugin("sim");
-    paths[1] = plugin("broken");
+    paths[1] = fixture();
     paths[2] = "/nonexistent.so";
     assert_int_equal(orc_drv_load_paths(e.reg, paths, 3), 1);
     assert_int_equal(orc_drv_error_count(e.reg), 2);
@@ -369,7 +466,7 @@ static void default_slots_return_enotsup(void **state)
 
     (void)state;
     env_init(&e);
-    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_minimal"), 0);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_minimal"), 0);
     site = open_site(&e, "minimal", "m1", "{}");
     call_init(&c);
     assert_int_equal(orc_drv_inventory(site, &c.op, call_cb), ORC_ENOTSUP);
@@ -378,6 +475,14 @@ static void default_slots_return_enotsup(void **state)
     assert_int_equal(orc_drv_start_workload(site, &c.op, &ex, call_cb), ORC_ENOTSUP);
     assert_int_equal(orc_drv_exec(site, &c.op, &ex, call_cb), ORC_ENOTSUP);
     assert_int_equal(orc_drv_logs(site, &c.op, &lg, call_cb), ORC_ENOTSUP);
+    /* the ABI 2 slots the driver leaves NULL */
+    assert_int_equal(orc_drv_stop_workload(site, &c.op, "n1", NULL, call_cb), ORC_ENOTSUP);
+    assert_string_equal(c.op.error, "this driver cannot stop workloads");
+    assert_false(orc_drv_op_inflight(&c.op));
+    assert_int_equal(orc_drv_stop(site, &c.op, "n1", call_cb), ORC_ENOTSUP);
+    assert_string_equal(c.op.error, "this driver cannot stop resources");
+    assert_int_equal(orc_drv_start(site, &c.op, "n1", call_cb), ORC_ENOTSUP);
+    assert_string_equal(c.op.error, "this driver cannot start stopped resources");
     assert_false(orc_drv_op_inflight(&c.op));
     assert_int_equal(orc_drv_cancel(site, &c.op), ORC_ENOTFOUND);
     run_for(&e, 10);
@@ -416,7 +521,7 @@ static void contract_violations_are_caught(void **state)
 
     (void)state;
     env_init(&e);
-    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_rogue"), 0);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_rogue"), 0);
     site = open_site(&e, "rogue", "r", "{}");
     for (int i = 0; i < 7; i++)
         call_init(&c[i]);
@@ -486,6 +591,53 @@ static void contract_violations_are_caught(void **state)
     env_fini(&e);
 }
 
+/* The ABI 2 slots go through the same checks as the others. */
+static void contract_checks_cover_abi2_slots(void **state)
+{
+    struct env e;
+    struct orc_drv_site *site;
+    struct call c[3];
+
+    (void)state;
+    env_init(&e);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_rogue"), 0);
+    site = open_site(&e, "rogue", "r", "{}");
+    for (int i = 0; i < 3; i++)
+        call_init(&c[i]);
+
+    /* stop_workload calls back from inside the call: held, delivered later */
+    c[0].in_call = true;
+    assert_int_equal(orc_drv_stop_workload(site, &c[0].op, "r1", "main", call_cb), 0);
+    c[0].in_call = false;
+    assert_int_equal(c[0].calls, 0);
+    assert_int_equal(orc_drv_violations(e.reg), 1);
+    assert_true(orc_drv_op_inflight(&c[0].op));
+    assert_true(run_until(&e, &c[0].calls, 1, 5000));
+    assert_false(c[0].sync);
+    assert_int_equal(c[0].status, 0);
+
+    /* stop calls back twice: the second is dropped */
+    assert_int_equal(orc_drv_stop(site, &c[1].op, "r1", call_cb), 0);
+    run_for(&e, 30);
+    assert_int_equal(c[1].calls, 1);
+    assert_int_equal(orc_drv_violations(e.reg), 2);
+
+    /* start returns < 0 and calls back anyway: dropped */
+    assert_int_equal(orc_drv_start(site, &c[2].op, "r1", call_cb), ORC_EDRIVER);
+    assert_string_equal(c[2].op.error, "rogue: start refused");
+    assert_false(orc_drv_op_inflight(&c[2].op));
+    run_for(&e, 30);
+    assert_int_equal(c[2].calls, 0);
+    assert_int_equal(orc_drv_violations(e.reg), 3);
+
+    /* the site still works and closes clean */
+    close_site(&e, site);
+    assert_int_equal(orc_drv_violations(e.reg), 3);
+    for (int i = 0; i < 3; i++)
+        orc_drv_op_reset(&c[i].op);
+    env_fini(&e);
+}
+
 /* Shutdown as the engine does it: from the close callback, free the site and
  * close the registry at once. An op the driver never completed still gets
  * its one callback (ORC_ECANCELED) before the drivers are unloaded. */
@@ -515,7 +667,7 @@ static void orphans_delivered_at_registry_close(void **state)
 
     (void)state;
     env_init(&e);
-    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_rogue"), 0);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_rogue"), 0);
     sd.reg = e.reg;
     sd.site = open_site(&e, "rogue", "r", "{}");
     call_init(&x);
@@ -546,7 +698,7 @@ static void strict_mode_aborts(void **state)
         struct orc_node_req req = {.name = "r1"};
 
         env_init(&e); /* a fresh loop: nothing inherited */
-        orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_rogue");
+        orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_rogue");
         site = open_site(&e, "rogue", "r", "{}");
         orc_drv_set_strict(e.reg, true);
         call_init(&c);
@@ -590,7 +742,7 @@ static void host_services(void **state)
 
     (void)state;
     env_init(&e);
-    assert_int_equal(orc_drv_load_file_entry(e.reg, plugin("broken"), "orc_broken_minimal"), 0);
+    assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_minimal"), 0);
     site = open_site(&e, "minimal", "hs", "{}");
     h = &site->host;
     assert_int_equal(h->version, ORC_HOST_API_VERSION);
@@ -893,16 +1045,19 @@ static void sites_default_and_example(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(load_dir_loads_sim_and_reports_broken),
+        cmocka_unit_test(load_dir_loads_real_drivers_only),
+        cmocka_unit_test(load_dir_reports_fixture),
         cmocka_unit_test(load_failures_are_recorded),
         cmocka_unit_test(missing_entry_symbol),
         cmocka_unit_test(abi_and_signature_mismatch),
+        cmocka_unit_test(abi1_refused_by_abi2_loader),
         cmocka_unit_test(bad_vtables),
         cmocka_unit_test(duplicate_names),
         cmocka_unit_test(load_paths_counts),
         cmocka_unit_test(builtin_driver_and_failed_open),
         cmocka_unit_test(default_slots_return_enotsup),
         cmocka_unit_test(contract_violations_are_caught),
+        cmocka_unit_test(contract_checks_cover_abi2_slots),
         cmocka_unit_test(orphans_delivered_at_registry_close),
         cmocka_unit_test(strict_mode_aborts),
         cmocka_unit_test(host_services),

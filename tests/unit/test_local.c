@@ -4,7 +4,9 @@
  * (orchestrator/engine/drivers.h) in strict mode, so that any breach of the
  * callback contract aborts. Each test gets a fresh loop and a temporary
  * work_dir, and ends with no site, no handle (uv_loop_close succeeds) and
- * no process left: process groups are checked in /proc.
+ * no process left: process groups are checked in /proc. Services that must
+ * listen run this program itself as a small TCP server ("--listen PORT
+ * DELAY_MS"), so no other tool is needed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -30,7 +33,7 @@
 #define BASE_CONFIG                                                                                \
     "\"cpus\": 4, \"memory\": \"8 GiB\", \"gpus\": [{\"model\": \"T4\", \"count\": 2}], "          \
     "\"restart_backoff_ms\": 100, \"restart_backoff_max_ms\": 400, \"stop_timeout_ms\": "          \
-    "1000, \"poll_ms\": 50, \"container_runtime\": \"none\""
+    "1000, \"poll_ms\": 50, \"container_runtime\": \"none\", \"ready_settle_ms\": 100"
 
 struct t {
     uv_loop_t loop;
@@ -50,6 +53,8 @@ struct call {
 
 /* ---- harness ------------------------------------------------------------------------- */
 
+static char cur_dir[64]; /* the running test's temporary root, for its teardown */
+
 static void tick_cb(uv_timer_t *h)
 {
     (void)h;
@@ -64,6 +69,7 @@ static void t_init(struct t *t)
     snprintf(t->dir, sizeof(t->dir), "/tmp/test_local.XXXXXX");
     assert_non_null(mkdtemp(t->dir));
     snprintf(t->work, sizeof(t->work), "%s/work", t->dir);
+    snprintf(cur_dir, sizeof(cur_dir), "%s", t->dir);
     assert_int_equal(0, uv_loop_init(&t->loop));
     assert_int_equal(0, uv_timer_init(&t->loop, &t->tick));
     assert_int_equal(0, uv_timer_start(&t->tick, tick_cb, 10, 10));
@@ -173,6 +179,72 @@ static void t_fini(struct t *t)
     assert_int_equal(0, uv_loop_close(&t->loop)); /* no handle left behind */
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
     assert_int_equal(0, system(cmd));
+    cur_dir[0] = '\0';
+}
+
+/* Field 22 of /proc/PID/stat (start time), 0 when unknown. */
+static unsigned long long proc_start_time(long pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long t = 0;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    p = strrchr(buf, ')');
+    for (int field = 2; p != NULL && field < 22; field++)
+        p = strchr(p + 1, ' ');
+    if (p == NULL || sscanf(p + 1, "%llu", &t) != 1)
+        return 0;
+    return t;
+}
+
+/* Kills the process groups of the workloads a state.json records, when the
+ * pid is still the process the driver started (same start time). */
+static void kill_recorded(const char *state_json)
+{
+    json_t *doc = json_load_file(state_json, 0, NULL), *node, *wl;
+    const char *name, *id;
+
+    json_object_foreach(json_object_get(doc, "nodes"), name, node)
+    {
+        json_object_foreach(json_object_get(node, "workloads"), id, wl)
+        {
+            long pid = (long)json_integer_value(json_object_get(wl, "pid"));
+            unsigned long long st =
+                (unsigned long long)json_integer_value(json_object_get(wl, "start_time"));
+            if (pid > 1 && st != 0 && proc_start_time(pid) == st)
+                kill(-(pid_t)pid, SIGKILL);
+        }
+    }
+    json_decref(doc);
+}
+
+/* A test that failed an assertion left its site open: what it started
+ * still runs. Kill it and remove the test's directory. */
+static int teardown_leftovers(void **state)
+{
+    static const char *const dirs[] = {"work", "var/local"};
+    char path[PATH_MAX], cmd[128];
+
+    (void)state;
+    if (cur_dir[0] == '\0')
+        return 0;
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s/state.json", cur_dir, dirs[i]);
+        kill_recorded(path);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cur_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", cur_dir);
+    cur_dir[0] = '\0';
+    return 0;
 }
 
 static struct orc_node_req node_req(const char *name, enum orc_node_kind kind, uint32_t cpus,
@@ -394,6 +466,86 @@ static bool wait_group_gone(struct t *t, long pgid)
     while (group_members(pgid) > 0 && now_s() < end)
         spin(t, 20);
     return group_members(pgid) == 0;
+}
+
+static char self_exe[PATH_MAX]; /* this program, for --listen */
+
+/* The workload "--listen PORT DELAY_MS": prints "up on PORT", waits
+ * DELAY_MS, then accepts connections on 127.0.0.1:PORT until killed. */
+static int listen_main(int port, int delay_ms)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
+    int one = 1, fd;
+
+    printf("up on %d\n", port);
+    fflush(stdout);
+    nanosleep(&ts, NULL);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 16) != 0) {
+        perror("listen helper");
+        return 3;
+    }
+    for (;;) {
+        int c = accept(fd, NULL, NULL);
+        if (c >= 0)
+            close(c);
+    }
+}
+
+/* The workload "--http PORT READY_AFTER_MS": an HTTP/1.0 server on
+ * 127.0.0.1:PORT at once; GET /ready answers 503 for READY_AFTER_MS, then
+ * 200; any other path 404. */
+static int http_main(int port, int after_ms)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    double ready_at = now_s() + after_ms / 1000.0;
+    int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 16) != 0) {
+        perror("http helper");
+        return 3;
+    }
+    printf("serving on %d\n", port);
+    fflush(stdout);
+    for (;;) {
+        char req[1024] = "";
+        const char *answer;
+        int c = accept(fd, NULL, NULL);
+        ssize_t n;
+        if (c < 0)
+            continue;
+        n = read(c, req, sizeof(req) - 1);
+        if (n > 0 && strncmp(req, "GET /ready ", 11) != 0)
+            answer = "HTTP/1.0 404 Not Found\r\n\r\n";
+        else if (n > 0 && now_s() < ready_at)
+            answer = "HTTP/1.0 503 Loading\r\n\r\n";
+        else
+            answer = "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+        if (n > 0 && write(c, answer, strlen(answer)) < 0)
+            perror("http helper");
+        close(c);
+    }
+}
+
+/* A connect to 127.0.0.1:port succeeds now. */
+static bool port_accepts(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+
+    if (fd >= 0)
+        close(fd);
+    return ok;
 }
 
 static int free_port(void)
@@ -881,16 +1033,16 @@ static void test_exec(void **state)
 
 static void test_service_restart(void **state)
 {
-    static const char *const argv[] = {"sh", "-c", "echo up on $PORT; while :; do sleep 0.2; done",
-                                       NULL};
-    char nj[128], endpoint[64], out[4096];
+    char nj[128], endpoint[64], out[4096], portstr[16];
     int port = free_port();
+    const char *const argv[] = {self_exe, "--listen", portstr, "0", NULL};
     long pid1, pid2 = 0;
     json_t *e;
     struct call c;
     struct t t;
 
     (void)state;
+    snprintf(portstr, sizeof(portstr), "%d", port);
     t_init(&t);
     assert_int_equal(0, t_open_with(&t, BASE_CONFIG));
     snprintf(nj, sizeof(nj), "{\"kind\": \"SERVICE\", \"properties\": {\"port\": %d}}", port);
@@ -920,7 +1072,7 @@ static void test_service_restart(void **state)
     assert_non_null(e);
     assert_int_equal(1, json_integer_value(json_object_get(e, "restarts")));
     json_decref(e);
-    assert_true(wait_group_gone(&t, pid1)); /* the sleeps of the first run went too */
+    assert_true(wait_group_gone(&t, pid1));
     spin(&t, 100);
     assert_int_equal(0, logs(&t, "svc", NULL, 0, 0, out, sizeof(out), NULL, NULL));
     assert_non_null(strstr(out, "restarting in 100 ms"));
@@ -987,7 +1139,11 @@ static void test_service_gives_up(void **state)
                                                     "\"restart_backoff_max_ms\": 40, "
                                                     "\"restart_max_failures\": 3"));
     assert_int_equal(0, provision_ok(&t, "bad", ORC_KIND_SERVICE, 0, NULL));
-    assert_int_equal(0, start_ok(&t, "bad", argv));
+    /* it exits before it is ready: the start fails, supervision goes on */
+    assert_int_equal(ORC_EDRIVER, start(&t, &c, "bad", NULL, argv, NULL, 0));
+    assert_non_null(strstr(c.op.error, "exited with status 1 before it was ready"));
+    assert_non_null(strstr(c.op.error, "failing"));
+    orc_drv_op_reset(&c.op);
     e = wait_state(&t, "bad", "main", "failed");
     assert_int_equal(2, json_integer_value(json_object_get(e, "restarts")));
     json_decref(e);
@@ -1000,6 +1156,10 @@ static void test_service_gives_up(void **state)
     orc_drv_op_reset(&c.op);
     assert_int_equal(0, logs(&t, "bad", NULL, 0, 0, out, sizeof(out), NULL, NULL));
     assert_non_null(strstr(out, "giving up"));
+    /* a service that gave up does not start */
+    assert_int_equal(ORC_EDRIVER, start(&t, &c, "bad", NULL, argv, NULL, 0));
+    assert_non_null(strstr(c.op.error, "gave up"));
+    orc_drv_op_reset(&c.op);
     assert_int_equal(0, deprovision(&t, "bad", NULL));
     t_fini(&t);
 }
@@ -1415,30 +1575,736 @@ static void test_reconcile(void **state)
     t_fini(&t);
 }
 
-int main(void)
+/* ---- ABI 2: stop_workload, stop, start
+ * ----------------------------------------------------------------------- */
+
+static int stop_wl(struct t *t, const char *name, const char *wl, bool *existed)
+{
+    struct call c;
+    int rc;
+
+    call_init(&c);
+    rc = wait_call(t, &c, orc_drv_stop_workload(t->site, &c.op, name, wl, call_cb));
+    if (existed)
+        *existed = c.op.exists;
+    snprintf(t->err, sizeof(t->err), "%s", c.op.error);
+    orc_drv_op_reset(&c.op);
+    return rc;
+}
+
+/* stop or start of a node; *res_state and *existed from the answer */
+static int power(struct t *t, bool stop, const char *name, int *res_state, bool *existed)
+{
+    struct call c;
+    int rc;
+
+    call_init(&c);
+    rc = wait_call(t, &c,
+                   stop ? orc_drv_stop(t->site, &c.op, name, call_cb)
+                        : orc_drv_start(t->site, &c.op, name, call_cb));
+    if (res_state)
+        *res_state = c.op.res_state;
+    if (existed)
+        *existed = c.op.exists;
+    snprintf(t->err, sizeof(t->err), "%s", c.op.error);
+    orc_drv_op_reset(&c.op);
+    return rc;
+}
+
+static long pid_of(struct t *t, const char *name, const char *wl)
+{
+    json_t *e = status_of(t, name, wl, NULL, NULL);
+    long pid = wl_pid(e);
+
+    json_decref(e);
+    return pid;
+}
+
+/* The workload's state now (a static copy). */
+static const char *state_of(struct t *t, const char *name, const char *wl)
+{
+    static char buf[32];
+    json_t *e = status_of(t, name, wl, NULL, NULL);
+
+    snprintf(buf, sizeof(buf), "%s", e && wl_state(e) ? wl_state(e) : "(none)");
+    json_decref(e);
+    return buf;
+}
+
+/* A workload's record in state.json (a new reference). */
+static json_t *state_record(struct t *t, const char *name, const char *wl)
+{
+    char path[PATH_MAX];
+    json_t *doc, *e;
+
+    snprintf(path, sizeof(path), "%s/state.json", t->work);
+    doc = json_load_file(path, 0, NULL);
+    assert_non_null(doc);
+    e = json_object_get(
+        json_object_get(json_object_get(json_object_get(doc, "nodes"), name), "workloads"), wl);
+    json_incref(e);
+    json_decref(doc);
+    return e;
+}
+
+static void test_stop_workload_service(void **state)
+{
+    static const char *const stubborn[] = {"sh", "-c", "trap '' TERM; while :; do sleep 0.1; done",
+                                           NULL};
+    char nj[128], portstr[16];
+    int port = free_port();
+    const char *const argv[] = {self_exe, "--listen", portstr, "0", NULL};
+    bool existed;
+    long pid, pid2, pid3 = 0;
+    json_t *rec;
+    double t0;
+    struct t t;
+
+    (void)state;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    t_init(&t);
+    assert_int_equal(0, t_open_with(&t, BASE_CONFIG ", \"stop_timeout_ms\": 300"));
+    snprintf(nj, sizeof(nj), "{\"properties\": {\"port\": %d}}", port);
+    assert_int_equal(0, provision_ok(&t, "sw", ORC_KIND_SERVICE, 0, nj));
+    assert_int_equal(0, start_ok(&t, "sw", argv));
+    assert_true(port_accepts(port));
+    pid = pid_of(&t, "sw", "main");
+    assert_true(pid > 0);
+
+    /* stopped: the process group is gone, nothing restarts it */
+    assert_int_equal(0, stop_wl(&t, "sw", NULL, &existed));
+    assert_true(existed);
+    assert_int_equal(0, group_members(pid)); /* it no longer runs when stop answers */
+    assert_false(port_accepts(port));
+    spin(&t, 400); /* well past restart_backoff_ms */
+    assert_string_equal("stopped", state_of(&t, "sw", "main"));
+    assert_int_equal(0, pid_of(&t, "sw", "main"));
+    rec = state_record(&t, "sw", "main");
+    assert_true(json_is_true(json_object_get(rec, "held")));
+    assert_string_equal("stopped", json_string_value(json_object_get(rec, "state")));
+    json_decref(rec);
+    /* a second stop: nothing was running */
+    assert_int_equal(0, stop_wl(&t, "sw", NULL, &existed));
+    assert_false(existed);
+    assert_int_equal(0, stop_wl(&t, "sw", "other", &existed)); /* unknown workload */
+    assert_false(existed);
+    assert_int_equal(ORC_ENOTFOUND, stop_wl(&t, "nobody", NULL, NULL));
+    assert_non_null(strstr(t.err, "no node nobody"));
+    assert_int_equal(ORC_EINVAL, stop_wl(&t, "sw", "../x", NULL));
+
+    /* start_workload afterwards runs it again, and answers once it listens */
+    assert_int_equal(0, start_ok(&t, "sw", argv));
+    assert_true(port_accepts(port));
+    pid2 = pid_of(&t, "sw", "main");
+    assert_true(pid2 > 0 && pid2 != pid);
+    assert_string_equal("running", state_of(&t, "sw", "main"));
+    rec = state_record(&t, "sw", "main");
+    assert_false(json_is_true(json_object_get(rec, "held")));
+    json_decref(rec);
+    /* supervised again: killed, it restarts */
+    assert_int_equal(0, kill((pid_t)pid2, SIGKILL));
+    for (double end = now_s() + 10; now_s() < end; spin(&t, 30)) {
+        pid3 = pid_of(&t, "sw", "main");
+        if (pid3 > 0 && pid3 != pid2)
+            break;
+    }
+    assert_true(pid3 > 0 && pid3 != pid2);
+
+    /* SIGTERM ignored: SIGKILL after stop_timeout_ms */
+    {
+        struct call c;
+        assert_int_equal(0, start(&t, &c, "sw", "stub", stubborn, NULL, 0));
+        orc_drv_op_reset(&c.op);
+    }
+    pid = pid_of(&t, "sw", "stub");
+    t0 = now_s();
+    assert_int_equal(0, stop_wl(&t, "sw", "stub", &existed));
+    assert_true(existed);
+    assert_true(now_s() - t0 >= 0.25);
+    assert_true(wait_group_gone(&t, pid));
+    assert_string_equal("stopped", state_of(&t, "sw", "stub"));
+    assert_string_equal("running", state_of(&t, "sw", "main")); /* the other one runs on */
+    pid = pid_of(&t, "sw", "main");
+    assert_int_equal(0, deprovision(&t, "sw", NULL));
+    assert_true(wait_group_gone(&t, pid));
+    t_fini(&t);
+}
+
+/* A node with two services and a job: stop holds them all, start runs
+ * again the services that ran before the stop (not the job, not one
+ * stopped on its own before). */
+static void test_stop_start_node(void **state)
+{
+    static const char *const svc[] = {"sh", "-c", "while :; do sleep 0.1; done", NULL};
+    static const char *const job[] = {"sleep", "100", NULL};
+    struct orc_exec_req xr = {.name = "nd", .argv = svc};
+    long pa, pb, pc, pj, pa2, pb2;
+    int res_state;
+    bool existed;
+    struct call c;
+    struct t t;
+
+    (void)state;
+    t_init(&t);
+    assert_int_equal(0, t_open_with(&t, BASE_CONFIG));
+    assert_int_equal(0, provision_ok(&t, "nd", ORC_KIND_COMPUTE, 1, NULL));
+    assert_int_equal(0, provision_ok(&t, "nj", ORC_KIND_JOB, 0, NULL));
+    assert_int_equal(0, start(&t, &c, "nd", "a", svc, NULL, 0));
+    orc_drv_op_reset(&c.op);
+    assert_int_equal(0, start(&t, &c, "nd", "b", svc, NULL, 0));
+    orc_drv_op_reset(&c.op);
+    assert_int_equal(0, start(&t, &c, "nd", "c", svc, NULL, 0));
+    orc_drv_op_reset(&c.op);
+    assert_int_equal(0, start(&t, &c, "nj", NULL, job, NULL, 0));
+    orc_drv_op_reset(&c.op);
+    pa = pid_of(&t, "nd", "a");
+    pb = pid_of(&t, "nd", "b");
+    pc = pid_of(&t, "nd", "c");
+    pj = pid_of(&t, "nj", "main");
+    assert_true(pa > 0 && pb > 0 && pc > 0 && pj > 0);
+    assert_int_equal(0, stop_wl(&t, "nd", "c", &existed));
+    assert_true(existed);
+
+    /* stop: every workload stopped, the node STOPPED, its GPU still held */
+    assert_int_equal(0, power(&t, true, "nd", &res_state, &existed));
+    assert_true(existed);
+    assert_int_equal(ORC_DRV_RES_STOPPED, res_state);
+    assert_int_equal(0, group_members(pa));
+    assert_int_equal(0, group_members(pb));
+    assert_true(wait_group_gone(&t, pc));
+    json_decref(status_of(&t, "nd", NULL, &res_state, NULL));
+    assert_int_equal(ORC_DRV_RES_STOPPED, res_state);
+    assert_string_equal("stopped", state_of(&t, "nd", "a"));
+    assert_string_equal("stopped", state_of(&t, "nd", "b"));
+    call_init(&c);
+    assert_int_equal(0, wait_call(&t, &c, orc_drv_inventory(t.site, &c.op, call_cb)));
+    assert_int_equal(1, c.op.pools[0].gpus_free); /* 2 T4, one held by the stopped node */
+    orc_drv_op_reset(&c.op);
+    spin(&t, 300);
+    assert_int_equal(0, pid_of(&t, "nd", "a")); /* not restarted */
+    /* a stopped node runs nothing new */
+    assert_int_equal(ORC_ECONFLICT, start(&t, &c, "nd", "a", svc, NULL, 0));
+    assert_non_null(strstr(c.op.error, "STOPPED"));
+    orc_drv_op_reset(&c.op);
+    call_init(&c);
+    assert_int_equal(ORC_ECONFLICT, orc_drv_exec(t.site, &c.op, &xr, call_cb));
+    assert_int_equal(0, stop_wl(&t, "nd", "a", &existed));
+    assert_false(existed);
+    /* idempotent: a second stop answers at once */
+    assert_int_equal(0, power(&t, true, "nd", &res_state, &existed));
+    assert_int_equal(ORC_DRV_RES_STOPPED, res_state);
+    /* a stopped node's name provisions to the same node, as it is */
+    {
+        struct orc_node_req req = node_req("nd", ORC_KIND_COMPUTE, 1, 1, "T4", NULL);
+        assert_int_equal(0, provision(&t, &c, &req));
+        assert_int_equal(ORC_DRV_RES_STOPPED, c.op.res_state);
+        orc_drv_op_reset(&c.op);
+    }
+
+    /* stop of a node with a running job: killed, and start does not run it again */
+    assert_int_equal(0, power(&t, true, "nj", &res_state, NULL));
+    assert_int_equal(ORC_DRV_RES_STOPPED, res_state);
+    assert_true(wait_group_gone(&t, pj));
+    assert_string_equal("stopped", state_of(&t, "nj", "main"));
+    assert_int_equal(0, power(&t, false, "nj", &res_state, NULL));
+    assert_int_equal(ORC_DRV_RES_READY, res_state);
+    spin(&t, 200);
+    assert_string_equal("stopped", state_of(&t, "nj", "main"));
+
+    /* start: READY; a and b run again (new processes), c stays stopped */
+    assert_int_equal(0, power(&t, false, "nd", &res_state, &existed));
+    assert_true(existed);
+    assert_int_equal(ORC_DRV_RES_READY, res_state);
+    pa2 = pid_of(&t, "nd", "a");
+    pb2 = pid_of(&t, "nd", "b");
+    assert_true(pa2 > 0 && pa2 != pa && group_members(pa2) > 0);
+    assert_true(pb2 > 0 && pb2 != pb && group_members(pb2) > 0);
+    assert_string_equal("stopped", state_of(&t, "nd", "c"));
+    assert_int_equal(0, power(&t, false, "nd", &res_state, NULL)); /* running: at once */
+    assert_int_equal(ORC_DRV_RES_READY, res_state);
+    /* c can be started on its own again */
+    assert_int_equal(0, start(&t, &c, "nd", "c", svc, NULL, 0));
+    orc_drv_op_reset(&c.op);
+    assert_string_equal("running", state_of(&t, "nd", "c"));
+
+    /* names that do not exist */
+    assert_int_equal(0, power(&t, true, "nobody", &res_state, &existed));
+    assert_false(existed);
+    assert_int_equal(ORC_ENOTFOUND, power(&t, false, "nobody", NULL, NULL));
+    assert_non_null(strstr(t.err, "no node nobody"));
+    assert_int_equal(ORC_EINVAL, power(&t, true, "../x", NULL, NULL));
+
+    pc = pid_of(&t, "nd", "c");
+    assert_int_equal(0, deprovision(&t, "nd", NULL));
+    assert_true(wait_group_gone(&t, pa2));
+    assert_true(wait_group_gone(&t, pb2));
+    assert_true(wait_group_gone(&t, pc));
+    assert_int_equal(0, deprovision(&t, "nj", NULL));
+    t_fini(&t);
+}
+
+static void test_stop_running_job(void **state)
+{
+    static const char *const job[] = {"sh", "-c", "sleep 1000 & sleep 1000; exit 0", NULL};
+    char path[PATH_MAX], *text;
+    bool existed;
+    long pid;
+    json_t *e;
+    struct t t;
+
+    (void)state;
+    t_init(&t);
+    assert_int_equal(0, t_open_with(&t, BASE_CONFIG));
+    assert_int_equal(0, provision_ok(&t, "sj", ORC_KIND_JOB, 0, NULL));
+    assert_int_equal(0, start_ok(&t, "sj", job));
+    spin(&t, 100);
+    pid = pid_of(&t, "sj", "main");
+    assert_int_equal(3, group_members(pid));
+    assert_int_equal(0, stop_wl(&t, "sj", NULL, &existed));
+    assert_true(existed);
+    assert_true(wait_group_gone(&t, pid)); /* the whole process group */
+    e = status_of(&t, "sj", "main", NULL, NULL);
+    assert_string_equal("stopped", wl_state(e));
+    assert_int_equal(128 + SIGTERM, json_integer_value(json_object_get(e, "exit_status")));
+    assert_int_equal(SIGTERM, json_integer_value(json_object_get(e, "signal")));
+    json_decref(e);
+    snprintf(path, sizeof(path), "%s/sj/main.status", t.work);
+    text = slurp(path);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\"stopped\""));
+    free(text);
+    assert_int_equal(0, stop_wl(&t, "sj", NULL, &existed));
+    assert_false(existed);
+    /* a job that finished by itself is not "running": stop does nothing */
+    {
+        static const char *const quick[] = {"true", NULL};
+        struct call c;
+        assert_int_equal(0, start(&t, &c, "sj", "quick", quick, NULL, 0));
+        orc_drv_op_reset(&c.op);
+        json_decref(wait_state(&t, "sj", "quick", "exited"));
+        assert_int_equal(0, stop_wl(&t, "sj", "quick", &existed));
+        assert_false(existed);
+        assert_string_equal("exited", state_of(&t, "sj", "quick"));
+    }
+    /* start_workload runs the stopped job again */
+    assert_int_equal(0, start_ok(&t, "sj", job));
+    assert_string_equal("running", state_of(&t, "sj", "main"));
+    pid = pid_of(&t, "sj", "main");
+    assert_int_equal(0, deprovision(&t, "sj", NULL));
+    assert_true(wait_group_gone(&t, pid));
+    t_fini(&t);
+}
+
+/* What was stopped stays stopped across a site close and a reopen, and a
+ * stop cut short by the close is finished by the next open. */
+static void test_stop_survives_reopen(void **state)
+{
+    static const char *const svc[] = {"sh", "-c", "while :; do sleep 0.1; done", NULL};
+    static const char *const stubborn[] = {"sh", "-c", "trap '' TERM; while :; do sleep 0.1; done",
+                                           NULL};
+    long pa, pn, ps, pn2;
+    int res_state;
+    bool existed;
+    struct call c, cl;
+    struct t t;
+
+    (void)state;
+    t_init(&t);
+    assert_int_equal(0, t_open_with(&t, BASE_CONFIG ", \"stop_timeout_ms\": 600000"));
+    assert_int_equal(0, provision_ok(&t, "ra", ORC_KIND_SERVICE, 0, NULL));
+    assert_int_equal(0, provision_ok(&t, "rn", ORC_KIND_SERVICE, 1, NULL));
+    assert_int_equal(0, provision_ok(&t, "rs", ORC_KIND_SERVICE, 0, NULL));
+    assert_int_equal(0, start_ok(&t, "ra", svc));
+    assert_int_equal(0, start_ok(&t, "rn", svc));
+    assert_int_equal(0, start_ok(&t, "rs", stubborn));
+    pa = pid_of(&t, "ra", "main");
+    pn = pid_of(&t, "rn", "main");
+    ps = pid_of(&t, "rs", "main");
+    assert_int_equal(0, stop_wl(&t, "ra", NULL, &existed));
+    assert_true(wait_group_gone(&t, pa));
+    assert_int_equal(0, power(&t, true, "rn", &res_state, NULL));
+    assert_true(wait_group_gone(&t, pn));
+    /* a stop that waits (SIGTERM ignored, SIGKILL far away) when the site closes */
+    call_init(&c);
+    assert_int_equal(0, orc_drv_stop_workload(t.site, &c.op, "rs", NULL, call_cb));
+    spin(&t, 100);
+    assert_false(c.done);
+    call_init(&cl);
+    assert_int_equal(0, orc_drv_site_close(t.site, &cl.op, call_cb));
+    assert_int_equal(0, wait_call(&t, &cl, 0));
+    assert_true(c.done);
+    assert_int_equal(ORC_ECANCELED, c.status);
+    orc_drv_op_reset(&c.op);
+    orc_drv_op_reset(&cl.op);
+    assert_int_equal(0, orc_drv_site_free(t.site));
+    t.site = NULL;
+    assert_true(group_members(ps) > 0); /* still running: close stops nothing */
+
+    /* the next open: nothing stopped comes back, the cut-short stop ends */
+    assert_int_equal(0, t_open_with(&t, BASE_CONFIG ", \"stop_timeout_ms\": 200"));
+    assert_true(wait_group_gone(&t, ps));
+    spin(&t, 300);
+    assert_string_equal("stopped", state_of(&t, "ra", "main"));
+    assert_int_equal(0, pid_of(&t, "ra", "main"));
+    assert_string_equal("stopped", state_of(&t, "rs", "main"));
+    assert_int_equal(0, pid_of(&t, "rs", "main"));
+    json_decref(status_of(&t, "rn", NULL, &res_state, NULL));
+    assert_int_equal(ORC_DRV_RES_STOPPED, res_state);
+    call_init(&c);
+    assert_int_equal(0, wait_call(&t, &c, orc_drv_adopt(t.site, &c.op, "rn", call_cb)));
+    assert_int_equal(ORC_DRV_RES_STOPPED, c.op.res_state);
+    assert_string_equal("[0]", orc_drv_op_attr(&c.op, "gpus")); /* its GPU is still its own */
+    orc_drv_op_reset(&c.op);
+    assert_int_equal(0, pid_of(&t, "rn", "main"));
+    /* and start still knows what to run again */
+    assert_int_equal(0, power(&t, false, "rn", &res_state, NULL));
+    assert_int_equal(ORC_DRV_RES_READY, res_state);
+    pn2 = pid_of(&t, "rn", "main");
+    assert_true(pn2 > 0 && group_members(pn2) > 0);
+    assert_int_equal(0, deprovision(&t, "ra", NULL));
+    assert_int_equal(0, deprovision(&t, "rn", NULL));
+    assert_true(wait_group_gone(&t, pn2));
+    assert_int_equal(0, deprovision(&t, "rs", NULL));
+    t_fini(&t);
+}
+
+/* ---- readiness
+ * ------------------------------------------------------------------------------------------- */
+
+static void test_readiness(void **state)
+{
+    static const char *const boom[] = {"sh", "-c", "echo boom-output; echo last words; exit 7",
+                                       NULL};
+    static const char *const mute[] = {"sleep", "100", NULL};
+    static const char *const brief[] = {"sh", "-c", "sleep 0.1; exit 2", NULL};
+    char nj[128], portstr[16], want[64];
+    int port = free_port(), port2 = free_port(), port3 = free_port();
+    const char *const late[] = {self_exe, "--listen", portstr, "300", NULL};
+    struct call c;
+    double t0, dt;
+    long pid;
+    struct t t;
+
+    (void)state;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    t_init(&t);
+    assert_int_equal(0, t_open_with(&t, BASE_CONFIG ", \"ready_timeout_ms\": 600, "
+                                                    "\"ready_settle_ms\": 300"));
+    snprintf(nj, sizeof(nj), "{\"properties\": {\"port\": %d}}", port);
+    assert_int_equal(0, provision_ok(&t, "rd", ORC_KIND_SERVICE, 0, nj));
+    snprintf(nj, sizeof(nj), "{\"properties\": {\"port\": %d}}", port2);
+    assert_int_equal(0, provision_ok(&t, "rt", ORC_KIND_SERVICE, 0, nj));
+    snprintf(nj, sizeof(nj), "{\"properties\": {\"port\": %d}}", port3);
+    assert_int_equal(0, provision_ok(&t, "rb", ORC_KIND_SERVICE, 0, nj));
+    assert_int_equal(0, provision_ok(&t, "rq", ORC_KIND_SERVICE, 0, NULL));
+
+    /* listens after ~300 ms: reported only once it listens */
+    assert_false(port_accepts(port));
+    t0 = now_s();
+    assert_int_equal(0, start(&t, &c, "rd", NULL, late, NULL, 0));
+    dt = now_s() - t0;
+    assert_true(port_accepts(port));
+    assert_true(dt >= 0.29);
+    assert_true(dt < 1.5); /* a generous bound: the machine may be busy */
+    snprintf(want, sizeof(want), "http://127.0.0.1:%d", port);
+    assert_string_equal(want, orc_drv_op_attr(&c.op, ORC_ATTR_ENDPOINT));
+    assert_string_equal("running", orc_drv_op_attr(&c.op, "workload_state"));
+    assert_true(atol(orc_drv_op_attr(&c.op, "pid")) > 0);
+    orc_drv_op_reset(&c.op);
+    /* ready already: a second start answers at once */
+    t0 = now_s();
+    assert_int_equal(0, start(&t, &c, "rd", NULL, late, NULL, 0));
+    assert_true(now_s() - t0 < 0.5);
+    orc_drv_op_reset(&c.op);
+    /* a second service of the node: the port is main's, so the settle time */
+    assert_int_equal(ORC_EDRIVER, start(&t, &c, "rd", "brief", brief, NULL, 0));
+    assert_non_null(strstr(c.op.error, "service brief of node rd exited with status 2 before"));
+    orc_drv_op_reset(&c.op);
+    assert_int_equal(0, stop_wl(&t, "rd", "brief", NULL)); /* supervised: stop it */
+
+    /* exits at once: its status and the end of its log */
+    assert_int_equal(ORC_EDRIVER, start(&t, &c, "rb", NULL, boom, NULL, 0));
+    assert_non_null(strstr(c.op.error, "service main of node rb exited with status 7 before"));
+    assert_non_null(strstr(c.op.error, "boom-output last words"));
+    assert_non_null(strstr(orc_drv_op_attr(&c.op, "log_tail"), "last words"));
+    orc_drv_op_reset(&c.op);
+
+    /* never listens: fails after ready_timeout_ms, naming the port and the wait */
+    t0 = now_s();
+    assert_int_equal(UV_ETIMEDOUT, start(&t, &c, "rt", NULL, mute, NULL, 0));
+    dt = now_s() - t0;
+    assert_true(dt >= 0.59 && dt < 3.0);
+    snprintf(want, sizeof(want), "on 127.0.0.1:%d", port2);
+    assert_non_null(strstr(c.op.error, want));
+    assert_non_null(strstr(c.op.error, "service main of node rt not ready after 0.6 s"));
+    orc_drv_op_reset(&c.op);
+    pid = pid_of(&t, "rt", "main");
+    assert_string_equal("running", state_of(&t, "rt", "main")); /* it goes on, supervised */
+
+    /* no port: ready once it stayed up ready_settle_ms */
+    t0 = now_s();
+    assert_int_equal(0, start(&t, &c, "rq", NULL, mute, NULL, 0));
+    dt = now_s() - t0;
+    assert_true(dt >= 0.29 && dt < 1.5);
+    orc_drv_op_reset(&c.op);
+
+    assert_int_equal(0, deprovision(&t, "rt", NULL));
+    assert_true(wait_group_gone(&t, pid));
+    /* a job does not wait, even on a node with a port: it answers once started */
+    assert_int_equal(0, provision_ok(&t, "rj", ORC_KIND_JOB, 0, nj));
+    t0 = now_s();
+    assert_int_equal(0, start(&t, &c, "rj", NULL, mute, NULL, 0));
+    assert_true(now_s() - t0 < 0.5);
+    orc_drv_op_reset(&c.op);
+
+    pid = pid_of(&t, "rq", "main");
+    assert_int_equal(0, deprovision(&t, "rd", NULL));
+    assert_int_equal(0, deprovision(&t, "rb", NULL));
+    assert_int_equal(0, deprovision(&t, "rq", NULL));
+    assert_int_equal(0, deprovision(&t, "rj", NULL));
+    assert_true(wait_group_gone(&t, pid));
+    assert_false(port_accepts(port));
+    /* ready_settle_ms must be below ready_timeout_ms */
+    t_close(&t);
+    assert_int_equal(ORC_EINVAL, t_open_with(&t, "\"ready_settle_ms\": 5000, "
+                                                 "\"ready_timeout_ms\": 5000"));
+    assert_non_null(strstr(t.err, "ready_settle_ms (5000) must be below ready_timeout_ms"));
+    t_fini(&t);
+}
+
+/* start_workload with a port and a ready_path of its own (a service hosted
+ * on a COMPUTE node), and a restart with a new request after a stop. */
+static void test_readiness_request_port_and_http(void **state)
+{
+    char p1[16], p2[16], p3[16], want[96], out[4096];
+    int port1 = free_port(), port2 = free_port(), port3 = free_port();
+    const char *const http1[] = {self_exe, "--http", p1, "400", NULL};
+    const char *const http2[] = {self_exe, "--http", p2, "0", NULL};
+    const char *const mute[] = {self_exe, "--listen", p3, "0", NULL};
+    const char *const show[] = {"sh", "-c", "echo PORT=$PORT; exec sleep 100", NULL};
+    const char *const sleeper[] = {"sleep", "100", NULL};
+    struct orc_kv env1[] = {{"PORT", p1}}, env2[] = {{"PORT", p2}};
+    struct orc_exec_req req = {
+        .name = "host", .workload = "api", .argv = http1, .env = env1, .nenv = 1};
+    struct call c;
+    double t0, dt;
+    long pid;
+    struct t t;
+
+    (void)state;
+    snprintf(p1, sizeof(p1), "%d", port1);
+    snprintf(p2, sizeof(p2), "%d", port2);
+    snprintf(p3, sizeof(p3), "%d", port3);
+    t_init(&t);
+    assert_int_equal(0, t_open_with(&t, BASE_CONFIG ", \"ready_timeout_ms\": 1500"));
+    assert_int_equal(0, provision_ok(&t, "host", ORC_KIND_COMPUTE, 0, NULL));
+
+    /* GET /ready answers 503 for 400 ms, then 200: ready then, on the request's port */
+    req.port = (uint16_t)port1;
+    req.ready_path = "/ready";
+    call_init(&c);
+    t0 = now_s();
+    assert_int_equal(0, wait_call(&t, &c, orc_drv_start_workload(t.site, &c.op, &req, call_cb)));
+    dt = now_s() - t0;
+    assert_true(dt >= 0.39 && dt < 1.4);
+    snprintf(want, sizeof(want), "http://127.0.0.1:%d", port1);
+    assert_string_equal(want, orc_drv_op_attr(&c.op, ORC_ATTR_ENDPOINT));
+    orc_drv_op_reset(&c.op);
+    assert_true(port_accepts(port1));
+    {
+        json_t *e = status_of(&t, "host", "api", NULL, NULL);
+        assert_int_equal(port1, json_integer_value(json_object_get(e, "port")));
+        json_decref(e);
+    }
+
+    /* restart: stop, then start with a new request (another port, another $PORT) */
+    pid = pid_of(&t, "host", "api");
+    assert_int_equal(0, stop_wl(&t, "host", "api", NULL));
+    assert_true(wait_group_gone(&t, pid));
+    req.argv = http2;
+    req.env = env2;
+    req.port = (uint16_t)port2;
+    call_init(&c);
+    assert_int_equal(0, wait_call(&t, &c, orc_drv_start_workload(t.site, &c.op, &req, call_cb)));
+    snprintf(want, sizeof(want), "http://127.0.0.1:%d", port2);
+    assert_string_equal(want, orc_drv_op_attr(&c.op, ORC_ATTR_ENDPOINT));
+    orc_drv_op_reset(&c.op);
+    assert_true(port_accepts(port2));
+    assert_false(port_accepts(port1));
+    assert_int_equal(0, logs(&t, "host", "api", 0, 0, out, sizeof(out), NULL, NULL));
+    snprintf(want, sizeof(want), "serving on %d", port2);
+    assert_non_null(strstr(out, want));
+
+    /* a path that never answers 2xx (the api's server answers 404 there): the
+     * timeout names it and the last answer */
+    req.workload = "wrong";
+    req.argv = sleeper;
+    req.ready_path = "/nope";
+    call_init(&c);
+    assert_int_equal(UV_ETIMEDOUT,
+                     wait_call(&t, &c, orc_drv_start_workload(t.site, &c.op, &req, call_cb)));
+    snprintf(want, sizeof(want), "GET /nope on 127.0.0.1:%d answered HTTP 404", port2);
+    assert_non_null(strstr(c.op.error, want));
+    orc_drv_op_reset(&c.op);
+    assert_int_equal(0, stop_wl(&t, "host", "wrong", NULL));
+    /* a server that accepts and closes without answering */
+    req.workload = "mute";
+    req.argv = mute;
+    req.port = (uint16_t)port3;
+    req.ready_path = "/";
+    call_init(&c);
+    assert_int_equal(UV_ETIMEDOUT,
+                     wait_call(&t, &c, orc_drv_start_workload(t.site, &c.op, &req, call_cb)));
+    snprintf(want, sizeof(want), "GET / on 127.0.0.1:%d got no HTTP answer", port3);
+    assert_non_null(strstr(c.op.error, want));
+    orc_drv_op_reset(&c.op);
+    /* $PORT is the request's port */
+    req.workload = "show";
+    req.argv = show;
+    req.env = NULL;
+    req.nenv = 0;
+    req.port = 4242;
+    req.ready_path = NULL;
+    call_init(&c);
+    assert_int_equal(UV_ETIMEDOUT,
+                     wait_call(&t, &c, orc_drv_start_workload(t.site, &c.op, &req, call_cb)));
+    assert_non_null(strstr(c.op.error, "nothing accepts connections on 127.0.0.1:4242"));
+    orc_drv_op_reset(&c.op);
+    assert_int_equal(0, logs(&t, "host", "show", 0, 0, out, sizeof(out), NULL, NULL));
+    assert_non_null(strstr(out, "PORT=4242"));
+    /* a bad ready_path is refused at once */
+    req.workload = "bad";
+    req.ready_path = "no-slash";
+    call_init(&c);
+    assert_int_equal(ORC_EINVAL, orc_drv_start_workload(t.site, &c.op, &req, call_cb));
+    assert_non_null(strstr(c.op.error, "ready_path 'no-slash' must be an HTTP path"));
+    orc_drv_op_reset(&c.op);
+
+    pid = pid_of(&t, "host", "api");
+    assert_int_equal(0, deprovision(&t, "host", NULL));
+    assert_true(wait_group_gone(&t, pid));
+    assert_false(port_accepts(port2));
+    t_fini(&t);
+}
+
+/* Cancel, stop, deletion and site close during a readiness wait. */
+static void test_readiness_interrupted(void **state)
+{
+    static const char *const mute[] = {"sleep", "100", NULL};
+    struct orc_exec_req xr = {.name = "ri", .argv = mute};
+    char nj[128];
+    int port = free_port();
+    struct call c, d, cl;
+    long pid;
+    struct t t;
+
+    (void)state;
+    t_init(&t);
+    assert_int_equal(0, t_open_with(&t, BASE_CONFIG));
+    snprintf(nj, sizeof(nj), "{\"properties\": {\"port\": %d}}", port);
+    assert_int_equal(0, provision_ok(&t, "ri", ORC_KIND_SERVICE, 0, nj));
+
+    /* cancel: ECANCELED, what started runs on */
+    call_init(&c);
+    assert_int_equal(0, orc_drv_start_workload(t.site, &c.op, &xr, call_cb));
+    spin(&t, 150);
+    assert_false(c.done);
+    assert_int_equal(0, orc_drv_cancel(t.site, &c.op));
+    assert_int_equal(ORC_ECANCELED, wait_call(&t, &c, 0));
+    assert_non_null(strstr(c.op.error, "canceled"));
+    assert_int_equal(ORC_ENOTFOUND, orc_drv_cancel(t.site, &c.op));
+    orc_drv_op_reset(&c.op);
+    assert_string_equal("running", state_of(&t, "ri", "main"));
+    pid = pid_of(&t, "ri", "main");
+
+    /* stop_workload during a wait (a retry of the start): the wait fails */
+    call_init(&c);
+    assert_int_equal(0, orc_drv_start_workload(t.site, &c.op, &xr, call_cb));
+    spin(&t, 50);
+    assert_int_equal(0, stop_wl(&t, "ri", NULL, NULL));
+    assert_true(c.done);
+    assert_int_equal(ORC_ECONFLICT, c.status);
+    assert_non_null(strstr(c.op.error, "stopped before it was ready"));
+    orc_drv_op_reset(&c.op);
+    assert_true(wait_group_gone(&t, pid));
+
+    /* deprovision during a wait: the wait fails, the node goes */
+    call_init(&c);
+    assert_int_equal(0, orc_drv_start_workload(t.site, &c.op, &xr, call_cb));
+    spin(&t, 50);
+    pid = pid_of(&t, "ri", "main");
+    call_init(&d);
+    assert_int_equal(0, orc_drv_deprovision(t.site, &d.op, "ri", call_cb));
+    assert_int_equal(ORC_ECONFLICT, wait_call(&t, &c, 0));
+    assert_non_null(strstr(c.op.error, "being deleted"));
+    for (double end = now_s() + 10; !d.done && now_s() < end;)
+        spin(&t, 10);
+    assert_true(d.done);
+    assert_int_equal(0, d.status);
+    orc_drv_op_reset(&c.op);
+    orc_drv_op_reset(&d.op);
+    assert_true(wait_group_gone(&t, pid));
+
+    /* site close during a wait: ECANCELED before the close, no handle left */
+    assert_int_equal(0, provision_ok(&t, "ri", ORC_KIND_SERVICE, 0, nj));
+    call_init(&c);
+    assert_int_equal(0, orc_drv_start_workload(t.site, &c.op, &xr, call_cb));
+    spin(&t, 120);
+    pid = pid_of(&t, "ri", "main");
+    call_init(&cl);
+    assert_int_equal(0, orc_drv_site_close(t.site, &cl.op, call_cb));
+    assert_int_equal(0, wait_call(&t, &cl, 0));
+    assert_true(c.done);
+    assert_int_equal(ORC_ECANCELED, c.status);
+    orc_drv_op_reset(&c.op);
+    orc_drv_op_reset(&cl.op);
+    assert_int_equal(0, orc_drv_site_free(t.site));
+    t.site = NULL;
+    /* the service was started and is left running by the close: a new open
+     * adopts it, deprovision ends it */
+    assert_int_equal(0, t_open_with(&t, BASE_CONFIG));
+    assert_int_equal(0, deprovision(&t, "ri", NULL));
+    assert_true(wait_group_gone(&t, pid));
+    t_fini(&t);
+}
+
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_errors),
-        cmocka_unit_test(test_work_dir_guard),
-        cmocka_unit_test(test_machine_defaults_and_probe),
-        cmocka_unit_test(test_provision_and_capacity),
-        cmocka_unit_test(test_no_gpus),
-        cmocka_unit_test(test_bad_names),
-        cmocka_unit_test(test_job),
-        cmocka_unit_test(test_logs),
-        cmocka_unit_test(test_exec),
-        cmocka_unit_test(test_service_restart),
-        cmocka_unit_test(test_service_http),
-        cmocka_unit_test(test_service_gives_up),
-        cmocka_unit_test(test_adopt_after_reopen),
-        cmocka_unit_test(test_vanished_workloads),
-        cmocka_unit_test(test_close_and_cancel_in_flight),
-        cmocka_unit_test(test_open_cancel),
-        cmocka_unit_test(test_deprovision),
-        cmocka_unit_test(test_images),
-        cmocka_unit_test(test_reconcile),
+        cmocka_unit_test_teardown(test_config_errors, teardown_leftovers),
+        cmocka_unit_test_teardown(test_work_dir_guard, teardown_leftovers),
+        cmocka_unit_test_teardown(test_machine_defaults_and_probe, teardown_leftovers),
+        cmocka_unit_test_teardown(test_provision_and_capacity, teardown_leftovers),
+        cmocka_unit_test_teardown(test_no_gpus, teardown_leftovers),
+        cmocka_unit_test_teardown(test_bad_names, teardown_leftovers),
+        cmocka_unit_test_teardown(test_job, teardown_leftovers),
+        cmocka_unit_test_teardown(test_logs, teardown_leftovers),
+        cmocka_unit_test_teardown(test_exec, teardown_leftovers),
+        cmocka_unit_test_teardown(test_service_restart, teardown_leftovers),
+        cmocka_unit_test_teardown(test_service_http, teardown_leftovers),
+        cmocka_unit_test_teardown(test_service_gives_up, teardown_leftovers),
+        cmocka_unit_test_teardown(test_adopt_after_reopen, teardown_leftovers),
+        cmocka_unit_test_teardown(test_vanished_workloads, teardown_leftovers),
+        cmocka_unit_test_teardown(test_close_and_cancel_in_flight, teardown_leftovers),
+        cmocka_unit_test_teardown(test_open_cancel, teardown_leftovers),
+        cmocka_unit_test_teardown(test_deprovision, teardown_leftovers),
+        cmocka_unit_test_teardown(test_images, teardown_leftovers),
+        cmocka_unit_test_teardown(test_reconcile, teardown_leftovers),
+        cmocka_unit_test_teardown(test_stop_workload_service, teardown_leftovers),
+        cmocka_unit_test_teardown(test_stop_start_node, teardown_leftovers),
+        cmocka_unit_test_teardown(test_stop_running_job, teardown_leftovers),
+        cmocka_unit_test_teardown(test_stop_survives_reopen, teardown_leftovers),
+        cmocka_unit_test_teardown(test_readiness, teardown_leftovers),
+        cmocka_unit_test_teardown(test_readiness_request_port_and_http, teardown_leftovers),
+        cmocka_unit_test_teardown(test_readiness_interrupted, teardown_leftovers),
     };
 
+    if (argc == 4 && strcmp(argv[1], "--listen") == 0)
+        return listen_main(atoi(argv[2]), atoi(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "--http") == 0)
+        return http_main(atoi(argv[2]), atoi(argv[3]));
+    if (realpath("/proc/self/exe", self_exe) == NULL)
+        snprintf(self_exe, sizeof(self_exe), "%s", argv[0]);
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

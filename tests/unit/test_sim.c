@@ -4,8 +4,10 @@
  * failure injection, latency (and zero latency staying asynchronous),
  * idempotency by resource name, the inventory file across close/reopen and
  * across a killed process, cancel of a hung operation, close with
- * operations in flight, workloads, exec and logs. Every test checks that
- * the driver broke no contract rule and that the loop closes clean.
+ * operations in flight, workloads, exec and logs, and the ABI 2 slots
+ * (stop_workload, stop, start) with their latency, failures and hangs and
+ * the state they leave in the inventory file. Every test checks that the
+ * driver broke no contract rule and that the loop closes clean.
  */
 #include <signal.h>
 #include <sys/stat.h>
@@ -227,6 +229,10 @@ static int simple(struct env *e, struct call *c, const char *what, const char *n
         rc = orc_drv_status(e->site, &c->op, name, call_cb);
     else if (strcmp(what, "adopt") == 0)
         rc = orc_drv_adopt(e->site, &c->op, name, call_cb);
+    else if (strcmp(what, "stop") == 0)
+        rc = orc_drv_stop(e->site, &c->op, name, call_cb);
+    else if (strcmp(what, "start") == 0)
+        rc = orc_drv_start(e->site, &c->op, name, call_cb);
     else
         rc = orc_drv_inventory(e->site, &c->op, call_cb);
     c->in_call = false;
@@ -880,6 +886,343 @@ static void workloads_exec_and_logs(void **state)
     env_fini(&e);
 }
 
+/* ---- ABI 2: stop_workload, stop, start ----------------------------------------------- */
+
+static int start_wl(struct env *e, struct call *c, const char *name, const char *workload)
+{
+    static const char *const argv[] = {"serve", NULL};
+    struct orc_exec_req ex = {.name = name, .workload = workload, .argv = argv};
+    int rc;
+
+    call_init(e, c);
+    c->in_call = true;
+    rc = orc_drv_start_workload(e->site, &c->op, &ex, call_cb);
+    c->in_call = false;
+    if (rc < 0)
+        return rc;
+    wait_call(e, c);
+    return c->status;
+}
+
+static int stop_wl(struct env *e, struct call *c, const char *name, const char *workload)
+{
+    int rc;
+
+    call_init(e, c);
+    c->in_call = true;
+    rc = orc_drv_stop_workload(e->site, &c->op, name, workload, call_cb);
+    c->in_call = false;
+    if (rc < 0)
+        return rc;
+    wait_call(e, c);
+    return c->status;
+}
+
+/* A field of the inventory file's record of name (a new reference). */
+static json_t *record_field(struct env *e, const char *name, const char *field)
+{
+    json_t *doc = inventory_file(e);
+    json_t *v = json_object_get(json_object_get(json_object_get(doc, "resources"), name), field);
+
+    json_incref(v);
+    json_decref(doc);
+    return v;
+}
+
+static void assert_record_state(struct env *e, const char *name, const char *want)
+{
+    json_t *v = record_field(e, name, "state");
+
+    assert_non_null(v);
+    assert_string_equal(json_string_value(v), want);
+    json_decref(v);
+}
+
+/* The state of a workload in the file: "running", "stopped"; *resume. */
+static const char *wl_state_in_file(struct env *e, const char *name, const char *wl, bool *resume)
+{
+    static char buf[32];
+    json_t *wls = record_field(e, name, "workloads"), *w = json_object_get(wls, wl);
+
+    snprintf(buf, sizeof(buf), "%s", w ? json_string_value(json_object_get(w, "state")) : "(none)");
+    if (resume)
+        *resume = json_is_true(json_object_get(w, "resume"));
+    json_decref(wls);
+    return buf;
+}
+
+static int64_t stopped_in_file(struct env *e, const char *what, const char *model)
+{
+    json_t *doc = inventory_file(e), *st = json_object_get(doc, "stopped");
+    int64_t n = model ? json_integer_value(json_object_get(json_object_get(st, "gpus"), model))
+                      : json_integer_value(json_object_get(st, what));
+
+    json_decref(doc);
+    return n;
+}
+
+static void stop_start_and_workloads(void **state)
+{
+    const char *cfg = "{\"inventory\": \"@INV\"}";
+    struct orc_node_req r = node("orc-s-1", 2, "A100");
+    struct env e;
+    struct call c;
+    bool resume;
+
+    (void)state;
+    env_init(&e);
+    site_open_ok(&e, cfg);
+    assert_int_equal(provision(&e, &c, &r), 0);
+    orc_drv_op_reset(&c.op);
+    assert_int_equal(start_wl(&e, &c, "orc-s-1", "api"), 0);
+    assert_int_equal(start_wl(&e, &c, "orc-s-1", "batch"), 0);
+    assert_string_equal(wl_state_in_file(&e, "orc-s-1", "api", NULL), "running");
+
+    /* stop_workload: exists says whether it ran; idempotent */
+    assert_int_equal(stop_wl(&e, &c, "orc-s-1", "batch"), 0);
+    assert_true(c.op.exists);
+    assert_string_equal(wl_state_in_file(&e, "orc-s-1", "batch", NULL), "stopped");
+    assert_int_equal(stop_wl(&e, &c, "orc-s-1", "batch"), 0);
+    assert_false(c.op.exists);
+    assert_int_equal(stop_wl(&e, &c, "orc-s-1", "never-started"), 0);
+    assert_false(c.op.exists);
+    assert_int_equal(stop_wl(&e, &c, "orc-none", NULL), ORC_ENOTFOUND);
+    assert_string_equal(c.op.error, "sim: no resource orc-none");
+    /* start_workload afterwards runs it again, as the request now says */
+    {
+        static const char *const argv[] = {"serve", "--port", "9090", NULL};
+        struct orc_exec_req ex = {
+            .name = "orc-s-1", .workload = "batch", .argv = argv, .port = 9090};
+        char url[64];
+        json_t *wls, *addr;
+        call_init(&e, &c);
+        assert_int_equal(orc_drv_start_workload(e.site, &c.op, &ex, call_cb), 0);
+        wait_call(&e, &c);
+        assert_int_equal(c.status, 0);
+        addr = record_field(&e, "orc-s-1", "private_address");
+        wls = record_field(&e, "orc-s-1", "workloads");
+        snprintf(url, sizeof(url), "http://%s:9090", json_string_value(addr));
+        json_decref(addr);
+        assert_string_equal(orc_drv_op_attr(&c.op, ORC_ATTR_ENDPOINT), url);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(wls, "batch"), "command")),
+            "serve --port 9090");
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(wls, "batch"), "port")),
+                         9090);
+        json_decref(wls);
+        orc_drv_op_reset(&c.op);
+    }
+    assert_string_equal(wl_state_in_file(&e, "orc-s-1", "batch", NULL), "running");
+    assert_int_equal(stop_wl(&e, &c, "orc-s-1", "batch"), 0); /* stopped before the node */
+    assert_true(c.op.exists);
+
+    /* stop: STOPPED everywhere; the capacity stays reserved */
+    assert_int_equal(simple(&e, &c, "stop", "orc-s-1"), 0);
+    assert_true(c.op.exists);
+    assert_int_equal(c.op.res_state, ORC_DRV_RES_STOPPED);
+    assert_non_null(orc_drv_op_attr(&c.op, ORC_ATTR_PRIVATE_ADDRESS));
+    orc_drv_op_reset(&c.op);
+    assert_record_state(&e, "orc-s-1", "STOPPED");
+    assert_string_equal(wl_state_in_file(&e, "orc-s-1", "api", &resume), "stopped");
+    assert_true(resume);
+    assert_string_equal(wl_state_in_file(&e, "orc-s-1", "batch", &resume), "stopped");
+    assert_false(resume);
+    assert_int_equal(stopped_in_file(&e, "resources", NULL), 1);
+    assert_int_equal(stopped_in_file(&e, NULL, "A100"), 2);
+    assert_int_equal(used_gpus_in_file(&e, "A100"), 2);
+    assert_int_equal(simple(&e, &c, "inventory", NULL), 0);
+    assert_int_equal(pool_of(&c.op, "A100")->gpus_free, 6);
+    orc_drv_op_reset(&c.op);
+    assert_int_equal(simple(&e, &c, "status", "orc-s-1"), 0);
+    assert_int_equal(c.op.res_state, ORC_DRV_RES_STOPPED);
+    orc_drv_op_reset(&c.op);
+    assert_int_equal(simple(&e, &c, "stop", "orc-s-1"), 0); /* idempotent */
+    assert_int_equal(c.op.res_state, ORC_DRV_RES_STOPPED);
+    orc_drv_op_reset(&c.op);
+    /* a stopped resource runs nothing */
+    assert_int_equal(start_wl(&e, &c, "orc-s-1", "api"), ORC_ECONFLICT);
+    assert_string_equal(c.op.error, "sim: orc-s-1 is STOPPED, not READY");
+    assert_int_equal(stop_wl(&e, &c, "orc-s-1", "api"), 0);
+    assert_false(c.op.exists);
+    /* provision of its name: the same resource, as it is */
+    assert_int_equal(provision(&e, &c, &r), 0);
+    assert_int_equal(c.op.res_state, ORC_DRV_RES_STOPPED);
+    orc_drv_op_reset(&c.op);
+
+    /* it survives a close and reopen: adopt says STOPPED */
+    site_close(&e);
+    site_open_ok(&e, cfg);
+    assert_int_equal(simple(&e, &c, "adopt", "orc-s-1"), 0);
+    assert_int_equal(c.op.res_state, ORC_DRV_RES_STOPPED);
+    orc_drv_op_reset(&c.op);
+
+    /* start: READY, and what ran before the stop runs again */
+    assert_int_equal(simple(&e, &c, "start", "orc-s-1"), 0);
+    assert_true(c.op.exists);
+    assert_int_equal(c.op.res_state, ORC_DRV_RES_READY);
+    assert_non_null(orc_drv_op_attr(&c.op, ORC_ATTR_PRIVATE_ADDRESS));
+    orc_drv_op_reset(&c.op);
+    assert_record_state(&e, "orc-s-1", "READY");
+    assert_string_equal(wl_state_in_file(&e, "orc-s-1", "api", &resume), "running");
+    assert_false(resume);
+    assert_string_equal(wl_state_in_file(&e, "orc-s-1", "batch", NULL), "stopped");
+    assert_int_equal(stopped_in_file(&e, "resources", NULL), 0);
+    assert_int_equal(simple(&e, &c, "start", "orc-s-1"), 0); /* running: at once */
+    assert_int_equal(c.op.res_state, ORC_DRV_RES_READY);
+    orc_drv_op_reset(&c.op);
+
+    /* names that do not exist */
+    assert_int_equal(simple(&e, &c, "stop", "orc-none"), 0);
+    assert_false(c.op.exists);
+    assert_int_equal(simple(&e, &c, "start", "orc-none"), ORC_ENOTFOUND);
+    assert_string_equal(c.op.error, "sim: no resource orc-none");
+    call_init(&e, &c);
+    assert_int_equal(orc_drv_stop(e.site, &c.op, "", call_cb), ORC_EINVAL);
+
+    /* a stopped resource is deleted like any other: nothing leaks */
+    assert_int_equal(simple(&e, &c, "stop", "orc-s-1"), 0);
+    orc_drv_op_reset(&c.op);
+    assert_int_equal(simple(&e, &c, "deprovision", "orc-s-1"), 0);
+    assert_true(c.op.exists);
+    assert_int_equal(resources_in_file(&e), 0);
+    assert_int_equal(used_gpus_in_file(&e, "A100"), 0);
+    assert_int_equal(stopped_in_file(&e, "resources", NULL), 0);
+    env_fini(&e);
+}
+
+/* Runs 16 stop/start pairs with a 50% failure rate on each: the bit mask of
+ * failed calls (stop: even bits, start: odd bits). */
+static uint32_t power_failure_pattern(struct env *e)
+{
+    struct orc_node_req r = node("orc-pf", 0, NULL);
+    struct call c;
+    uint32_t mask = 0;
+
+    site_open_ok(e, "{\"inventory\": \"@INV\", \"seed\": 7, \"failures\": {\"stop\": 0.5, "
+                    "\"start\": 0.5}}");
+    assert_int_equal(provision(e, &c, &r), 0);
+    orc_drv_op_reset(&c.op);
+    for (int i = 0; i < 16; i++) {
+        const char *what = i % 2 ? "start" : "stop";
+        int rc = simple(e, &c, what, "orc-pf");
+        if (rc < 0) {
+            mask |= 1u << i;
+            assert_int_equal(rc, ORC_EDRIVER);
+            assert_non_null(strstr(c.op.error, "injected"));
+            /* a failed stop or start left the state as it was */
+            assert_record_state(e, "orc-pf", i % 2 ? "STOPPED" : "READY");
+        }
+        orc_drv_op_reset(&c.op);
+        /* back to READY for the next stop when this stop failed, or to
+         * STOPPED for the next start when this start failed */
+        if (rc < 0) {
+            site_close(e);
+            site_open_ok(e, "{\"inventory\": \"@INV\", \"seed\": 99}");
+            assert_int_equal(simple(e, &c, what, "orc-pf"), 0);
+            orc_drv_op_reset(&c.op);
+            site_close(e);
+            site_open_ok(e, "{\"inventory\": \"@INV\", \"seed\": 7, \"failures\": {\"stop\": "
+                            "0.5, \"start\": 0.5}}");
+            /* a fresh generator: both runs make the same calls, so the
+             * same draws */
+            for (int j = 0; j <= i; j++) {
+                assert_int_equal(simple(e, &c, "status", "orc-pf"), 0);
+                orc_drv_op_reset(&c.op);
+            }
+        }
+    }
+    assert_int_equal(simple(e, &c, "deprovision", "orc-pf"), 0);
+    assert_int_equal(resources_in_file(e), 0);
+    site_close(e);
+    unlink(e->inv);
+    return mask;
+}
+
+static void stop_start_latency_failures_hangs(void **state)
+{
+    struct orc_node_req r = node("orc-h", 1, "T4");
+    struct env e;
+    struct call c, cl;
+    uint64_t t0;
+    uint32_t m1, m2;
+    int n = 0;
+
+    (void)state;
+    env_init(&e);
+    /* seeded failures: the same pattern twice, some of each */
+    m1 = power_failure_pattern(&e);
+    m2 = power_failure_pattern(&e);
+    assert_int_equal(m1, m2);
+    for (int i = 0; i < 16; i++)
+        n += (m1 >> i) & 1;
+    assert_true(n > 1 && n < 15);
+
+    /* latency per slot name */
+    site_open_ok(&e, "{\"inventory\": \"@INV\", \"latency\": {\"stop\": 60, \"start\": 40, "
+                     "\"stop_workload\": 30, \"start_workload\": 20}}");
+    assert_int_equal(provision(&e, &c, &r), 0);
+    orc_drv_op_reset(&c.op);
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    assert_int_equal(start_wl(&e, &c, "orc-h", NULL), 0);
+    assert_true(c.done_at - t0 >= 20);
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    assert_int_equal(stop_wl(&e, &c, "orc-h", NULL), 0);
+    assert_true(c.op.exists);
+    assert_true(c.done_at - t0 >= 30);
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    assert_int_equal(simple(&e, &c, "stop", "orc-h"), 0);
+    assert_true(c.done_at - t0 >= 60);
+    orc_drv_op_reset(&c.op);
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    assert_int_equal(simple(&e, &c, "start", "orc-h"), 0);
+    assert_true(c.done_at - t0 >= 40);
+    orc_drv_op_reset(&c.op);
+    site_close(&e);
+
+    /* failures and hangs of the ABI 2 slots */
+    site_open_ok(&e, "{\"inventory\": \"@INV\", \"failures\": {\"stop_workload\": 1, "
+                     "\"deprovision\": 1}, \"hangs\": {\"start\": 1, \"stop\": 1}}");
+    assert_int_equal(start_wl(&e, &c, "orc-h", NULL), 0);
+    assert_int_equal(stop_wl(&e, &c, "orc-h", NULL), ORC_EDRIVER);
+    assert_string_equal(c.op.error, "sim: injected stop_workload failure for orc-h/main");
+    assert_string_equal(wl_state_in_file(&e, "orc-h", "main", NULL), "running");
+    /* a hung stop: nothing changes until cancel */
+    call_init(&e, &c);
+    assert_int_equal(orc_drv_stop(e.site, &c.op, "orc-h", call_cb), 0);
+    run_for(&e, 50);
+    assert_int_equal(c.calls, 0);
+    assert_int_equal(orc_drv_cancel(e.site, &c.op), 0);
+    wait_call(&e, &c);
+    assert_int_equal(c.status, ORC_ECANCELED);
+    orc_drv_op_reset(&c.op);
+    assert_record_state(&e, "orc-h", "READY");
+    /* the deprovision that must fail (DELETE_FAILED for the engine) */
+    assert_int_equal(simple(&e, &c, "deprovision", "orc-h"), ORC_EDRIVER);
+    assert_string_equal(c.op.error, "sim: injected deprovision failure for orc-h");
+    assert_int_equal(resources_in_file(&e), 1);
+    /* a hung start still in flight at close: ECANCELED, before the close */
+    call_init(&e, &c);
+    assert_int_equal(orc_drv_start(e.site, &c.op, "orc-h", call_cb), 0);
+    call_init(&e, &cl);
+    assert_int_equal(orc_drv_site_close(e.site, &cl.op, call_cb), 0);
+    wait_call(&e, &cl);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.status, ORC_ECANCELED);
+    assert_true(c.done_at <= cl.done_at);
+    orc_drv_op_reset(&c.op);
+    assert_int_equal(orc_drv_site_free(e.site), 0);
+    e.site = NULL;
+
+    site_open_ok(&e, "{\"inventory\": \"@INV\"}");
+    assert_int_equal(simple(&e, &c, "deprovision", "orc-h"), 0);
+    assert_int_equal(resources_in_file(&e), 0);
+    env_fini(&e);
+}
+
 static void config_and_credentials(void **state)
 {
     static const struct {
@@ -890,6 +1233,8 @@ static void config_and_credentials(void **state)
         {"[1]", "config is not a JSON object"},
         {"{\"latency\": {\"provision\": -1}}", "latency.provision: expected milliseconds"},
         {"{\"latency\": {\"teleport\": 1}}", "latency: unknown operation 'teleport'"},
+        {"{\"hangs\": {\"power\": 1}}", "hangs: unknown operation 'power' (inventory"},
+        {"{\"failures\": {\"stop\": -1}}", "failures.stop: expected a rate in [0, 1]"},
         {"{\"failures\": {\"provision\": 2}}", "failures.provision: expected a rate in [0, 1]"},
         {"{\"capacity\": {\"gpus\": {\"A100\": -1}}}", "capacity.gpus.A100"},
         {"{\"capacity\": {\"mem\": \"lots\"}}", "capacity.mem"},
@@ -951,6 +1296,8 @@ int main(void)
         cmocka_unit_test(cancel_hung_operation),
         cmocka_unit_test(close_cancels_inflight),
         cmocka_unit_test(workloads_exec_and_logs),
+        cmocka_unit_test(stop_start_and_workloads),
+        cmocka_unit_test(stop_start_latency_failures_hangs),
         cmocka_unit_test(config_and_credentials),
     };
 

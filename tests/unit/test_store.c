@@ -5,13 +5,19 @@
  * trigger made through a second connection, must undo the change it goes
  * with), migrations (no re-migration, newer schema refused, atomic steps),
  * durability across a child that _exit()s without closing, the JSON codec
- * against API.md, bad input, and a throughput figure for single versus
- * group-committed inserts (printed, never asserted). Each test runs on a
+ * against API.md, bad input, groups (writes invisible to another connection
+ * until the commit, failed writes leaving no trace inside a group, a commit
+ * that fails because the WAL may not grow, a group lost midway by an
+ * interrupt, the write hook), scale-in deletes, the resource spec and its
+ * absence from the JSON, migration of a version-1 database, and a throughput
+ * figure for single versus batched inserts (printed, never asserted). Each test runs on a
  * fresh database file in its own temporary folder, removed afterwards.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <regex.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -22,6 +28,7 @@
 #include "testutil.h"
 
 #include "store/json.h"
+#include "store/sqlite_internal.h" /* the connection, to interrupt it; the v1 schema */
 #include "store/store.h"
 
 /* ---- fixture: a temporary folder and a store in it ------------------------- */
@@ -197,8 +204,8 @@ static void open_creates_folder_file_and_wal(void **state)
 
     orc_store_info(f->s, &info);
     assert_string_equal(info.backend, "sqlite");
-    assert_int_equal(info.schema_version, 1);
-    assert_int_equal(info.migrations_applied, 1);
+    assert_int_equal(info.schema_version, 2);
+    assert_int_equal(info.migrations_applied, 2);
     assert_int_equal(stat(f->path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     insert_dep(f->s, &d);
@@ -211,7 +218,7 @@ static void open_creates_folder_file_and_wal(void **state)
     assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
     sqlite3_finalize(q);
     sqlite3_close(db);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 1);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
     assert_int_equal(raw_int(f->path, "PRAGMA application_id"), 0x4F524348);
 }
 
@@ -228,7 +235,7 @@ static void reopen_does_not_migrate_again(void **state)
     f->s = NULL;
     assert_int_equal(orc_store_open(f->path, &f->s, err, sizeof(err)), 0);
     orc_store_info(f->s, &info);
-    assert_int_equal(info.schema_version, 1);
+    assert_int_equal(info.schema_version, 2);
     assert_int_equal(info.migrations_applied, 0);
     assert_int_equal(orc_store_deployment_get(f->s, d.uuid, &got), 0);
     assert_string_equal(got->created_by.subject, "bob");
@@ -1518,6 +1525,517 @@ static void json_resource_and_event_as_api(void **state)
     assert_int_equal(orc_event_to_json(NULL, &j), ORC_EINVAL);
 }
 
+/* ---- groups: one transaction for many writes ---------------------------------------------------
+ */
+
+static const char NO_SUCH_UUID[] = "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b";
+
+static orc_resource_t new_res(const char *deployment_uuid, const char *node, int index)
+{
+    orc_resource_t r = {.node_name = (char *)node, .node_type = (char *)"tosca.nodes.Compute"};
+
+    r.instance_index = index;
+    memcpy(r.deployment_uuid, deployment_uuid, ORC_UUID_LEN);
+    return r;
+}
+
+static int64_t dep_version_raw(const char *path, const char *uuid)
+{
+    char sql[128];
+
+    snprintf(sql, sizeof(sql), "SELECT version FROM deployments WHERE uuid = '%s'", uuid);
+    return raw_int(path, sql);
+}
+
+static void group_writes_invisible_until_commit(void **state)
+{
+    struct fx *f = *state;
+    orc_deployment_t d = new_dep("iss", "grp", NULL);
+    orc_resource_t r;
+    orc_event_t ev = {.type = (char *)"engine.note", .message = (char *)"hello"};
+    orc_deployment_t *got = NULL;
+    char *v = NULL;
+    int64_t ver = 0;
+
+    assert_false(orc_store_group_active(f->s));
+    assert_int_equal(orc_store_group_begin(f->s), 0);
+    assert_true(orc_store_group_active(f->s));
+    assert_int_equal(orc_store_group_writes(f->s), 0);
+    insert_dep(f->s, &d);
+    r = new_res(d.uuid, "vm", 0);
+    assert_int_equal(orc_store_resource_insert(f->s, &r), 0);
+    assert_int_equal(orc_store_resource_set_state(f->s, r.uuid, 1, ORC_RES_CREATING, &ver), 0);
+    assert_int_equal(ver, 2);
+    memcpy(ev.deployment_uuid, d.uuid, ORC_UUID_LEN);
+    assert_int_equal(orc_store_event_append(f->s, &ev), 0);
+    assert_int_equal(orc_store_attempt_start(f->s, d.uuid, 1, "site-a"), 0);
+    assert_int_equal(orc_store_attempt_end(f->s, d.uuid, 1, true, NULL), 0);
+    assert_int_equal(
+        orc_store_deployment_set_status(f->s, d.uuid, 1, ORC_DEP_CREATE_COMPLETE, NULL, &ver), 0);
+    assert_int_equal(orc_store_meta_set(f->s, "k", "v"), 0);
+    assert_int_equal(orc_store_group_writes(f->s), 8);
+    /* this handle reads the group's writes ... */
+    assert_int_equal(orc_store_deployment_get(f->s, d.uuid, &got), 0);
+    assert_int_equal(got->status, ORC_DEP_CREATE_COMPLETE);
+    assert_int_equal(got->version, 2);
+    orc_deployment_free(got);
+    assert_int_equal(count_events(f->s, d.uuid, NULL), 7);
+    assert_int_equal(orc_store_meta_get(f->s, "k", &v), 0);
+    assert_string_equal(v, "v");
+    orc_free(v);
+    {
+        orc_deployment_list_t l;
+        assert_int_equal(orc_store_deployment_list(f->s, NULL, &l), 0);
+        assert_int_equal(l.total, 1);
+        orc_deployment_list_clear(&l);
+    }
+    /* ... another connection sees none of it ... */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM deployments"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM resources"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM events"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM meta"), 0);
+    assert_true(orc_store_group_active(f->s)); /* reads neither end nor join it */
+    assert_int_equal(orc_store_group_writes(f->s), 8);
+    /* ... until the commit */
+    assert_int_equal(orc_store_group_commit(f->s), 0);
+    assert_false(orc_store_group_active(f->s));
+    assert_int_equal(orc_store_group_writes(f->s), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM deployments"), 1);
+    assert_int_equal(dep_version_raw(f->path, d.uuid), 2);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM resources"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM events"), 7);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM site_attempts"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM meta"), 1);
+    /* after it, each write is its own durable transaction again */
+    assert_int_equal(orc_store_meta_set(f->s, "k2", "v2"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM meta"), 2);
+}
+
+static void group_failed_writes_leave_no_trace(void **state)
+{
+    struct fx *f = *state;
+    orc_deployment_t a = new_dep("iss", "a", NULL), b = new_dep("iss", "b", NULL);
+    orc_deployment_t batch[3] = {new_dep("iss", "c", NULL), new_dep("iss", "d", NULL),
+                                 new_dep("iss", "e", NULL)};
+    orc_resource_t r, dup, orphan;
+    orc_event_t ev = {.type = (char *)"engine.note"};
+    int rcs[3];
+    int64_t ver = 0;
+
+    insert_dep(f->s, &a);
+    r = new_res(a.uuid, "vm", 0);
+    assert_int_equal(orc_store_resource_insert(f->s, &r), 0);
+    /* a constraint of the database that fails a write after its first row */
+    raw_exec(f->path, "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.message LIKE '%boom%'"
+                      " BEGIN SELECT RAISE(ABORT, 'injected'); END;"
+                      "CREATE TRIGGER cb BEFORE INSERT ON deployments"
+                      " WHEN NEW.callback = 'http://fail.example/'"
+                      " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    assert_int_equal(orc_store_group_begin(f->s), 0);
+    insert_dep(f->s, &b);
+    /* ECONFLICT: version */
+    assert_int_equal(
+        orc_store_deployment_set_status(f->s, a.uuid, 5, ORC_DEP_CREATE_COMPLETE, NULL, NULL),
+        ORC_ECONFLICT);
+    /* ECONFLICT from the trigger, after the row was updated: undone alone */
+    assert_int_equal(
+        orc_store_deployment_set_status(f->s, a.uuid, 1, ORC_DEP_CREATE_FAILED, "boom", NULL),
+        ORC_ECONFLICT);
+    assert_non_null(strstr(orc_store_errmsg(f->s), "injected"));
+    /* ENOTFOUND: rows that are not there, and a parent that is not there */
+    assert_int_equal(orc_store_resource_set_state(f->s, NO_SUCH_UUID, 0, ORC_RES_CREATING, NULL),
+                     ORC_ENOTFOUND);
+    orphan = new_res(NO_SUCH_UUID, "vm", 0);
+    assert_int_equal(orc_store_resource_insert(f->s, &orphan), ORC_ENOTFOUND);
+    assert_int_equal(orc_store_attempt_end(f->s, a.uuid, 3, false, "x"), ORC_ENOTFOUND);
+    assert_int_equal(orc_store_meta_delete(f->s, "absent"), ORC_ENOTFOUND);
+    assert_int_equal(orc_store_deployment_delete(f->s, NO_SUCH_UUID), ORC_ENOTFOUND);
+    assert_int_equal(orc_store_resource_delete(f->s, NO_SUCH_UUID, NULL), ORC_ENOTFOUND);
+    memcpy(ev.deployment_uuid, NO_SUCH_UUID, ORC_UUID_LEN);
+    assert_int_equal(orc_store_event_append(f->s, &ev), ORC_ENOTFOUND);
+    /* unique keys */
+    dup = new_res(a.uuid, "vm", 0);
+    assert_int_equal(orc_store_resource_insert(f->s, &dup), ORC_ECONFLICT);
+    assert_int_equal(orc_store_attempt_start(f->s, a.uuid, 1, "site-a"), 0);
+    assert_int_equal(orc_store_attempt_start(f->s, a.uuid, 1, "site-b"), ORC_ECONFLICT);
+    /* a batch whose items fail alone, inside the group */
+    batch[1].callback = (char *)"http://fail.example/";
+    assert_int_equal(orc_store_insert_deployments_batch(f->s, batch, 3, rcs), 0);
+    assert_int_equal(rcs[0], 0);
+    assert_int_equal(rcs[1], ORC_ECONFLICT);
+    assert_int_equal(rcs[2], 0);
+    /* the group is intact: a's version is still 1 */
+    assert_true(orc_store_group_active(f->s));
+    assert_int_equal(
+        orc_store_deployment_set_status(f->s, a.uuid, 1, ORC_DEP_CREATE_COMPLETE, NULL, &ver), 0);
+    assert_int_equal(ver, 2);
+    assert_int_equal(orc_store_group_writes(f->s), 15);
+    assert_int_equal(orc_store_group_commit(f->s), 0);
+
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM deployments"), 4);
+    assert_int_equal(dep_version_raw(f->path, a.uuid), 2);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM deployments"
+                                      " WHERE status = 'CREATE_COMPLETE'"),
+                     1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM resources"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM site_attempts"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM events WHERE message LIKE '%boom%'"
+                                      " OR type = 'engine.note'"),
+                     0);
+    /* a: created, resource.created, attempt.started, status */
+    assert_int_equal(count_events(f->s, a.uuid, NULL), 4);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM events"), 4 + 3);
+    assert_string_equal(batch[1].uuid, "");
+}
+
+/* Sets the soft limit on file sizes (RLIMIT_FSIZE): a write past it fails
+ * with EFBIG, as on a full disk. Returns the previous limit. */
+static struct rlimit limit_file_size(rlim_t bytes)
+{
+    struct rlimit old, lim;
+
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = bytes;
+    fflush(stdout); /* nothing may be written to a redirected stdout meanwhile */
+    fflush(stderr);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    return old;
+}
+
+static off_t wal_size(const char *db_path)
+{
+    char wal[400];
+    struct stat st;
+
+    snprintf(wal, sizeof(wal), "%s-wal", db_path);
+    assert_int_equal(stat(wal, &st), 0);
+    return st.st_size;
+}
+
+static void group_commit_failure_rolls_back(void **state)
+{
+    struct fx *f = *state;
+    orc_deployment_t a = new_dep("iss", "a", NULL), b = new_dep("iss", "b", NULL);
+    orc_deployment_t c = new_dep("iss", "c", NULL);
+    orc_deployment_t *got = NULL;
+    orc_resource_t r;
+    void (*old_handler)(int);
+    struct rlimit old;
+    int rc;
+
+    insert_dep(f->s, &a);
+    assert_int_equal(orc_store_group_begin(f->s), 0);
+    insert_dep(f->s, &b);
+    assert_int_equal(
+        orc_store_deployment_set_status(f->s, a.uuid, 1, ORC_DEP_CREATE_COMPLETE, NULL, NULL), 0);
+    r = new_res(a.uuid, "vm", 0);
+    assert_int_equal(orc_store_resource_insert(f->s, &r), 0);
+    /* the group's pages are still in memory: the commit appends them to the
+     * WAL, and the WAL may not grow (as on a full disk) */
+    old_handler = signal(SIGXFSZ, SIG_IGN);
+    old = limit_file_size((rlim_t)wal_size(f->path));
+    rc = orc_store_group_commit(f->s);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+
+    assert_int_equal(rc, ORC_EIO);
+    assert_non_null(strstr(orc_store_errmsg(f->s), "group of 3 writes was rolled back"));
+    assert_non_null(strstr(orc_store_errmsg(f->s), "commit"));
+    assert_false(orc_store_group_active(f->s));
+    /* none of it is stored, for this handle as for another connection */
+    assert_int_equal(orc_store_deployment_get(f->s, b.uuid, &got), ORC_ENOTFOUND);
+    assert_int_equal(orc_store_deployment_get(f->s, a.uuid, &got), 0);
+    assert_int_equal(got->status, ORC_DEP_CREATE_IN_PROGRESS);
+    assert_int_equal(got->version, 1);
+    orc_deployment_free(got);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM deployments"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM resources"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM events"), 1);
+    /* the handle goes on: a new group commits */
+    assert_int_equal(orc_store_group_begin(f->s), 0);
+    insert_dep(f->s, &c);
+    assert_int_equal(orc_store_group_commit(f->s), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM deployments"), 2);
+}
+
+/* A progress handler that interrupts the statement running when it fires:
+ * SQLite then rolls the whole transaction back. */
+static int interrupt_once(void *ud)
+{
+    int *shots = ud;
+
+    return (*shots)-- > 0;
+}
+
+static void group_lost_midway_fails_the_rest(void **state)
+{
+    struct fx *f = *state;
+    struct sq_store *q = (struct sq_store *)f->s;
+    orc_deployment_t a = new_dep("iss", "a", NULL), b = new_dep("iss", "b", NULL);
+    orc_deployment_t c = new_dep("iss", "c", NULL);
+    orc_deployment_t *got = NULL;
+    int shots = 1;
+
+    assert_int_equal(orc_store_group_begin(f->s), 0);
+    insert_dep(f->s, &a);
+    sqlite3_progress_handler(q->db, 1, interrupt_once, &shots);
+    assert_int_equal(orc_store_deployment_insert(f->s, &b), ORC_ECANCELED);
+    sqlite3_progress_handler(q->db, 0, NULL, NULL);
+    assert_string_equal(b.uuid, "");
+    /* the group is open but lost: later writes fail at once, reads work */
+    assert_true(orc_store_group_active(f->s));
+    assert_int_equal(orc_store_deployment_insert(f->s, &c), ORC_ECANCELED);
+    assert_non_null(strstr(orc_store_errmsg(f->s), "rolled back"));
+    assert_int_equal(orc_store_deployment_get(f->s, a.uuid, &got), ORC_ENOTFOUND);
+    assert_int_equal(orc_store_group_commit(f->s), ORC_ECANCELED);
+    assert_non_null(strstr(orc_store_errmsg(f->s), "group of 3 writes was rolled back"));
+    assert_non_null(strstr(orc_store_errmsg(f->s), "interrupted"));
+    assert_false(orc_store_group_active(f->s));
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM deployments"), 0);
+    /* and then writes are durable on their own again */
+    insert_dep(f->s, &c);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM deployments"), 1);
+}
+
+struct hook_count {
+    int calls;
+    bool saw_group;
+};
+
+static void count_hook(orc_store_t *s, void *ud)
+{
+    struct hook_count *h = ud;
+
+    h->calls++;
+    h->saw_group = orc_store_group_active(s);
+}
+
+static void group_calls_and_hook(void **state)
+{
+    struct fx *f = *state;
+    orc_deployment_t a = new_dep("iss", "a", NULL), bad = new_dep("iss", NULL, NULL);
+    orc_deployment_t *got = NULL;
+    struct hook_count h = {0};
+    char err[256];
+
+    /* misuse */
+    assert_int_equal(orc_store_group_commit(f->s), ORC_EINVAL);
+    assert_non_null(strstr(orc_store_errmsg(f->s), "no group"));
+    assert_int_equal(orc_store_group_begin(f->s), 0);
+    assert_int_equal(orc_store_group_begin(f->s), ORC_ECONFLICT);
+    assert_true(orc_store_group_active(f->s));
+    assert_int_equal(orc_store_group_commit(f->s), 0); /* an empty group */
+    assert_int_equal(orc_store_group_begin(NULL), ORC_EINVAL);
+    assert_int_equal(orc_store_group_commit(NULL), ORC_EINVAL);
+    assert_false(orc_store_group_active(NULL));
+    assert_int_equal(orc_store_group_writes(NULL), 0);
+    orc_store_set_write_hook(NULL, count_hook, &h);
+
+    /* the hook runs at the start of every write call, not of reads */
+    orc_store_set_write_hook(f->s, count_hook, &h);
+    insert_dep(f->s, &a);
+    assert_int_equal(orc_store_deployment_insert(f->s, &bad), ORC_EINVAL);
+    assert_int_equal(orc_store_deployment_get(f->s, a.uuid, &got), 0);
+    orc_deployment_free(got);
+    assert_int_equal(h.calls, 2);
+    assert_false(h.saw_group);
+    assert_int_equal(orc_store_group_begin(f->s), 0);
+    assert_int_equal(orc_store_meta_set(f->s, "k", "v"), 0);
+    assert_int_equal(orc_store_deployment_insert(f->s, &bad), ORC_EINVAL);
+    assert_int_equal(h.calls, 4);
+    assert_true(h.saw_group);
+    assert_int_equal(orc_store_group_writes(f->s), 2); /* refused calls count too */
+    orc_store_set_write_hook(f->s, NULL, &h);
+    assert_int_equal(orc_store_meta_set(f->s, "k", "w"), 0);
+    assert_int_equal(h.calls, 4);
+    /* close commits an open group */
+    orc_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM meta WHERE value = 'w'"), 1);
+    assert_int_equal(orc_store_open(f->path, &f->s, err, sizeof(err)), 0);
+}
+
+/* ---- scale-in and the deployed specification --------------------------------------------------
+ */
+
+static void resource_delete_scale_in(void **state)
+{
+    struct fx *f = *state;
+    orc_deployment_t d = new_dep("iss", "s", NULL);
+    orc_resource_t rs[3];
+    orc_resource_t *got = NULL;
+    orc_resource_list_t l;
+    orc_res_query_t q = {0};
+    orc_event_list_t ev;
+
+    insert_dep(f->s, &d);
+    for (int i = 0; i < 3; i++)
+        rs[i] = new_res(d.uuid, "worker", i);
+    assert_int_equal(orc_store_resources_insert(f->s, rs, 3), 0);
+    assert_int_equal(orc_store_resource_set_state(f->s, rs[2].uuid, 1, ORC_RES_STARTED, NULL), 0);
+    assert_int_equal(orc_store_resource_delete(f->s, rs[2].uuid, NULL), 0);
+    assert_int_equal(orc_store_resource_get(f->s, NULL, rs[2].uuid, &got), ORC_ENOTFOUND);
+    assert_int_equal(orc_store_event_list(f->s, d.uuid, 0, 0, &ev), 0);
+    assert_string_equal(ev.items[ev.count - 1].type, "resource.deleted");
+    assert_string_equal(ev.items[ev.count - 1].message, "node worker[2] removed");
+    assert_string_equal(json_string_value(json_object_get(ev.items[ev.count - 1].data, "resource")),
+                        rs[2].uuid);
+    assert_string_equal(json_string_value(json_object_get(ev.items[ev.count - 1].data, "state")),
+                        "STARTED");
+    orc_event_list_clear(&ev);
+    /* a message of the caller's */
+    assert_int_equal(orc_store_resource_delete(f->s, rs[1].uuid, "scaled in to 1"), 0);
+    assert_int_equal(orc_store_event_list(f->s, d.uuid, 0, 0, &ev), 0);
+    assert_string_equal(ev.items[ev.count - 1].message, "scaled in to 1");
+    orc_event_list_clear(&ev);
+    /* gone twice: ENOTFOUND and no event */
+    assert_int_equal(orc_store_resource_delete(f->s, rs[1].uuid, NULL), ORC_ENOTFOUND);
+    assert_non_null(strstr(orc_store_errmsg(f->s), "doesn't exist"));
+    assert_int_equal(count_events(f->s, d.uuid, "resource.deleted"), 2);
+    assert_int_equal(orc_store_resource_delete(f->s, "nope", NULL), ORC_EINVAL);
+    assert_int_equal(orc_store_resource_delete(f->s, NULL, NULL), ORC_EINVAL);
+    q.deployment_uuid = d.uuid;
+    assert_int_equal(orc_store_resource_list(f->s, &q, &l), 0);
+    assert_int_equal(l.total, 1);
+    assert_string_equal(l.items[0].uuid, rs[0].uuid);
+    orc_resource_list_clear(&l);
+    /* the index is free again: scale out re-creates worker[1] */
+    rs[1] = new_res(d.uuid, "worker", 1);
+    assert_int_equal(orc_store_resource_insert(f->s, &rs[1]), 0);
+    /* one transaction: a failing event keeps the row */
+    raw_exec(f->path, "CREATE TRIGGER no_del BEFORE INSERT ON events"
+                      " WHEN NEW.type = 'resource.deleted'"
+                      " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    assert_int_equal(orc_store_resource_delete(f->s, rs[0].uuid, NULL), ORC_ECONFLICT);
+    assert_int_equal(orc_store_resource_get(f->s, d.uuid, rs[0].uuid, &got), 0);
+    orc_resource_free(got);
+}
+
+static void resource_spec_round_trip_not_in_json(void **state)
+{
+    struct fx *f = *state;
+    char long_spec[ORC_RES_SPEC_MAX + 2];
+    orc_deployment_t d = new_dep("iss", "s", NULL);
+    orc_resource_t r, none, v = {0};
+    orc_resource_t *got = NULL;
+    orc_resource_list_t l;
+    orc_res_query_t q = {0};
+    orc_res_update_t u = {.set = ORC_RES_F_SPEC, .values = &v};
+    json_t *j = NULL;
+    const char *key;
+    json_t *val;
+
+    insert_dep(f->s, &d);
+    r = new_res(d.uuid, "vm", 0);
+    r.spec = (char *)"sha256:1f2e3d";
+    none = new_res(d.uuid, "vm", 1);
+    assert_int_equal(orc_store_resource_insert(f->s, &r), 0);
+    assert_int_equal(orc_store_resource_insert(f->s, &none), 0);
+    assert_int_equal(orc_store_resource_get(f->s, d.uuid, r.uuid, &got), 0);
+    assert_string_equal(got->spec, "sha256:1f2e3d");
+    /* not part of the API's resource */
+    assert_int_equal(orc_resource_to_json(got, NULL, &j), 0);
+    json_object_foreach(j, key, val)
+    {
+        assert_null(strstr(key, "spec"));
+        if (json_is_string(val))
+            assert_null(strstr(json_string_value(val), "1f2e3d"));
+    }
+    json_decref(j);
+    orc_resource_free(got);
+    assert_int_equal(orc_store_resource_get(f->s, d.uuid, none.uuid, &got), 0);
+    assert_null(got->spec);
+    orc_resource_free(got);
+    /* written with its update bit, alone or with others; NULL clears */
+    v.spec = (char *)"sha256:aaaa";
+    u.uuid = none.uuid;
+    assert_int_equal(orc_store_resource_update(f->s, &u, NULL), 0);
+    u.uuid = r.uuid;
+    u.set = ORC_RES_F_STATE;
+    v.state = ORC_RES_CREATED;
+    assert_int_equal(orc_store_resource_update(f->s, &u, NULL), 0); /* keeps the spec */
+    q.deployment_uuid = d.uuid;
+    q.oldest_first = true;
+    assert_int_equal(orc_store_resource_list(f->s, &q, &l), 0);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.items[0].spec, "sha256:1f2e3d");
+    assert_string_equal(l.items[1].spec, "sha256:aaaa");
+    orc_resource_list_clear(&l);
+    u.set = ORC_RES_F_SPEC;
+    v.spec = NULL;
+    assert_int_equal(orc_store_resource_update(f->s, &u, NULL), 0);
+    assert_int_equal(orc_store_resource_get(f->s, d.uuid, r.uuid, &got), 0);
+    assert_null(got->spec);
+    assert_int_equal(got->state, ORC_RES_CREATED);
+    orc_resource_free(got);
+    /* bad input */
+    memset(long_spec, 'x', sizeof(long_spec) - 1);
+    long_spec[sizeof(long_spec) - 1] = '\0';
+    v.spec = long_spec;
+    assert_int_equal(orc_store_resource_update(f->s, &u, NULL), ORC_EINVAL);
+    assert_non_null(strstr(orc_store_errmsg(f->s), "spec"));
+    v.spec = (char *)"";
+    assert_int_equal(orc_store_resource_update(f->s, &u, NULL), ORC_EINVAL);
+    none = new_res(d.uuid, "vm", 2);
+    none.spec = long_spec;
+    assert_int_equal(orc_store_resource_insert(f->s, &none), ORC_EINVAL);
+    long_spec[ORC_RES_SPEC_MAX] = '\0'; /* exactly the limit */
+    assert_int_equal(orc_store_resource_insert(f->s, &none), 0);
+}
+
+/* A database as the previous schema (version 1) left it: the shipped step 1,
+ * run by hand, with rows in it. */
+static void migration_from_schema_1(void **state)
+{
+    struct fx *f = *state;
+    char path[400], err[256] = "", sql[1024];
+    const char *dep = "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b";
+    const char *res = "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2c";
+    orc_store_t *s = NULL;
+    orc_store_info_t info;
+    orc_resource_t *got = NULL;
+    orc_resource_t v = {.spec = (char *)"sha256:beef"};
+    orc_res_update_t u = {.uuid = res, .set = ORC_RES_F_SPEC, .values = &v};
+
+    snprintf(path, sizeof(path), "%s/v1.db", f->dir);
+    raw_exec(path, orc__sq_migrations[0].sql);
+    snprintf(sql, sizeof(sql),
+             "PRAGMA user_version = 1; PRAGMA application_id = 1330791240;"
+             "INSERT INTO deployments (uuid, status, created_by_issuer, created_by_subject,"
+             " created_ms, updated_ms) VALUES ('%s', 'CREATE_COMPLETE', 'i', 's', 1, 1);"
+             "INSERT INTO deployment_templates (deployment_uuid, template) VALUES ('%s', 't');"
+             "INSERT INTO resources (uuid, deployment_uuid, node_name, node_type, state,"
+             " created_ms, updated_ms) VALUES ('%s', '%s', 'vm', 'T', 'STARTED', 1, 1)",
+             dep, dep, res, dep);
+    raw_exec(path, sql);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('resources')"
+                                   " WHERE name = 'spec'"),
+                     0);
+
+    assert_int_equal(orc_store_open(path, &s, err, sizeof(err)), 0);
+    orc_store_info(s, &info);
+    assert_int_equal(info.schema_version, 2);
+    assert_int_equal(info.migrations_applied, 1);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(orc_store_resource_get(s, dep, res, &got), 0);
+    assert_string_equal(got->node_name, "vm");
+    assert_int_equal(got->state, ORC_RES_STARTED);
+    assert_null(got->spec);
+    orc_resource_free(got);
+    assert_int_equal(orc_store_resource_update(s, &u, NULL), 0);
+    orc_store_close(s);
+    s = NULL;
+    /* reopened: nothing more to migrate, the spec is there */
+    assert_int_equal(orc_store_open(path, &s, err, sizeof(err)), 0);
+    orc_store_info(s, &info);
+    assert_int_equal(info.migrations_applied, 0);
+    assert_int_equal(orc_store_resource_get(s, NULL, res, &got), 0);
+    assert_string_equal(got->spec, "sha256:beef");
+    orc_resource_free(got);
+    orc_store_close(s);
+}
+
 /* ---- throughput (figures only) ----------------------------------------------------------------
  */
 
@@ -1589,6 +2107,14 @@ int main(void)
         T(meta_key_value),
         T(json_deployment_as_api),
         T(json_resource_and_event_as_api),
+        T(group_writes_invisible_until_commit),
+        T(group_failed_writes_leave_no_trace),
+        T(group_commit_failure_rolls_back),
+        T(group_lost_midway_fails_the_rest),
+        T(group_calls_and_hook),
+        T(resource_delete_scale_in),
+        T(resource_spec_round_trip_not_in_json),
+        T(migration_from_schema_1),
         T(throughput_single_vs_batched),
     };
 

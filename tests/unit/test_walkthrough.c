@@ -92,6 +92,125 @@ static long http(const struct daemon *d, const char *method, const char *path, c
     return code;
 }
 
+/* Polls GET /deployments/ID until its status is want (or a final one). */
+static void wait_status(const struct daemon *d, const char *id, const char *want)
+{
+    char path[128], needle[64];
+    struct body b;
+
+    snprintf(path, sizeof(path), "/deployments/%s", id);
+    snprintf(needle, sizeof(needle), "\"status\":\"%s\"", want);
+    for (int i = 0; i < 600; i++) {
+        long code = http(d, "GET", path, NULL, &b);
+        bool done = code == 200 && strstr(b.data, needle) != NULL;
+        if (!done && (code != 200 || strstr(b.data, "_FAILED")))
+            fprintf(stderr, "deployment %s: %ld %s\n", id, code, b.data);
+        assert_true(code == 200 && strstr(b.data, "_FAILED") == NULL);
+        free(b.data);
+        if (done)
+            return;
+        usleep(100 * 1000);
+    }
+    fail_msg("deployment %s never reached %s", id, want);
+}
+
+/* A field of the first resource of a TOSCA type ("physicalId", ...). */
+static void resource_field(const struct daemon *d, const char *id, const char *type,
+                           const char *field, char *out, size_t size)
+{
+    char path[256];
+    struct body b;
+    json_error_t je;
+    json_t *page;
+
+    snprintf(path, sizeof(path), "/deployments/%s/resources?type=%s", id, type);
+    assert_int_equal(http(d, "GET", path, NULL, &b), 200);
+    page = json_loads(b.data, 0, &je);
+    assert_non_null(page);
+    snprintf(out, size, "%s",
+             json_string_value(
+                 json_object_get(json_array_get(json_object_get(page, "content"), 0), field)));
+    json_decref(page);
+    free(b.data);
+}
+
+static void expect_file(const char *path, const char *text)
+{
+    char buf[256] = "";
+    FILE *fp = fopen(path, "r");
+
+    assert_non_null(fp);
+    assert_non_null(fgets(buf, sizeof(buf), fp));
+    fclose(fp);
+    assert_non_null(strstr(buf, text));
+}
+
+/* The endpoint output, fetched: the service answers there. */
+static void endpoint_answers(const struct daemon *d, const char *id, int port)
+{
+    char path[128], url[128], want[64];
+    struct body b, page = {NULL, 0};
+    long code = 0;
+    CURL *c;
+
+    snprintf(path, sizeof(path), "/deployments/%s/outputs", id);
+    assert_int_equal(http(d, "GET", path, NULL, &b), 200);
+    snprintf(want, sizeof(want), "\"endpoint\":\"http://127.0.0.1:%d/v2/models/\"", port);
+    assert_non_null(strstr(b.data, want));
+    free(b.data);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+    c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &page);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK); /* ready when complete */
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    free(page.data);
+    assert_int_equal(code, 200);
+}
+
+/* The README's curl part: a service deployed, updated to another port, deleted. */
+static void serving_over_http(const struct daemon *d)
+{
+    char body[8192], id[64] = "", path[128], text[4096], *json;
+    int port = 20000 + (int)(getpid() % 20000);
+    struct body b;
+    json_t *req;
+    FILE *fp = fopen("examples/gpu-serving.yaml", "r");
+    size_t n;
+
+    assert_non_null(fp);
+    n = fread(text, 1, sizeof(text) - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    req = json_pack("{s:s,s:{s:s,s:i}}", "template", text, "parameters", "command",
+                    "mkdir -p v2/models && exec python3 -m http.server $PORT --bind 127.0.0.1",
+                    "port", port);
+    json = json_dumps(req, JSON_COMPACT);
+    snprintf(body, sizeof(body), "%s", json);
+    free(json);
+    json_decref(req);
+    assert_int_equal(http(d, "POST", "/deployments", body, &b), 201);
+    assert_int_equal(sscanf(strstr(b.data, "\"uuid\":\"") + 8, "%36s", id), 1);
+    free(b.data);
+    wait_status(d, id, "CREATE_COMPLETE");
+    endpoint_answers(d, id, port);
+    snprintf(path, sizeof(path), "/deployments/%s", id);
+    snprintf(body, sizeof(body), "{\"parameters\": {\"port\": %d}}", port + 1);
+    assert_int_equal(http(d, "PUT", path, body, &b), 202);
+    free(b.data);
+    wait_status(d, id, "UPDATE_COMPLETE");
+    endpoint_answers(d, id, port + 1); /* restarted on the new port */
+    assert_int_equal(http(d, "DELETE", path, NULL, &b), 204);
+    free(b.data);
+    for (int i = 0; i < 600 && http(d, "GET", path, NULL, &b) != 404; i++) {
+        free(b.data);
+        usleep(100 * 1000);
+    }
+    free(b.data);
+}
+
 static void walkthrough(void **state)
 {
     struct daemon d;
@@ -101,9 +220,11 @@ static void walkthrough(void **state)
     (void)state;
     daemon_start(&d);
     /* deploy and watch until CREATE_COMPLETE */
-    assert_int_equal(orchctl(&d, "deploy examples/gpu-training.yaml --inputs epochs=2 --inputs "
-                                 "'command=echo training $EPOCHS epochs > checkpoint.bin'",
-                             out, sizeof(out)), 0);
+    assert_int_equal(orchctl(&d,
+                             "deploy examples/gpu-training.yaml --inputs epochs=2 --inputs "
+                             "'command=echo training $EPOCHS epochs > checkpoint.bin'",
+                             out, sizeof(out)),
+                     0);
     assert_int_equal(sscanf(out, "%63s", id), 1);
     snprintf(args, sizeof(args), "watch %s", id);
     assert_int_equal(orchctl(&d, args, out, sizeof(out)), 0);
@@ -123,6 +244,16 @@ static void walkthrough(void **state)
     snprintf(args, sizeof(args), "/deployments/%s/", id); /* trailing slash */
     assert_int_equal(http(&d, "GET", args, NULL, &b), 200);
     free(b.data);
+    /* update: the job runs again with the new input */
+    snprintf(args, sizeof(args), "update %s --inputs epochs=3 --wait", id);
+    assert_int_equal(orchctl(&d, args, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "UPDATE_COMPLETE"));
+    {
+        char name[128], file[512];
+        resource_field(&d, id, "orc.nodes.GPUCompute", "physicalId", name, sizeof(name));
+        snprintf(file, sizeof(file), "%s/var/sites/local/%s/checkpoint.bin", d.dir, name);
+        expect_file(file, "training 3 epochs");
+    }
     /* delete and wait */
     snprintf(args, sizeof(args), "delete %s --wait", id);
     assert_int_equal(orchctl(&d, args, out, sizeof(out)), 0);
@@ -133,18 +264,21 @@ static void walkthrough(void **state)
     free(b.data);
     /* a GPU this machine does not have: fails fast, naming why */
     assert_int_equal(orchctl(&d, "deploy examples/gpu-training.yaml --inputs num_gpus=1 --wait",
-                             out, sizeof(out)), 1);
+                             out, sizeof(out)),
+                     1);
     assert_non_null(strstr(out, "CREATE_FAILED"));
     /* a bad template: 400 with file:line:col */
     assert_int_equal(http(&d, "POST", "/deployments",
                           "{\"template\":\"tosca_definitions_version: tosca_simple_yaml_1_3\\n"
                           "topology_template:\\n  node_templates:\\n    a: {type: Nope}\\n\"}",
-                          &b), 400);
+                          &b),
+                     400);
     assert_non_null(strstr(b.data, "template.yaml:4:15"));
     free(b.data);
     assert_int_equal(http(&d, "POST", "/deployments", "{\"parameters\":{}}", &b), 400);
     assert_non_null(strstr(b.data, "A TOSCA template must be provided"));
     free(b.data);
+    serving_over_http(&d);
     daemon_stop(&d);
 }
 

@@ -61,7 +61,7 @@ extern "C" {
 
 /* ---- versions and the entry point ---------------------------------------- */
 
-#define ORC_DRIVER_ABI 1
+#define ORC_DRIVER_ABI 2
 
 #define ORC__DRV_STR2(x) #x
 #define ORC__DRV_STR(x) ORC__DRV_STR2(x)
@@ -116,6 +116,7 @@ enum orc_node_kind {
 #define ORC_DRV_CAP_PUBLIC_IP (UINT64_C(1) << 17) /* public addresses on request */
 #define ORC_DRV_CAP_ADOPT (UINT64_C(1) << 18)     /* adopt slot: take over by name */
 #define ORC_DRV_CAP_MULTI_NODE (UINT64_C(1) << 19) /* several nodes of one deployment */
+#define ORC_DRV_CAP_NODE_JSON (UINT64_C(1) << 20)  /* provision reads req->node_json */
 
 /* Resource states reported by provision/status/adopt (op->res_state). */
 enum orc_drv_res_state {
@@ -184,7 +185,8 @@ struct orc_node_req {
     size_t nports;
     const struct orc_kv *tags; /* labels to attach at the provider, ntags of them */
     size_t ntags;
-    const char *node_json; /* the plan's node object as JSON text, or NULL */
+    const char *node_json; /* the plan's node object as JSON text; NULL unless the driver's
+                              caps have ORC_DRV_CAP_NODE_JSON (it costs to make) */
 };
 
 /* start_workload and exec. Owned by the core, valid during the call only. */
@@ -197,6 +199,11 @@ struct orc_exec_req {
     const uint32_t *gpus; /* GPU indices to pin (CUDA_VISIBLE_DEVICES); NULL: all of the node's */
     size_t ngpus;
     const char *workdir; /* NULL: driver default */
+    /* ABI 2: a service's TCP port (also in env as PORT): start_workload calls
+     * back once it accepts connections there, and its endpoint says so; 0:
+     * none (the node's own port, if it has one, is used) */
+    uint16_t port;
+    const char *ready_path; /* HTTP path that answers once it is ready; NULL: TCP only */
 };
 
 #define ORC_LOGS_TAIL UINT64_MAX
@@ -425,7 +432,29 @@ struct orc_driver {
      * delete; deprovision the name. */
     int (*cancel)(void *state, orc_op_t *target);
 
-    /* ABI 1 ends here. New slots go below and bump ORC_DRIVER_ABI. */
+    /* ---- ABI 2 ---- */
+
+    /* Stops a workload that start_workload started on resource name
+     * (workload NULL: "main"): a service is stopped and its supervision
+     * (restarts) ends, a running job is killed. Calls back 0 once it no
+     * longer runs, with op->exists saying whether it was running. Idempotent:
+     * stopping a workload that is not running, or is unknown, is a success
+     * with op->exists false. start_workload starts it again afterwards. */
+    int (*stop_workload)(void *state, orc_op_t *op, const char *name, const char *workload);
+
+    /* Powers a resource off without deleting it (a VM stopped, a local
+     * node's workloads stopped, a pod scaled to zero): its capacity may stay
+     * reserved, its name and data stay. Calls back 0 once it is stopped, with
+     * op->exists and op->res_state (STOPPED). Idempotent. */
+    int (*stop)(void *state, orc_op_t *op, const char *name);
+
+    /* Powers a stopped resource on again (and restarts the services it ran
+     * before stop); calls back 0 once it is usable, with op->exists,
+     * op->res_state (READY) and its attributes, as provision. Idempotent:
+     * a running resource answers at once. */
+    int (*start)(void *state, orc_op_t *op, const char *name);
+
+    /* ABI 2 ends here. New slots go below and bump ORC_DRIVER_ABI. */
 };
 
 #ifdef __cplusplus

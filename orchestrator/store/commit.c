@@ -1,0 +1,287 @@
+/*
+ * The loop-level group committer (commit.h): the store's write hook opens a
+ * group at the first write of a loop iteration; uv_prepare and uv_check
+ * callbacks commit it and run the waits queued before the commit, in order.
+ * Waits live in two FIFO lists of caller memory: those that depend on the
+ * open group, and those whose outcome is known (w->status) and that run at
+ * the next commit point. No allocation after orc_commit_new.
+ */
+#include <string.h>
+
+#include "commit.h"
+
+struct wait_list {
+    orc_commit_wait_t *head;
+    orc_commit_wait_t *tail;
+};
+
+struct orc_commit_s {
+    uv_loop_t *loop;
+    orc_store_t *store;
+    uv_prepare_t prepare; /* commit point before the loop blocks for I/O */
+    uv_check_t check;     /* commit point after the I/O callbacks */
+    uv_idle_t idle;       /* active while there is work: poll does not block */
+    size_t max_group_writes;
+    bool disabled;
+    bool begin_failed; /* the last group_begin failed (logged once) */
+    bool closing;
+    bool closed;               /* every handle's close callback ran */
+    int handles_open;          /* while closing */
+    struct wait_list on_group; /* waits on the open group */
+    struct wait_list ready;    /* waits with a known status, to run */
+    void (*done)(void *ud);
+    void *done_ud;
+    struct orc_commit_stats stats;
+};
+
+/* ---- wait lists ------------------------------------------------------------ */
+
+static void list_push(struct wait_list *l, orc_commit_wait_t *w)
+{
+    w->next = NULL;
+    if (l->tail != NULL)
+        l->tail->next = w;
+    else
+        l->head = w;
+    l->tail = w;
+}
+
+/* Moves every item of src to the end of dst, each with status. */
+static void list_move(struct wait_list *dst, struct wait_list *src, int status)
+{
+    for (orc_commit_wait_t *w = src->head; w != NULL; w = w->next)
+        w->status = status;
+    if (src->head == NULL)
+        return;
+    if (dst->tail != NULL)
+        dst->tail->next = src->head;
+    else
+        dst->head = src->head;
+    dst->tail = src->tail;
+    src->head = src->tail = NULL;
+}
+
+/* ---- commit points ------------------------------------------------------------ */
+
+static void on_idle(uv_idle_t *h)
+{
+    (void)h; /* only there so that poll does not block while there is work */
+}
+
+static void update_idle(orc_commit_t *c)
+{
+    bool group = !c->disabled && orc_store_group_active(c->store);
+    bool want = !c->closing && (group || c->ready.head != NULL);
+    bool active = uv_is_active((uv_handle_t *)&c->idle) != 0;
+
+    if (want && !active)
+        (void)uv_idle_start(&c->idle, on_idle);
+    else if (!want && active)
+        (void)uv_idle_stop(&c->idle);
+}
+
+/* Commits the open group and hands its waits their status. */
+static int end_group(orc_commit_t *c)
+{
+    size_t writes = orc_store_group_writes(c->store);
+    uint64_t t0 = uv_hrtime();
+    int rc = orc_store_group_commit(c->store);
+
+    c->stats.commit_seconds_total += (double)(uv_hrtime() - t0) / 1e9;
+    c->stats.groups++;
+    c->stats.writes += writes;
+    if (writes > c->stats.largest_group)
+        c->stats.largest_group = writes;
+    if (rc < 0) {
+        c->stats.failed_groups++;
+        orc_log(ORC_LOG_ERROR, "commit", "group of %zu writes lost: %s", writes,
+                orc_store_errmsg(c->store));
+    }
+    list_move(&c->ready, &c->on_group, rc);
+    return rc;
+}
+
+/* Runs the waits that are ready now; those queued by their callbacks wait
+ * for the next commit point. */
+static void run_ready(orc_commit_t *c)
+{
+    orc_commit_wait_t *w = c->ready.head;
+
+    c->ready.head = c->ready.tail = NULL;
+    while (w != NULL) {
+        orc_commit_wait_t *next = w->next;
+        orc_commit_cb cb = w->cb;
+
+        w->next = NULL;
+        w->cb = NULL;
+        c->stats.waits++;
+        cb(w, w->status); /* may reuse w */
+        w = next;
+    }
+}
+
+static void commit_point(orc_commit_t *c)
+{
+    if (!c->disabled && orc_store_group_active(c->store))
+        end_group(c);
+    run_ready(c);
+    update_idle(c);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    commit_point(h->data);
+}
+
+static void on_check(uv_check_t *h)
+{
+    commit_point(h->data);
+}
+
+/* The store's write hook: opens the group of this iteration, or commits a
+ * full one early (between two write calls) and opens the next. */
+static void on_write(orc_store_t *s, void *ud)
+{
+    orc_commit_t *c = ud;
+
+    if (orc_store_group_active(s)) {
+        if (orc_store_group_writes(s) < c->max_group_writes)
+            return;
+        end_group(c);
+    }
+    if (orc_store_group_begin(s) == 0) {
+        c->begin_failed = false;
+    } else if (!c->begin_failed) {
+        /* the writes are durable on return meanwhile; waits run with 0 */
+        orc_log(ORC_LOG_WARN, "commit", "cannot open a group, writing one by one: %s",
+                orc_store_errmsg(s));
+        c->begin_failed = true;
+    }
+    update_idle(c);
+}
+
+/* ---- interface ------------------------------------------------------------------- */
+
+int orc_commit_new(uv_loop_t *loop, orc_store_t *store, const struct orc_commit_opts *opts,
+                   orc_commit_t **out)
+{
+    orc_commit_t *c;
+
+    if (out != NULL)
+        *out = NULL;
+    if (loop == NULL || store == NULL || out == NULL)
+        return ORC_EINVAL;
+    if (orc_store_group_active(store))
+        return ORC_ECONFLICT;
+    c = orc_calloc(1, sizeof(*c));
+    if (c == NULL)
+        return ORC_ENOMEM;
+    c->loop = loop;
+    c->store = store;
+    c->max_group_writes = opts && opts->max_group_writes ? opts->max_group_writes
+                                                         : ORC_COMMIT_DEFAULT_MAX_GROUP_WRITES;
+    c->disabled = opts && opts->disabled;
+    /* these cannot fail: they only link the handles into the loop */
+    (void)uv_prepare_init(loop, &c->prepare);
+    (void)uv_check_init(loop, &c->check);
+    (void)uv_idle_init(loop, &c->idle);
+    c->prepare.data = c->check.data = c->idle.data = c;
+    (void)uv_prepare_start(&c->prepare, on_prepare);
+    (void)uv_check_start(&c->check, on_check);
+    uv_unref((uv_handle_t *)&c->prepare);
+    uv_unref((uv_handle_t *)&c->check);
+    if (!c->disabled)
+        orc_store_set_write_hook(store, on_write, c);
+    *out = c;
+    return 0;
+}
+
+void orc_commit_after(orc_commit_t *c, orc_commit_wait_t *w, orc_commit_cb cb)
+{
+    if (c == NULL || w == NULL || cb == NULL) {
+        orc_log(ORC_LOG_ERROR, "commit", "orc_commit_after: %s is missing",
+                c == NULL   ? "the committer"
+                : w == NULL ? "the wait"
+                            : "the callback");
+        return;
+    }
+    w->cb = cb;
+    w->status = 0;
+    if (c->closing) {
+        w->status = ORC_ECANCELED;
+        list_push(&c->ready, w);
+    } else if (!c->disabled && orc_store_group_active(c->store)) {
+        list_push(&c->on_group, w);
+    } else {
+        list_push(&c->ready, w); /* every write before this one is durable */
+    }
+    update_idle(c);
+}
+
+int orc_commit_flush(orc_commit_t *c)
+{
+    int rc = 0;
+
+    if (c == NULL)
+        return ORC_EINVAL;
+    if (!c->disabled && orc_store_group_active(c->store))
+        rc = end_group(c);
+    run_ready(c);
+    update_idle(c);
+    return rc;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    orc_commit_t *c = h->data;
+
+    if (--c->handles_open > 0)
+        return;
+    c->closed = true;
+    while (c->ready.head != NULL)
+        run_ready(c); /* every one ORC_ECANCELED */
+    if (c->done != NULL)
+        c->done(c->done_ud);
+}
+
+void orc_commit_close(orc_commit_t *c, void (*done)(void *ud), void *ud)
+{
+    if (c == NULL || c->closing)
+        return;
+    c->done = done;
+    c->done_ud = ud;
+    if (!c->disabled)
+        orc_store_set_write_hook(c->store, NULL, NULL);
+    if (!c->disabled && orc_store_group_active(c->store))
+        end_group(c);
+    c->closing = true; /* from here on waits are canceled */
+    run_ready(c);
+    c->handles_open = 3;
+    uv_close((uv_handle_t *)&c->prepare, on_closed);
+    uv_close((uv_handle_t *)&c->check, on_closed);
+    uv_close((uv_handle_t *)&c->idle, on_closed);
+}
+
+void orc_commit_free(orc_commit_t *c)
+{
+    if (c == NULL)
+        return;
+    if (!c->closed) {
+        orc_log(ORC_LOG_ERROR, "commit", "orc_commit_free before its close completed: not freed");
+        return;
+    }
+    while (c->ready.head != NULL)
+        run_ready(c);
+    orc_free(c);
+}
+
+void orc_commit_stats(const orc_commit_t *c, struct orc_commit_stats *out)
+{
+    if (out == NULL)
+        return;
+    if (c == NULL) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    *out = c->stats;
+}
