@@ -805,6 +805,23 @@ out:
 
 /* ---- registration ---- */
 
+/* The fields of a create or update body after "template" (OpenAPI schema text). */
+#define BODY_FIELDS                                                                                \
+    "\"description\":\"the TOSCA template (YAML)\"},\"parameters\":{\"type\":\"object\","          \
+    "\"nullable\":true,\"description\":\"the template's inputs\"},"                                \
+    "\"callback\":{\"type\":\"string\",\"nullable\":true,\"pattern\":\"^https?:\","                \
+    "\"description\":\"gets the deployment JSON when it completes or fails\"},"                    \
+    "\"timeoutMins\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"                   \
+    "\"nullable\":true,\"description\":\"overall deadline\"},"                                     \
+    "\"providerTimeoutMins\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"           \
+    "\"nullable\":true,\"description\":\"deadline of each site; at most timeoutMins\"},"           \
+    "\"maxProvidersRetry\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"             \
+    "\"nullable\":true,\"description\":\"how many ranked sites to try\"},"                         \
+    "\"keepLastAttempt\":{\"nullable\":true,\"oneOf\":[{\"type\":\"boolean\"},"                    \
+    "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}],"                                        \
+    "\"description\":\"keep what the last site made when it fails\"},"                             \
+    "\"userGroup\":{\"type\":\"string\",\"nullable\":true}},"
+
 int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx)
 {
     /* error statuses with a JSON body and no schema get the error JSON's (openapi.c) */
@@ -992,38 +1009,11 @@ int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx
          "\"description\":\"what the driver reported (addresses, ...)\"}}}"},
         {"DeploymentRequest",
          "{\"type\":\"object\",\"required\":[\"template\"],"
-         "\"properties\":{\"template\":{\"type\":\"string\",\"minLength\":1,"
-         "\"description\":\"the TOSCA template (YAML)\"},\"parameters\":{\"type\":\"object\","
-         "\"nullable\":true,\"description\":\"the template's inputs\"},"
-         "\"callback\":{\"type\":\"string\",\"nullable\":true,\"pattern\":\"^https?:\","
-         "\"description\":\"gets the deployment JSON when it completes or fails\"},"
-         "\"timeoutMins\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"
-         "\"nullable\":true,\"description\":\"overall deadline\"},"
-         "\"providerTimeoutMins\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"
-         "\"nullable\":true,\"description\":\"deadline of each site; at most timeoutMins\"},"
-         "\"maxProvidersRetry\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"
-         "\"nullable\":true,\"description\":\"how many ranked sites to try\"},"
-         "\"keepLastAttempt\":{\"nullable\":true,\"oneOf\":[{\"type\":\"boolean\"},"
-         "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}],"
-         "\"description\":\"keep what the last site made when it fails\"},"
-         "\"userGroup\":{\"type\":\"string\",\"nullable\":true}},"
+         "\"properties\":{\"template\":{\"type\":\"string\",\"minLength\":1," BODY_FIELDS
          "\"description\":\"The body of a create; unknown fields are ignored\"}"},
         {"DeploymentUpdate",
-         "{\"type\":\"object\",\"properties\":{\"template\":{\"type\":\"string\",\"minLength\":1,"
-         "\"description\":\"the TOSCA template (YAML)\"},\"parameters\":{\"type\":\"object\","
-         "\"nullable\":true,\"description\":\"the template's inputs\"},"
-         "\"callback\":{\"type\":\"string\",\"nullable\":true,\"pattern\":\"^https?:\","
-         "\"description\":\"gets the deployment JSON when it completes or fails\"},"
-         "\"timeoutMins\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"
-         "\"nullable\":true,\"description\":\"overall deadline\"},"
-         "\"providerTimeoutMins\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"
-         "\"nullable\":true,\"description\":\"deadline of each site; at most timeoutMins\"},"
-         "\"maxProvidersRetry\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,"
-         "\"nullable\":true,\"description\":\"how many ranked sites to try\"},"
-         "\"keepLastAttempt\":{\"nullable\":true,\"oneOf\":[{\"type\":\"boolean\"},"
-         "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}],"
-         "\"description\":\"keep what the last site made when it fails\"},"
-         "\"userGroup\":{\"type\":\"string\",\"nullable\":true}},"
+         "{\"type\":\"object\",\"properties\":{\"template\":{\"type\":\"string\",\"minLength\":"
+         "1," BODY_FIELDS
          "\"description\":\"The body of an update: the template may be left out (the stored one is"
          " kept), parameters are merged into the stored ones; unknown fields are ignored\"}"},
         {"DeploymentReset",

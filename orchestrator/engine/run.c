@@ -278,6 +278,17 @@ static bool stopped(struct run *r, orc_op_t *op)
     return true;
 }
 
+/* An instance's operation failed: the attempt fails with this error unless
+ * it is a cancel that follows an earlier failure (that one says why). */
+static void inst_failed(struct run *r, struct inst *in, int status, const char *what)
+{
+    in->st = I_FAILED;
+    if (status != ORC_ECANCELED || !r->failed)
+        fail_attempt(r, "node %s[%u]: %s%s", in->node->name, in->index, what,
+                     in->op.error[0] ? in->op.error : orc_strerror(status));
+    set_res(r, in, ORC_RES_ERROR, false, 0, NULL);
+}
+
 static void on_action(orc_op_t *op, int status)
 {
     struct inst *in = op->data;
@@ -295,11 +306,7 @@ static void on_action(orc_op_t *op, int status)
         in->st = I_FAILED;
         set_res(r, in, ORC_RES_ERROR, false, 0, NULL);
     } else if (status < 0) {
-        in->st = I_FAILED;
-        if (status != ORC_ECANCELED || !r->failed)
-            fail_attempt(r, "node %s[%u]: %s", in->node->name, in->index,
-                         op->error[0] ? op->error : orc_strerror(status));
-        set_res(r, in, ORC_RES_ERROR, false, 0, NULL);
+        inst_failed(r, in, status, "");
     } else {
         in->st = I_DONE;
         json_decref(in->attrs);
@@ -388,12 +395,8 @@ static void on_prepared(orc_op_t *op, int status)
         return;
     r->inflight--;
     if (status < 0) {
-        in->st = I_FAILED;
-        if (status != ORC_ECANCELED || !r->failed)
-            fail_attempt(r, "node %s[%u]: cannot %s it: %s", in->node->name, in->index,
-                         in->act == ACT_RESTART ? "stop" : "delete",
-                         op->error[0] ? op->error : orc_strerror(status));
-        set_res(r, in, ORC_RES_ERROR, false, 0, NULL);
+        inst_failed(r, in, status,
+                    in->act == ACT_RESTART ? "cannot stop it: " : "cannot delete it: ");
     } else if (in->act == ACT_RESTART) {
         in->prepared = true;
         in->st = I_PENDING;
@@ -621,11 +624,7 @@ static void on_removed(orc_op_t *op, int status)
         return;
     r->inflight--;
     if (status < 0) {
-        in->st = I_FAILED;
-        if (status != ORC_ECANCELED || !r->failed)
-            fail_attempt(r, "cannot remove %s[%u]: %s", in->node->name, in->index,
-                         op->error[0] ? op->error : orc_strerror(status));
-        set_res(r, in, ORC_RES_ERROR, false, 0, NULL);
+        inst_failed(r, in, status, "cannot remove it: ");
     } else {
         drop_row(r, in);
     }
@@ -657,7 +656,7 @@ static void remove_one(struct run *r, struct inst *in)
     }
     if (s == NULL) {
         in->st = I_FAILED;
-        fail_attempt(r, "cannot remove %s[%u]: its site '%s' is not open", in->node->name,
+        fail_attempt(r, "node %s[%u]: cannot remove it: its site '%s' is not open", in->node->name,
                      in->index, in->site);
         return;
     }

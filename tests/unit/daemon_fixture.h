@@ -703,4 +703,27 @@ static inline char *fx_example(const char *path)
     return t;
 }
 
+/* The examples' texts, for a whole test program (fx_examples_load and
+ * fx_examples_free as its group setup and teardown; libcurl is set up too). */
+__attribute__((unused)) static char *fx_serving, *fx_training;
+
+static inline int fx_examples_load(void **state)
+{
+    (void)state;
+    fx_serving = fx_example("examples/gpu-serving.yaml");
+    fx_training = fx_example("examples/gpu-training.yaml");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return 0;
+}
+
+static inline int fx_examples_free(void **state)
+{
+    (void)state;
+    free(fx_serving);
+    free(fx_training);
+    fx_log_clear();
+    curl_global_cleanup();
+    return 0;
+}
+
 #endif

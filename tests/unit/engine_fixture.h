@@ -202,18 +202,9 @@ static inline orc_deployment_t *wait_final(struct fx *f, const char *uuid)
 static inline size_t sim_resources(struct fx *f, const char *site)
 {
     char path[256];
-    json_error_t je;
-    json_t *inv, *res;
-    size_t n;
 
     snprintf(path, sizeof(path), "%s/%s.json", f->dir, site);
-    inv = json_load_file(path, 0, &je);
-    if (inv == NULL)
-        return 0;
-    res = json_object_get(inv, "resources");
-    n = json_is_object(res) ? json_object_size(res) : json_array_size(res);
-    json_decref(inv);
-    return n;
+    return test_sim_resources(path);
 }
 
 static inline bool has_event(struct fx *f, const char *uuid, const char *type)

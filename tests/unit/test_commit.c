@@ -38,31 +38,6 @@ struct fx {
     uv_loop_t loop;
 };
 
-static void rm_tree(const char *path)
-{
-    struct stat st;
-    DIR *d;
-    struct dirent *e;
-    char sub[1024];
-
-    if (lstat(path, &st) < 0)
-        return;
-    if (!S_ISDIR(st.st_mode)) {
-        unlink(path);
-        return;
-    }
-    d = opendir(path);
-    while (d && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        rm_tree(sub);
-    }
-    if (d)
-        closedir(d);
-    rmdir(path);
-}
-
 static int setup(void **state)
 {
     const char *tmp = getenv("TMPDIR");
@@ -94,7 +69,7 @@ static int teardown(void **state)
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0); /* every handle closed */
     orc_store_close(f->s);
-    rm_tree(f->dir);
+    test_rm_tree(f->dir);
     free(f);
     return 0;
 }

@@ -116,18 +116,9 @@ static bool all_final(const json_t *page, size_t *complete, size_t *failed)
 static size_t cloud_resources(const struct daemon *d, const char *site)
 {
     char path[256];
-    json_error_t err;
-    json_t *inv, *res;
-    size_t n;
 
     snprintf(path, sizeof(path), "%s/%s.json", d->dir, site);
-    inv = json_load_file(path, 0, &err);
-    if (inv == NULL)
-        return 0;
-    res = json_object_get(inv, "resources");
-    n = json_is_object(res) ? json_object_size(res) : json_array_size(res);
-    json_decref(inv);
-    return n;
+    return test_sim_resources(path);
 }
 
 static void write_sites(const struct daemon *d)
@@ -250,7 +241,8 @@ static void kill9_loses_and_leaks_nothing(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test_teardown(kill9_loses_and_leaks_nothing, kill_leftover)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(kill9_loses_and_leaks_nothing, kill_leftover)};
     int rc;
 
     curl_global_init(CURL_GLOBAL_DEFAULT);

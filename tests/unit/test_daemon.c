@@ -11,11 +11,9 @@
  * $ORCHESTRATORD is unset. ORCHESTRATORD_VALGRIND=1 runs every daemon under
  * valgrind (leaks and errors make its exit status 99) with longer timeouts.
  */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -540,8 +538,6 @@ static void daemon_start(struct daemon *d, const char *const *args, const char *
     daemon_wait_ready(d);
 }
 
-static void rm_tree(const char *dir);
-
 /* Sends SIGTERM and returns the exit status (fails the test on a hang). */
 static int daemon_stop(struct daemon *d)
 {
@@ -558,26 +554,13 @@ static int daemon_stop(struct daemon *d)
     return status;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void daemon_forget(struct daemon *d)
 {
     for (size_t i = 0; i < MAX_DAEMONS; i++)
         if (live[i] == d)
             live[i] = NULL;
     if (d->dir[0] != '\0')
-        rm_tree(d->dir);
+        test_rm_tree(d->dir);
     d->dir[0] = '\0';
 }
 

@@ -32,27 +32,6 @@ static const char one_site[] =
 
 static const char *const no_id = "01a23af1-0000-7000-8000-000000000000"; /* valid, unknown */
 
-static char *serving, *training;
-
-static int load_templates(void **state)
-{
-    (void)state;
-    serving = fx_example("examples/gpu-serving.yaml");
-    training = fx_example("examples/gpu-training.yaml");
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    return 0;
-}
-
-static int free_all(void **state)
-{
-    (void)state;
-    free(serving);
-    free(training);
-    fx_log_clear();
-    curl_global_cleanup();
-    return 0;
-}
-
 /* {"template": tpl, FIELDS} as a new string ("" fields: none). */
 static char *with_template(const char *tpl, const char *fields)
 {
@@ -70,10 +49,10 @@ static char *with_template(const char *tpl, const char *fields)
     return out;
 }
 
-/* POSTs {"template": serving, FIELDS}; returns the status, r filled. */
+/* POSTs {"template": fx_serving, FIELDS}; returns the status, r filled. */
 static long post_with(struct fx_daemon *d, const char *fields, struct fx_resp *r)
 {
-    char *body = with_template(serving, fields);
+    char *body = with_template(fx_serving, fields);
     long status = fx_http(d, "POST", "/deployments", NULL, body, r);
 
     free(body);
@@ -180,7 +159,7 @@ static void create_body_rules(void **state)
     fx_expect_error(&d, "POST", "/deployments", "", 400, NULL);
     {
         const char *const text[] = {"Content-Type: text/plain", NULL};
-        char *body = with_template(serving, "");
+        char *body = with_template(fx_serving, "");
         fx_http(&d, "POST", "/deployments", text, body, &r);
         fx_assert_error(&r, 415, NULL);
         fx_resp_free(&r);
@@ -234,7 +213,7 @@ static void create_body_rules(void **state)
     expect_post_ok(&d, "\"colour\":\"blue\",\"nested\":{\"a\":[1,2]},\"timeoutMinutes\":\"x\"");
     /* a trailing slash */
     {
-        char *body = with_template(serving, "");
+        char *body = with_template(fx_serving, "");
         assert_int_equal(fx_http(&d, "POST", "/deployments/", NULL, body, &r), 201);
         fx_resp_free(&r);
         free(body);
@@ -271,7 +250,7 @@ static void template_errors_name_the_place(void **state)
     }
     /* inputs that break the template's constraints name the place too */
     {
-        char *body = with_template(serving, "\"parameters\":{\"num_gpus\":99}");
+        char *body = with_template(fx_serving, "\"parameters\":{\"num_gpus\":99}");
         fx_http(&d, "POST", "/deployments", NULL, body, &r);
         fx_assert_error(&r, 400, "template.yaml:");
         assert_non_null(strstr(json_string_value(json_object_get(r.json, "message")), "num_gpus"));
@@ -339,7 +318,7 @@ static void check_resource(const json_t *res, const char *base, const char *dep_
 /* Creates a serving deployment and waits for CREATE_COMPLETE. */
 static void deploy_serving(struct fx_daemon *d, char uuid[64])
 {
-    json_t *dep = fx_create(d, serving, NULL, uuid);
+    json_t *dep = fx_create(d, fx_serving, NULL, uuid);
 
     assert_string_equal(json_string_value(json_object_get(dep, "status")), "CREATE_IN_PROGRESS");
     check_deployment(dep, d->url);
@@ -395,7 +374,7 @@ static void check_text_routes(struct fx_daemon *d, const char *uuid, const char 
     snprintf(path, sizeof(path), "/deployments/%s/template%s", uuid, slash);
     assert_int_equal(fx_get(d, path, &r), 200);
     assert_int_equal(strncmp(r.ctype, "text/plain", 10), 0);
-    assert_string_equal(r.body, serving);
+    assert_string_equal(r.body, fx_serving);
     fx_resp_free(&r);
     snprintf(path, sizeof(path), "/deployments/%s/log%s", uuid, slash);
     assert_int_equal(fx_get(d, path, &r), 200);
@@ -717,7 +696,7 @@ static void make_list(struct fx_daemon *d, json_t *newest_first)
         const char *extra = i == 2 || i == 5 ? "{\"userGroup\":\"g1\"}"
                             : i == 6 ? "{\"parameters\":{\"num_gpus\":4,\"gpu_model\":\"H100\"}}"
                                      : NULL;
-        json_decref(fx_create(d, i == 6 ? training : serving, extra, uuid));
+        json_decref(fx_create(d, i == 6 ? fx_training : fx_serving, extra, uuid));
         json_array_append_new(made, json_string(uuid));
     }
     for (size_t i = 0; i < 8; i++) {
@@ -1194,5 +1173,5 @@ int main(void)
         cmocka_unit_test(json_schema_subset),
     };
 
-    return cmocka_run_group_tests(tests, load_templates, free_all);
+    return cmocka_run_group_tests(tests, fx_examples_load, fx_examples_free);
 }

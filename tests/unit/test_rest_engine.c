@@ -29,27 +29,6 @@ static const char *const engine_env[] = {
     "ORCHESTRATOR_DEADLINE_MINUTE=300ms", "ORCHESTRATOR_CALLBACK_ATTEMPTS=4",
     "ORCHESTRATOR_CALLBACK_BACKOFF=50ms", "ORCHESTRATOR_MAX_PARALLEL_OPS=4", NULL};
 
-static char *serving, *training;
-
-static int load_templates(void **state)
-{
-    (void)state;
-    serving = fx_example("examples/gpu-serving.yaml");
-    training = fx_example("examples/gpu-training.yaml");
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    return 0;
-}
-
-static int free_all(void **state)
-{
-    (void)state;
-    free(serving);
-    free(training);
-    fx_log_clear();
-    curl_global_cleanup();
-    return 0;
-}
-
 static const char *str_of(const json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
@@ -154,7 +133,7 @@ static void create_complete_then_delete_complete(void **state)
 
     (void)state;
     fx_start(&d, "test-rest-life", slow_site, engine_env);
-    dep = fx_create(&d, serving, NULL, uuid);
+    dep = fx_create(&d, fx_serving, NULL, uuid);
     assert_string_equal(str_of(dep, "status"), "CREATE_IN_PROGRESS");
     json_decref(dep);
     fx_status(&d, uuid, st, sizeof(st), NULL);
@@ -193,7 +172,7 @@ static void delete_during_create(void **state)
 
     (void)state;
     fx_start(&d, "test-rest-midway", slow_site, engine_env);
-    json_decref(fx_create(&d, serving, NULL, uuid));
+    json_decref(fx_create(&d, fx_serving, NULL, uuid));
     fx_sleep_ms(50);
     delete_ok(&d, uuid);
     assert_null(fx_wait_status(&d, uuid, "", 10000));
@@ -222,10 +201,10 @@ static void create_failed_when_nothing_fits(void **state)
 
     (void)state;
     fx_start(&d, "test-rest-nofit", sites, engine_env);
-    json_decref(
-        fx_create(&d, training, "{\"parameters\":{\"num_gpus\":4,\"gpu_model\":\"H100\"}}", h100));
-    json_decref(
-        fx_create(&d, training, "{\"parameters\":{\"num_gpus\":4,\"gpu_model\":\"A100\"}}", a100));
+    json_decref(fx_create(&d, fx_training,
+                          "{\"parameters\":{\"num_gpus\":4,\"gpu_model\":\"H100\"}}", h100));
+    json_decref(fx_create(&d, fx_training,
+                          "{\"parameters\":{\"num_gpus\":4,\"gpu_model\":\"A100\"}}", a100));
     dep = fx_wait_status(&d, h100, "CREATE_FAILED", 5000);
     assert_contains(str_of(dep, "statusReason"), "no site can run this deployment");
     assert_contains(str_of(dep, "statusReason"), "small:");
@@ -256,7 +235,7 @@ static void delete_failed_when_the_provider_fails(void **state)
 
     (void)state;
     fx_start(&d, "test-rest-delfail", sites, engine_env);
-    json_decref(fx_create(&d, serving, NULL, uuid));
+    json_decref(fx_create(&d, fx_serving, NULL, uuid));
     json_decref(fx_wait_status(&d, uuid, "CREATE_COMPLETE", 10000));
     delete_ok(&d, uuid);
     dep = fx_wait_status(&d, uuid, "DELETE_FAILED", 5000);
@@ -284,7 +263,7 @@ static void patch_resets_a_stuck_deletion(void **state)
 
     (void)state;
     fx_start(&d, "test-rest-reset", sites, engine_env);
-    json_decref(fx_create(&d, serving, NULL, uuid));
+    json_decref(fx_create(&d, fx_serving, NULL, uuid));
     json_decref(fx_wait_status(&d, uuid, "CREATE_COMPLETE", 10000));
     delete_ok(&d, uuid);
     fx_sleep_ms(300);
@@ -335,11 +314,11 @@ static void failover_full_then_failing_then_good(void **state)
     (void)state;
     fx_start(&d, "test-rest-failover", failover_sites, engine_env);
     /* the first site's two A100 taken: it is full for this model */
-    json_decref(fx_create(&d, training, two_a100, filler));
+    json_decref(fx_create(&d, fx_training, two_a100, filler));
     dep = fx_wait_status(&d, filler, "CREATE_COMPLETE", 10000);
     assert_string_equal(str_of(dep, "cloudProviderName"), "full");
     json_decref(dep);
-    json_decref(fx_create(&d, training, two_a100, uuid));
+    json_decref(fx_create(&d, fx_training, two_a100, uuid));
     dep = fx_wait_status(&d, uuid, "CREATE_COMPLETE", 10000);
     assert_string_equal(str_of(dep, "cloudProviderName"), "good");
     json_decref(dep);
@@ -386,9 +365,9 @@ static void all_sites_fail_and_max_providers_retry(void **state)
 
     (void)state;
     fx_start(&d, "test-rest-allfail", failing_sites, engine_env);
-    json_decref(fx_create(&d, serving, NULL, all));
-    json_decref(fx_create(&d, serving, "{\"maxProvidersRetry\":2}", two));
-    json_decref(fx_create(&d, serving, "{\"maxProvidersRetry\":1}", one));
+    json_decref(fx_create(&d, fx_serving, NULL, all));
+    json_decref(fx_create(&d, fx_serving, "{\"maxProvidersRetry\":2}", two));
+    json_decref(fx_create(&d, fx_serving, "{\"maxProvidersRetry\":1}", one));
     dep = fx_wait_status(&d, all, "CREATE_FAILED", 10000);
     why = str_of(dep, "statusReason");
     assert_contains(why, "alpha: ");
@@ -441,9 +420,9 @@ static void keep_last_attempt(void **state)
 
     (void)state;
     fx_start(&d, "test-rest-keep", sites, engine_env);
-    json_decref(fx_create(&d, serving, "{\"keepLastAttempt\":\"true\"}", kept));
-    json_decref(fx_create(&d, serving, "{\"keepLastAttempt\":true}", asbool));
-    json_decref(fx_create(&d, serving, "{\"keepLastAttempt\":\"false\"}", plain));
+    json_decref(fx_create(&d, fx_serving, "{\"keepLastAttempt\":\"true\"}", kept));
+    json_decref(fx_create(&d, fx_serving, "{\"keepLastAttempt\":true}", asbool));
+    json_decref(fx_create(&d, fx_serving, "{\"keepLastAttempt\":\"false\"}", plain));
     json_decref(fx_wait_status(&d, kept, "CREATE_FAILED", 10000));
     json_decref(fx_wait_status(&d, asbool, "CREATE_FAILED", 10000));
     json_decref(fx_wait_status(&d, plain, "CREATE_FAILED", 10000));
@@ -488,7 +467,7 @@ static void provider_timeout_moves_on(void **state)
     (void)state;
     fx_start(&d, "test-rest-ptimeout", slow_sites, engine_env);
     t0 = fx_now_ms();
-    json_decref(fx_create(&d, serving, "{\"providerTimeoutMins\":1}", uuid));
+    json_decref(fx_create(&d, fx_serving, "{\"providerTimeoutMins\":1}", uuid));
     dep = fx_wait_status(&d, uuid, "CREATE_COMPLETE", 10000);
     assert_true(fx_now_ms() - t0 >= 550); /* two minutes of 300 ms went by */
     assert_true(fx_now_ms() - t0 < 4000); /* far less than the 5 s provisions */
@@ -522,7 +501,7 @@ static void timeout_ends_the_create(void **state)
     (void)state;
     fx_start(&d, "test-rest-timeout", slow_sites, engine_env);
     t0 = fx_now_ms();
-    json_decref(fx_create(&d, serving, "{\"timeoutMins\":2,\"providerTimeoutMins\":1}", uuid));
+    json_decref(fx_create(&d, fx_serving, "{\"timeoutMins\":2,\"providerTimeoutMins\":1}", uuid));
     dep = fx_wait_status(&d, uuid, "CREATE_FAILED", 10000);
     assert_true(fx_now_ms() - t0 >= 550);
     assert_true(fx_now_ms() - t0 < 4000);
@@ -697,7 +676,7 @@ static void callback_retried_until_delivered(void **state)
     receiver_start(&rv, 2);
     fx_start(&d, "test-rest-callback", fast_site, engine_env);
     snprintf(extra, sizeof(extra), "{\"callback\":\"http://127.0.0.1:%d/hook\"}", rv.port);
-    json_decref(fx_create(&d, serving, extra, uuid));
+    json_decref(fx_create(&d, fx_serving, extra, uuid));
     json_decref(fx_wait_status(&d, uuid, "CREATE_COMPLETE", 10000));
     receiver_expect(&rv, 3);
     pthread_mutex_lock(&rv.mu);
@@ -717,7 +696,7 @@ static void callback_retried_until_delivered(void **state)
              "{\"callback\":\"http://127.0.0.1:%d/hook\",\"parameters\":{\"num_gpus\":3,"
              "\"gpu_model\":\"H100\"}}",
              rv.port);
-    json_decref(fx_create(&d, training, extra, failed));
+    json_decref(fx_create(&d, fx_training, extra, failed));
     json_decref(fx_wait_status(&d, failed, "CREATE_FAILED", 10000));
     receiver_expect(&rv, 4);
     pthread_mutex_lock(&rv.mu);
@@ -747,9 +726,9 @@ static void callback_given_up_daemon_healthy(void **state)
     receiver_stop(&closed); /* its port: nobody listens there now */
     fx_start(&d, "test-rest-giveup", fast_site, engine_env);
     snprintf(extra, sizeof(extra), "{\"callback\":\"http://127.0.0.1:%d/hook\"}", rv.port);
-    json_decref(fx_create(&d, serving, extra, uuid));
+    json_decref(fx_create(&d, fx_serving, extra, uuid));
     snprintf(extra, sizeof(extra), "{\"callback\":\"http://127.0.0.1:%d/gone\"}", closed.port);
-    json_decref(fx_create(&d, serving, extra, nowhere));
+    json_decref(fx_create(&d, fx_serving, extra, nowhere));
     json_decref(fx_wait_status(&d, uuid, "CREATE_COMPLETE", 10000));
     json_decref(fx_wait_status(&d, nowhere, "CREATE_COMPLETE", 10000));
     receiver_expect(&rv, 4); /* ORCHESTRATOR_CALLBACK_ATTEMPTS */
@@ -768,7 +747,7 @@ static void callback_given_up_daemon_healthy(void **state)
     /* the daemon is fine */
     assert_int_equal(fx_get(&d, "/healthz", &r), 200);
     fx_resp_free(&r);
-    json_decref(fx_create(&d, serving, NULL, after));
+    json_decref(fx_create(&d, fx_serving, NULL, after));
     json_decref(fx_wait_status(&d, after, "CREATE_COMPLETE", 10000));
     fx_stop(&d);
     receiver_stop(&rv);
@@ -804,5 +783,5 @@ int main(void)
         cmocka_unit_test_teardown(openapi_documents_every_exchange, fx_teardown),
     };
 
-    return cmocka_run_group_tests(tests, load_templates, free_all);
+    return cmocka_run_group_tests(tests, fx_examples_load, fx_examples_free);
 }

@@ -39,31 +39,6 @@ struct fx {
     orc_store_t *s;
 };
 
-static void rm_tree(const char *path)
-{
-    struct stat st;
-    DIR *d;
-    struct dirent *e;
-    char sub[1024];
-
-    if (lstat(path, &st) < 0)
-        return;
-    if (!S_ISDIR(st.st_mode)) {
-        unlink(path);
-        return;
-    }
-    d = opendir(path);
-    while (d && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        rm_tree(sub);
-    }
-    if (d)
-        closedir(d);
-    rmdir(path);
-}
-
 static int setup(void **state)
 {
     const char *tmp = getenv("TMPDIR");
@@ -82,7 +57,7 @@ static int setup(void **state)
     snprintf(f->path, sizeof(f->path), "%s/data/store.db", f->dir);
     if (orc_store_open(f->path, &f->s, err, sizeof(err)) != 0) {
         fprintf(stderr, "open: %s\n", err);
-        rm_tree(f->dir);
+        test_rm_tree(f->dir);
         free(f);
         return -1;
     }
@@ -95,7 +70,7 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     orc_store_close(f->s);
-    rm_tree(f->dir);
+    test_rm_tree(f->dir);
     free(f);
     return 0;
 }

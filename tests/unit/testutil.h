@@ -15,8 +15,55 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "tosca/tosca.h"
+
+/* Removes a file or a directory tree (test data only); missing is fine. */
+static inline void test_rm_tree(const char *path)
+{
+    struct stat st;
+    struct dirent *e;
+    char sub[1024];
+    DIR *d;
+
+    if (lstat(path, &st) < 0)
+        return;
+    if (!S_ISDIR(st.st_mode)) {
+        unlink(path);
+        return;
+    }
+    d = opendir(path);
+    while (d && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) < (int)sizeof(sub))
+            test_rm_tree(sub);
+    }
+    if (d)
+        closedir(d);
+    rmdir(path);
+}
+
+/* How many resources a sim cloud holds, from its inventory file (0 when the
+ * file does not exist yet). */
+static inline size_t test_sim_resources(const char *inventory_path)
+{
+    json_error_t err;
+    json_t *inv = json_load_file(inventory_path, 0, &err), *res;
+    size_t n;
+
+    if (inv == NULL)
+        return 0;
+    res = json_object_get(inv, "resources");
+    n = json_is_object(res) ? json_object_size(res) : json_array_size(res);
+    json_decref(inv);
+    return n;
+}
 
 /* The shared corpus directory: $CORPUS, else ../shared/corpus. */
 static inline const char *test_corpus_dir(void)
