@@ -88,8 +88,8 @@ void orc_log(orc_log_level_t level, const char *subsystem, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s.%03ldZ %s %s: %s\n", when, ts.tv_nsec / 1000000, names[level],
-            subsystem, line);
+    fprintf(stderr, "%s.%03ldZ %s %s: %s\n", when, ts.tv_nsec / 1000000, names[level], subsystem,
+            line);
 }
 
 int64_t orc_now_ms(void)
@@ -121,11 +121,22 @@ int orc_uuid7(char out[ORC_UUID_LEN])
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
     b[6] = (unsigned char)(0x70 | (b[6] & 0x0F)); /* version 7 */
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3F)); /* RFC 9562 variant */
-    snprintf(out, ORC_UUID_LEN,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    orc_uuid_format(b, out);
     return 0;
+}
+
+void orc_uuid_format(const unsigned char b[16], char out[ORC_UUID_LEN])
+{
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = '\0';
 }
 
 bool orc_uuid_valid(const char *s)
@@ -133,8 +144,8 @@ bool orc_uuid_valid(const char *s)
     for (int i = 0; i < 36; i++) {
         bool dash = i == 8 || i == 13 || i == 18 || i == 23;
         char c = s[i];
-        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-                                (c >= 'A' && c <= 'F')))
+        if (dash ? c != '-'
+                 : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
             return false;
     }
     return s[36] == '\0';

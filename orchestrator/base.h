@@ -46,6 +46,8 @@ const char *orc_time_format(int64_t ms, char *buf);
  * errno-style code when the system's random source fails. */
 #define ORC_UUID_LEN 37
 int orc_uuid7(char out[ORC_UUID_LEN]);
+/* 16 bytes as "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (lower case). */
+void orc_uuid_format(const unsigned char b[16], char out[ORC_UUID_LEN]);
 /* True if s is a UUID in canonical text form (any version). */
 bool orc_uuid_valid(const char *s);
 

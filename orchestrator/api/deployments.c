@@ -187,12 +187,15 @@ static int reply_when_durable(orc_api_req_t *req, struct orc_deployments_api *ct
 
 static int send_deployment(orc_api_req_t *req, int status, const orc_deployment_t *d)
 {
-    json_t *j = NULL;
-    int rc = orc_deployment_to_json(d, orc_api_req_base_url(req), &j);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = orc_deployment_json_text(d, orc_api_req_base_url(req), &text, &len);
 
     if (rc < 0)
         return orc_api_req_fail(req, 500, "cannot render the deployment");
-    return orc_api_send_json_new(req, status, j);
+    rc = orc_api_send_body(req, status, "application/json", text, len);
+    orc_free(text);
+    return rc;
 }
 
 static int store_fail(orc_api_req_t *req, struct orc_deployments_api *ctx, int rc, const char *uuid)

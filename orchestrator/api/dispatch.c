@@ -29,8 +29,7 @@ static void req_dispose(void *p)
         orc_api_stream_gone(req->stream);
     /* 499: closed before an answer was sent (nginx's convention) */
     if (req->series != NULL)
-        orc_metrics_observe(req->series, req->status ? req->status : 499,
-                            streamed ? -1 : seconds);
+        orc_metrics_observe(req->series, req->status ? req->status : 499, streamed ? -1 : seconds);
     api->metrics.requests_in_flight--;
     orc_httpd_request_done(api->http, req->conn);
 }
@@ -54,12 +53,10 @@ static bool id_is_sane(const char *s, size_t len)
  * processes. */
 static void fast_uuid7(char out[ORC_UUID_LEN])
 {
-    static const char hex[] = "0123456789abcdef";
     static unsigned char seed[10];
     static uint64_t counter;
     unsigned char b[16];
     uint64_t ms = (uint64_t)orc_now_ms(), low = 0;
-    char *o = out;
 
     if (counter == 0 && getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
         memcpy(seed, &ms, sizeof(ms)); /* no entropy: still unique in the process */
@@ -74,13 +71,7 @@ static void fast_uuid7(char out[ORC_UUID_LEN])
     b[7] = seed[1];
     b[8] = (unsigned char)(0x80 | (seed[2] & 0x3f)); /* RFC 9562 variant */
     b[9] = seed[3];
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *o++ = '-';
-        *o++ = hex[b[i] >> 4];
-        *o++ = hex[b[i] & 15];
-    }
-    *o = '\0';
+    orc_uuid_format(b, out);
 }
 
 static void set_request_id(orc_api_req_t *req)

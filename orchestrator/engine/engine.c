@@ -340,5 +340,6 @@ void orc_engine_free(struct orc_engine *eng)
     if (eng == NULL)
         return;
     orc_free(eng->esites);
+    orc_free(eng->rindex);
     orc_free(eng);
 }

@@ -139,7 +139,9 @@ struct run {
     bool planned;              /* the deployment had a plan when the run was built */
     struct inst *target;       /* RUN_ACTION: the resource acted on */
     bool action_start;         /* RUN_ACTION: start (else stop) */
-    struct run *next;
+    struct run *next, *prev;   /* the engine's runs */
+    struct run *hnext;         /* the engine's index by uuid */
+    bool listed;               /* on the list and in the index */
 };
 
 struct orc_http;
@@ -165,6 +167,8 @@ struct orc_engine {
     size_t nsites;
     size_t opening;
     struct run *runs;
+    struct run **rindex; /* runs by uuid: chains of rindex_size buckets */
+    size_t rindex_size, nruns;
     size_t abandoned; /* abandoned runs not freed yet */
     orc_engine_done_fn ready, done;
     void *ready_ud, *done_ud;

@@ -49,12 +49,90 @@ static void fail_attempt(struct run *r, const char *fmt, ...)
                 orc_drv_cancel(r->site->site, &r->nodes[n].inst[i].op);
 }
 
+/* ---- the engine's runs: a list, and an index by uuid (tens of thousands
+ * can be in flight: no lookup walks them) ---- */
+
+static size_t uuid_bucket(const char *uuid, size_t size)
+{
+    uint64_t h = 1469598103934665603ull;
+
+    for (; *uuid; uuid++)
+        h = (h ^ (unsigned char)*uuid) * 1099511628211ull;
+    return (size_t)(h % size);
+}
+
 static struct run *find_run(const struct orc_engine *eng, const char *uuid)
 {
-    for (struct run *r = eng->runs; r; r = r->next)
+    if (eng->rindex_size == 0)
+        return NULL;
+    for (struct run *r = eng->rindex[uuid_bucket(uuid, eng->rindex_size)]; r; r = r->hnext)
         if (strcmp(r->uuid, uuid) == 0)
             return r;
     return NULL;
+}
+
+/* Doubles the index when it holds twice as many runs as buckets. */
+static int index_grow(struct orc_engine *eng)
+{
+    size_t size = eng->rindex_size ? eng->rindex_size * 2 : 256;
+    struct run **idx;
+
+    if (eng->rindex_size > 0 && eng->nruns < eng->rindex_size * 2)
+        return 0;
+    idx = orc_calloc(size, sizeof(*idx));
+    if (idx == NULL)
+        return ORC_ENOMEM;
+    for (struct run *r = eng->runs; r; r = r->next) {
+        size_t b = uuid_bucket(r->uuid, size);
+        r->hnext = idx[b];
+        idx[b] = r;
+    }
+    orc_free(eng->rindex);
+    eng->rindex = idx;
+    eng->rindex_size = size;
+    return 0;
+}
+
+static int runs_add(struct orc_engine *eng, struct run *r)
+{
+    size_t b;
+    int rc = index_grow(eng);
+
+    if (rc < 0)
+        return rc;
+    b = uuid_bucket(r->uuid, eng->rindex_size);
+    r->hnext = eng->rindex[b];
+    eng->rindex[b] = r;
+    r->prev = NULL;
+    r->next = eng->runs;
+    if (eng->runs)
+        eng->runs->prev = r;
+    eng->runs = r;
+    r->listed = true;
+    eng->nruns++;
+    return 0;
+}
+
+/* Off the list and the index; nothing when it is not on them. */
+static void runs_remove(struct orc_engine *eng, struct run *r)
+{
+    struct run **pp;
+
+    if (!r->listed)
+        return;
+    pp = &eng->rindex[uuid_bucket(r->uuid, eng->rindex_size)];
+    while (*pp != r)
+        pp = &(*pp)->hnext;
+    *pp = r->hnext;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        eng->runs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->next = r->prev = r->hnext = NULL;
+    r->listed = false;
+    eng->nruns--;
 }
 
 static struct engine_site *site_by_name(struct orc_engine *eng, const char *name)
@@ -154,8 +232,9 @@ static int run_new_planned(struct orc_engine *eng, const char *uuid, enum run_wh
     drop_spec(r);
     if (rc < 0)
         goto out_free;
-    r->next = eng->runs;
-    eng->runs = r;
+    rc = runs_add(eng, r);
+    if (rc < 0)
+        goto out_free;
     *out = r;
     return 0;
 out_free:
@@ -187,12 +266,7 @@ static void timer_closed(uv_handle_t *h)
 
 void orc__run_free(struct run *r)
 {
-    struct run **pp = &r->eng->runs;
-
-    while (*pp && *pp != r)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = r->next;
+    runs_remove(r->eng, r);
     r->eng->closing_timers++; /* handle closes pending, counted for close */
     uv_close((uv_handle_t *)&r->timer, timer_closed);
 }
@@ -1050,15 +1124,12 @@ int orc_engine_delete_opts(struct orc_engine *eng, const char *uuid, bool force)
 
 void orc_engine_abandon(struct orc_engine *eng, const char *uuid)
 {
-    struct run *r = find_run(eng, uuid), **pp = &eng->runs;
+    struct run *r = find_run(eng, uuid);
 
     if (r == NULL)
         return;
     orc_log(ORC_LOG_WARN, LOG, "deployment %s: the engine lets go of it", uuid);
-    while (*pp != r)
-        pp = &(*pp)->next;
-    *pp = r->next; /* not found any more: the deployment is free */
-    r->next = NULL;
+    runs_remove(eng, r); /* not found any more: the deployment is free */
     r->abandoned = true;
     eng->abandoned++;
     r->stopping = true;
@@ -1120,11 +1191,7 @@ bool orc_engine_busy(const struct orc_engine *eng, const char *uuid)
 
 size_t orc_engine_active(const struct orc_engine *eng)
 {
-    size_t n = 0;
-
-    for (const struct run *r = eng->runs; r; r = r->next)
-        n++;
-    return n;
+    return eng->nruns;
 }
 
 /* ---- user actions on one resource: start, stop ---- */

@@ -4,6 +4,8 @@
  * builder that remembers the first allocation failure, so each renderer is a
  * flat list of fields with one check at the end.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
@@ -125,48 +127,214 @@ static json_t *links(json_t *const *items, int n)
     return arr;
 }
 
-/* {"issuer": ..., "subject": ...} */
-static json_t *created_by(const orc_deployment_t *d)
-{
-    struct jb b;
+/* ---- deployments as text: GET /deployments/{id} is the API's hot path ---- */
 
-    jb_init(&b);
-    jb_str(&b, "issuer", d->created_by.issuer);
-    jb_str(&b, "subject", d->created_by.subject);
-    if (b.rc < 0) {
-        json_decref(b.obj);
-        return NULL;
+/* A growable text buffer that remembers the first allocation failure. */
+struct tb {
+    char *buf;
+    size_t len, cap;
+    int rc;
+};
+
+static void tb_raw(struct tb *b, const char *s, size_t n)
+{
+    if (b->rc < 0)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        char *nb;
+        while (b->len + n + 1 > cap)
+            cap *= 2;
+        nb = orc_realloc(b->buf, cap);
+        if (nb == NULL) {
+            b->rc = ORC_ENOMEM;
+            return;
+        }
+        b->buf = nb;
+        b->cap = cap;
     }
-    return b.obj;
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = '\0';
 }
 
-int orc_deployment_to_json(const orc_deployment_t *d, const char *base_url, json_t **out)
+static void tb_lit(struct tb *b, const char *s)
 {
-    struct jb b;
+    tb_raw(b, s, strlen(s));
+}
 
-    if (d == NULL || out == NULL || orc_dep_status_name(d->status) == NULL ||
+/* Bytes of the valid UTF-8 sequence at s (1-4), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    size_t n = s[0] < 0x80                   ? 1
+               : s[0] >= 0xc2 && s[0] < 0xe0 ? 2
+               : s[0] >= 0xe0 && s[0] < 0xf0 ? 3
+               : s[0] >= 0xf0 && s[0] < 0xf5 ? 4
+                                             : 0;
+
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+        (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+        return 0; /* overlong, surrogate, beyond U+10FFFF */
+    return n;
+}
+
+/* s as a JSON string; bytes that are not UTF-8 are sent as '?' (as str()). */
+static void tb_str(struct tb *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    char esc[8];
+
+    tb_raw(b, "\"", 1);
+    while (*p) {
+        size_t run = 0, n;
+        while (p[run] >= 0x20 && p[run] != '"' && p[run] != '\\' && p[run] < 0x80)
+            run++;
+        tb_raw(b, (const char *)p, run);
+        p += run;
+        if (*p == '\0')
+            break;
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p++;
+            tb_raw(b, esc, 2);
+        } else if (*p < 0x20) {
+            tb_raw(b, esc, (size_t)snprintf(esc, sizeof(esc), "\\u%04x", *p++));
+        } else if ((n = utf8_seq(p)) > 0) {
+            tb_raw(b, (const char *)p, n);
+            p += n;
+        } else {
+            tb_raw(b, "?", 1);
+            p++;
+        }
+    }
+    tb_raw(b, "\"", 1);
+}
+
+/* ,"key":"value" (no comma right after the opening brace) */
+static void tb_field(struct tb *b, const char *key, const char *value)
+{
+    bool first = b->len > 0 && b->buf[b->len - 1] == '{';
+
+    tb_raw(b, first ? "\"" : ",\"", first ? 1 : 2);
+    tb_lit(b, key);
+    tb_raw(b, "\":", 2);
+    tb_str(b, value);
+}
+
+static void tb_opt_field(struct tb *b, const char *key, const char *value)
+{
+    if (value != NULL)
+        tb_field(b, key, value);
+}
+
+static void tb_time(struct tb *b, const char *key, int64_t ms)
+{
+    char buf[ORC_TIME_LEN];
+
+    tb_field(b, key, orc_time_format(ms, buf));
+}
+
+/* ,"key":<v as compact JSON> */
+static void tb_json(struct tb *b, const char *key, const json_t *v)
+{
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+    if (text == NULL) {
+        b->rc = ORC_ENOMEM;
+        return;
+    }
+    tb_raw(b, ",\"", 2);
+    tb_lit(b, key);
+    tb_raw(b, "\":", 2);
+    tb_lit(b, text);
+    free(text); /* jansson's allocator */
+}
+
+static void tb_link(struct tb *b, const char *rel, const char *base_url, const char *uuid,
+                    const char *suffix)
+{
+    char *href = orc_asprintf("%.*s/deployments/%s%s", base_len(base_url), base_url ? base_url : "",
+                              uuid, suffix);
+
+    if (href == NULL) {
+        b->rc = ORC_ENOMEM;
+        return;
+    }
+    tb_lit(b, "{\"rel\":");
+    tb_str(b, rel);
+    tb_lit(b, ",\"href\":");
+    tb_str(b, href);
+    tb_lit(b, "}");
+    orc_free(href);
+}
+
+int orc_deployment_json_text(const orc_deployment_t *d, const char *base_url, char **text,
+                             size_t *len)
+{
+    struct tb b = {0};
+
+    if (d == NULL || text == NULL || orc_dep_status_name(d->status) == NULL ||
         orc_task_name(d->task) == NULL)
         return ORC_EINVAL;
+    *text = NULL;
+    tb_lit(&b, "{");
+    tb_field(&b, "uuid", d->uuid);
+    tb_time(&b, "creationTime", d->created_ms);
+    tb_time(&b, "updateTime", d->updated_ms);
+    tb_field(&b, "status", orc_dep_status_name(d->status));
+    tb_opt_field(&b, "statusReason", d->status_reason);
+    tb_field(&b, "task", orc_task_name(d->task));
+    if (d->outputs)
+        tb_json(&b, "outputs", d->outputs);
+    else
+        tb_lit(&b, ",\"outputs\":{}");
+    tb_opt_field(&b, "physicalId", d->physical_id);
+    tb_opt_field(&b, "callback", d->callback);
+    tb_opt_field(&b, "userGroup", d->user_group);
+    tb_opt_field(&b, "cloudProviderName", d->cloud_provider_name);
+    if (d->cloud_provider_endpoint)
+        tb_json(&b, "cloudProviderEndpoint", d->cloud_provider_endpoint);
+    tb_lit(&b, ",\"createdBy\":{\"issuer\":");
+    tb_str(&b, d->created_by.issuer);
+    tb_lit(&b, ",\"subject\":");
+    tb_str(&b, d->created_by.subject);
+    tb_lit(&b, "},\"links\":[");
+    tb_link(&b, "self", base_url, d->uuid, "");
+    tb_lit(&b, ",");
+    tb_link(&b, "resources", base_url, d->uuid, "/resources");
+    tb_lit(&b, ",");
+    tb_link(&b, "template", base_url, d->uuid, "/template");
+    tb_lit(&b, "]}");
+    if (b.rc < 0) {
+        orc_free(b.buf);
+        return b.rc;
+    }
+    *text = b.buf;
+    if (len)
+        *len = b.len;
+    return 0;
+}
+
+/* The same as an object: one renderer for both, so they never differ. */
+int orc_deployment_to_json(const orc_deployment_t *d, const char *base_url, json_t **out)
+{
+    json_error_t err;
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (out == NULL)
+        return ORC_EINVAL;
     *out = NULL;
-    jb_init(&b);
-    jb_str(&b, "uuid", d->uuid);
-    jb_time(&b, "creationTime", d->created_ms);
-    jb_time(&b, "updateTime", d->updated_ms);
-    jb_str(&b, "status", orc_dep_status_name(d->status));
-    jb_opt_str(&b, "statusReason", d->status_reason);
-    jb_str(&b, "task", orc_task_name(d->task));
-    jb_set(&b, "outputs", d->outputs ? json_deep_copy(d->outputs) : json_object());
-    jb_opt_str(&b, "physicalId", d->physical_id);
-    jb_opt_str(&b, "callback", d->callback);
-    jb_opt_str(&b, "userGroup", d->user_group);
-    jb_opt_str(&b, "cloudProviderName", d->cloud_provider_name);
-    jb_opt_copy(&b, "cloudProviderEndpoint", d->cloud_provider_endpoint);
-    jb_set(&b, "createdBy", created_by(d));
-    json_t *l[] = {make_link("self", base_url, d->uuid, "", NULL),
-                   make_link("resources", base_url, d->uuid, "/resources", NULL),
-                   make_link("template", base_url, d->uuid, "/template", NULL)};
-    jb_set(&b, "links", links(l, 3));
-    return jb_finish(&b, out);
+    rc = orc_deployment_json_text(d, base_url, &text, &len);
+    if (rc < 0)
+        return rc;
+    *out = json_loadb(text, len, 0, &err);
+    orc_free(text);
+    return *out ? 0 : ORC_ENOMEM;
 }
 
 int orc_resource_to_json(const orc_resource_t *r, const char *base_url, json_t **out)

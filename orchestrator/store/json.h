@@ -24,6 +24,11 @@
  *  "subject"}, "links":[self, resources, template]}; [] fields only when set;
  * times "yyyy-MM-dd'T'HH:mm+0000" (UTC, minute precision). */
 int orc_deployment_to_json(const orc_deployment_t *d, const char *base_url, json_t **out);
+/* The same object as compact JSON text, written directly (the API's GET of a
+ * deployment sends it as is). *text is freed with orc_free; *len (may be
+ * NULL) is its length. */
+int orc_deployment_json_text(const orc_deployment_t *d, const char *base_url, char **text,
+                             size_t *len);
 
 /* {"uuid", "creationTime", "updateTime", ["physicalId"], "state",
  *  "toscaNodeType", "toscaNodeName", "requiredBy" ([] when none),

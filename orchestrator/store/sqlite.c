@@ -665,11 +665,25 @@ static void sq_close(orc_store_t *s)
     orc_free(q);
 }
 
+/* No memory statistics: SQLite would count every allocation under a global
+ * mutex, a few percent of the engine's time (docs/performance.md). Only
+ * possible before SQLite's first initialization; later calls change nothing. */
+static void sq_configure_library(void)
+{
+    static bool done;
+
+    if (!done) {
+        done = true;
+        (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    }
+}
+
 static int sq_connect(struct sq_store *q, const char *target, char *err, size_t errlen)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     int src, rc = 0;
 
+    sq_configure_library();
     if (!q->memory) {
         rc = make_parents(target, err, errlen);
         if (rc == 0)

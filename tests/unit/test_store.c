@@ -1436,6 +1436,15 @@ static void json_deployment_as_api(void **state)
     assert_int_equal(orc_deployment_to_json(got, "", &j), 0);
     assert_string_equal(json_string_value(json_object_get(j, "statusReason")), "bad ? byte");
     json_decref(j);
+    /* quotes, backslashes, control characters and UTF-8 of every length are
+     * escaped or kept; a surrogate's bytes are not UTF-8 */
+    orc_free(got->status_reason);
+    got->status_reason =
+        orc_strdup("q\"\\ \n\t\x01 \xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80 \xed\xa0\x80.");
+    assert_int_equal(orc_deployment_to_json(got, "", &j), 0);
+    assert_string_equal(json_string_value(json_object_get(j, "statusReason")),
+                        "q\"\\ \n\t\x01 \xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80 ???.");
+    json_decref(j);
     got->status = (orc_dep_status_t)50;
     assert_int_equal(orc_deployment_to_json(got, "", &j), ORC_EINVAL);
     assert_int_equal(orc_deployment_to_json(NULL, "", &j), ORC_EINVAL);
