@@ -201,6 +201,31 @@ int orc__sq_end(struct sq_store *q, int rc)
     return rc < 0 ? group_lost(q, rc) : 0;
 }
 
+int orc__sq_begin_lite(struct sq_store *q, int64_t *changes)
+{
+    const struct orc__store_group *g = &q->base.group;
+
+    *changes = sqlite3_total_changes64(q->db);
+    if (!g->open)
+        return orc__sq_run(q, SQ_BEGIN, "begin transaction");
+    if (g->failed < 0)
+        return orc__store_failf(&q->base, g->failed, "the group of writes was rolled back: %s",
+                                g->why);
+    return 0;
+}
+
+int orc__sq_end_lite(struct sq_store *q, int rc, int64_t changes)
+{
+    bool wrote = sqlite3_total_changes64(q->db) != changes;
+
+    if (!q->base.group.open || q->base.group.failed < 0)
+        return orc__sq_end(q, rc);
+    if (sqlite3_get_autocommit(q->db)) /* SQLite rolled the whole group back */
+        return group_lost(
+            q, rc < 0 ? rc : orc__store_failf(&q->base, ORC_EIO, "the group's transaction ended"));
+    return rc < 0 && wrote ? group_lost(q, rc) : rc;
+}
+
 int orc__sq_read_begin(struct sq_store *q)
 {
     if (q->base.group.open)

@@ -259,8 +259,7 @@ int orc__sq_deployment_insert(orc_store_t *s, orc_deployment_t *ds, size_t n, in
 
 /* ---- get and lists ------------------------------------------------------------------- */
 
-int orc__sq_deployment_get(orc_store_t *s, const char *uuid, bool with_spec,
-                           orc_deployment_t **out)
+int orc__sq_deployment_get(orc_store_t *s, const char *uuid, bool with_spec, orc_deployment_t **out)
 {
     struct sq_store *q = sq_of(s);
     struct sq_bind b = {.q = q};
@@ -543,12 +542,12 @@ static int update_body(struct sq_store *q, const orc_dep_update_t *u, int64_t *n
 int orc__sq_deployment_update(orc_store_t *s, const orc_dep_update_t *u, int64_t *new_version)
 {
     struct sq_store *q = sq_of(s);
-    int64_t version = 0;
-    int rc = orc__sq_begin(q);
+    int64_t version = 0, changes;
+    int rc = orc__sq_begin_lite(q, &changes);
 
     if (rc == 0)
         rc = update_body(q, u, &version);
-    rc = orc__sq_end(q, rc);
+    rc = orc__sq_end_lite(q, rc, changes);
     if (rc == 0 && new_version)
         *new_version = version;
     return rc;

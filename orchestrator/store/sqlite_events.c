@@ -141,11 +141,12 @@ int orc__sq_attempt_start(orc_store_t *s, const char *deployment_uuid, int attem
                           const char *site_name)
 {
     struct sq_store *q = sq_of(s);
-    int rc = orc__sq_begin(q);
+    int64_t changes;
+    int rc = orc__sq_begin_lite(q, &changes);
 
     if (rc == 0)
         rc = start_body(q, deployment_uuid, attempt, site_name, orc_now_ms());
-    return orc__sq_end(q, rc);
+    return orc__sq_end_lite(q, rc, changes);
 }
 
 /* The attempt's site (new string) if it exists and is still running. */
@@ -203,11 +204,12 @@ int orc__sq_attempt_end(orc_store_t *s, const char *deployment_uuid, int attempt
                         const char *error)
 {
     struct sq_store *q = sq_of(s);
-    int rc = orc__sq_begin(q);
+    int64_t changes;
+    int rc = orc__sq_begin_lite(q, &changes);
 
     if (rc == 0)
         rc = end_body(q, deployment_uuid, attempt, ok, error, orc_now_ms());
-    return orc__sq_end(q, rc);
+    return orc__sq_end_lite(q, rc, changes);
 }
 
 static int read_attempt(struct sq_store *q, sqlite3_stmt *st, orc_attempt_t *a)

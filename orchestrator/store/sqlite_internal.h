@@ -113,6 +113,15 @@ void orc__sq_rollback(struct sq_store *q);
  * is marked broken (orc__store_group_break) and begin refuses later writes. */
 int orc__sq_begin(struct sq_store *q);
 int orc__sq_end(struct sq_store *q, int rc);
+/* The same for a write whose first changing statement is the only one that
+ * can fail on its own (no row matched, a constraint: SQLite undoes that
+ * statement alone), the rest (its event) only as the disk or memory fails:
+ * inside a group it runs without a savepoint, which inside a large group
+ * costs more than the write (docs/store.md). A failure once something was
+ * changed (changes: sqlite3_total_changes64 at begin) leaves the group
+ * half-written, so the group is lost (its commit fails). */
+int orc__sq_begin_lite(struct sq_store *q, int64_t *changes);
+int orc__sq_end_lite(struct sq_store *q, int rc, int64_t changes);
 /* Read slots that need one snapshot for several statements: BEGIN DEFERRED
  * ... COMMIT (ROLLBACK on failure); nothing inside a group, whose transaction
  * is the snapshot (and shows the group's writes). */

@@ -89,8 +89,10 @@ static int resource_event(struct sq_store *q, const char *deployment_uuid, const
     if (message == NULL && line == NULL)
         return orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
     if (json_escape(node, esc, sizeof(esc))) {
-        snprintf(data, sizeof(data), "{\"resource\":\"%s\",\"node\":\"%s\",\"index\":%d,"
-                 "\"state\":\"%s\"}", uuid, esc, index, orc_res_state_name(st));
+        snprintf(data, sizeof(data),
+                 "{\"resource\":\"%s\",\"node\":\"%s\",\"index\":%d,"
+                 "\"state\":\"%s\"}",
+                 uuid, esc, index, orc_res_state_name(st));
         rc = orc__sq_event_insert_text(q, deployment_uuid, now, type, message ? message : line,
                                        data, NULL, NULL);
     } else { /* a node name too long for the buffer: jansson writes it */
@@ -156,11 +158,16 @@ int orc__sq_resources_insert(orc_store_t *s, orc_resource_t *rs, size_t n)
 {
     struct sq_store *q = sq_of(s);
     int64_t now = orc_now_ms();
-    int rc = orc__sq_begin(q);
+    int64_t changes = 0;
+    /* one row: its insert is the only statement that can fail on its own */
+    int rc = n == 1 ? orc__sq_begin_lite(q, &changes) : orc__sq_begin(q);
 
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = insert_one(q, &rs[i], now);
-    rc = orc__sq_end(q, rc);
+    if (n == 1)
+        rc = orc__sq_end_lite(q, rc, changes);
+    else
+        rc = orc__sq_end(q, rc);
     for (size_t i = 0; i < n; i++) {
         if (rc < 0) {
             rs[i].uuid[0] = '\0';
@@ -333,8 +340,26 @@ static void bind_update(struct sq_bind *b, const orc_res_update_t *u)
     orc__sq_b_text(b, 19, (f & ORC_RES_F_SPEC) ? v->spec : NULL);
 }
 
-static int update_row(struct sq_store *q, const orc_res_update_t *u, int64_t version, int64_t now,
-                      int64_t *new_version)
+/* Reads the head of the row an UPDATE ... RETURNING answered (columns
+ * version, deployment_uuid, node_name, instance_index, state). */
+static int returned_head(struct sq_store *q, sqlite3_stmt *st, struct res_head *h)
+{
+    const char *state = (const char *)sqlite3_column_text(st, 4);
+    int rc = orc__sq_col_uuid(q, st, 1, h->deployment_uuid);
+
+    if (rc == 0)
+        rc = orc__sq_col_text(q, st, 2, &h->node_name);
+    h->version = sqlite3_column_int64(st, 0);
+    h->index = sqlite3_column_int(st, 3);
+    if (rc == 0 && orc_res_state_parse(state, &h->state) < 0)
+        rc = orc__store_failf(&q->base, ORC_EFORMAT, "stored state is unknown");
+    return rc;
+}
+
+/* One statement updates the row and answers what the event needs; only
+ * when it matched nothing is the row read, to say why. */
+static int update_row(struct sq_store *q, const orc_res_update_t *u, int64_t now,
+                      struct res_head *h)
 {
     struct sq_bind b = {.q = q};
     int rc = orc__sq_stmt(q, SQ_RES_UPDATE, &b.st);
@@ -342,26 +367,38 @@ static int update_row(struct sq_store *q, const orc_res_update_t *u, int64_t ver
     if (rc < 0)
         return rc;
     orc__sq_b_text(&b, 1, u->uuid);
-    orc__sq_b_int(&b, 2, version);
+    orc__sq_b_int(&b, 2, u->expect_version);
     orc__sq_b_int(&b, 3, now);
     bind_update(&b, u);
-    return orc__sq_cas_finish(&b, "update resource", "resource", u->uuid, new_version);
+    rc = orc__sq_b_done(&b, "update resource");
+    if (rc == 0)
+        rc = orc__sq_step(q, b.st, "update resource");
+    if (rc == 1) {
+        rc = returned_head(q, b.st, h);
+        if (rc == 0)
+            rc = orc__sq_step(q, b.st, "update resource"); /* RETURNING to completion */
+    } else if (rc == 0) {
+        rc = ORC_ENOTFOUND; /* nothing matched: below says which */
+    }
+    orc__sq_release(b.st);
+    return rc;
 }
 
 static int update_body(struct sq_store *q, const orc_res_update_t *u, int64_t *new_version)
 {
     struct res_head h = {0};
     int64_t now = orc_now_ms();
-    int rc = read_head(q, u->uuid, &h);
+    int rc = update_row(q, u, now, &h);
 
-    if (rc == 0 && u->expect_version && u->expect_version != h.version)
-        rc = orc__store_failf(&q->base, ORC_ECONFLICT,
-                              "the resource %s changed (version %lld, expected %lld)", u->uuid,
-                              (long long)h.version, (long long)u->expect_version);
+    if (rc == ORC_ENOTFOUND) {
+        rc = read_head(q, u->uuid, &h); /* ORC_ENOTFOUND when it does not exist */
+        if (rc == 0)
+            rc = orc__store_failf(&q->base, ORC_ECONFLICT,
+                                  "the resource %s changed (version %lld, expected %lld)", u->uuid,
+                                  (long long)h.version, (long long)u->expect_version);
+    }
     if (rc == 0)
-        rc = update_row(q, u, h.version, now, new_version);
-    if (rc == 0 && (u->set & ORC_RES_F_STATE))
-        h.state = u->values->state;
+        *new_version = h.version;
     if (rc == 0)
         rc = resource_event(q, h.deployment_uuid,
                             (u->set & ORC_RES_F_STATE) ? "resource.state" : "resource.updated",
@@ -373,12 +410,12 @@ static int update_body(struct sq_store *q, const orc_res_update_t *u, int64_t *n
 int orc__sq_resource_update(orc_store_t *s, const orc_res_update_t *u, int64_t *new_version)
 {
     struct sq_store *q = sq_of(s);
-    int64_t version = 0;
-    int rc = orc__sq_begin(q);
+    int64_t version = 0, changes;
+    int rc = orc__sq_begin_lite(q, &changes);
 
     if (rc == 0)
         rc = update_body(q, u, &version);
-    rc = orc__sq_end(q, rc);
+    rc = orc__sq_end_lite(q, rc, changes);
     if (rc == 0 && new_version)
         *new_version = version;
     return rc;

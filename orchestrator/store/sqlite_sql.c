@@ -232,7 +232,8 @@ const char *const orc__sq_sql[SQ__COUNT] = {
                       " required_by = CASE WHEN ?16 THEN ?17 ELSE required_by END,"
                       " spec = CASE WHEN ?18 THEN ?19 ELSE spec END,"
                       " version = version + 1, updated_ms = ?3"
-                      " WHERE uuid = ?1 AND version = ?2 RETURNING version",
+                      " WHERE uuid = ?1 AND (?2 = 0 OR version = ?2)"
+                      " RETURNING version, deployment_uuid, node_name, instance_index, state",
     [SQ_RES_DELETE] = "DELETE FROM resources WHERE uuid = ?1",
     [SQ_RES_COUNT] = "SELECT count(*) FROM resources r WHERE r.deployment_uuid = ?1"
                      " AND (?2 IS NULL OR r.node_type = ?2)",
