@@ -593,13 +593,12 @@ static int stored_instances(struct run *r, struct nrun *n, const struct rows *ro
     return rc;
 }
 
-static size_t room_for(const struct run *r, const struct nrun *n, const struct rows *rows)
+static size_t room_for(const struct nrun *n, const struct rows *rows)
 {
     size_t count =
         n->plan_node ? (size_t)json_integer_value(json_object_get(n->plan_node, "count")) : 0;
     size_t top = n->top ? n->top->ninst : 0;
 
-    (void)r;
     return rows->count + (count > top ? count : top) + 1;
 }
 
@@ -610,7 +609,7 @@ static int node_instances(struct run *r, struct nrun *n, const orc_resource_list
 
     if (rc < 0)
         return rc;
-    n->inst = orc_calloc(room_for(r, n, &rows), sizeof(*n->inst));
+    n->inst = orc_calloc(room_for(n, &rows), sizeof(*n->inst));
     if (n->inst == NULL)
         rc = ORC_ENOMEM;
     else if (r->what == RUN_CREATE)

@@ -208,21 +208,7 @@ static inline void fx_sleep_ms(int ms)
 /* A whole file, NUL-terminated (caller frees); NULL when it cannot be read. */
 static inline char *fx_read_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = calloc(1, (size_t)n + 1);
-    assert_non_null(buf);
-    n = (long)fread(buf, 1, (size_t)n, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
+    return test_read_file(path, NULL);
 }
 
 /* Writes dir/name with text, every "@DIR@" replaced by dir; path gets its path. */

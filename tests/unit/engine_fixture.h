@@ -155,17 +155,10 @@ static inline void submit_full(struct fx *f, const char *file, const char *input
     json_error_t je;
     json_t *inputs = json_loads(inputs_json, 0, &je), *plan = NULL;
     orc_deployment_t dep = {0};
-    char *text;
-    FILE *fp = fopen(file, "rb");
-    long len;
+    size_t len = 0;
+    char *text = test_read_file(file, &len);
 
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    len = ftell(fp);
-    rewind(fp);
-    text = calloc(1, (size_t)len + 1);
-    assert_int_equal(fread(text, 1, (size_t)len, fp), (size_t)len);
-    fclose(fp);
+    assert_non_null(text);
     tosca_diags_init(&d, false);
     assert_int_equal(tosca_load_buffer(f->tosca, file, text, (size_t)len, &t, &d), 0);
     assert_int_equal(tosca_plan(t, inputs, &plan, &d), 0);

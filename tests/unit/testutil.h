@@ -23,6 +23,27 @@
 
 #include "tosca/tosca.h"
 
+/* A whole file, NUL-terminated (caller frees), its length in *len (may be
+ * NULL); NULL when it cannot be read whole. */
+static inline char *test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n = 0;
+
+    if (f == NULL)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = calloc(1, (size_t)n + 1)) != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf && len)
+        *len = (size_t)n;
+    fclose(f);
+    return buf;
+}
+
 /* Removes a file or a directory tree (test data only); missing is fine. */
 static inline void test_rm_tree(const char *path)
 {
