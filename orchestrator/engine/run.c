@@ -520,8 +520,7 @@ static void start_action(struct run *r, struct inst *in)
 {
     struct nrun *n = in->node;
 
-    if ((in->act == ACT_RESTART || in->act == ACT_REPLACE) && !in->prepared &&
-        (in->act == ACT_REPLACE || is_workload(n))) {
+    if (!in->prepared && (in->act == ACT_REPLACE || (in->act == ACT_RESTART && is_workload(n)))) {
         prepare(r, in);
         return;
     }

@@ -40,16 +40,12 @@ struct fx {
 
 static int setup(void **state)
 {
-    const char *tmp = getenv("TMPDIR");
     struct fx *f = calloc(1, sizeof(*f));
     char err[256];
 
     if (f == NULL)
         return -1;
-    if (tmp == NULL || *tmp == '\0')
-        tmp = "/tmp";
-    snprintf(f->dir, sizeof(f->dir), "%s/orc-commit-XXXXXX", tmp);
-    if (mkdtemp(f->dir) == NULL || uv_loop_init(&f->loop) != 0) {
+    if (test_mkdtemp(f->dir, sizeof(f->dir), "orc-commit") < 0 || uv_loop_init(&f->loop) != 0) {
         free(f);
         return -1;
     }

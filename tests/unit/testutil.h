@@ -44,6 +44,19 @@ static inline char *test_read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* Makes a fresh directory $TMPDIR/PREFIX-XXXXXX (TMPDIR unset: /tmp) into
+ * out; 0, or -1 when it cannot. */
+static inline int test_mkdtemp(char *out, size_t size, const char *prefix)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    if (tmp == NULL || *tmp == '\0')
+        tmp = "/tmp";
+    if (snprintf(out, size, "%s/%s-XXXXXX", tmp, prefix) >= (int)size)
+        return -1;
+    return mkdtemp(out) ? 0 : -1;
+}
+
 /* Removes a file or a directory tree (test data only); missing is fine. */
 static inline void test_rm_tree(const char *path)
 {
