@@ -69,8 +69,12 @@ BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 TYPES_YAML := $(wildcard tosca/types/*.yaml)
 
+# (its rules come before `all`: the default goal is said here)
+.DEFAULT_GOAL := all
+include gpu-runtime/gpu-runtime.mk
+
 .PHONY: all test run fuzz bench install clean deps check-clang
-all: $(LIBTOSCA) $(LIBORCH) $(ORCHCTL) $(DAEMON) $(PLUGIN_SO) $(TEST_PLUGIN_SO)
+all: $(LIBTOSCA) $(LIBORCH) $(ORCHCTL) $(DAEMON) $(PLUGIN_SO) $(TEST_PLUGIN_SO) $(GR_BINS)
 
 deps:
 	sh deploy/install-deps.sh
@@ -120,10 +124,11 @@ $(BUILD)/test-plugins/%.so: $$(subst .c,.o,$$(addprefix $(BUILD)/pic/,$$(wildcar
 	rm -f $(BUILD)/plugins/$*.so
 	$(CC) $(LDFLAGS) -shared -o $@ $^ $(PKG_LIBS) -lm
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIBTOSCA) $(LIBORCH)
+# tests link the gpu-runtime's libraries too (test_agent_*, test_train, test_serve)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIBTOSCA) $(LIBORCH) $(GR_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -iquote tosca -iquote tests/unit -iquote orchestrator $(CFLAGS) -o $@ $< \
-	    $(LIBORCH) $(LIBTOSCA) $(PKG_LIBS) $(TEST_LIBS) -ldl -lpthread -lm $(LDFLAGS)
+	$(CC) $(CPPFLAGS) -iquote tosca -iquote tests/unit $(GR_CPPFLAGS) $(CFLAGS) -o $@ $< \
+	    $(GR_LIBS) $(LIBORCH) $(LIBTOSCA) $(PKG_LIBS) $(TEST_LIBS) -ldl -lpthread -lm $(LDFLAGS)
 
 # bench programs link the daemon's subsystems too (bench_engine drives the engine)
 $(BUILD)/bench/%: tests/bench/%.c $(LIBTOSCA) $(LIBORCH)
@@ -134,6 +139,7 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIBTOSCA) $(LIBORCH)
 test: all $(UNIT_BIN) $(if $(SANITIZE),,check-clang)
 	@BUILD=$(BUILD) CORPUS=$(CORPUS) SANITIZE=$(SANITIZE) ORCHESTRATORD=$(DAEMON) \
 	    PLUGIN_DIR=$(BUILD)/plugins TEST_PLUGIN_DIR=$(BUILD)/test-plugins ORCHCTL=$(ORCHCTL) \
+	    GPU_AGENT=$(GPU_AGENT) GPU_TRAIN=$(GPU_TRAIN) GPU_SERVE=$(GPU_SERVE) \
 	    sh tests/run.sh $(UNIT_BIN)
 
 # The code builds warning-free with clang as well as gcc.
@@ -141,12 +147,13 @@ check-clang:
 	@command -v clang >/dev/null || { echo "clang is missing (deploy/install-deps.sh)"; exit 1; }
 	@$(MAKE) -s CC=clang BUILD=build/clang SANITIZE= all
 
-# Benchmarks (docs/performance.md): BENCH=tosca|http|creates|engine|rss (a list;
+# Benchmarks (docs/performance.md): BENCH=tosca|http|creates|engine|rss|agent (a list;
 # default all). Installs the benchmark-only tools (wrk, nginx-light, jq) first.
 bench: all $(BENCH_BIN)
 	@sh deploy/install-deps.sh --bench
 	@BUILD=$(BUILD) CORPUS=$(CORPUS) BENCH="$(BENCH)" ORCHESTRATORD=$(DAEMON) \
-	    PLUGIN_DIR=$(BUILD)/plugins HTTPLOAD=$(BUILD)/bench/httpload bash tests/bench/run.sh
+	    PLUGIN_DIR=$(BUILD)/plugins HTTPLOAD=$(BUILD)/bench/httpload GPU_AGENT=$(GPU_AGENT) \
+	    bash tests/bench/run.sh
 
 FUZZ_SECONDS ?= 600
 fuzz:
@@ -161,6 +168,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/orchestrator/plugins
 	install -m 0755 $(ORCHCTL) $(DESTDIR)$(PREFIX)/bin/orchctl
 	install -m 0755 $(BUILD)/bin/orchestratord $(DESTDIR)$(PREFIX)/bin/orchestratord
+	install -m 0755 $(GR_BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/orchestrator/plugins/
 
 clean:

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "api/deployments.h"
+#include "api/server.h"
 #include "base.h"
 #include "engine/drivers.h"
 #include "engine/engine.h"
@@ -28,6 +30,9 @@ struct orc_services {
     tosca_ctx_t *tosca;
     struct orc_deployments_api deployments;
     struct orc_events *events; /* live event streams */
+    struct orc_agent_api agent_api;
+    char agent_url[128];            /* where gpu-agents report */
+    unsigned char agent_key[32];    /* of their tokens */
     orc_commit_t *commit;      /* group commit of the store's writes */
     bool engine_ready;
     orc_services_done_fn done;
@@ -124,6 +129,54 @@ static void on_engine_ready(struct orc_engine *eng, void *data)
     orc_log(ORC_LOG_INFO, LOG, "engine ready: %zu site(s) open", orc_engine_site_count(eng));
 }
 
+/* The key of the agents' tokens: kept in the store's metadata, so that the
+ * tokens of running agents survive a restart; made at the first start. */
+static int agent_key(struct orc_services *svc)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *text = NULL, fresh[2 * sizeof(svc->agent_key) + 1];
+    int rc = orc_store_meta_get(svc->store, "agent_key", &text);
+
+    if (rc == 0 && text && strlen(text) == 2 * sizeof(svc->agent_key)) {
+        for (size_t i = 0; i < sizeof(svc->agent_key); i++) {
+            unsigned v;
+            sscanf(text + 2 * i, "%2x", &v);
+            svc->agent_key[i] = (unsigned char)v;
+        }
+        orc_free(text);
+        return 0;
+    }
+    orc_free(text);
+    if (getrandom(svc->agent_key, sizeof(svc->agent_key), 0) != (ssize_t)sizeof(svc->agent_key))
+        return ORC_EIO;
+    for (size_t i = 0; i < sizeof(svc->agent_key); i++) {
+        fresh[2 * i] = hex[svc->agent_key[i] >> 4];
+        fresh[2 * i + 1] = hex[svc->agent_key[i] & 15];
+    }
+    fresh[sizeof(fresh) - 1] = '\0';
+    return orc_store_meta_set(svc->store, "agent_key", fresh);
+}
+
+/* Where agents report: the public URL, else the first listener (a wildcard
+ * address as loopback, which is what the local site's agents reach). */
+static void agent_url(struct orc_services *svc, const orc_config_t *cfg, const orc_api_t *api)
+{
+    const orc_listen_addr_t *l = &cfg->listen[0];
+    bool v6 = l->family == AF_INET6;
+    const char *host = l->host;
+
+    if (cfg->public_url) {
+        snprintf(svc->agent_url, sizeof(svc->agent_url), "%s", cfg->public_url);
+        return;
+    }
+    if (strcmp(host, "0.0.0.0") == 0)
+        host = "127.0.0.1";
+    else if (strcmp(host, "::") == 0)
+        host = "::1";
+    snprintf(svc->agent_url, sizeof(svc->agent_url), v6 ? "http://[%s]:%u" : "http://%s:%u", host,
+             (unsigned)(orc_api_listener_count(api) ? orc_api_listener_port(api, 0) : l->port));
+}
+
 static int open_parts(struct orc_services *svc, const orc_config_t *cfg)
 {
     char path[PATH_MAX], err[256], plugins[PATH_MAX];
@@ -134,6 +187,11 @@ static int open_parts(struct orc_services *svc, const orc_config_t *cfg)
     rc = orc_store_open(path, &svc->store, err, sizeof(err));
     if (rc < 0) {
         orc_log(ORC_LOG_ERROR, LOG, "store %s: %s", path, err);
+        return rc;
+    }
+    rc = agent_key(svc);
+    if (rc < 0) {
+        orc_log(ORC_LOG_ERROR, LOG, "cannot make the agents' token key: %s", orc_strerror(rc));
         return rc;
     }
     rc = orc_drv_registry_new(svc->loop, &svc->reg);
@@ -175,6 +233,10 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
         rc = orc_events_new(loop, svc->store, svc->commit, 0, &svc->events);
     opts.notify = orc_events_notify;
     opts.notify_ud = svc->events;
+    agent_url(svc, cfg, api);
+    opts.agent_url = svc->agent_url;
+    opts.agent_key = svc->agent_key;
+    opts.agent_key_len = sizeof(svc->agent_key);
     if (rc == 0)
         rc = orc_engine_new(loop, svc->store, svc->reg, &svc->sites, &opts, &svc->engine);
     if (rc < 0)
@@ -190,6 +252,9 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
     rc = orc_api_deployments_register(api, &svc->deployments);
     if (rc == 0)
         rc = orc_api_events_register(api, svc->events);
+    svc->agent_api = (struct orc_agent_api){.engine = svc->engine, .commit = svc->commit};
+    if (rc == 0)
+        rc = orc_api_agent_register(api, &svc->agent_api);
     if (rc == 0)
         rc = orc_api_add_ready_check(api, "engine", engine_ready, svc);
     if (rc == 0)

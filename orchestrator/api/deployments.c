@@ -167,8 +167,8 @@ static void on_reply_durable(orc_commit_wait_t *w, int status)
 
 /* Answers status (with body, stolen; NULL: none) once what the handler
  * stored is on disk: "a 201 means the deployment is on disk". */
-static int reply_when_durable(orc_api_req_t *req, struct orc_deployments_api *ctx, int status,
-                              json_t *body)
+int orc_api_reply_when_durable(orc_api_req_t *req, struct orc_commit_s *commit, int status,
+                               json_t *body)
 {
     struct durable_reply *dr = orc_calloc(1, sizeof(*dr));
 
@@ -181,8 +181,14 @@ static int reply_when_durable(orc_api_req_t *req, struct orc_deployments_api *ct
     dr->status = status;
     dr->body = body;
     dr->wait.data = dr;
-    orc_commit_after(ctx->commit, &dr->wait, on_reply_durable);
+    orc_commit_after(commit, &dr->wait, on_reply_durable);
     return 0;
+}
+
+static int reply_when_durable(orc_api_req_t *req, struct orc_deployments_api *ctx, int status,
+                              json_t *body)
+{
+    return orc_api_reply_when_durable(req, ctx->commit, status, body);
 }
 
 static int send_deployment(orc_api_req_t *req, int status, const orc_deployment_t *d)

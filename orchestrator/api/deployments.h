@@ -28,6 +28,21 @@ struct orc_deployments_api {
 /* Registers the routes; ctx must outlive the api. 0 or an ORC_E* code. */
 int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx);
 
+/* Answers status (with body, stolen; NULL: none) once what the handler
+ * stored is durable (group commit), or 503 if the commit failed. */
+int orc_api_reply_when_durable(orc_api_req_t *req, struct orc_commit_s *commit, int status,
+                               json_t *body);
+
+/* ---- agent endpoint (agent.c) ---- */
+
+struct orc_agent_api {
+    struct orc_engine *engine;  /* checks tokens, applies reports */
+    struct orc_commit_s *commit; /* answers wait until the reports are durable */
+};
+/* Registers POST /agent/v1/deployments/{id}/reports; ctx must outlive the
+ * api. 0 or an ORC_E* code. */
+int orc_api_agent_register(orc_api_t *api, struct orc_agent_api *ctx);
+
 /* ---- events (events.c) ---- */
 
 /* The event streams of GET /deployments/{id}/events, fed by the engine's

@@ -45,6 +45,12 @@ struct orc_engine_opts {
     struct orc_commit_s *commit;
     orc_engine_notify_fn notify;
     void *notify_ud;
+    /* gpu-agent (agent.c): the base URL agents report to and the key of
+     * their tokens; a workload's environment says both (ORC_AGENT_*). NULL:
+     * workloads are started without reporting. Must outlive the engine. */
+    const char *agent_url;
+    const unsigned char *agent_key;
+    size_t agent_key_len;
 };
 
 /* Creates an engine over an open store and a driver registry. sites is
@@ -102,6 +108,30 @@ int orc_engine_resource_action(struct orc_engine *eng, const char *uuid, const c
 /* True while the engine works on the deployment. */
 bool orc_engine_busy(const struct orc_engine *eng, const char *uuid);
 size_t orc_engine_active(const struct orc_engine *eng);
+
+/* ---- gpu-agent (agent.c) ---- */
+
+/* "orc-agent-v1." and 64 hex digits */
+#define ORC_AGENT_TOKEN_LEN 78
+
+/* The token the agents of a deployment report with. ORC_ENOTSUP without a
+ * key. */
+int orc_engine_agent_token(const struct orc_engine *eng, const char *deployment,
+                           char out[ORC_AGENT_TOKEN_LEN]);
+/* True if token is the deployment's (compared in constant time). */
+bool orc_engine_agent_token_ok(const struct orc_engine *eng, const char *deployment,
+                               const char *token);
+
+/* Applies a batch of an agent's reports (the body of POST
+ * /agent/v1/deployments/{id}/reports, docs/agent.md) to the attributes of
+ * its resource and of that resource's compute node: "agent" (inventory,
+ * health, workloads, status, identity), gpu_health, gpu_count, gpu_models,
+ * workload_state, restarts. A change of health or workload state is an
+ * event; heartbeats are not. *accepted: the highest seq applied. Returns 0;
+ * ORC_EFORMAT (a malformed body) or ORC_ENOTFOUND (a resource not in the
+ * deployment), why saying which; a store error. */
+int orc_engine_agent_reports(struct orc_engine *eng, const char *deployment, const json_t *body,
+                             uint64_t *accepted, char *why, size_t whylen);
 
 /* Names of the sites that opened, for /sites and ranking. */
 size_t orc_engine_site_count(const struct orc_engine *eng);

@@ -183,6 +183,17 @@ struct orc_engine {
     uv_idle_t *ready_idle; /* start without sites: answers on a later iteration */
 };
 
+/* run.c: the run working on a deployment, or NULL */
+struct run *orc__engine_find_run(const struct orc_engine *eng, const char *uuid);
+/* agent.c: the ORC_AGENT_* variables of a workload's agent into env (room
+ * entries; token holds the token's text); how many, 0 when the engine has no
+ * agent URL or key */
+size_t orc__agent_env(struct run *r, struct inst *in, struct orc_kv *env, size_t room,
+                      char token[ORC_AGENT_TOKEN_LEN]);
+/* agent.c: the attributes of old that the agent's reports own go into fresh
+ * (a driver's answer), over its own */
+void orc__agent_keep_attrs(const json_t *old, json_t *fresh);
+
 /* engine.c: calls the close callback once everything is closed */
 void orc__engine_maybe_done(struct orc_engine *eng);
 /* engine.c: the store failed to make a group of writes durable: the

@@ -200,8 +200,30 @@ int orc_http_new(uv_loop_t *loop, struct orc_http **out)
     return 0;
 }
 
-int orc_http_post_json(struct orc_http *h, const char *url, const char *body, long timeout_ms,
-                       orc_http_done_fn done, void *ud)
+/* Response bodies are not needed (the status says it all): dropped, not
+ * written to stdout as libcurl would by default. */
+static size_t discard_body(char *data, size_t size, size_t n, void *ud)
+{
+    (void)data;
+    (void)ud;
+    return size * n;
+}
+
+/* "Authorization: Bearer TOKEN" appended to the transfer's headers. */
+static int add_bearer(struct transfer *t, const char *token)
+{
+    char *line = orc_asprintf("Authorization: Bearer %s", token);
+    struct curl_slist *l = line ? curl_slist_append(t->headers, line) : NULL;
+
+    orc_free(line);
+    if (l == NULL)
+        return ORC_ENOMEM;
+    t->headers = l;
+    return 0;
+}
+
+int orc_http_post(struct orc_http *h, const struct orc_http_post *p, orc_http_done_fn done,
+                  void *ud)
 {
     struct transfer *t;
 
@@ -209,23 +231,27 @@ int orc_http_post_json(struct orc_http *h, const char *url, const char *body, lo
         return ORC_ECANCELED;
     t = orc_calloc(1, sizeof(*t));
     if (t == NULL || (t->easy = curl_easy_init()) == NULL ||
-        (t->body = orc_strdup(body)) == NULL) {
+        (t->body = orc_strdup(p->body)) == NULL ||
+        (t->headers = curl_slist_append(NULL, "Content-Type: application/json")) == NULL ||
+        (p->bearer && add_bearer(t, p->bearer) < 0)) {
         if (t)
             transfer_free(t);
         return ORC_ENOMEM;
     }
     t->done = done;
     t->ud = ud;
-    t->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(t->easy, CURLOPT_URL, url);
+    curl_easy_setopt(t->easy, CURLOPT_URL, p->url);
     curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->body);
     curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, p->timeout_ms);
     curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->error);
     curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
     curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, discard_body);
+    if (p->ca_file)
+        curl_easy_setopt(t->easy, CURLOPT_CAINFO, p->ca_file);
     if (curl_multi_add_handle(h->multi, t->easy) != CURLM_OK) {
         transfer_free(t);
         return ORC_EHTTP;
@@ -235,6 +261,14 @@ int orc_http_post_json(struct orc_http *h, const char *url, const char *body, lo
         t->next->prev = t;
     h->transfers = t;
     return 0;
+}
+
+int orc_http_post_json(struct orc_http *h, const char *url, const char *body, long timeout_ms,
+                       orc_http_done_fn done, void *ud)
+{
+    struct orc_http_post p = {.url = url, .body = body, .timeout_ms = timeout_ms};
+
+    return orc_http_post(h, &p, done, ud);
 }
 
 void orc_http_close(struct orc_http *h, void (*closed)(void *ud), void *ud)

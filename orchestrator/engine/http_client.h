@@ -1,7 +1,8 @@
 /*
  * An HTTP client on the daemon's loop: libcurl's multi-socket API driven by
  * uv_poll and uv_timer, so no transfer ever blocks the loop. Used for
- * deployment callbacks now, and later lent to drivers (host services).
+ * deployment callbacks and gpu-agent's reports, and later lent to drivers
+ * (host services).
  */
 #ifndef ORC_ENGINE_HTTP_CLIENT_H
 #define ORC_ENGINE_HTTP_CLIENT_H
@@ -21,6 +22,19 @@ int orc_http_new(uv_loop_t *loop, struct orc_http **out);
  * later, on the loop. Returns 0, or < 0 (done will not run). */
 int orc_http_post_json(struct orc_http *h, const char *url, const char *body, long timeout_ms,
                        orc_http_done_fn done, void *ud);
+
+/* A POST with more to say: a bearer token (Authorization header), the CA
+ * bundle that verifies an https server (NULL: the system's). Strings are
+ * copied or used during the call only. */
+struct orc_http_post {
+    const char *url;
+    const char *body; /* JSON text */
+    long timeout_ms;
+    const char *bearer;  /* NULL: no Authorization header */
+    const char *ca_file; /* NULL: the system's CA bundle */
+};
+int orc_http_post(struct orc_http *h, const struct orc_http_post *p, orc_http_done_fn done,
+                  void *ud);
 
 /* Aborts what is in flight (their done runs with ORC_ECANCELED), closes the
  * handles; closed runs once when everything is closed, then h is freed. */

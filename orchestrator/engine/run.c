@@ -61,7 +61,7 @@ static size_t uuid_bucket(const char *uuid, size_t size)
     return (size_t)(h % size);
 }
 
-static struct run *find_run(const struct orc_engine *eng, const char *uuid)
+struct run *orc__engine_find_run(const struct orc_engine *eng, const char *uuid)
 {
     if (eng->rindex_size == 0)
         return NULL;
@@ -382,9 +382,11 @@ static void on_action(orc_op_t *op, int status)
     } else if (status < 0) {
         inst_failed(r, in, status, "");
     } else {
+        json_t *fresh = attrs_of(op);
         in->st = I_DONE;
+        orc__agent_keep_attrs(in->attrs, fresh);
         json_decref(in->attrs);
-        in->attrs = attrs_of(op);
+        in->attrs = fresh;
         if (in->node->kind == ORC_KIND_JOB && workload && in->attrs)
             json_object_set_new(in->attrs, "exit_status", json_integer(op->exit_status));
         store_up(r, in);
@@ -423,8 +425,8 @@ static int start_workload(struct run *r, struct inst *in, orc_op_cb cb)
 {
     const struct node_fields *f = &in->node->f;
     const char *argv[] = {"/bin/sh", "-c", f->command, NULL};
-    struct orc_kv env[65];
-    char port[16];
+    struct orc_kv env[72];
+    char port[16], token[ORC_AGENT_TOKEN_LEN];
     struct orc_exec_req req = {
         .name = in->host_name, .workload = in->workload, .argv = argv, .env = env};
     int rc;
@@ -440,6 +442,8 @@ static int start_workload(struct run *r, struct inst *in, orc_op_cb cb)
         env[req.nenv].key = "PORT";
         env[req.nenv++].value = port;
     }
+    req.nenv += orc__agent_env(r, in, env + req.nenv, sizeof(env) / sizeof(env[0]) - req.nenv,
+                               token);
     if (in->node->kind == ORC_KIND_JOB)
         rc = orc_drv_exec(r->site->site, &in->op, &req, cb);
     else
@@ -1073,7 +1077,7 @@ int orc_engine_create_plan(struct orc_engine *eng, const char *uuid, json_t *pla
     struct run *r;
     int rc;
 
-    if (find_run(eng, uuid))
+    if (orc__engine_find_run(eng, uuid))
         return ORC_ECONFLICT;
     if (!eng->started)
         return 0; /* stored: the start picks it up with the others in progress */
@@ -1096,7 +1100,7 @@ int orc_engine_delete(struct orc_engine *eng, const char *uuid)
 
 int orc_engine_delete_opts(struct orc_engine *eng, const char *uuid, bool force)
 {
-    struct run *r = find_run(eng, uuid);
+    struct run *r = orc__engine_find_run(eng, uuid);
     int rc;
 
     if (r && r->what == RUN_DELETE)
@@ -1123,7 +1127,7 @@ int orc_engine_delete_opts(struct orc_engine *eng, const char *uuid, bool force)
 
 void orc_engine_abandon(struct orc_engine *eng, const char *uuid)
 {
-    struct run *r = find_run(eng, uuid);
+    struct run *r = orc__engine_find_run(eng, uuid);
 
     if (r == NULL)
         return;
@@ -1152,7 +1156,7 @@ int orc_engine_update(struct orc_engine *eng, const char *uuid)
     struct run *r;
     int rc;
 
-    if (find_run(eng, uuid))
+    if (orc__engine_find_run(eng, uuid))
         return ORC_ECONFLICT;
     if (!eng->started)
         return 0; /* stored: the start picks it up with the others in progress */
@@ -1185,7 +1189,7 @@ int orc_engine_update(struct orc_engine *eng, const char *uuid)
 
 bool orc_engine_busy(const struct orc_engine *eng, const char *uuid)
 {
-    return find_run(eng, uuid) != NULL;
+    return orc__engine_find_run(eng, uuid) != NULL;
 }
 
 size_t orc_engine_active(const struct orc_engine *eng)
@@ -1302,7 +1306,7 @@ int orc_engine_resource_action(struct orc_engine *eng, const char *uuid, const c
     int rc;
 
     snprintf(why, whylen, "%s", "");
-    if (find_run(eng, uuid) || !eng->started)
+    if (orc__engine_find_run(eng, uuid) || !eng->started)
         return ORC_ECONFLICT;
     rc = run_new(eng, uuid, RUN_ACTION, &r);
     if (rc < 0)

@@ -399,7 +399,7 @@ static int update_body(struct sq_store *q, const orc_res_update_t *u, int64_t *n
     }
     if (rc == 0)
         *new_version = h.version;
-    if (rc == 0)
+    if (rc == 0 && !u->no_event)
         rc = resource_event(q, h.deployment_uuid,
                             (u->set & ORC_RES_F_STATE) ? "resource.state" : "resource.updated",
                             u->uuid, h.node_name, h.index, h.state, u->event_message, now);

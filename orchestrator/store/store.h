@@ -452,10 +452,12 @@ typedef struct {
     unsigned set;           /* ORC_RES_F_* bits, at least one */
     const orc_resource_t *values;
     const char *event_message; /* NULL: generated ("node vm[0]: CREATED") */
+    bool no_event;             /* no event (frequent updates: agent heartbeats) */
 } orc_res_update_t;
 
 /* Updates a resource and appends an event ("resource.state" when the state is
- * set, else "resource.updated") to its deployment, in one transaction. */
+ * set, else "resource.updated"; none with no_event) to its deployment, in one
+ * transaction. */
 int orc_store_resource_update(orc_store_t *s, const orc_res_update_t *u, int64_t *new_version);
 int orc_store_resource_set_state(orc_store_t *s, const char *uuid, int64_t expect_version,
                                  orc_res_state_t state, int64_t *new_version);

@@ -146,6 +146,9 @@ struct local {
     enum local_runtime rt;
     char *rt_path; /* the container runtime's executable, or NULL */
     char *rt_conf; /* the config's container_runtime, or NULL: auto */
+    char *agent_path;  /* gpu-agent, which launches workloads on the host; NULL: none */
+    char *agent_conf;  /* the config's agent: NULL/auto, off, or a path */
+    char *agent_check; /* the config's agent_check: none, quick (default), standard */
     struct local_gpu gpus[LOCAL_MAX_GPUS];
     uint32_t ngpus;
     bool gpus_configured;   /* the config's gpus list replaces detection */

@@ -39,6 +39,8 @@ static const struct ck config_keys[] = {
     {"memory", CK_SIZE, 1, UINT64_MAX, CK_OFF(mem)},
     {"gpus", CK_GPUS, 0, 0, 0},
     {"container_runtime", CK_STR, 0, 0, CK_OFF(rt_conf)},
+    {"agent", CK_STR, 0, 0, CK_OFF(agent_conf)},
+    {"agent_check", CK_STR, 0, 0, CK_OFF(agent_check)},
     {"restart_backoff_ms", CK_U64, 1, MS_HOUR, CK_OFF(backoff_ms)},
     {"restart_backoff_max_ms", CK_U64, 1, MS_HOUR, CK_OFF(backoff_max_ms)},
     {"restart_max_failures", CK_U32, 1, LOCAL_MAX_FAILS, CK_OFF(max_failures)},
@@ -301,6 +303,57 @@ static int detect_runtime(struct local *s, orc_op_t *op)
     return 0;
 }
 
+/* gpu-agent beside the daemon's executable (build/release/bin, /usr/local/bin) */
+static char *agent_beside_daemon(struct local *s)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 16);
+    char *slash;
+
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return NULL;
+    snprintf(slash, sizeof(exe) - (size_t)(slash - exe), "/gpu-agent");
+    return access(exe, X_OK) == 0 ? local_strdup(s, exe) : NULL;
+}
+
+/* Host workloads start through gpu-agent (docs/local-site.md) when it is
+ * found: `agent: auto` (the default) looks beside the daemon, then on PATH;
+ * `off` starts them directly; a path must be the agent. */
+static int detect_agent(struct local *s, orc_op_t *op)
+{
+    const char *want = s->agent_conf ? s->agent_conf : "auto";
+    const char *check = s->agent_check ? s->agent_check : "quick";
+
+    if (strcmp(check, "none") != 0 && strcmp(check, "quick") != 0 &&
+        strcmp(check, "standard") != 0)
+        return orc_op_failf(op, ORC_EINVAL,
+                            "local: agent_check must be none, quick or standard (got '%s')",
+                            check);
+    if (strcmp(want, "off") == 0)
+        return 0;
+    if (strcmp(want, "auto") == 0) {
+        s->agent_path = agent_beside_daemon(s);
+        if (s->agent_path == NULL)
+            s->agent_path = local_which(s, "gpu-agent");
+        if (s->agent_path == NULL)
+            s->host->log(s->host, ORC_DRV_LOG_INFO,
+                         "local: gpu-agent not found beside the daemon nor on PATH: workloads "
+                         "start without it (no GPU check, no agent reports)");
+        return 0;
+    }
+    if (want[0] != '/' || access(want, X_OK) != 0)
+        return orc_op_failf(op, ORC_EINVAL,
+                            "local: agent must be auto, off or the absolute path of gpu-agent "
+                            "('%s' is not an executable file)",
+                            want);
+    s->agent_path = local_strdup(s, want);
+    return s->agent_path ? 0 : ORC_ENOMEM;
+}
+
 /* A relative work_dir (the daemon's data_dir defaults to ./var) is made
  * absolute against the daemon's cwd: workloads get it as HOME and cwd. */
 static int absolute_work_dir(struct local *s, orc_op_t *op)
@@ -383,7 +436,8 @@ int local_config(struct local *s, orc_op_t *op)
     s->rm_path = local_which(s, "rm");
     if (s->rm_path == NULL)
         return orc_op_failf(op, ORC_EINVAL, "local: no rm on PATH");
-    return detect_runtime(s, op);
+    rc = detect_agent(s, op);
+    return rc < 0 ? rc : detect_runtime(s, op);
 }
 
 void local_config_free(struct local *s)
@@ -392,7 +446,11 @@ void local_config_free(struct local *s)
     s->host->free(s->rt_path);
     s->host->free(s->rt_conf);
     s->host->free(s->rm_path);
+    s->host->free(s->agent_path);
+    s->host->free(s->agent_conf);
+    s->host->free(s->agent_check);
     s->work_dir = s->rt_path = s->rt_conf = s->rm_path = NULL;
+    s->agent_path = s->agent_conf = s->agent_check = NULL;
 }
 
 /* ---- GPU names and models ----------------------------------------------------------- */

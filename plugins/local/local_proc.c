@@ -583,6 +583,10 @@ struct spec { /* what runs: a workload or an exec */
     const char *workdir;
     bool named;    /* a container name (workloads), not for exec */
     uint16_t port; /* $PORT: the request's, else the node's; 0: none */
+    /* for gpu-agent: */
+    const char *name;       /* the workload's name (its log is NAME.log) */
+    bool service;           /* restarted by the agent; else a job */
+    const char *ready_path; /* readiness over HTTP; NULL: TCP on port (if any) */
 };
 
 static void base_env(struct local *s, struct vec *e, const char *home, bool client)
@@ -617,6 +621,61 @@ static int host_cmd(struct local *s, const struct spec *sp, const char *dir, str
     env_put(env, local_strdup(s, "CUDA_DEVICE_ORDER=PCI_BUS_ID"));
     if (sp->port != 0)
         env_put(env, local_printf(s, "PORT=%u", sp->port));
+    for (size_t i = 0; sp->argv[i]; i++)
+        vec_add(argv, sp->argv[i]);
+    return argv->oom || env->oom ? ORC_ENOMEM : 0;
+}
+
+/* The same through gpu-agent: `gpu-agent run [options] -- argv` with the
+ * node's GPUs as the allocation (the agent checks them, pins the healthy
+ * ones in CUDA_VISIBLE_DEVICES, writes NAME.log with rotation, restarts a
+ * service with this site's policy and reports to the orchestrator when the
+ * request's environment says where). The agent itself sees every GPU in PCI
+ * order, so that its indices are the machine's. */
+static int agent_cmd(struct local *s, const struct spec *sp, const char *dir, struct vec *argv,
+                     struct vec *env)
+{
+    char gpus[LOCAL_MAX_GPUS * 4 + 8];
+    uint32_t ng;
+    const uint32_t *g = gpus_of(sp->node, sp->pins, sp->npins, &ng);
+
+    const char *path = getenv("PATH"), *slash = strrchr(s->agent_path, '/');
+
+    base_env(s, env, dir, false);
+    /* the runtime's programs (gpu-train, gpu-serve) are where the agent is */
+    env_put(env, local_printf(s, "PATH=%.*s:%s", (int)(slash - s->agent_path), s->agent_path,
+                              path && *path ? path : DEFAULT_PATH));
+    for (size_t i = 0; sp->env && sp->env[i]; i++)
+        env_put(env, local_strdup(s, sp->env[i]));
+    env_put(env, local_strdup(s, "CUDA_DEVICE_ORDER=PCI_BUS_ID"));
+    if (sp->port != 0)
+        env_put(env, local_printf(s, "PORT=%u", sp->port));
+    gpu_list(g, ng, gpus, sizeof(gpus));
+    vec_add(argv, s->agent_path);
+    vec_add(argv, "run");
+    vec_add(argv, "--name");
+    vec_add(argv, sp->name);
+    vec_add(argv, "--kind");
+    vec_add(argv, sp->service ? "service" : "job");
+    vec_add(argv, "--gpus");
+    vec_add(argv, ng ? gpus : "none");
+    vec_add(argv, "--check");
+    vec_add(argv, s->agent_check ? s->agent_check : "quick");
+    vec_add(argv, "--log-dir");
+    vec_add(argv, dir);
+    vec_push(argv, local_printf(s, "--stop-grace-ms=%" PRIu64, s->stop_timeout_ms * 3 / 4));
+    if (sp->service) {
+        vec_push(argv, local_printf(s, "--restart-backoff-ms=%" PRIu64, s->backoff_ms));
+        vec_push(argv, local_printf(s, "--restart-backoff-max-ms=%" PRIu64, s->backoff_max_ms));
+        vec_push(argv, local_printf(s, "--restart-window-ms=%" PRIu64, s->window_ms));
+        vec_push(argv, local_printf(s, "--restart-max=%u", s->max_failures));
+        vec_push(argv, local_printf(s, "--ready-timeout-ms=%" PRIu64, s->ready_timeout_ms));
+        if (sp->port != 0 && sp->ready_path != NULL)
+            vec_push(argv, local_printf(s, "--ready-http=%u:%s", sp->port, sp->ready_path));
+        else if (sp->port != 0)
+            vec_push(argv, local_printf(s, "--ready-tcp=%u", sp->port));
+    }
+    vec_add(argv, "--");
     for (size_t i = 0; sp->argv[i]; i++)
         vec_add(argv, sp->argv[i]);
     return argv->oom || env->oom ? ORC_ENOMEM : 0;
@@ -678,7 +737,9 @@ static int build_cmd(struct local *s, const struct spec *sp, char **cwd, struct 
     argv->s = env->s = s;
     if (dir == NULL)
         return ORC_ENOMEM;
-    rc = sp->node->image ? container_cmd(s, sp, dir, argv, env) : host_cmd(s, sp, dir, argv, env);
+    rc = sp->node->image ? container_cmd(s, sp, dir, argv, env)
+         : s->agent_path ? agent_cmd(s, sp, dir, argv, env)
+                         : host_cmd(s, sp, dir, argv, env);
     if (rc == 0 && sp->workdir != NULL && sp->node->image == NULL) {
         *cwd = local_printf(s, "%s/%s", dir, sp->workdir);
         rc = *cwd ? local_mkdir_p(*cwd, 0700) : ORC_ENOMEM;
@@ -697,9 +758,13 @@ static int build_cmd(struct local *s, const struct spec *sp, char **cwd, struct 
 
 /* ---- workload files ------------------------------------------------------------------------- */
 
-static int open_log(struct local *s, const struct local_wl *w)
+/* The workload's log, or (agent: true) the file gpu-agent's own output goes
+ * to when it launches the workload, since the agent writes and rotates the
+ * workload's log itself. */
+static int open_log_of(struct local *s, const struct local_wl *w, bool agent)
 {
-    char *path = local_printf(s, "%s/%s/%s.log", s->work_dir, w->node->name, w->id);
+    char *path = local_printf(s, "%s/%s/%s%s.log", s->work_dir, w->node->name, w->id,
+                              agent ? ".agent" : "");
     int fd;
 
     if (path == NULL)
@@ -707,6 +772,11 @@ static int open_log(struct local *s, const struct local_wl *w)
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     s->host->free(path);
     return fd < 0 ? -errno : fd;
+}
+
+static int open_log(struct local *s, const struct local_wl *w)
+{
+    return open_log_of(s, w, false);
 }
 
 /* A line of the driver's own in the workload's log: restarts, giving up. */
@@ -780,7 +850,8 @@ static int wl_spawn(struct local_wl *w, char *err, size_t errlen)
     struct local *s = n->s;
     struct spec sp = {n,          w->id,   w->argv,
                       w->env,     w->gpus, w->npins,
-                      w->workdir, true,    w->port ? w->port : n->port};
+                      w->workdir, true,    w->port ? w->port : n->port,
+                      w->id,      w->service, w->ready_path};
     struct vec argv = {0}, env = {0};
     uv_stdio_container_t stdio[3];
     uv_process_options_t po;
@@ -793,7 +864,7 @@ static int wl_spawn(struct local_wl *w, char *err, size_t errlen)
         snprintf(err, errlen, "%s", rc == ORC_ENOMEM ? "out of memory" : strerror(-rc));
         return rc;
     }
-    fd = open_log(s, w);
+    fd = open_log_of(s, w, s->agent_path != NULL && n->image == NULL);
     r = fd >= 0 ? s->host->calloc(1, sizeof(*r)) : NULL;
     if (r == NULL) {
         rc = fd < 0 ? fd : ORC_ENOMEM;
@@ -844,8 +915,13 @@ out:
 static void wl_restart(struct local_wl *w);
 static void wl_poll(struct local_wl *w);
 
-/* A service stopped: restart it later, or give up and fail the node. */
-static void service_down(struct local_wl *w, const char *what)
+/* gpu-agent's exit status when it gave up on a service (it restarts the
+ * service itself, with this site's policy) */
+#define AGENT_GAVE_UP 70
+
+/* A service stopped: restart it later, or give up and fail the node
+ * (agent_gave_up: its gpu-agent did already). */
+static void service_down(struct local_wl *w, const char *what, bool agent_gave_up)
 {
     struct local_node *n = w->node;
     struct local *s = n->s;
@@ -856,12 +932,20 @@ static void service_down(struct local_wl *w, const char *what)
         w->backoff_ms = s->backoff_ms; /* it ran well for a while: start over */
     w->fails[w->nfails % LOCAL_MAX_FAILS] = now;
     w->nfails++;
-    if (w->nfails >= s->max_failures &&
-        now - w->fails[(w->nfails - s->max_failures) % LOCAL_MAX_FAILS] <= (int64_t)s->window_ms) {
+    if (agent_gave_up ||
+        (w->nfails >= s->max_failures &&
+         now - w->fails[(w->nfails - s->max_failures) % LOCAL_MAX_FAILS] <= (int64_t)s->window_ms)) {
         w->st = LOCAL_WL_FAILED;
         s->host->free(n->failed);
-        n->failed = local_printf(s, "service %s stopped %u times within %" PRIu64 " s (last: %s)",
-                                 w->id, s->max_failures, s->window_ms / 1000, what);
+        n->failed = agent_gave_up
+                        ? local_printf(s,
+                                       "service %s stopped %u times within %" PRIu64
+                                       " s (gpu-agent gave up; its log says why)",
+                                       w->id, s->max_failures, s->window_ms / 1000)
+                        : local_printf(s,
+                                       "service %s stopped %u times within %" PRIu64
+                                       " s (last: %s)",
+                                       w->id, s->max_failures, s->window_ms / 1000, what);
         s->host->log(s->host, ORC_DRV_LOG_ERROR, "local: node %s: %s: node FAILED", n->name,
                      n->failed ? n->failed : what);
         wl_note(w, "%s; giving up", what);
@@ -936,7 +1020,9 @@ static void wl_ended(struct local_wl *w, int64_t code, int sig, bool known, bool
     ended_what(what, sizeof(what), code, sig, known);
     local_ready_exited(w, what); /* first: its log's tail is the process's own */
     if (w->service) {
-        service_down(w, what);
+        service_down(w, what,
+                     known && sig == 0 && code == AGENT_GAVE_UP && s->agent_path != NULL &&
+                         n->image == NULL);
         return;
     }
     w->st = known ? LOCAL_WL_EXITED : LOCAL_WL_LOST;
@@ -957,7 +1043,7 @@ static void wl_restart(struct local_wl *w)
         char what[300];
         snprintf(what, sizeof(what), "cannot start: %s", err);
         w->started_ms = 0;
-        service_down(w, what);
+        service_down(w, what, false);
         return;
     }
     s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s: service %s restarted (pid %ld)",
@@ -1407,7 +1493,10 @@ int local_exec(struct local *s, struct lop *lo, struct local_node *n,
                        (uint32_t)req->ngpus,
                        req->workdir,
                        false,
-                       req->port ? req->port : n->port};
+                       req->port ? req->port : n->port,
+                       req->workload ? req->workload : "main",
+                       false,
+                       NULL};
     rc = build_cmd(s, &sp, &cwd, &argv, &env);
     vec_free(&extra);
     if (rc < 0)

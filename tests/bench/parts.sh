@@ -237,3 +237,16 @@ part_rss() {
     result rss_hwm_kb "$(printf '%s\n' "${hwms[@]}" | median)"
     result store_bytes_per_deployment "$(printf '%s\n' "${sto[@]}" | median)"
 }
+
+# ---- agent: gpu-agent start-up time and memory ---------------------------------
+
+part_agent() {
+    local out line
+    out=$("$BUILD/bench/bench_agent" "$GPU_AGENT" "${BENCH_AGENT_ROUNDS:-20}" | passthru) ||
+        bench_die "bench_agent failed"
+    line=$(echo "$out" | grep '^median ')
+    result agent_first_report_ms "$(echo "$line" | awk '{ print $3 }')"
+    result agent_baseline_ms "$(echo "$line" | awk '{ print $5 }')"
+    result agent_ratio "$(echo "$line" | awk '{ print $7 }')"
+    result agent_rss_kb "$(echo "$line" | awk '{ print $9 }')"
+}

@@ -14,7 +14,7 @@
 # BENCH_SECONDS (wrk run length, 5), BENCH_HTTP_FILL (1000), BENCH_CREATES
 # (5000 per round), BENCH_CREATE_CONC (50), BENCH_DEPLOYMENTS (10000),
 # BENCH_ENGINE_DAEMON_ROUNDS (BENCH_ROUNDS), BENCH_RSS_LATENCY_MS (300000),
-# BENCH_TMPDIR (BUILD/bench-tmp), BENCH_RESULTS (BUILD/bench-results.txt).
+# BENCH_AGENT_ROUNDS (20), BENCH_TMPDIR (BUILD/bench-tmp), BENCH_RESULTS (BUILD/bench-results.txt).
 set -u -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,6 +29,7 @@ CORPUS=${CORPUS:-../shared/corpus}
 ORCHESTRATORD=${ORCHESTRATORD:-$BUILD/bin/orchestratord}
 PLUGIN_DIR=${PLUGIN_DIR:-$BUILD/plugins}
 HTTPLOAD=${HTTPLOAD:-$BUILD/bench/httpload}
+GPU_AGENT=${GPU_AGENT:-$BUILD/bin/gpu-agent}
 BENCH=${BENCH:-all}
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_HTTP_ROUNDS=${BENCH_HTTP_ROUNDS:-5}
@@ -42,7 +43,7 @@ BENCH_RSS_LATENCY_MS=${BENCH_RSS_LATENCY_MS:-300000}
 BENCH_TMPDIR=${BENCH_TMPDIR:-$BUILD/bench-tmp}
 BENCH_RESULTS=${BENCH_RESULTS:-$BUILD/bench-results.txt}
 HTTP_CONNS=50
-ALL_PARTS="tosca http creates engine rss"
+ALL_PARTS="tosca http creates engine rss agent"
 
 [ "$BENCH" = all ] && BENCH=$ALL_PARTS
 for p in $BENCH; do
@@ -114,6 +115,10 @@ ROWS=(
     "rss_idle_kb|  VmRSS idle||kB"
     "rss_hwm_kb|  VmHWM with all in flight||kB"
     "store_bytes_per_deployment|  store file per deployment||bytes"
+    "agent_first_report_ms|gpu-agent exec to first report|v < 50|ms"
+    "agent_baseline_ms|  curl exec to one POST (baseline)||ms"
+    "agent_ratio|  ratio agent / curl||x"
+    "agent_rss_kb|  agent VmRSS supervising a workload|v < 20480|kB"
 )
 
 summary() {
@@ -154,7 +159,7 @@ save() {
 machine
 for p in $BENCH; do
     for tool in wrk nginx jq taskset; do
-        [ "$p" = tosca ] || command -v "$tool" >/dev/null || {
+        [ "$p" = tosca ] || [ "$p" = agent ] || command -v "$tool" >/dev/null || {
             echo "bench: $tool is missing (sh deploy/install-deps.sh --bench)" >&2
             exit 1
         }

@@ -70,7 +70,11 @@ static inline char **daemon_env(const char *const *extra)
     return env;
 }
 
-/* Starts $ORCHESTRATORD on 127.0.0.1:0 with dir/var as its data directory
+/* The address daemon_spawn_env listens on; NULL: 127.0.0.1:0 (a test that
+ * restarts a daemon on the same address sets it for that start). */
+static const char *fx_listen;
+
+/* Starts $ORCHESTRATORD on 127.0.0.1:0 (fx_listen) with dir/var as its data directory
  * (and sites, when not NULL), logging to log, with the environment of
  * daemon_env(env); waits until the log names the address it listens on and
  * writes it to url ("http://127.0.0.1:PORT"). Returns its pid. */
@@ -79,7 +83,8 @@ static inline pid_t daemon_spawn_env(const char *dir, const char *sites, const c
 {
     char line[512], fmt[16], data[128];
     const char *bin = env_or("ORCHESTRATORD", "build/release/bin/orchestratord");
-    const char *argv[] = {"orchestratord",          "--listen", "127.0.0.1:0", "--data-dir", data,
+    const char *argv[] = {"orchestratord",          "--listen",
+                          fx_listen ? fx_listen : "127.0.0.1:0",            "--data-dir", data,
                           sites ? "--sites" : NULL, sites,      NULL};
     char **envp = daemon_env(env); /* built before the fork: the child only execs */
     pid_t pid;

@@ -1149,6 +1149,62 @@ static void test_service_gives_up(void **state)
     t_fini(&t);
 }
 
+/* Through gpu-agent (the site's `agent`: the build's, from $GPU_AGENT): the
+ * agent pins the node's GPU (no driver here: kept as given), puts its own
+ * folder first on PATH, keeps the reporting variables from the workload,
+ * writes main.log itself (its own output in main.agent.log); a service the
+ * agent gives up on fails the node at once. */
+static void test_workloads_through_agent(void **state)
+{
+    static const char *const argv[] = {
+        "sh", "-c", "echo \"cvd=[$CUDA_VISIBLE_DEVICES] tok=[$ORC_AGENT_TOKEN] path=$PATH\"; sleep 30",
+        NULL};
+    static const char *const failing[] = {"sh", "-c", "echo failing; exit 1", NULL};
+    const struct orc_kv env[] = {{"ORC_AGENT_TOKEN", "secret"}};
+    const char *agent = getenv("GPU_AGENT");
+    char config[PATH_MAX + 1024], path[PATH_MAX], want[PATH_MAX + 16], *text = NULL;
+    int res_state;
+    struct call c;
+    struct t t;
+
+    (void)state;
+    assert_non_null(agent);
+    assert_non_null(realpath(agent, path));
+    t_init(&t);
+    snprintf(config, sizeof(config),
+             BASE_CONFIG ", \"agent\": \"%s\", \"agent_check\": \"quick\", "
+                         "\"restart_backoff_ms\": 20, \"restart_backoff_max_ms\": 40, "
+                         "\"restart_max_failures\": 2",
+             path);
+    assert_int_equal(0, t_open_with(&t, config));
+    assert_int_equal(0, provision_ok(&t, "ag", ORC_KIND_SERVICE, 1, NULL));
+    assert_int_equal(0, start(&t, &c, "ag", NULL, argv, env, 1));
+    orc_drv_op_reset(&c.op);
+    snprintf(want, sizeof(want), "path=%.*s:", (int)(strrchr(path, '/') - path), path);
+    snprintf(path, sizeof(path), "%s/ag/main.log", t.work);
+    for (int i = 0; i < 100 && (text == NULL || strstr(text, "cvd=") == NULL); i++) {
+        free(text);
+        spin(&t, 50);
+        text = slurp(path);
+    }
+    assert_non_null(text);
+    assert_non_null(strstr(text, "cvd=[0] tok=[] "));
+    assert_non_null(strstr(text, want));
+    free(text);
+    snprintf(path, sizeof(path), "%s/ag/main.agent.log", t.work);
+    assert_true(file_exists(path));
+    assert_int_equal(0, deprovision(&t, "ag", NULL));
+
+    assert_int_equal(0, provision_ok(&t, "bad", ORC_KIND_SERVICE, 0, NULL));
+    start(&t, &c, "bad", NULL, failing, NULL, 0); /* ready or not: the agent's to judge */
+    orc_drv_op_reset(&c.op);
+    json_decref(wait_state(&t, "bad", "main", "failed"));
+    json_decref(status_of(&t, "bad", NULL, &res_state, NULL));
+    assert_int_equal(ORC_DRV_RES_FAILED, res_state);
+    assert_int_equal(0, deprovision(&t, "bad", NULL));
+    t_fini(&t);
+}
+
 static void test_adopt_after_reopen(void **state)
 {
     static const char *const argv[] = {"sh", "-c", "while :; do sleep 0.2; done", NULL};
@@ -2282,6 +2338,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_readiness, teardown_leftovers),
         cmocka_unit_test_teardown(test_readiness_request_port_and_http, teardown_leftovers),
         cmocka_unit_test_teardown(test_readiness_interrupted, teardown_leftovers),
+        cmocka_unit_test_teardown(test_workloads_through_agent, teardown_leftovers),
     };
 
     if (argc == 4 && strcmp(argv[1], "--listen") == 0)
