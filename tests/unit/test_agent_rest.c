@@ -19,19 +19,6 @@
 
 static const char *const agent_env[] = {NULL};
 
-static unsigned free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* A compute node and a web service on it (python3's http.server), whose
  * agent sends a heartbeat every 200 ms. */
 static char *service_template(unsigned port)
@@ -192,7 +179,7 @@ static void undeploy(struct fx_daemon *d, const char *uuid)
 
 static void deploy_service(struct fx_daemon *d, char uuid[64])
 {
-    char *tmpl = service_template(free_port());
+    char *tmpl = service_template((unsigned)test_free_port());
 
     json_decref(fx_create(d, tmpl, NULL, uuid));
     free(tmpl);
@@ -393,7 +380,7 @@ static void test_train_then_serve_example(void **state)
 
     (void)state;
     fx_start(&d, "agent-example", NULL, agent_env);
-    snprintf(extra, sizeof(extra), "{\"parameters\": {\"port\": %u}}", free_port());
+    snprintf(extra, sizeof(extra), "{\"parameters\": {\"port\": %u}}", (unsigned)test_free_port());
     json_decref(fx_create(&d, tmpl, extra, uuid));
     free(tmpl);
     dep = fx_wait_status(&d, uuid, "CREATE_COMPLETE|CREATE_FAILED", 120000);

@@ -533,20 +533,6 @@ static bool port_accepts(int port)
     return ok;
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    assert_int_equal(0, bind(fd, (struct sockaddr *)&a, sizeof(a)));
-    assert_int_equal(0, getsockname(fd, (struct sockaddr *)&a, &len));
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 /* ---- site open and config ------------------------------------------------------------------- */
 
 static void test_config_errors(void **state)
@@ -1019,7 +1005,7 @@ static void test_exec(void **state)
 static void test_service_restart(void **state)
 {
     char nj[128], endpoint[64], out[4096], portstr[16];
-    int port = free_port();
+    int port = test_free_port();
     const char *const argv[] = {self_exe, "--listen", portstr, "0", NULL};
     long pid1, pid2 = 0;
     json_t *e;
@@ -1072,7 +1058,7 @@ static void test_service_restart(void **state)
 static void test_service_http(void **state)
 {
     static const char *const argv[] = {"sh", "-c", "exec python3 -m http.server $PORT", NULL};
-    int port = free_port(), got = 0;
+    int port = test_free_port(), got = 0;
     char nj[128];
     long pid;
     json_t *e;
@@ -1693,7 +1679,7 @@ static void test_stop_workload_service(void **state)
     static const char *const stubborn[] = {"sh", "-c", "trap '' TERM; while :; do sleep 0.1; done",
                                            NULL};
     char nj[128], portstr[16];
-    int port = free_port();
+    int port = test_free_port();
     const char *const argv[] = {self_exe, "--listen", portstr, "0", NULL};
     bool existed;
     long pid, pid2, pid3 = 0;
@@ -2019,7 +2005,7 @@ static void test_readiness(void **state)
     static const char *const mute[] = {"sleep", "100", NULL};
     static const char *const brief[] = {"sh", "-c", "sleep 0.1; exit 2", NULL};
     char nj[128], portstr[16], want[64];
-    int port = free_port(), port2 = free_port(), port3 = free_port();
+    int port = test_free_port(), port2 = test_free_port(), port3 = test_free_port();
     const char *const late[] = {self_exe, "--listen", portstr, "300", NULL};
     struct call c;
     double t0, dt;
@@ -2118,7 +2104,7 @@ static void test_readiness(void **state)
 static void test_readiness_request_port_and_http(void **state)
 {
     char p1[16], p2[16], p3[16], want[96], out[4096];
-    int port1 = free_port(), port2 = free_port(), port3 = free_port();
+    int port1 = test_free_port(), port2 = test_free_port(), port3 = test_free_port();
     const char *const http1[] = {self_exe, "--http", p1, "400", NULL};
     const char *const http2[] = {self_exe, "--http", p2, "0", NULL};
     const char *const mute[] = {self_exe, "--listen", p3, "0", NULL};
@@ -2234,7 +2220,7 @@ static void test_readiness_interrupted(void **state)
     static const char *const mute[] = {"sleep", "100", NULL};
     struct orc_exec_req xr = {.name = "ri", .argv = mute};
     char nj[128];
-    int port = free_port();
+    int port = test_free_port();
     struct call c, d, cl;
     long pid;
     struct t t;

@@ -156,19 +156,6 @@ static int proc_finish(struct proc *p, int ms)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static bool file_exists(const char *path)
 {
     return access(path, F_OK) == 0;
@@ -722,7 +709,7 @@ static void test_dist_two_ranks(void **state)
 {
     char dir[256], ck0[512], ck1[512], metrics[512];
     struct ranks r;
-    int port = free_port();
+    int port = test_free_port();
     json_error_t je;
 
     (void)state;
@@ -776,7 +763,7 @@ static void test_dist_missing_rank(void **state)
     (void)state;
     if (train_bin() == NULL)
         skip();
-    snprintf(port0, sizeof(port0), "MASTER_PORT=%d", free_port());
+    snprintf(port0, sizeof(port0), "MASTER_PORT=%d", test_free_port());
     memcpy(e0, env0, sizeof(env0));
     e0[3] = port0;
     e0[4] = NULL;
@@ -787,7 +774,7 @@ static void test_dist_missing_rank(void **state)
     assert_non_null(strstr(p.ebuf, "missing: rank 1"));
     assert_non_null(strstr(p.ebuf, "within 1 s"));
     /* rank 1 finds nobody listening */
-    snprintf(port1, sizeof(port1), "MASTER_PORT=%d", free_port());
+    snprintf(port1, sizeof(port1), "MASTER_PORT=%d", test_free_port());
     memcpy(e1, env1, 2 * sizeof(char *));
     e1[2] = port1;
     e1[3] = NULL;
@@ -803,7 +790,7 @@ static void test_dist_missing_rank(void **state)
 static void dist_kill(int victim, const char *needle)
 {
     struct ranks r;
-    int port = free_port(), survivor = 1 - victim;
+    int port = test_free_port(), survivor = 1 - victim;
     char *argv[] = {(char *)train_bin(), "--samples", "20000", "--hidden", "32", "--epochs", "200",
                     "--device",          "cpu",       "--out", "",         NULL};
 
@@ -831,7 +818,7 @@ static void test_dist_rank_dies(void **state)
 static void test_dist_mismatch(void **state)
 {
     struct ranks r;
-    int port = free_port();
+    int port = test_free_port();
     char *a0[] = {(char *)train_bin(), "--samples", "600", "--out", "", NULL};
     char *a1[] = {(char *)train_bin(), "--samples", "600", "--hidden", "16", "--out", "", NULL};
 

@@ -14,8 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,6 +45,21 @@ static inline char *test_read_file(const char *path, size_t *len)
         *len = (size_t)n;
     fclose(f);
     return buf;
+}
+
+/* A loopback TCP port that was free a moment ago (bound to 0, then closed). */
+static inline int test_free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    assert_true(fd >= 0);
+    assert_int_equal(0, bind(fd, (struct sockaddr *)&a, sizeof(a)));
+    assert_int_equal(0, getsockname(fd, (struct sockaddr *)&a, &len));
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
 }
 
 /* Makes a fresh directory $TMPDIR/PREFIX-XXXXXX (TMPDIR unset: /tmp) into
