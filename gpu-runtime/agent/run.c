@@ -677,6 +677,8 @@ static void check_done(uv_work_t *w, int status)
     struct launch_log *log = &r->procs[0].log;
 
     (void)status;
+    if (r->finishing) /* stopped during the check: the reporter is closing */
+        return;
     if (r->health) {
         if (r->rep)
             agent_report(r->rep, "health", json_incref(r->health));
