@@ -14,9 +14,27 @@
 # tool's folder).
 #
 # Binaries: GPU_CHECK_BIN (default build/release/bin); a lib/ folder beside
-# them is put on LD_LIBRARY_PATH (a machine without libcurl: copy the
-# libraries `ldd` names there).
+# them is put on LD_LIBRARY_PATH. For a GPU machine that lacks the build's
+# libraries (libcurl and what it needs), make a bundle here first:
+#   tests/gpu/check.sh --bundle build/gpu-check
+# copies gpu-agent, gpu-train and gpu-serve and every shared library they
+# need but the C library's own into build/gpu-check/{gpu-*,lib/}; then run
+# there: GPU_CHECK_BIN=build/gpu-check tests/gpu/check.sh
 set -u
+
+if [ "${1:-}" = --bundle ]; then
+    dest=${2:?usage: check.sh --bundle DIR}
+    src=${GPU_CHECK_BIN:-build/release/bin}
+    mkdir -p "$dest/lib" || exit 1
+    for b in gpu-agent gpu-train gpu-serve; do
+        cp "$src/$b" "$dest/" || exit 1
+        ldd "$src/$b" | awk '$3 ~ /^\// { print $3 }' |
+            grep -v -E '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so' |
+            while read -r lib; do cp -L "$lib" "$dest/lib/"; done
+    done
+    du -sh "$dest"
+    exit 0
+fi
 BIN=$(cd "${GPU_CHECK_BIN:-build/release/bin}" && pwd) || exit 1
 [ -d "$BIN/lib" ] && export LD_LIBRARY_PATH="$BIN/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 work=$(mktemp -d)
