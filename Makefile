@@ -11,7 +11,7 @@ CC        ?= cc
 PREFIX    ?= /usr/local
 SHARED    ?= $(CURDIR)/../shared
 CORPUS    ?= $(SHARED)/corpus
-PKGS      := yaml-0.1 jansson libzip libcurl libuv sqlite3 libh2o openssl
+PKGS      := yaml-0.1 jansson libzip libcurl libuv sqlite3 libh2o openssl libssh2
 TEST_PKGS := cmocka
 
 ifeq ($(SANITIZE),1)
@@ -53,7 +53,11 @@ DAEMON     := $(if $(wildcard orchestrator/main.c),$(BUILD)/bin/orchestratord)
 # each folder of plugins/ but include/ is one driver: plugins/NAME/*.c -> NAME.so in the
 # daemon's plugin folder; the test fixtures (TEST_PLUGINS) go to a folder of their own
 TEST_PLUGINS := broken
-PLUGIN_DIRS := $(filter-out plugins/include $(addprefix plugins/,$(TEST_PLUGINS)),\
+# plugins/remote/ is not a driver: code the ssh and slurm drivers share, linked into both
+PLUGIN_SHARED := remote
+REMOTE_USERS := ssh slurm
+REMOTE_OBJ := $(patsubst %.c,$(BUILD)/pic/%.o,$(wildcard plugins/remote/*.c))
+PLUGIN_DIRS := $(filter-out plugins/include $(addprefix plugins/,$(TEST_PLUGINS) $(PLUGIN_SHARED)),\
                    $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c))))
 PLUGIN_SO  := $(sort $(foreach d,$(PLUGIN_DIRS),$(BUILD)/plugins/$(notdir $(d)).so))
 TEST_PLUGIN_SO := $(foreach p,$(TEST_PLUGINS),$(BUILD)/test-plugins/$(p).so)
@@ -115,7 +119,8 @@ $(BUILD)/pic/%.o: %.c
 .SECONDEXPANSION:
 # keep the position-independent objects (make would delete them as intermediates)
 .SECONDARY:
-$(BUILD)/plugins/%.so: $$(subst .c,.o,$$(addprefix $(BUILD)/pic/,$$(wildcard plugins/$$*/*.c)))
+$(BUILD)/plugins/%.so: $$(subst .c,.o,$$(addprefix $(BUILD)/pic/,$$(wildcard plugins/$$*/*.c))) \
+                      $$(if $$(filter $$*,$(REMOTE_USERS)),$(REMOTE_OBJ))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -shared -o $@ $^ $(PKG_LIBS) -lm
 # test fixture drivers; one left in the daemon's folder by an older build is removed
@@ -137,6 +142,7 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIBTOSCA) $(LIBORCH)
 	    $(LIBORCH) $(LIBTOSCA) $(PKG_LIBS) -ldl -lpthread -lm $(LDFLAGS)
 
 test: all $(UNIT_BIN) $(if $(SANITIZE),,check-clang)
+	@sh deploy/install-deps.sh
 	@BUILD=$(BUILD) CORPUS=$(CORPUS) SANITIZE=$(SANITIZE) ORCHESTRATORD=$(DAEMON) \
 	    PLUGIN_DIR=$(BUILD)/plugins TEST_PLUGIN_DIR=$(BUILD)/test-plugins ORCHCTL=$(ORCHCTL) \
 	    GPU_AGENT=$(GPU_AGENT) GPU_TRAIN=$(GPU_TRAIN) GPU_SERVE=$(GPU_SERVE) \

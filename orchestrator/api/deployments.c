@@ -615,6 +615,48 @@ static int events_of(orc_api_req_t *req, struct orc_deployments_api *ctx, orc_de
 }
 
 /* The human log: one line per event. */
+static char *text_add(char *text, size_t *len, const char *add)
+{
+    size_t n = strlen(add);
+    char *nt = orc_realloc(text, *len + n + 1);
+
+    if (nt == NULL)
+        return text;
+    memcpy(nt + *len, add, n + 1);
+    *len += n;
+    return nt;
+}
+
+/* After the events: the tail of each workload's output that gpu-agent sent
+ * (resource attribute agent.log, engine/agent.c), one section per
+ * workload. */
+static char *append_workload_logs(void *data, const orc_deployment_t *d, char *text, size_t *len)
+{
+    struct orc_deployments_api *ctx = data;
+    orc_res_query_t q = {.deployment_uuid = d->uuid, .oldest_first = true};
+    orc_resource_list_t l = {0};
+
+    if (orc_store_resource_list(ctx->store, &q, &l) < 0)
+        return text;
+    for (size_t i = 0; i < l.count; i++) {
+        json_t *logs = json_object_get(json_object_get(l.items[i].attributes, "agent"), "log");
+        const char *wl;
+        json_t *v;
+        json_object_foreach(logs, wl, v)
+        {
+            char *head = orc_asprintf("\n==> %s[%d] workload %s output (last %zu bytes) <==\n",
+                                      l.items[i].node_name, l.items[i].instance_index, wl,
+                                      json_string_length(v));
+            if (head)
+                text = text_add(text, len, head);
+            orc_free(head);
+            text = text_add(text, len, json_string_value(v) ? json_string_value(v) : "");
+        }
+    }
+    orc_resource_list_clear(&l);
+    return text;
+}
+
 static int show_log(orc_api_req_t *req, void *data)
 {
     orc_deployment_t *d = NULL;
@@ -635,6 +677,8 @@ static int show_log(orc_api_req_t *req, void *data)
         }
         orc_free(line);
     }
+    if (rc == 0)
+        text = append_workload_logs(data, d, text, &len);
     if (rc == 0)
         rc = orc_api_send_text(req, 200, text ? text : "", len);
     orc_free(text);

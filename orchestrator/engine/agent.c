@@ -223,6 +223,67 @@ static void apply_workload(struct target *res, json_t *data)
         set_attr(res, "restarts", json_incref(restarts));
 }
 
+/* A chunk of a workload's output: the tail of each workload's output is
+ * kept, at most ORC_AGENT_LOG_TAIL bytes (cut at a character boundary), in
+ * agent.log.NAME, with agent.log_end.NAME the output offset it ends at, so
+ * that a batch sent again adds nothing twice. GET /deployments/{id}/log
+ * shows it. */
+#define ORC_AGENT_LOG_TAIL 65536
+
+static json_t *agent_obj(struct target *res, const char *key)
+{
+    json_t *o = json_object_get(res->agent, key);
+
+    if (!json_is_object(o)) {
+        o = json_object();
+        set_agent(res, key, o);
+    }
+    return o;
+}
+
+static void apply_log(struct target *res, json_t *data)
+{
+    const char *name = json_string_value(json_object_get(data, "name"));
+    json_t *text = json_object_get(data, "data"), *logs, *ends;
+    json_int_t off = json_integer_value(json_object_get(data, "offset")), end;
+    const char *chunk = json_string_value(text), *old;
+    size_t clen = json_string_length(text), olen, skip = 0, keep;
+    char *buf;
+
+    set_agent(res, "log_bytes",
+              json_integer(json_integer_value(json_object_get(res->agent, "log_bytes")) +
+                           (json_int_t)clen));
+    if (name == NULL || chunk == NULL || off < 0)
+        return;
+    logs = agent_obj(res, "log");
+    ends = agent_obj(res, "log_end");
+    if (logs == NULL || ends == NULL)
+        return;
+    end = json_integer_value(json_object_get(ends, name));
+    if (off + (json_int_t)clen <= end)
+        return; /* seen already */
+    if (off < end)
+        skip = (size_t)(end - off);
+    while (skip < clen && ((unsigned char)chunk[skip] & 0xC0) == 0x80)
+        skip++;
+    old = json_string_value(json_object_get(logs, name));
+    olen = old ? strlen(old) : 0;
+    buf = orc_malloc(olen + clen - skip + 1);
+    if (buf == NULL)
+        return;
+    memcpy(buf, old ? old : "", olen);
+    memcpy(buf + olen, chunk + skip, clen - skip);
+    olen += clen - skip;
+    buf[olen] = '\0';
+    keep = olen > ORC_AGENT_LOG_TAIL ? olen - ORC_AGENT_LOG_TAIL : 0;
+    while (keep < olen && ((unsigned char)buf[keep] & 0xC0) == 0x80)
+        keep++;
+    json_object_set_new(logs, name, json_string(buf + keep));
+    json_object_set_new(ends, name, json_integer(off + (json_int_t)clen));
+    orc_free(buf);
+    res->changed = true;
+}
+
 /* One report; unknown types are skipped (newer agents). */
 static int apply_one(struct target *res, struct target *host, json_t *rep, size_t i, char *why,
                      size_t whylen)
@@ -246,9 +307,7 @@ static int apply_one(struct target *res, struct target *host, json_t *rep, size_
     else if (strcmp(type, "heartbeat") == 0)
         set_agent(res, "status", json_incref(data));
     else if (strcmp(type, "log") == 0)
-        set_agent(res, "log_bytes",
-                  json_integer(json_integer_value(json_object_get(res->agent, "log_bytes")) +
-                               (json_int_t)json_string_length(json_object_get(data, "data"))));
+        apply_log(res, data);
     return 0;
 }
 

@@ -15,6 +15,7 @@
 
 #include "../base.h"
 #include "drivers.h"
+#include "ssh_client.h"
 
 #define LOG_SUB "drivers"
 #define STATE_SIZE_MAX ((size_t)1 << 20)
@@ -51,6 +52,7 @@ struct orc_drv_registry {
     bool strict;
     uv_timer_t defer; /* delivers held callbacks on a later iteration */
     orc_op_t *defer_head, *defer_tail;
+    struct orc_sshc *ssh; /* the SSH client lent to every site (host->ssh) */
 };
 
 /* ---- violations --------------------------------------------------------- */
@@ -88,8 +90,14 @@ int orc_drv_registry_new(uv_loop_t *loop, struct orc_drv_registry **out)
         return ORC_ENOMEM;
     reg->loop = loop;
     reg->strict = strict != NULL && strcmp(strict, "1") == 0;
+    rc = orc_sshc_new(loop, &reg->ssh);
+    if (rc < 0) {
+        orc_free(reg);
+        return rc;
+    }
     rc = uv_timer_init(loop, &reg->defer);
     if (rc < 0) {
+        orc_sshc_close(reg->ssh, NULL, NULL);
         orc_free(reg);
         return rc;
     }
@@ -138,6 +146,8 @@ int orc_drv_registry_close(struct orc_drv_registry *reg)
                 reg->sites->conf.name);
         return ORC_ECONFLICT;
     }
+    orc_sshc_close(reg->ssh, NULL, NULL);
+    reg->ssh = NULL;
     uv_close((uv_handle_t *)&reg->defer, registry_closed);
     return 0;
 }
@@ -780,6 +790,52 @@ static int host_secret_get(const struct orc_host_api *host, const char *name, ch
     return env_secret(name, value);
 }
 
+/* ---- the SSH client (host->ssh) ----------------------------------------------------- */
+
+static int host_ssh_exec(const struct orc_host_api *host, const struct orc_ssh_target *t,
+                         orc_ssh_req_t *req, const struct orc_ssh_exec *x)
+{
+    struct orc_drv_site *site = SITE_OF_HOST(host);
+
+    return orc_sshc_exec(site->reg->ssh, site, &site->ssh_stats, t, req, x);
+}
+
+static int host_ssh_put(const struct orc_host_api *host, const struct orc_ssh_target *t,
+                        orc_ssh_req_t *req, const struct orc_ssh_put *p)
+{
+    struct orc_drv_site *site = SITE_OF_HOST(host);
+
+    return orc_sshc_put(site->reg->ssh, site, &site->ssh_stats, t, req, p);
+}
+
+static int host_ssh_cancel(const struct orc_host_api *host, orc_ssh_req_t *req)
+{
+    return orc_sshc_cancel(SITE_OF_HOST(host)->reg->ssh, req);
+}
+
+static void host_ssh_release(const struct orc_host_api *host, orc_ssh_req_t *req)
+{
+    (void)host;
+    orc_sshc_release(req);
+}
+
+static void host_ssh_stats(const struct orc_host_api *host, struct orc_ssh_stats *out)
+{
+    struct orc_drv_site *site = SITE_OF_HOST(host);
+
+    *out = site->ssh_stats;
+    out->open = orc_sshc_open_sessions(site->reg->ssh);
+}
+
+static const struct orc_ssh_api host_ssh = {
+    .size = sizeof(struct orc_ssh_api),
+    .exec = host_ssh_exec,
+    .put = host_ssh_put,
+    .cancel = host_ssh_cancel,
+    .release = host_ssh_release,
+    .stats = host_ssh_stats,
+};
+
 /* ---- sites ------------------------------------------------------------------------ */
 
 static void site_conf_free(struct orc_site_conf *c)
@@ -833,7 +889,7 @@ int orc_drv_site_new(struct orc_drv_registry *reg, const char *driver,
         .op_pool_add = host_op_pool_add,
         .op_output_set = host_op_output_set,
         .http = NULL,
-        .ssh = NULL,
+        .ssh = &host_ssh,
     };
     s->next = reg->sites;
     if (reg->sites)
@@ -869,6 +925,8 @@ int orc_drv_site_free(struct orc_drv_site *s)
     }
     while (s->timers != NULL)
         timer_cancel(s->timers);
+    if (orc_sshc_abandon(s->reg->ssh, s) > 0)
+        violation(s->reg, s, "SSH request(s) still in flight when the site was freed; dropped");
     if (s->prev)
         s->prev->next = s->next;
     else

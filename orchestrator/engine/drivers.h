@@ -73,6 +73,7 @@ struct orc_drv_site {
     struct orc_drv_timer *timers; /* host timers not fired yet */
     uint64_t next_timer_id;
     struct orc_drv_registry *reg;
+    struct orc_ssh_stats ssh_stats; /* this site's SSH requests (host->ssh->stats) */
     struct orc_drv_site *prev, *next;
 };
 

@@ -31,6 +31,8 @@ bench_cleanup() {
         local pidf="${conf%/*}/nginx.pid"
         [ -f "$pidf" ] && kill -KILL "$(cat "$pidf")" 2>/dev/null
     done
+    # testbeds a part started (sites.sh): stopped before their dirs go
+    [ -n "${BENCH_CLEANUP_CMDS:-}" ] && eval "$BENCH_CLEANUP_CMDS"
     for d in $BENCH_DIRS; do
         rm -rf "$d"
     done

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The benchmarks' entry point (make bench; docs/performance.md): runs the
-# parts named in BENCH (default all: tosca http creates engine rss), prints
+# parts named in BENCH (default all: tosca http creates engine rss agent ssh slurm), prints
 # each part's rounds, then a summary table of the medians with the goals and
 # the figures of the previous run (from the results file, when there is one),
 # and stores this run's figures in that file. Exit status: 0 when every part
@@ -14,7 +14,7 @@
 # BENCH_SECONDS (wrk run length, 5), BENCH_HTTP_FILL (1000), BENCH_CREATES
 # (5000 per round), BENCH_CREATE_CONC (50), BENCH_DEPLOYMENTS (10000),
 # BENCH_ENGINE_DAEMON_ROUNDS (BENCH_ROUNDS), BENCH_RSS_LATENCY_MS (300000),
-# BENCH_AGENT_ROUNDS (20), BENCH_TMPDIR (BUILD/bench-tmp), BENCH_RESULTS (BUILD/bench-results.txt).
+# BENCH_AGENT_ROUNDS (20), BENCH_SSH_DEPLOYMENTS (100), BENCH_SSH_HOSTS (10), BENCH_TMPDIR (BUILD/bench-tmp), BENCH_RESULTS (BUILD/bench-results.txt).
 set -u -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +23,8 @@ cd "$here/../.." || exit 1
 . "$here/lib.sh"
 # shellcheck source=parts.sh
 . "$here/parts.sh"
+# shellcheck source=sites.sh
+. "$here/sites.sh"
 
 BUILD=${BUILD:-build/release}
 CORPUS=${CORPUS:-../shared/corpus}
@@ -43,7 +45,7 @@ BENCH_RSS_LATENCY_MS=${BENCH_RSS_LATENCY_MS:-300000}
 BENCH_TMPDIR=${BENCH_TMPDIR:-$BUILD/bench-tmp}
 BENCH_RESULTS=${BENCH_RESULTS:-$BUILD/bench-results.txt}
 HTTP_CONNS=50
-ALL_PARTS="tosca http creates engine rss agent"
+ALL_PARTS="tosca http creates engine rss agent ssh slurm"
 
 [ "$BENCH" = all ] && BENCH=$ALL_PARTS
 for p in $BENCH; do
@@ -119,6 +121,13 @@ ROWS=(
     "agent_baseline_ms|  curl exec to one POST (baseline)||ms"
     "agent_ratio|  ratio agent / curl||x"
     "agent_rss_kb|  agent VmRSS supervising a workload|v < 20480|kB"
+    "ssh_one_ms|ssh pool: one job, POST -> CREATE_COMPLETE||ms"
+    "ssh_local_one_ms|  the same on the local site (baseline)||ms"
+    "ssh_many_p50_ms|  100 services at once on 10 hosts: p50||ms"
+    "ssh_many_max_ms|  100 services at once on 10 hosts: the last||ms"
+    "ssh_conns_per_deployment|  SSH connections accepted per deployment||"
+    "slurm_running_ms|slurm: one job, POST -> job running||ms"
+    "slurm_complete_ms|  POST -> CREATE_COMPLETE (job sleeps 3 s)||ms"
 )
 
 summary() {

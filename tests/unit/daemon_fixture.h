@@ -282,7 +282,9 @@ static inline int fx_teardown(void **state)
     if (fx_cur_curl != NULL)
         curl_easy_cleanup(fx_cur_curl);
     fx_cur_curl = NULL;
-    if (fx_cur_dir[0] != '\0') {
+    if (fx_cur_dir[0] != '\0' && getenv("FX_KEEP_DIRS") != NULL) /* to debug a failure */
+        fprintf(stderr, "kept %s\n", fx_cur_dir);
+    else if (fx_cur_dir[0] != '\0') {
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx_cur_dir);
         if (system(cmd) != 0)
             fprintf(stderr, "cannot remove %s\n", fx_cur_dir);
@@ -682,6 +684,57 @@ static inline json_t *fx_events(struct fx_daemon *d, const char *uuid, const cha
     }
     json_decref(all);
     return out;
+}
+
+/* A URL's body (GET, or POST of json when not NULL): the HTTP status (0:
+ * no answer), the text in *out (caller frees). */
+static inline long fx_url_fetch(const char *url, const char *json, char **out)
+{
+    CURL *c = curl_easy_init();
+    struct body b = {NULL, 0};
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    long status = 0;
+
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    if (json) {
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+    }
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    *out = b.data ? b.data : strdup("");
+    return status;
+}
+
+/* GET /deployments/{id}/log (caller frees). */
+static inline char *fx_dep_log(struct fx_daemon *d, const char *uuid)
+{
+    char path[128];
+    struct fx_resp r;
+    char *text;
+
+    snprintf(path, sizeof(path), "/deployments/%s/log", uuid);
+    assert_int_equal(fx_get(d, path, &r), 200);
+    text = strdup(r.body);
+    fx_resp_free(&r);
+    return text;
+}
+
+/* DELETE a deployment and wait (up to ms) until it is gone. */
+static inline void fx_undeploy(struct fx_daemon *d, const char *uuid, int ms)
+{
+    char path[128];
+    struct fx_resp r;
+
+    snprintf(path, sizeof(path), "/deployments/%s", uuid);
+    fx_http(d, "DELETE", path, NULL, NULL, &r);
+    fx_resp_free(&r);
+    assert_null(fx_wait_status(d, uuid, "", ms));
 }
 
 /* The text of a template file of the project (caller frees). */

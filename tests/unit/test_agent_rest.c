@@ -164,18 +164,6 @@ static long post_reports(struct fx_daemon *d, const char *uuid, const char *toke
     return fx_http(d, "POST", path, token ? headers : NULL, body, r);
 }
 
-/* Deletes a deployment and waits until it is gone: its agents and
- * workloads stop (a daemon that stops leaves them running, by design). */
-static void undeploy(struct fx_daemon *d, const char *uuid)
-{
-    char path[128];
-    struct fx_resp r;
-
-    snprintf(path, sizeof(path), "/deployments/%s", uuid);
-    fx_http(d, "DELETE", path, NULL, NULL, &r);
-    fx_resp_free(&r);
-    assert_null(fx_wait_status(d, uuid, "", 30000));
-}
 
 static void deploy_service(struct fx_daemon *d, char uuid[64])
 {
@@ -211,7 +199,7 @@ static void test_reports_become_attributes(void **state)
     assert_non_null(json_object_get(web, "endpoint"));
     json_decref(box);
     json_decref(web);
-    undeploy(&d, uuid);
+    fx_undeploy(&d, uuid, 30000);
     fx_stop(&d);
 }
 
@@ -275,8 +263,8 @@ static void test_endpoint_refusals(void **state)
     free(token);
     json_decref(web);
     json_decref(box);
-    undeploy(&d, uuid);
-    undeploy(&d, other);
+    fx_undeploy(&d, uuid, 30000);
+    fx_undeploy(&d, other, 30000);
     fx_stop(&d);
 }
 
@@ -339,33 +327,10 @@ static void test_reports_survive_orchestrator_restart(void **state)
     } while (fx_now_ms() < end);
     assert_true(last > down_ms + 1000);
     assert_int_equal(agent_pid(&d, uuid), pid); /* the same agent, adopted */
-    undeploy(&d, uuid);
+    fx_undeploy(&d, uuid, 30000);
     fx_stop(&d);
 }
 
-/* A URL's body (GET, or POST of json when not NULL): status, text in *out. */
-static long url_fetch(const char *url, const char *json, char **out)
-{
-    CURL *c = curl_easy_init();
-    struct body b = {NULL, 0};
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    long status = 0;
-
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    if (json) {
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    }
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    *out = b.data ? b.data : strdup("");
-    return status;
-}
 
 /* examples/gpu-train-serve.yaml on the local site with its defaults: the
  * training job (gpu-train, on the CPU here) writes the checkpoint, the
@@ -391,7 +356,7 @@ static void test_train_then_serve_example(void **state)
     const char *endpoint =
         json_string_value(json_object_get(json_object_get(dep, "outputs"), "endpoint"));
     assert_non_null(endpoint);
-    assert_int_equal(url_fetch(endpoint, NULL, &text), 200);
+    assert_int_equal(fx_url_fetch(endpoint, NULL, &text), 200);
     models = json_loads(text, 0, NULL);
     free(text);
     const char *name =
@@ -400,14 +365,14 @@ static void test_train_then_serve_example(void **state)
     assert_non_null(name);
     snprintf(url, sizeof(url), "%s%s/predict/", endpoint, name);
     json_decref(models);
-    assert_int_equal(url_fetch(url, "{\"inputs\": [[0.5, 0.25], [-0.75, 0.1]]}", &text), 200);
+    assert_int_equal(fx_url_fetch(url, "{\"inputs\": [[0.5, 0.25], [-0.75, 0.1]]}", &text), 200);
     json_t *answer = json_loads(text, 0, NULL);
     free(text);
     assert_string_equal(json_string_value(json_object_get(answer, "status")), "OK");
     assert_int_equal(json_array_size(json_object_get(answer, "predictions")), 2);
     json_decref(answer);
     json_decref(dep);
-    undeploy(&d, uuid);
+    fx_undeploy(&d, uuid, 30000);
     fx_stop(&d);
 }
 

@@ -50,6 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <uv.h>
 
@@ -61,7 +62,7 @@ extern "C" {
 
 /* ---- versions and the entry point ---------------------------------------- */
 
-#define ORC_DRIVER_ABI 2
+#define ORC_DRIVER_ABI 3
 
 #define ORC__DRV_STR2(x) #x
 #define ORC__DRV_STR(x) ORC__DRV_STR2(x)
@@ -297,13 +298,13 @@ static inline int orc_op_failf(orc_op_t *op, int code, const char *fmt, ...)
 
 /* ---- host services ---------------------------------------------------------- */
 
-#define ORC_HOST_API_VERSION 1
+#define ORC_HOST_API_VERSION 2
 
 enum orc_log_level_drv { ORC_DRV_LOG_DEBUG = 0, ORC_DRV_LOG_INFO, ORC_DRV_LOG_WARN, ORC_DRV_LOG_ERROR };
 
 typedef void (*orc_host_timer_cb)(void *arg);
 struct orc_http_api; /* reserved: an HTTP client on the loop (later) */
-struct orc_ssh_api;  /* reserved: an SSH client on the loop (later) */
+struct orc_ssh_api;  /* an SSH client on the loop (host API 2, below) */
 
 /* What the core lends a driver, one table per site, valid from site_open
  * until site_close has called back. Every function runs on the loop thread
@@ -345,9 +346,134 @@ struct orc_host_api {
     int (*op_pool_add)(orc_op_t *op, const struct orc_pool *pool);
     int (*op_output_set)(orc_op_t *op, const char *data, size_t len); /* replaces */
 
-    const struct orc_http_api *http; /* reserved: NULL in version 1 */
-    const struct orc_ssh_api *ssh;   /* reserved: NULL in version 1 */
+    const struct orc_http_api *http; /* reserved: NULL */
+    const struct orc_ssh_api *ssh;   /* version 2: the SSH client (below); never NULL */
 };
+
+/* ---- the SSH client (host API 2) ----------------------------------------------- */
+
+/* Where a command goes: one SSH server and how to log in. The core keeps
+ * one session per distinct target (address, port, user, identity,
+ * known_hosts) and reuses it for every request, for every site, until it
+ * has been idle for idle_ms or fails. Strings are copied by the call. */
+enum orc_ssh_hostkey {
+    ORC_SSH_HOSTKEY_STRICT = 0, /* the key must be in known_hosts already */
+    ORC_SSH_HOSTKEY_TOFU = 1,   /* an unknown host's key is added (a changed one still refused) */
+};
+struct orc_ssh_target {
+    const char *address; /* host name or IP address */
+    uint16_t port;       /* 0: 22 */
+    const char *user;
+    const char *identity;    /* private key file (OpenSSH or PEM), or "agent": ssh-agent */
+    const char *passphrase;  /* of the key; NULL: none */
+    const char *known_hosts; /* OpenSSH known_hosts file; required */
+    int hostkey;             /* enum orc_ssh_hostkey */
+    uint32_t connect_timeout_ms; /* TCP connect + handshake + auth; 0: 10000 */
+    uint32_t keepalive_s;        /* 0: 15 */
+    uint32_t retries;            /* extra connection attempts after a transport failure, with
+                                    doubling backoff from 250 ms; host-key and auth failures
+                                    are never retried */
+    uint32_t idle_ms;            /* an unused session closes after this; 0: 60000 */
+};
+
+typedef struct orc_ssh_req_s orc_ssh_req_t;
+typedef void (*orc_ssh_cb)(orc_ssh_req_t *req, int status);
+
+/* One request in flight (exec or put): caller-allocated and zeroed; memory
+ * stays valid until cb has returned. status in cb: 0 (the command ran: see
+ * exit_status), ORC_ESSH (transport: connection refused or lost, timeout),
+ * ORC_EDENIED (host key unknown or changed, authentication refused),
+ * ORC_ECANCELED, ORC_EIO (put: the local file), ORC_ENOMEM; error says
+ * what and where ("ssh 10.0.0.5:22: host key changed ..."). The outputs
+ * are the core's: release them with ssh->release once read (cb may). */
+struct orc_ssh_req_s {
+    void *data;    /* the caller's */
+    orc_ssh_cb cb; /* in: set before the call */
+    /* results */
+    int exit_status; /* exec: the command's; 128 + N when killed by signal N; -1 unknown */
+    char *out;       /* exec: stdout, NUL-terminated, out_len bytes (NULL: none) */
+    size_t out_len;
+    char *err; /* exec: stderr, the same */
+    size_t err_len;
+    bool truncated;  /* exec: more output than max_out was dropped */
+    bool connected;  /* a session had been established when it ended */
+    uint64_t bytes;  /* put: bytes sent */
+    char error[ORC_OP_ERROR_LEN];
+    void *core_; /* core-private */
+};
+
+struct orc_ssh_exec {
+    const char *command; /* the remote shell's command line: quote every value in it
+                            (orc_ssh_quote below) */
+    const char *input;   /* written to the command's stdin, then EOF; NULL: nothing */
+    size_t input_len;
+    size_t max_out;      /* bytes kept of stdout and of stderr each; 0: 1 MiB */
+    uint32_t timeout_ms; /* the whole request, connection included; 0: none */
+};
+
+struct orc_ssh_put {
+    const char *local_path;  /* a regular file here */
+    const char *remote_path; /* written over SFTP (created or truncated) */
+    int mode;                /* its permissions, e.g. 0755 */
+    uint32_t timeout_ms;     /* 0: none */
+};
+
+struct orc_ssh_stats {
+    uint64_t connects;   /* sessions established (handshake and auth done) */
+    uint64_t attempts;   /* connection attempts, failed ones included */
+    uint64_t requests;   /* exec and put requests started */
+    uint32_t open;       /* sessions open now */
+};
+
+/* Every function runs on the loop thread. exec and put return < 0 (and cb
+ * never runs) or 0 (cb runs exactly once, later). */
+struct orc_ssh_api {
+    uint32_t size; /* sizeof(struct orc_ssh_api) as the core built it */
+    int (*exec)(const struct orc_host_api *host, const struct orc_ssh_target *t,
+                orc_ssh_req_t *req, const struct orc_ssh_exec *x);
+    int (*put)(const struct orc_host_api *host, const struct orc_ssh_target *t,
+               orc_ssh_req_t *req, const struct orc_ssh_put *p);
+    /* req completes through its cb with ORC_ECANCELED (later); what ran on
+     * the remote side may have run. 0, or ORC_ENOTFOUND: not in flight. */
+    int (*cancel)(const struct orc_host_api *host, orc_ssh_req_t *req);
+    /* Frees req->out and req->err (NULL-safe; sets them NULL). */
+    void (*release)(const struct orc_host_api *host, orc_ssh_req_t *req);
+    /* Counters of this site's requests (connects: sessions opened for them). */
+    void (*stats)(const struct orc_host_api *host, struct orc_ssh_stats *out);
+};
+
+/* Appends s to the buffer dst (cap bytes, NUL-terminated, length *len) as
+ * one POSIX shell word in single quotes ('it'\''s'): nothing in it is
+ * expanded or run by sh. Returns 0, or ORC_ELIMIT when it does not fit
+ * (dst then ends where it was). A C string holds no NUL, so none can reach
+ * the shell; callers holding counted data refuse it before. */
+static inline int orc_ssh_quote(char *dst, size_t cap, size_t *len, const char *s)
+{
+    size_t n = *len;
+
+    if (n + 3 > cap)
+        return ORC_ELIMIT;
+    dst[n++] = '\'';
+    for (; *s; s++) {
+        if (*s == '\'') {
+            if (n + 5 > cap)
+                goto full;
+            memcpy(dst + n, "'\\''", 4);
+            n += 4;
+        } else {
+            if (n + 3 > cap)
+                goto full;
+            dst[n++] = *s;
+        }
+    }
+    dst[n++] = '\'';
+    dst[n] = '\0';
+    *len = n;
+    return 0;
+full:
+    dst[*len] = '\0';
+    return ORC_ELIMIT;
+}
 
 /* ---- the vtable -------------------------------------------------------------- */
 
