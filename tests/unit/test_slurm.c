@@ -404,7 +404,7 @@ static void test_script_hostile(void **state)
 
     (void)state;
     assert_int_equal(0, test_mkdtemp(tmp_root, sizeof(tmp_root), "test_slurm"));
-    snprintf(dir, sizeof(dir), "%s/work it's \"d\" $(touch PWNED1) `touch PWNED2`; x", tmp_root);
+    snprintf(dir, sizeof(dir), "%s/wdir it's \"d\" $(touch PWNED1) `touch PWNED2`; x", tmp_root);
     assert_int_equal(0, mkdir(dir, 0700));
     snprintf(rt, sizeof(rt), "%s/rt $(touch PWNED3)", dir);
     snprintf(bin, sizeof(bin), "%s/bin", tmp_root);
@@ -830,7 +830,7 @@ static void answer(struct fcall *fc)
         F.puts++;
         reply(fc, 0, "", "");
     } else if (strstr(c, "pwd -P")) {
-        assert_true(asprintf(&out, "@@work\n/remote/work\n@@cmds\n%s",
+        assert_true(asprintf(&out, "@@work\n/remote/scratch\n@@cmds\n%s",
                              F.open_extra ? F.open_extra : "") > 0);
         reply(fc, 0, out, "");
     } else if (strstr(c, "sha256sum --")) {
@@ -1242,7 +1242,7 @@ static void test_provision(void **state)
     assert_int_equal(1, n.gpus);
     assert_int_equal(2, n.cpus);
     assert_int_equal(1ull << 30, n.mem);
-    assert_int_equal(0, strncmp(n.runtime, "/remote/work/.orc-runtime/", 26));
+    assert_int_equal(0, strncmp(n.runtime, "/remote/scratch/.orc-runtime/", 26));
     assert_int_equal(1, F.looks);
     assert_int_equal(0, F.puts);
     assert_true(ran("sinfo -h '-p' 'gpu' -o '%G|%c|%m'"));
@@ -1285,7 +1285,7 @@ static void test_exec_completed(void **state)
     /* the sbatch line, the script and the env file */
     assert_true(ran("'--job-name=" NODE "' '--nodes=1' '--ntasks-per-node=1' '--cpus-per-task=2' "
                     "'--mem=1024M' '--gres=gpu:a100:1' '--partition=gpu'"));
-    assert_true(ran("'--no-requeue' '/remote/work/" NODE "/training-0.sbatch'"));
+    assert_true(ran("'--no-requeue' '/remote/scratch/" NODE "/training-0.sbatch'"));
     assert_non_null(strstr(F.script, "--kind 'job'"));
     assert_non_null(
         strstr(F.script, "'/bin/sh' '-c' 'gpu-train --epochs \"$EPOCHS\" --out ckpt.bin'"));
