@@ -9,15 +9,18 @@
 # Needs root. See README.md next to this script for the files it writes.
 set -eu
 
-PATH=$PATH:/usr/sbin:/sbin:/usr/local/sbin
-export PATH
 ME=slurm.sh
 MARKER=.orctb-slurm
+# for lib.sh: KIND names this kind of testbed in messages, DIR_WHY follows
+# the characters DIR may hold, LOG_LINES is how much of a log show_log shows
+# shellcheck disable=SC2034
+KIND="a Slurm testbed" DIR_WHY="" LOG_LINES=20
 TO=15   # seconds any single client command may take
 
-say() { echo "$ME: $*"; }
-warn() { echo "$ME: $*" >&2; }
-die() { echo "$ME: error: $*" >&2; exit 1; }
+# say, die, rd, alive, pick_port, begin_start ...: lib.sh next to this script
+here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+# shellcheck disable=SC1091 source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh"
 
 usage() {
     cat >&2 <<EOF
@@ -31,41 +34,6 @@ EOF
 
 # ---------------------------------------------------------------- helpers
 
-abspath() {
-    case $1 in */) set -- "${1%/}" ;; esac
-    [ -n "$1" ] || { echo /; return; }
-    if [ -d "$1" ]; then
-        (cd "$1" && pwd -P)
-    else
-        _p=$(dirname "$1"); _b=$(basename "$1")
-        if [ -d "$_p" ]; then
-            echo "$(cd "$_p" && pwd -P)/$_b"
-        else
-            case $1 in /*) echo "$1" ;; *) echo "$(pwd -P)/$1" ;; esac
-        fi
-    fi
-}
-
-check_dir_name() {
-    case $1 in
-        *[!A-Za-z0-9/._+=,@-]*) die "DIR must contain only [A-Za-z0-9/._+=,@-]: $1" ;;
-    esac
-    [ "$1" != / ] || die "DIR must not be /"
-}
-
-short_id() { printf '%s' "$1" | cksum | awk '{ printf "%06x", $1 % 16777216 }'; }
-
-is_int() { case $1 in ''|*[!0-9]*) return 1 ;; esac; return 0; }
-
-rd() { if [ -f "$1" ]; then cat "$1"; fi; }
-
-# process exists and is not a zombie
-alive() {
-    [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
-    case $(ps -o stat= -p "$1" 2>/dev/null) in Z*) return 1 ;; esac
-    return 0
-}
-
 # wait until pid is gone, up to $2 tenths of a second; 0 when gone
 wait_gone() {
     _n=0
@@ -74,37 +42,6 @@ wait_gone() {
         sleep 0.1
     done
     return 0
-}
-
-descendants() {
-    ps -e -o pid= -o ppid= | awk -v r="$1" '
-        { par[$1] = $2 }
-        END {
-            want[r] = 1; order[1] = r; n = 1; changed = 1
-            while (changed) {
-                changed = 0
-                for (k in par)
-                    if (!(k in want) && (par[k] in want)) { want[k] = 1; order[++n] = k; changed = 1 }
-            }
-            for (i = 1; i <= n; i++) print order[i]
-        }'
-}
-
-USED_PORTS=
-pick_port() {
-    _try=0
-    while [ $_try -lt 200 ]; do
-        _try=$((_try + 1))
-        _r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-        _p=$((20000 + _r % 40000))
-        case " $USED_PORTS " in *" $_p "*) continue ;; esac
-        if [ -z "$(ss -Htan "sport = :$_p" 2>/dev/null)" ]; then
-            USED_PORTS="$USED_PORTS $_p"
-            echo "$_p"
-            return 0
-        fi
-    done
-    die "no free TCP port found"
 }
 
 # the daemons get ORCTB_SLURM_TESTBED=DIR in their environment; slurmstepd
@@ -156,13 +93,6 @@ load_state() {
     NODE=$(rd "$DIR/node")
     SLURM_CONF=$DIR/slurm.conf
     export SLURM_CONF
-}
-
-show_log() {
-    if [ -s "$1" ]; then
-        warn "last lines of $1:"
-        tail -n 20 "$1" | sed 's/^/    /' >&2
-    fi
 }
 
 # Slurm client commands read SLURM_*/SBATCH_*/... from the environment
@@ -262,12 +192,7 @@ write_env() {
 # ---------------------------------------------------------------- commands
 
 do_stop() {
-    [ -e "$DIR" ] || return 0
-    [ -d "$DIR" ] || die "$DIR is not a directory"
-    if [ ! -e "$DIR/$MARKER" ]; then
-        if rmdir "$DIR" 2>/dev/null; then return 0; fi
-        die "$DIR is not a Slurm testbed directory (no $MARKER); not removing it"
-    fi
+    testbed_to_stop || return 0
     NODE=$(rd "$DIR/node")
     SLURM_CONF=$DIR/slurm.conf
     export SLURM_CONF
@@ -293,16 +218,6 @@ do_stop() {
     rm -rf "$DIR"
 }
 
-cleanup_failed_start() {
-    _rc=$?
-    if [ "${STARTED_OK:-0}" != 1 ]; then
-        warn "start failed; cleaning up $DIR"
-        do_stop || true
-        [ $_rc -ne 0 ] || _rc=1
-    fi
-    exit $_rc
-}
-
 do_start() {
     GPU_MODEL=a100 GPUS=2 CPUS="" NODE=""
     while [ $# -gt 0 ]; do
@@ -325,7 +240,7 @@ do_start() {
     done
     case $GPU_MODEL in ''|*[!A-Za-z0-9_.-]*) die "bad GPU model: $GPU_MODEL" ;; esac
     is_int "$GPUS" && [ "$GPUS" -le 64 ] || die "--gpus wants MODEL:N with N in 0..64, got $GPUS"
-    [ "$(id -u)" = 0 ] || die "must run as root"
+    need_root
     for _c in munged munge slurmctld slurmd scontrol sinfo squeue srun scancel ss ps awk od cksum timeout; do
         command -v $_c >/dev/null 2>&1 || die "$_c not found (apt-get install slurmctld slurmd slurm-client munge)"
     done
@@ -336,21 +251,7 @@ do_start() {
     [ -n "$NODE" ] || NODE=$HOST
     case $NODE in ''|*[!A-Za-z0-9_-]*) die "bad node name: $NODE" ;; esac
 
-    if [ -e "$DIR/$MARKER" ]; then
-        say "$DIR holds a testbed already; stopping it first"
-        do_stop
-    elif [ -d "$DIR" ] && [ -n "$(ls -A "$DIR")" ]; then
-        die "$DIR exists, is not empty and is not a Slurm testbed"
-    fi
-
-    STARTED_OK=0
-    trap cleanup_failed_start EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    mkdir -p "$DIR"
-    chmod 0755 "$DIR"
-    DIR=$(cd "$DIR" && pwd -P)
-    : >"$DIR/$MARKER"
+    begin_start
     mkdir -p "$DIR/munge" "$DIR/state" "$DIR/spool" "$DIR/run" "$DIR/log" "$DIR/dev"
     chmod 0755 "$DIR/munge"   # munged wants the socket dir executable by all
     SID=$(short_id "$DIR")
@@ -394,8 +295,8 @@ EOF
         : >"$DIR/gres.conf"
     fi
 
-    CTLD_PORT=$(pick_port)
-    SLURMD_PORT=$(pick_port)
+    CTLD_PORT=$(pick_port -Htan)
+    SLURMD_PORT=$(pick_port -Htan)
     echo "$CTLD_PORT" >"$DIR/ctld_port"
     echo "$SLURMD_PORT" >"$DIR/slurmd_port"
 
@@ -465,8 +366,7 @@ EOF
     _n=0
     while [ "$(node_state)" != idle ] && [ $_n -lt 100 ]; do _n=$((_n + 1)); sleep 0.1; done
     write_env
-    STARTED_OK=1
-    trap - EXIT INT TERM
+    end_start
     echo "munged pid $(rd "$DIR/run/munged.pid") socket $DIR/munge/munge.socket"
     echo "slurmctld pid $(rd "$DIR/run/slurmctld.pid") 127.0.0.1:$CTLD_PORT cluster $CLUSTER"
     echo "slurmd pid $(rd "$DIR/run/slurmd.pid") 127.0.0.1:$SLURMD_PORT node $NODE cpus $CPUS memory ${MEM}M gres ${GRES_NODE:+${GRES_NODE# Gres=}}${GRES_NODE:-none} partitions gpu(default),cpu"
@@ -525,16 +425,12 @@ do_status() {
     return $_rc
 }
 
-[ $# -ge 2 ] || usage
-CMD=$1
-check_dir_name "$2"
-DIR=$(abspath "$2")
-check_dir_name "$DIR"
+init_cmd_dir "$@"
 shift 2
 clean_env
 case $CMD in
     start) do_start "$@" ;;
-    stop) [ $# -eq 0 ] || usage; [ "$(id -u)" = 0 ] || die "must run as root"; do_stop; say "stopped $DIR" ;;
+    stop) cmd_stop "$@" ;;
     node) do_node "$@" ;;
     status) do_status ;;
     *) usage ;;

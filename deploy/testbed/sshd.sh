@@ -11,16 +11,19 @@
 # Needs root. See README.md next to this script for the files it writes.
 set -eu
 
-PATH=$PATH:/usr/sbin:/sbin:/usr/local/sbin
-export PATH
 ME=sshd.sh
 MARKER=.orctb-sshd
+# for lib.sh: KIND names this kind of testbed in messages, DIR_WHY follows
+# the characters DIR may hold, LOG_LINES is how much of a log show_log shows
+# shellcheck disable=SC2034
+KIND="an sshd testbed" DIR_WHY=" (sshd_config cannot quote others)" LOG_LINES=15
 NETNS_PORT=2222           # port sshd listens on inside a namespace
 LOCKDIR=/run/orctb-testbed-netns.lock
 
-say() { echo "$ME: $*"; }
-warn() { echo "$ME: $*" >&2; }
-die() { echo "$ME: error: $*" >&2; exit 1; }
+# say, die, rd, alive, pick_port, begin_start ...: lib.sh next to this script
+here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+# shellcheck disable=SC1091 source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh"
 
 usage() {
     cat >&2 <<EOF
@@ -36,63 +39,6 @@ EOF
 
 # ---------------------------------------------------------------- helpers
 
-# absolute path of DIR (DIR need not exist)
-abspath() {
-    case $1 in
-        */) set -- "${1%/}" ;;
-    esac
-    [ -n "$1" ] || { echo /; return; }
-    if [ -d "$1" ]; then
-        (cd "$1" && pwd -P)
-    else
-        _p=$(dirname "$1"); _b=$(basename "$1")
-        if [ -d "$_p" ]; then
-            echo "$(cd "$_p" && pwd -P)/$_b"
-        else
-            case $1 in /*) echo "$1" ;; *) echo "$(pwd -P)/$1" ;; esac
-        fi
-    fi
-}
-
-check_dir_name() {
-    case $1 in
-        *[!A-Za-z0-9/._+=,@-]*) die "DIR must contain only [A-Za-z0-9/._+=,@-] (sshd_config cannot quote others): $1" ;;
-    esac
-    [ "$1" != / ] || die "DIR must not be /"
-}
-
-# 6 hex digits derived from DIR: names of namespaces and veths
-short_id() {
-    printf '%s' "$1" | cksum | awk '{ printf "%06x", $1 % 16777216 }'
-}
-
-is_int() {
-    case $1 in ''|*[!0-9]*) return 1 ;; esac
-    return 0
-}
-
-# process exists and is not a zombie
-alive() {
-    [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
-    case $(ps -o stat= -p "$1" 2>/dev/null) in Z*) return 1 ;; esac
-    return 0
-}
-
-# pid and all its descendants (parents first)
-descendants() {
-    ps -e -o pid= -o ppid= | awk -v r="$1" '
-        { par[$1] = $2 }
-        END {
-            want[r] = 1; order[1] = r; n = 1; changed = 1
-            while (changed) {
-                changed = 0
-                for (k in par)
-                    if (!(k in want) && (par[k] in want)) { want[k] = 1; order[++n] = k; changed = 1 }
-            }
-            for (i = 1; i <= n; i++) print order[i]
-        }'
-}
-
 # process command name is sshd (guards against killing a recycled pid)
 is_sshd() {
     [ -n "$1" ] || return 1
@@ -100,27 +46,6 @@ is_sshd() {
     case $_c in sshd*) return 0 ;; esac
     return 1
 }
-
-# random port in 20000..59999 that nothing listens on (TCP, root namespace)
-pick_port() {
-    _try=0
-    while [ $_try -lt 200 ]; do
-        _try=$((_try + 1))
-        _r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-        _p=$((20000 + _r % 40000))
-        case " $USED_PORTS " in *" $_p "*) continue ;; esac
-        if [ -z "$(ss -Hltn "sport = :$_p" 2>/dev/null)" ]; then
-            USED_PORTS="$USED_PORTS $_p"
-            echo "$_p"
-            return 0
-        fi
-    done
-    die "no free TCP port found"
-}
-USED_PORTS=
-
-# read a one-line state file, empty if missing
-rd() { if [ -f "$1" ]; then cat "$1"; fi; }
 
 listening() { # ns port
     if [ -n "$1" ]; then
@@ -259,13 +184,6 @@ EOF
     echo "$3" >"$_h/port"
 }
 
-show_log() {
-    if [ -s "$1" ]; then
-        warn "last lines of $1:"
-        tail -n 15 "$1" | sed 's/^/    /' >&2
-    fi
-}
-
 # ---------------------------------------------------------------- env file
 
 hosts_list() {
@@ -307,12 +225,7 @@ write_env() {
 # ---------------------------------------------------------------- commands
 
 do_stop() {
-    [ -e "$DIR" ] || return 0
-    [ -d "$DIR" ] || die "$DIR is not a directory"
-    if [ ! -e "$DIR/$MARKER" ]; then
-        if rmdir "$DIR" 2>/dev/null; then return 0; fi
-        die "$DIR is not an sshd testbed directory (no $MARKER); not removing it"
-    fi
+    testbed_to_stop || return 0
     for _d in "$DIR"/host*; do
         [ -d "$_d" ] || continue
         _i=${_d##*/host}
@@ -326,16 +239,11 @@ do_stop() {
     rm -rf "$DIR"
 }
 
-cleanup_failed_start() {
-    _rc=$?
+# a failed start (cleanup_failed_start in lib.sh) runs this before do_stop
+start_failed_hook() {
     unlock_netns
-    if [ "${STARTED_OK:-0}" != 1 ]; then
-        for _l in "$DIR"/host*/sshd.log "$DIR"/host*/sshd.out; do [ -f "$_l" ] && show_log "$_l"; done
-        warn "start failed; cleaning up $DIR"
-        do_stop || true
-        [ $_rc -ne 0 ] || _rc=1
-    fi
-    exit $_rc
+    for _l in "$DIR"/host*/sshd.log "$DIR"/host*/sshd.out; do [ -f "$_l" ] && show_log "$_l"; done
+    return 0
 }
 
 find_sshd() {
@@ -356,28 +264,14 @@ do_start() {
         esac
     done
     is_int "$NHOSTS" && [ "$NHOSTS" -ge 1 ] && [ "$NHOSTS" -le 250 ] || die "--hosts wants 1..250, got $NHOSTS"
-    [ "$(id -u)" = 0 ] || die "must run as root"
+    need_root
     find_sshd
     for _c in ssh-keygen ss ps awk od cksum; do
         command -v $_c >/dev/null 2>&1 || die "$_c not found"
     done
     [ $NETNS = 0 ] || command -v ip >/dev/null 2>&1 || die "ip (iproute2) not found"
 
-    if [ -e "$DIR/$MARKER" ]; then
-        say "$DIR holds a testbed already; stopping it first"
-        do_stop
-    elif [ -d "$DIR" ] && [ -n "$(ls -A "$DIR")" ]; then
-        die "$DIR exists, is not empty and is not an sshd testbed"
-    fi
-
-    STARTED_OK=0
-    trap cleanup_failed_start EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    mkdir -p "$DIR"
-    chmod 0755 "$DIR"
-    DIR=$(cd "$DIR" && pwd -P)
-    : >"$DIR/$MARKER"
+    begin_start
     [ -d /run/sshd ] || { mkdir -p /run/sshd && chmod 0755 /run/sshd; }
 
     # root with a locked password ("!...") is refused by sshd with UsePAM no
@@ -434,7 +328,7 @@ do_start() {
             tries=0
             while :; do
                 tries=$((tries + 1))
-                write_config $i 127.0.0.1 "$(pick_port)"
+                write_config $i 127.0.0.1 "$(pick_port -Hltn)"
                 if start_sshd $i; then break; fi
                 [ $tries -lt 5 ] || die "sshd for host$i did not start (5 ports tried)"
                 warn "sshd for host$i did not start on port $(rd "$h/port"); trying another port"
@@ -454,8 +348,7 @@ do_start() {
     mv -f "$DIR/known_hosts.tmp" "$DIR/known_hosts"
     mv -f "$DIR/wrong_known_hosts.tmp" "$DIR/wrong_known_hosts"
     write_env
-    STARTED_OK=1
-    trap - EXIT INT TERM
+    end_start
     for i in $(hosts_list); do
         h=$DIR/host$i
         _extra=
@@ -533,15 +426,11 @@ do_status() {
     return $_rc
 }
 
-[ $# -ge 2 ] || usage
-CMD=$1
-check_dir_name "$2"
-DIR=$(abspath "$2")
-check_dir_name "$DIR"
+init_cmd_dir "$@"
 shift 2
 case $CMD in
     start) do_start "$@" ;;
-    stop) [ $# -eq 0 ] || usage; [ "$(id -u)" = 0 ] || die "must run as root"; do_stop; say "stopped $DIR" ;;
+    stop) cmd_stop "$@" ;;
     link) do_link "$@" ;;
     kill) do_kill "$@" ;;
     restart) do_restart "$@" ;;

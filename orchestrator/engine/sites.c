@@ -15,6 +15,7 @@
 
 #include "../base.h"
 #include "sites.h"
+#include "orc/size.h"
 #include "tosca/tosca.h"
 
 #define SITES_FILE_MAX ((size_t)4 << 20)
@@ -70,43 +71,6 @@ static bool name_ok(const char *s, size_t max, bool upper_dot)
     return true;
 }
 
-/* A size: an integer (bytes) or "<number> <unit>" with the TOSCA size units.
- * Returns the bytes, or -1. */
-static int64_t parse_size(const json_t *v)
-{
-    static const struct {
-        const char *unit;
-        double mult;
-    } units[] = {
-        {"B", 1.0},          {"kB", 1e3},           {"KiB", 1024.0},
-        {"MB", 1e6},         {"MiB", 1048576.0},    {"GB", 1e9},
-        {"GiB", 1073741824.0}, {"TB", 1e12},        {"TiB", 1099511627776.0},
-    };
-    const char *s, *p;
-    char *end;
-    double num;
-
-    if (json_is_integer(v))
-        return json_integer_value(v) >= 0 ? (int64_t)json_integer_value(v) : -1;
-    if (!json_is_string(v))
-        return -1;
-    s = json_string_value(v);
-    errno = 0;
-    num = strtod(s, &end);
-    if (end == s || errno != 0 || !isfinite(num) || num < 0)
-        return -1;
-    p = end;
-    while (*p == ' ')
-        p++;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcasecmp(p, units[i].unit) == 0) {
-            double b = num * units[i].mult;
-            return b < 9.2e18 ? (int64_t)llround(b) : -1;
-        }
-    }
-    return -1;
-}
-
 static char *dup_or_oom(struct ctx *c, const char *s)
 {
     char *d = orc_strdup(s);
@@ -152,14 +116,14 @@ static void parse_capacity(struct ctx *c, const char *where, const json_t *cap,
             else
                 out->cpus = json_integer_value(v);
         } else if (strcmp(key, "mem") == 0 || strcmp(key, "disk") == 0) {
-            int64_t b = parse_size(v);
-            if (b < 0)
+            uint64_t b = 0;
+            if (orc_size_json(v, &b) < 0)
                 errf(c, "%s: capacity.%s: expected bytes or a size such as \"256 GB\"", where,
                      key);
             else if (key[0] == 'm')
-                out->mem = b;
+                out->mem = (int64_t)b;
             else
-                out->disk = b;
+                out->disk = (int64_t)b;
         } else if (strcmp(key, "gpus") == 0) {
             const char *model;
             json_t *n;

@@ -191,6 +191,8 @@ static void poll_set(struct sconn *c, int events)
 /* Tears the session down (socket, libssh2), keeping the conn and its queue. */
 static void session_drop(struct sconn *c)
 {
+    if (c->fd >= 0)
+        shutdown(c->fd, SHUT_RDWR);
     for (struct sreq *r = c->reqs; r; r = r->next)
         sreq_detach(r);
     if (c->agent) {

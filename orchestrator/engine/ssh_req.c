@@ -48,6 +48,13 @@ bool sreq_active(const struct sreq *r)
 
 void sreq_detach(struct sreq *r)
 {
+    /* libssh2_session_free frees channels but not an SFTP subsystem, its
+     * handles nor the writes they queued: release them here. The caller
+     * shut the socket down, so these fail at once instead of waiting. */
+    if (r->fh != NULL)
+        (void)libssh2_sftp_close_handle(r->fh);
+    if (r->sftp != NULL)
+        (void)libssh2_sftp_shutdown(r->sftp);
     r->ch = NULL;
     r->fh = NULL;
     r->sftp = NULL;

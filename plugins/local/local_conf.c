@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "local.h"
+#include "orc/size.h"
 
 /* ---- config keys ------------------------------------------------------------- */
 
@@ -63,48 +64,6 @@ static int unknown_key(orc_op_t *op, const char *k)
         n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", i ? ", " : "",
                               config_keys[i].name);
     return orc_op_failf(op, ORC_EINVAL, "local: unknown config key '%s' (known: %s)", k, known);
-}
-
-/* "16 GiB", "512MB", "1.5 gib", "2000000000": bytes. TOSCA scalar-unit.size units. */
-static int parse_size(const char *text, uint64_t *out)
-{
-    static const struct {
-        const char *unit;
-        double mult;
-    } units[] = {
-        {"b", 1.0},
-        {"kb", 1e3},
-        {"kib", 1024.0},
-        {"mb", 1e6},
-        {"mib", 1048576.0},
-        {"gb", 1e9},
-        {"gib", 1073741824.0},
-        {"tb", 1e12},
-        {"tib", 1099511627776.0},
-    };
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(text, &end);
-    if (end == text || errno != 0 || !(v >= 0) || !isfinite(v))
-        return ORC_EINVAL;
-    while (*end == ' ')
-        end++;
-    if (*end == '\0') {
-        *out = (uint64_t)v;
-        return v == floor(v) && v < 1.8e19 ? 0 : ORC_EINVAL;
-    }
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcasecmp(end, units[i].unit) == 0) {
-            v *= units[i].mult;
-            if (v >= 1.8e19)
-                return ORC_EINVAL;
-            *out = (uint64_t)v;
-            return 0;
-        }
-    }
-    return ORC_EINVAL;
 }
 
 static int gpu_entry(struct local *s, orc_op_t *op, size_t i, json_t *g)
@@ -203,7 +162,7 @@ static int config_key(struct local *s, orc_op_t *op, const char *k, json_t *v)
         return *dst ? 0 : ORC_ENOMEM;
     }
     case CK_SIZE:
-        if (json_is_string(v) && parse_size(json_string_value(v), &n) == 0 && n >= c->min)
+        if (json_is_string(v) && orc_size_text(json_string_value(v), &n) == 0 && n >= c->min)
             break;
         if (json_is_integer(v) && json_integer_value(v) >= (json_int_t)c->min) {
             n = (uint64_t)json_integer_value(v);

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "orc/driver.h"
+#include "orc/size.h"
 
 /* ---- command lines (remote_cmd.c) ---------------------------------------- */
 
@@ -50,9 +51,6 @@ bool rmt_env_name_ok(const char *s);
 
 /* ---- config values (remote_conf.c) ---------------------------------------- */
 
-/* A size: an integer (bytes) or a string with a unit: "16 GiB", "512MB",
- * "1.5 TiB" (B, kB, KiB, MB, MiB, GB, GiB, TB, TiB). 0, or ORC_EINVAL. */
-int rmt_parse_size(json_t *v, uint64_t *out);
 /* An integer in [min, max] into *out. 0, or ORC_EINVAL. */
 int rmt_parse_u32(json_t *v, uint32_t min, uint32_t max, uint32_t *out);
 

@@ -4,14 +4,16 @@
  * BASE/.orc-runtime/ID where ID is derived from their hashes, so that
  * installs of different builds never collide and an install is reused by
  * every deployment. One sha256sum says what is there; what is missing or
- * different goes over SFTP to NAME.part, is verified, then renamed into
- * place (a reader never sees a partial file).
+ * different goes over SFTP to NAME.part.TAG, is verified, then renamed into
+ * place (a reader never sees a partial file). TAG is this install's own, so
+ * hosts that share the directory (an NFS home) can install at once.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -209,6 +211,7 @@ struct rmt_install {
     enum install_step step;
     bool need[RMT_RUNTIME_MAX];
     size_t next; /* the file being uploaded */
+    char tag[32]; /* of this install's .part files */
     orc_ssh_req_t req;
     bool canceled;
     rmt_done_cb cb;
@@ -291,7 +294,8 @@ static int install_put_next(struct rmt_install *in)
         in->next++;
     if (in->next >= in->rt->n)
         return 1;
-    snprintf(remote, sizeof(remote), "%s/%s.part", in->dir, in->rt->files[in->next].name);
+    snprintf(remote, sizeof(remote), "%s/%s.part.%s", in->dir, in->rt->files[in->next].name,
+             in->tag);
     p.local_path = in->rt->files[in->next].local_path;
     p.remote_path = remote;
     in->host->ssh->release(in->host, &in->req);
@@ -302,8 +306,9 @@ static int install_put_next(struct rmt_install *in)
 }
 
 /* Verifies the .part files and renames them into place, in one command:
- *   cd DIR && printf 'HASH  NAME.part\n...' | sha256sum -c --quiet --strict
- *     && chmod 0755 NAME.part && mv -f NAME.part NAME ... */
+ *   cd DIR && { printf 'HASH  NAME.part.TAG\n...' | sha256sum -c --quiet --strict
+ *     && chmod 0755 NAME.part.TAG && mv -f NAME.part.TAG NAME ...
+ *     || { rm -f NAME.part.TAG ...; false; }; } */
 static int install_commit(struct rmt_install *in)
 {
     struct rmt_cmd c;
@@ -314,25 +319,33 @@ static int install_commit(struct rmt_install *in)
     for (size_t i = 0; i < in->rt->n; i++)
         if (in->need[i]) {
             size_t len = strlen(list);
-            snprintf(list + len, sizeof(list) - len, "%s  %s.part\n", in->rt->files[i].sha256,
-                     in->rt->files[i].name);
+            snprintf(list + len, sizeof(list) - len, "%s  %s.part.%s\n",
+                     in->rt->files[i].sha256, in->rt->files[i].name, in->tag);
         }
     rmt_cmd_init(&c, in->host);
     rmt_cmd_raw(&c, "cd");
     rmt_cmd_word(&c, in->dir);
-    rmt_cmd_raw(&c, " && printf %s");
+    rmt_cmd_raw(&c, " && { printf %s");
     rmt_cmd_word(&c, list);
     rmt_cmd_raw(&c, " | sha256sum -c --quiet --strict");
     for (size_t i = 0; i < in->rt->n; i++)
         if (in->need[i]) {
-            char part[40];
-            snprintf(part, sizeof(part), "%s.part", in->rt->files[i].name);
+            char part[80];
+            snprintf(part, sizeof(part), "%s.part.%s", in->rt->files[i].name, in->tag);
             rmt_cmd_raw(&c, " && chmod 0755");
             rmt_cmd_word(&c, part);
             rmt_cmd_raw(&c, " && mv -f");
             rmt_cmd_word(&c, part);
             rmt_cmd_word(&c, in->rt->files[i].name);
         }
+    rmt_cmd_raw(&c, " || { rm -f");
+    for (size_t i = 0; i < in->rt->n; i++)
+        if (in->need[i]) {
+            char part[80];
+            snprintf(part, sizeof(part), "%s.part.%s", in->rt->files[i].name, in->tag);
+            rmt_cmd_word(&c, part);
+        }
+    rmt_cmd_raw(&c, "; false; }; }");
     rc = rmt_cmd_done(&c, &text);
     if (rc == 0)
         rc = install_exec(in, text);
@@ -397,6 +410,18 @@ static void on_install(orc_ssh_req_t *req, int status)
         install_fail(in, rc);
 }
 
+/* Unique among this daemon's installs and, with the pid and the clock,
+ * among other daemons' installs into a shared directory. */
+static void install_tag(char *tag, size_t len)
+{
+    static unsigned seq;
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(tag, len, "%x-%lx%lx-%x", (unsigned)getpid(), (unsigned long)ts.tv_sec,
+             (unsigned long)ts.tv_nsec, ++seq);
+}
+
 int rmt_runtime_install(const struct orc_host_api *h, const struct orc_ssh_target *t,
                         const struct rmt_runtime *rt, const char *base, uint32_t timeout_ms,
                         rmt_done_cb cb, void *arg, struct rmt_install **out)
@@ -414,6 +439,7 @@ int rmt_runtime_install(const struct orc_host_api *h, const struct orc_ssh_targe
     in->rt = rt;
     in->dir = rmt_runtime_dir(h, rt, base);
     in->timeout_ms = timeout_ms;
+    install_tag(in->tag, sizeof(in->tag));
     in->cb = cb;
     in->arg = arg;
     if (in->dir == NULL) {

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "orc/size.h"
 #include "sim.h"
 
 /* Names of the operations in the config's latency, failures and hangs:
@@ -54,37 +55,6 @@ double sim_rand01(struct sim *s)
 }
 
 /* ---- config ---------------------------------------------------------------- */
-
-static int64_t parse_size(const json_t *v)
-{
-    static const struct {
-        const char *unit;
-        double mult;
-    } units[] = {
-        {"B", 1.0},   {"kB", 1e3},        {"KiB", 1024.0}, {"MB", 1e6},
-        {"MiB", 1048576.0}, {"GB", 1e9},  {"GiB", 1073741824.0},
-        {"TB", 1e12}, {"TiB", 1099511627776.0},
-    };
-    const char *str;
-    char *end;
-    double num;
-
-    if (json_is_integer(v))
-        return json_integer_value(v) >= 0 ? (int64_t)json_integer_value(v) : -1;
-    if (!json_is_string(v))
-        return -1;
-    str = json_string_value(v);
-    errno = 0;
-    num = strtod(str, &end);
-    if (end == str || errno != 0 || !isfinite(num) || num < 0)
-        return -1;
-    while (*end == ' ')
-        end++;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-        if (strcasecmp(end, units[i].unit) == 0 && num * units[i].mult < 9.2e18)
-            return (int64_t)llround(num * units[i].mult);
-    return -1;
-}
 
 static int op_index(const char *name)
 {
@@ -205,10 +175,11 @@ static int parse_capacity(struct sim *s, orc_op_t *op, const json_t *v)
                 return orc_op_failf(op, ORC_EINVAL, "sim: capacity.cpus: expected an integer");
             s->cpus = json_integer_value(n);
         } else if (strcmp(k, "mem") == 0) {
-            s->mem = parse_size(n);
-            if (s->mem < 0)
+            uint64_t mem = 0;
+            if (orc_size_json(n, &mem) < 0)
                 return orc_op_failf(op, ORC_EINVAL,
                                     "sim: capacity.mem: expected bytes or a size (\"256 GB\")");
+            s->mem = (int64_t)mem;
         } else if (strcmp(k, "gpus") == 0) {
             const char *model;
             json_t *c;

@@ -118,6 +118,25 @@ struct sop *sop_new(struct slurm *s, orc_op_t *op, enum sop_kind kind)
     return so;
 }
 
+int sop_begin_wl(struct slurm *s, orc_op_t *op, enum sop_kind kind, const char *name,
+                 const char *wl, struct sop **out)
+{
+    int rc = sl_ready(s, op);
+
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    if (!sl_name_ok(name) || !sl_wl_ok(wl))
+        return orc_op_failf(op, ORC_EINVAL, "slurm site %s: bad resource name or workload id",
+                            s->host->site);
+    *out = sop_new(s, op, kind);
+    if (*out == NULL)
+        return ORC_ENOMEM;
+    snprintf((*out)->name, sizeof((*out)->name), "%s", name);
+    snprintf((*out)->wl_id, sizeof((*out)->wl_id), "%s", wl);
+    return 0;
+}
+
 static void sop_free(struct sop *so)
 {
     struct slurm *s = so->s;
@@ -213,6 +232,11 @@ void sop_failf(struct sop *so, int code, const char *fmt, ...)
     sop_complete(so, code);
 }
 
+void sop_oom(struct sop *so)
+{
+    sop_failf(so, ORC_ENOMEM, "slurm site %s: out of memory", so->s->host->site);
+}
+
 /* Ends whatever so waits on: it completes with ORC_ECANCELED, later. */
 static void sop_cancel(struct sop *so, const char *why)
 {
@@ -293,7 +317,7 @@ static void open_reply(struct sop *so, int status)
     s->work = sl_printf(s->host, "%.*s", (int)(n - 1), pwd);
     s->rt_dir = s->work ? rmt_runtime_dir(s->host, &s->rt, s->work) : NULL;
     if (s->rt_dir == NULL) {
-        sop_failf(so, ORC_ENOMEM, "slurm site %s: out of memory", s->host->site);
+        sop_oom(so);
         return;
     }
     s->opened = true;

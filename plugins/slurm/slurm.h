@@ -193,6 +193,8 @@ int sl_node_parse(const char *text, size_t len, struct sl_node *n);
 void sl_cmd_begin(struct slurm *s, struct rmt_cmd *c);
 /* " cd 'WORK/name'" */
 void sl_cmd_cd(struct slurm *s, struct rmt_cmd *c, const char *name);
+/* sl_cmd_begin, then " cd 'WORK'" (the site's work dir itself) */
+void sl_cmd_begin_work(struct slurm *s, struct rmt_cmd *c);
 /* One section of a command's output: the text between a line "@@tag" and
  * the next line starting "@@" (or the end). true when the tag was there. */
 bool sl_section(const char *out, size_t len, const char *tag, const char **at, size_t *n);
@@ -204,12 +206,21 @@ typedef void (*sop_fn)(struct sop *so, int status);
 int sop_run(struct sop *so, char *cmd, char *input, size_t input_len, sop_fn fn);
 /* sop_run of a finished rmt_cmd (freed): the same returns. */
 int sop_run_cmd(struct sop *so, struct rmt_cmd *c, char *input, size_t input_len, sop_fn fn);
+/* In a slot call: sop_run_cmd without input, dropping so (sop_drop) when
+ * the command cannot start. The same returns. */
+int sop_start_cmd(struct sop *so, struct rmt_cmd *c, sop_fn fn);
+/* In a callback: sop_run_cmd, completing so with the error when the
+ * command cannot start. */
+void sop_run_or_fail(struct sop *so, struct rmt_cmd *c, char *input, size_t input_len, sop_fn fn);
 /* In an fn: false after completing so when the request failed (transport)
  * or the command exited non-zero (ORC_EDRIVER with its stderr; what names
  * the step: "sbatch"). */
 bool sop_reply_ok(struct sop *so, int status, const char *what);
 /* Calls fn after ms on a host timer. 0, or ORC_ENOMEM. */
 int sop_wait(struct sop *so, uint64_t ms, sop_fn fn);
+/* In a callback: sop_wait for the site's poll_ms, completing so with
+ * ORC_ENOMEM (sop_oom) when no timer could be had. */
+void sop_wait_poll(struct sop *so, sop_fn fn);
 /* stdout of the last request ("" when none) */
 const char *sop_out(const struct sop *so, size_t *len);
 
@@ -288,6 +299,12 @@ struct slurm {
 };
 
 struct sop *sop_new(struct slurm *s, orc_op_t *op, enum sop_kind kind);
+/* The start of a slot on workload wl of node name (logs, stop_workload):
+ * the site takes operations, both are names (else ORC_EINVAL), then an op
+ * of kind with name and wl_id set. 0 and *out, or < 0 (op->error set when
+ * a check failed) and *out NULL. */
+int sop_begin_wl(struct slurm *s, orc_op_t *op, enum sop_kind kind, const char *name,
+                 const char *wl, struct sop **out);
 /* Frees an op that never ran anything (inside its slot call). */
 void sop_drop(struct sop *so);
 /* Completes so (from a callback only: never inside a slot call). */
@@ -297,6 +314,8 @@ int sop_defer(struct sop *so, int status);
 /* sop_complete with op->error from fmt. */
 void sop_failf(struct sop *so, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* sop_failf with ORC_ENOMEM: "slurm site SITE: out of memory". */
+void sop_oom(struct sop *so);
 /* 0 when the site takes operations, else ORC_ECONFLICT with op->error. */
 int sl_ready(struct slurm *s, orc_op_t *op);
 int64_t sl_now_ms(void);  /* wall clock */

@@ -33,6 +33,13 @@ void sl_cmd_cd(struct slurm *s, struct rmt_cmd *c, const char *name)
     s->host->free(dir);
 }
 
+void sl_cmd_begin_work(struct slurm *s, struct rmt_cmd *c)
+{
+    sl_cmd_begin(s, c);
+    rmt_cmd_raw(c, " cd");
+    rmt_cmd_word(c, s->work);
+}
+
 bool sl_section(const char *out, size_t len, const char *tag, const char **at, size_t *n)
 {
     size_t tl = strlen(tag);
@@ -115,6 +122,23 @@ int sop_run_cmd(struct sop *so, struct rmt_cmd *c, char *input, size_t input_len
     return sop_run(so, cmd, input, input_len, fn);
 }
 
+int sop_start_cmd(struct sop *so, struct rmt_cmd *c, sop_fn fn)
+{
+    int rc = sop_run_cmd(so, c, NULL, 0, fn);
+
+    if (rc < 0)
+        sop_drop(so);
+    return rc;
+}
+
+void sop_run_or_fail(struct sop *so, struct rmt_cmd *c, char *input, size_t input_len, sop_fn fn)
+{
+    int rc = sop_run_cmd(so, c, input, input_len, fn);
+
+    if (rc < 0)
+        sop_complete(so, rc);
+}
+
 /* The first line of stderr (or stdout), control characters as spaces. */
 static void first_line(const orc_ssh_req_t *req, char *buf, size_t len)
 {
@@ -163,6 +187,12 @@ int sop_wait(struct sop *so, uint64_t ms, sop_fn fn)
     so->on_timer = fn;
     so->timer = so->s->host->timer_start(so->s->host, ms, sop_timer_cb, so);
     return so->timer != 0 ? 0 : ORC_ENOMEM;
+}
+
+void sop_wait_poll(struct sop *so, sop_fn fn)
+{
+    if (sop_wait(so, so->s->c.poll_ms, fn) < 0)
+        sop_oom(so);
 }
 
 const char *sop_out(const struct sop *so, size_t *len)

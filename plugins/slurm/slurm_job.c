@@ -77,26 +77,6 @@ static void wl_path(struct sop *so, struct rmt_cmd *c, const char *suffix)
     rmt_cmd_word(c, p);
 }
 
-static void oom(struct sop *so)
-{
-    sop_failf(so, ORC_ENOMEM, "slurm site %s: out of memory", so->s->host->site);
-}
-
-/* Runs a built command, completing so when it cannot start. */
-static void run_or_fail(struct sop *so, struct rmt_cmd *c, char *input, size_t len, sop_fn fn)
-{
-    int rc = sop_run_cmd(so, c, input, len, fn);
-
-    if (rc < 0)
-        sop_complete(so, rc);
-}
-
-static void wait_then(struct sop *so, sop_fn fn)
-{
-    if (sop_wait(so, so->s->c.poll_ms, fn) < 0)
-        oom(so);
-}
-
 /* ---- results -------------------------------------------------------------------------- */
 
 static const char *first_host(const struct sl_wl *w)
@@ -143,7 +123,7 @@ static void service_up(struct sop *so, int status)
             rc = s->host->op_attr_set(so->op, ORC_ATTR_PORTS, ports);
     }
     if (rc < 0)
-        oom(so);
+        sop_oom(so);
     else
         sop_complete(so, 0);
 }
@@ -155,7 +135,7 @@ static void service_addr(struct sop *so)
     sl_cmd_begin(so->s, &c);
     rmt_cmd_raw(&c, " scontrol show node -o");
     rmt_cmd_word(&c, first_host(so->w)[0] ? first_host(so->w) : "(none)");
-    run_or_fail(so, &c, NULL, 0, service_up);
+    sop_run_or_fail(so, &c, NULL, 0, service_up);
 }
 
 static void job_done(struct sop *so, int status)
@@ -167,7 +147,7 @@ static void job_done(struct sop *so, int status)
         return;
     out = sop_out(so, &len);
     if (so->s->host->op_output_set(so->op, out, len) < 0 || job_attrs(so) < 0)
-        oom(so);
+        sop_oom(so);
     else
         sop_complete(so, 0);
 }
@@ -185,7 +165,7 @@ static void job_finish(struct sop *so, int exit_status)
     rmt_cmd_rawf(&c, " tail -c %u", SL_TAIL_BYTES);
     wl_path(so, &c, ".log");
     rmt_cmd_raw(&c, " 2>/dev/null; true");
-    run_or_fail(so, &c, NULL, 0, job_done);
+    sop_run_or_fail(so, &c, NULL, 0, job_done);
 }
 
 /* ---- submission ----------------------------------------------------------------------- */
@@ -231,7 +211,7 @@ static void submitted(struct sop *so, int status)
     w->since_ms = sl_mono_ms();
     so->s->host->log(so->s->host, ORC_DRV_LOG_INFO, "slurm: submitted job %s for %s/%s", w->jobid,
                      so->name, so->wl_id);
-    wait_then(so, poll_job);
+    sop_wait_poll(so, poll_job);
 }
 
 static int script_of(struct sop *so, char **out)
@@ -285,7 +265,7 @@ static void submit(struct sop *so)
     wl_file(so, &c, ".jobid.tmp");
     wl_file(so, &c, ".jobid");
     rmt_cmd_raw(&c, " && echo @@id && printf '%s\\n' \"$id\"");
-    run_or_fail(so, &c, script, strlen(script), submitted);
+    sop_run_or_fail(so, &c, script, strlen(script), submitted);
 }
 
 /* ---- following the job ---------------------------------------------------------------- */
@@ -312,7 +292,7 @@ static void pending(struct sop *so)
 
     if (s->c.queue_timeout_ms == 0 ||
         (uint64_t)(sl_mono_ms() - w->since_ms) <= s->c.queue_timeout_ms) {
-        wait_then(so, poll_job);
+        sop_wait_poll(so, poll_job);
         return;
     }
     s->host->log(s->host, ORC_DRV_LOG_INFO, "slurm: job %s of %s pending too long (%s): scancel",
@@ -320,7 +300,7 @@ static void pending(struct sop *so)
     sl_cmd_begin(s, &c);
     rmt_cmd_raw(&c, " scancel");
     rmt_cmd_word(&c, w->jobid);
-    run_or_fail(so, &c, NULL, 0, canceled_pending);
+    sop_run_or_fail(so, &c, NULL, 0, canceled_pending);
 }
 
 /* A job's status: its exit code, 128 + N for a signal. */
@@ -427,7 +407,7 @@ static void job_state(struct sop *so, int status)
     else if (w->ji.st == SJ_PENDING)
         pending(so);
     else if (!(w->service && w->ji.st == SJ_RUNNING && service_moves(so)))
-        wait_then(so, poll_job);
+        sop_wait_poll(so, poll_job);
 }
 
 static void poll_job(struct sop *so, int status)
@@ -443,7 +423,7 @@ static void poll_job(struct sop *so, int status)
     rmt_cmd_raw(&c, " 2>/dev/null; }; echo @@status; cat");
     wl_path(so, &c, ".status.json");
     rmt_cmd_raw(&c, " 2>/dev/null; echo; true");
-    run_or_fail(so, &c, NULL, 0, job_state);
+    sop_run_or_fail(so, &c, NULL, 0, job_state);
 }
 
 /* ---- the first step: env file, marker, earlier job ------------------------------------------ */
@@ -613,7 +593,7 @@ static void stop_reply(struct sop *so, int status)
                   "slurm site %s: job %s of %s/%s still in squeue %" PRIu64 " ms after scancel",
                   s->host->site, so->w->jobid, so->name, so->wl_id, s->c.cancel_timeout_ms);
     } else {
-        wait_then(so, stop_poll);
+        sop_wait_poll(so, stop_poll);
     }
 }
 
@@ -627,7 +607,7 @@ static void stop_poll(struct sop *so, int status)
     rmt_cmd_raw(&c, " squeue -h -t all -o '%i|%T' -j");
     rmt_cmd_word(&c, so->w->jobid);
     rmt_cmd_raw(&c, " 2>/dev/null; true");
-    run_or_fail(so, &c, NULL, 0, stop_reply);
+    sop_run_or_fail(so, &c, NULL, 0, stop_reply);
 }
 
 static void stop_first(struct sop *so, int status)
@@ -669,7 +649,7 @@ static void stop_found(struct sop *so, int status)
     rmt_cmd_raw(&c, " 2>/dev/null; scancel");
     rmt_cmd_word(&c, so->w->jobid);
     rmt_cmd_raw(&c, " 2>/dev/null; true");
-    run_or_fail(so, &c, NULL, 0, stop_first);
+    sop_run_or_fail(so, &c, NULL, 0, stop_first);
 }
 
 int sl_stop_workload(void *state, orc_op_t *op, const char *name, const char *workload)
@@ -678,18 +658,10 @@ int sl_stop_workload(void *state, orc_op_t *op, const char *name, const char *wo
     const char *wl = workload ? workload : "main";
     struct sop *so;
     struct rmt_cmd c;
-    int rc = sl_ready(s, op);
+    int rc = sop_begin_wl(s, op, SOP_STOP_WL, name, wl, &so);
 
     if (rc < 0)
         return rc;
-    if (!sl_name_ok(name) || !sl_wl_ok(wl))
-        return orc_op_failf(op, ORC_EINVAL, "slurm site %s: bad resource name or workload id",
-                            s->host->site);
-    so = sop_new(s, op, SOP_STOP_WL);
-    if (so == NULL)
-        return ORC_ENOMEM;
-    snprintf(so->name, sizeof(so->name), "%s", name);
-    snprintf(so->wl_id, sizeof(so->wl_id), "%s", wl);
     so->w = s->host->calloc(1, sizeof(*so->w));
     if (so->w == NULL) {
         sop_drop(so);
@@ -700,10 +672,7 @@ int sl_stop_workload(void *state, orc_op_t *op, const char *name, const char *wo
     rmt_cmd_raw(&c, " 2>/dev/null || exit 0; echo @@job; cat");
     wl_file(so, &c, ".jobid");
     rmt_cmd_raw(&c, " 2>/dev/null; true");
-    rc = sop_run_cmd(so, &c, NULL, 0, stop_found);
-    if (rc < 0)
-        sop_drop(so);
-    return rc;
+    return sop_start_cmd(so, &c, stop_found);
 }
 
 int sl_exec(void *state, orc_op_t *op, const struct orc_exec_req *req)

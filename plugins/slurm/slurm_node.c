@@ -38,6 +38,45 @@ static int node_attrs(struct slurm *s, orc_op_t *op, const struct sl_node *n)
     return rc;
 }
 
+/* What every slot on a named node checks first: the site takes operations
+ * and name is a node name. 0, or < 0 with op->error. */
+static int node_check(struct slurm *s, orc_op_t *op, const char *name)
+{
+    int rc = sl_ready(s, op);
+
+    if (rc < 0)
+        return rc;
+    if (!sl_name_ok(name))
+        return orc_op_failf(op, ORC_EINVAL, "slurm site %s: bad resource name '%s'", s->host->site,
+                            name ? name : "(null)");
+    return 0;
+}
+
+/* A new op of kind on node name (checked already), or NULL: out of memory. */
+static struct sop *node_sop_new(struct slurm *s, orc_op_t *op, enum sop_kind kind,
+                                const char *name)
+{
+    struct sop *so = sop_new(s, op, kind);
+
+    if (so != NULL)
+        snprintf(so->name, sizeof(so->name), "%s", name);
+    return so;
+}
+
+/* node_check, then node_sop_new: 0 and *out, or < 0 (op->error set when
+ * a check failed) and *out NULL. */
+static int node_begin(struct slurm *s, orc_op_t *op, const char *name, enum sop_kind kind,
+                      struct sop **out)
+{
+    int rc = node_check(s, op, name);
+
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    *out = node_sop_new(s, op, kind, name);
+    return *out != NULL ? 0 : ORC_ENOMEM;
+}
+
 /* ---- provision ----------------------------------------------------------------------- */
 
 static int no_model(struct slurm *s, orc_op_t *op, const char *model)
@@ -130,7 +169,7 @@ static void provision_done(struct sop *so, int status)
         return;
     so->op->res_state = ORC_DRV_RES_READY;
     if (node_attrs(so->s, so->op, &so->node) < 0)
-        sop_failf(so, ORC_ENOMEM, "slurm site %s: out of memory", so->s->host->site);
+        sop_oom(so);
     else
         sop_complete(so, 0);
 }
@@ -140,18 +179,15 @@ static void marker_write(struct sop *so)
     struct slurm *s = so->s;
     struct rmt_cmd c;
     char *json = sl_node_json(s->host, &so->node);
-    int rc;
 
     if (json == NULL) {
-        sop_failf(so, ORC_ENOMEM, "slurm site %s: out of memory", s->host->site);
+        sop_oom(so);
         return;
     }
     sl_cmd_begin(s, &c);
     sl_cmd_cd(s, &c, so->name);
     rmt_cmd_raw(&c, " && cat > " NODE_MARKER ".tmp && mv -f " NODE_MARKER ".tmp " NODE_MARKER);
-    rc = sop_run_cmd(so, &c, json, strlen(json), provision_done);
-    if (rc < 0)
-        sop_complete(so, rc);
+    sop_run_or_fail(so, &c, json, strlen(json), provision_done);
 }
 
 static void installed(void *arg, int status, const char *error)
@@ -200,30 +236,24 @@ int sl_provision(void *state, orc_op_t *op, const struct orc_node_req *req)
     struct slurm *s = state;
     struct sop *so;
     struct rmt_cmd c;
-    int rc = sl_ready(s, op);
+    int rc = node_check(s, op, req->name);
 
     if (rc < 0)
         return rc;
-    if (!sl_name_ok(req->name))
-        return orc_op_failf(op, ORC_EINVAL, "slurm site %s: bad resource name '%s'", s->host->site,
-                            req->name ? req->name : "(null)");
     if (req->kind != ORC_KIND_COMPUTE)
         return orc_op_failf(op, ORC_ENOTSUP,
                             "slurm site %s: provisions compute nodes only; services and jobs run "
                             "on one (start_workload, exec)",
                             s->host->site);
-    so = sop_new(s, op, SOP_PROVISION);
+    so = node_sop_new(s, op, SOP_PROVISION, req->name);
     if (so == NULL)
         return ORC_ENOMEM;
-    snprintf(so->name, sizeof(so->name), "%s", req->name);
     rc = node_fit(s, op, req, &so->node);
     if (rc < 0) {
         sop_drop(so);
         return rc;
     }
-    sl_cmd_begin(s, &c);
-    rmt_cmd_raw(&c, " cd");
-    rmt_cmd_word(&c, s->work);
+    sl_cmd_begin_work(s, &c);
     rmt_cmd_raw(&c, " && mkdir -p");
     rmt_cmd_word(&c, so->name);
     rmt_cmd_raw(&c, " && echo @@marker && { cat");
@@ -234,10 +264,7 @@ int sl_provision(void *state, orc_op_t *op, const struct orc_node_req *req)
     if (so->node.partition[0] != '\0')
         rmt_cmd_word(&c, so->node.partition);
     rmt_cmd_raw(&c, " -o '%G|%c|%m'");
-    rc = sop_run_cmd(so, &c, NULL, 0, provision_reply);
-    if (rc < 0)
-        sop_drop(so);
-    return rc;
+    return sop_start_cmd(so, &c, provision_reply);
 }
 
 /* ---- deprovision --------------------------------------------------------------------- */
@@ -263,21 +290,15 @@ static void removed(struct sop *so, int status)
 
 static void remove_dir(struct sop *so)
 {
-    struct slurm *s = so->s;
     struct rmt_cmd c;
-    int rc;
 
-    sl_cmd_begin(s, &c);
-    rmt_cmd_raw(&c, " cd");
-    rmt_cmd_word(&c, s->work);
+    sl_cmd_begin_work(so->s, &c);
     rmt_cmd_raw(&c, " && rm -rf --");
     rmt_cmd_word(&c, so->name);
     rmt_cmd_raw(&c, "; [ ! -e");
     rmt_cmd_word(&c, so->name);
     rmt_cmd_raw(&c, " ] && echo @@removed; true");
-    rc = sop_run_cmd(so, &c, NULL, 0, removed);
-    if (rc < 0)
-        sop_complete(so, rc);
+    sop_run_or_fail(so, &c, NULL, 0, removed);
 }
 
 static void queue_reply(struct sop *so, int status)
@@ -301,24 +322,19 @@ static void queue_reply(struct sop *so, int status)
                   s->host->site, left, so->name, s->c.cancel_timeout_ms);
         return;
     }
-    if (sop_wait(so, s->c.poll_ms, deprovision_poll) < 0)
-        sop_failf(so, ORC_ENOMEM, "slurm site %s: out of memory", s->host->site);
+    sop_wait_poll(so, deprovision_poll);
 }
 
 static void deprovision_poll(struct sop *so, int status)
 {
-    struct slurm *s = so->s;
     struct rmt_cmd c;
-    int rc;
 
     (void)status;
-    sl_cmd_begin(s, &c);
+    sl_cmd_begin(so->s, &c);
     rmt_cmd_raw(&c, " squeue -h -t all -n");
     rmt_cmd_word(&c, so->name);
     rmt_cmd_raw(&c, " -o '%i|%T'");
-    rc = sop_run_cmd(so, &c, NULL, 0, queue_reply);
-    if (rc < 0)
-        sop_complete(so, rc);
+    sop_run_or_fail(so, &c, NULL, 0, queue_reply);
 }
 
 static void canceled_jobs(struct sop *so, int status)
@@ -344,20 +360,11 @@ int sl_deprovision(void *state, orc_op_t *op, const char *name)
     struct slurm *s = state;
     struct sop *so;
     struct rmt_cmd c;
-    int rc = sl_ready(s, op);
+    int rc = node_begin(s, op, name, SOP_DEPROVISION, &so);
 
     if (rc < 0)
         return rc;
-    if (!sl_name_ok(name))
-        return orc_op_failf(op, ORC_EINVAL, "slurm site %s: bad resource name '%s'", s->host->site,
-                            name ? name : "(null)");
-    so = sop_new(s, op, SOP_DEPROVISION);
-    if (so == NULL)
-        return ORC_ENOMEM;
-    snprintf(so->name, sizeof(so->name), "%s", name);
-    sl_cmd_begin(s, &c);
-    rmt_cmd_raw(&c, " cd");
-    rmt_cmd_word(&c, s->work);
+    sl_cmd_begin_work(s, &c);
     rmt_cmd_raw(&c, " 2>/dev/null || exit 0; [ -d");
     rmt_cmd_word(&c, name);
     rmt_cmd_raw(&c, " ] || exit 0; echo @@exists; scancel -u \"$(id -un)\" -n");
@@ -367,10 +374,7 @@ int sl_deprovision(void *state, orc_op_t *op, const char *name)
     rmt_cmd_raw(&c, "/*.jobid; do [ -f \"$f\" ] || continue; read -r id kind < \"$f\"; "
                     "case \"$id\" in ''|*[!0-9]*) ;; *) scancel \"$id\" 2>/dev/null;; esac; "
                     "done; true");
-    rc = sop_run_cmd(so, &c, NULL, 0, canceled_jobs);
-    if (rc < 0)
-        sop_drop(so);
-    return rc;
+    return sop_start_cmd(so, &c, canceled_jobs);
 }
 
 /* ---- status and adopt ------------------------------------------------------------------ */
@@ -421,7 +425,7 @@ static void status_reply(struct sop *so, int status)
     sl_section(out, len, "@@queue", &q, &qn);
     so->op->res_state = node_state(ids, idn, q, qn);
     if (node_attrs(s, so->op, &n) < 0)
-        sop_failf(so, ORC_ENOMEM, "slurm site %s: out of memory", s->host->site);
+        sop_oom(so);
     else
         sop_complete(so, 0);
 }
@@ -430,17 +434,10 @@ static int lookup(struct slurm *s, orc_op_t *op, const char *name, enum sop_kind
 {
     struct sop *so;
     struct rmt_cmd c;
-    int rc = sl_ready(s, op);
+    int rc = node_begin(s, op, name, kind, &so);
 
     if (rc < 0)
         return rc;
-    if (!sl_name_ok(name))
-        return orc_op_failf(op, ORC_EINVAL, "slurm site %s: bad resource name '%s'", s->host->site,
-                            name ? name : "(null)");
-    so = sop_new(s, op, kind);
-    if (so == NULL)
-        return ORC_ENOMEM;
-    snprintf(so->name, sizeof(so->name), "%s", name);
     sl_cmd_begin(s, &c);
     sl_cmd_cd(s, &c, name);
     rmt_cmd_raw(&c,
@@ -448,10 +445,7 @@ static int lookup(struct slurm *s, orc_op_t *op, const char *name, enum sop_kind
                 "echo; echo @@ids; cat ./*.jobid 2>/dev/null; echo @@queue; squeue -h -t all -n");
     rmt_cmd_word(&c, name);
     rmt_cmd_raw(&c, " -o '%i|%T'");
-    rc = sop_run_cmd(so, &c, NULL, 0, status_reply);
-    if (rc < 0)
-        sop_drop(so);
-    return rc;
+    return sop_start_cmd(so, &c, status_reply);
 }
 
 int sl_status(void *state, orc_op_t *op, const char *name)
@@ -545,10 +539,7 @@ int sl_inventory(void *state, orc_op_t *op)
     sl_cmd_begin(s, &c);
     rmt_cmd_raw(&c, " sinfo -h -N -O");
     rmt_cmd_word(&c, SL_SINFO_FORMAT);
-    rc = sop_run_cmd(so, &c, NULL, 0, inventory_reply);
-    if (rc < 0)
-        sop_drop(so);
-    return rc;
+    return sop_start_cmd(so, &c, inventory_reply);
 }
 
 /* ---- logs -------------------------------------------------------------------------------- */
@@ -577,7 +568,7 @@ static void logs_reply(struct sop *so, int status)
     so->op->out_offset = off;
     so->op->out_total = size > off + len ? size : off + len;
     if (s->host->op_output_set(so->op, nl + 1, len) < 0)
-        sop_failf(so, ORC_ENOMEM, "slurm site %s: out of memory", s->host->site);
+        sop_oom(so);
     else
         sop_complete(so, 0);
 }
@@ -608,18 +599,10 @@ int sl_logs(void *state, orc_op_t *op, const struct orc_logs_req *req)
     const char *wl = req->workload ? req->workload : "main";
     struct sop *so;
     struct rmt_cmd c;
-    int rc = sl_ready(s, op);
+    int rc = sop_begin_wl(s, op, SOP_LOGS, req->name, wl, &so);
 
     if (rc < 0)
         return rc;
-    if (!sl_name_ok(req->name) || !sl_wl_ok(wl))
-        return orc_op_failf(op, ORC_EINVAL, "slurm site %s: bad resource name or workload id",
-                            s->host->site);
-    so = sop_new(s, op, SOP_LOGS);
-    if (so == NULL)
-        return ORC_ENOMEM;
-    snprintf(so->name, sizeof(so->name), "%s", req->name);
-    snprintf(so->wl_id, sizeof(so->wl_id), "%s", wl);
     so->log_max = req->max_bytes ? req->max_bytes : SL_LOGS_DEFAULT;
     if (so->log_max > SL_LOGS_MAX)
         so->log_max = SL_LOGS_MAX;
@@ -627,8 +610,5 @@ int sl_logs(void *state, orc_op_t *op, const struct orc_logs_req *req)
                          ? (UINT64_C(1) << 62)
                          : req->offset;
     logs_cmd(s, so, &c, req->offset == ORC_LOGS_TAIL);
-    rc = sop_run_cmd(so, &c, NULL, 0, logs_reply);
-    if (rc < 0)
-        sop_drop(so);
-    return rc;
+    return sop_start_cmd(so, &c, logs_reply);
 }

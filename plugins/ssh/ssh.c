@@ -127,6 +127,17 @@ int sop_defer(struct sop *o, int status)
     return o->timer ? 0 : ORC_ENOMEM;
 }
 
+int sop_started(struct sop *o, int rc)
+{
+    if (rc < 0) {
+        if (o->op)
+            o->op->drv = NULL;
+        o->op = NULL;
+        sop_done(o, rc);
+    }
+    return rc;
+}
+
 static void on_run(orc_ssh_req_t *req, int status)
 {
     struct sop *o = req->data;

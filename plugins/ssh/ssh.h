@@ -164,6 +164,9 @@ struct sop *sop_new(struct sh *s, orc_op_t *op, enum sop_kind kind);
  * callbacks, or use sop_defer). Frees the sop. */
 void sop_done(struct sop *o, int status);
 int sop_defer(struct sop *o, int status);
+/* A slot's answer once it made o: rc (>= 0: o is on its way); when rc < 0,
+ * o ends without calling the op back (the slot returns the error). */
+int sop_started(struct sop *o, int rc);
 /* Runs script on host h with the variables (pairs name, value; NULL-ended)
  * set first as quoted assignments, input on stdin; cb(o, status) later,
  * with o->req holding exit_status and the outputs. */

@@ -94,7 +94,7 @@ static int host_entry(struct sh *s, orc_op_t *op, json_t *j, int i)
             if (rmt_parse_u32(v, 1, 65536, &h->cpus) < 0)
                 return FAIL("%s.cpus: expected a count from 1", where);
         } else if (strcmp(k, "mem") == 0) {
-            if (rmt_parse_size(v, &h->mem) < 0)
+            if (orc_size_json(v, &h->mem) < 0)
                 return FAIL("%s.mem: expected a size (\"64 GiB\")", where);
         } else
             return FAIL("%s: unknown key '%s' (known: address, port, user, name, gpus, cpus, mem)",

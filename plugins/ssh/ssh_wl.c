@@ -402,12 +402,7 @@ static int start_common(struct sh *s, orc_op_t *op, const struct orc_exec_req *r
                           o->h->name);
     else
         rc = start_cmd(o, req, on_started);
-    if (rc < 0) {
-        o->op = NULL;
-        op->drv = NULL;
-        sop_done(o, rc);
-    }
-    return rc;
+    return sop_started(o, rc);
 }
 
 int sh_start_workload(void *state, orc_op_t *op, const struct orc_exec_req *req)
@@ -457,12 +452,7 @@ int sh_stop_workload(void *state, orc_op_t *op, const char *name, const char *wo
         const char *vars[] = {"D", n->dir, "W", o->wl, "T", ticks, NULL};
         rc = sop_run(o, &s->hosts[n->host], vars, stop_script, NULL, on_stopped);
     }
-    if (rc < 0) {
-        o->op = NULL;
-        op->drv = NULL;
-        sop_done(o, rc);
-    }
-    return rc;
+    return sop_started(o, rc);
 }
 
 /* ---- logs
@@ -516,10 +506,5 @@ int sh_logs(void *state, orc_op_t *op, const struct orc_logs_req *req)
         const char *vars[] = {"D", n->dir, "W", o->wl, "O", off, "M", max, NULL};
         rc = sop_run(o, &s->hosts[n->host], vars, logs_script, NULL, on_logs);
     }
-    if (rc < 0) {
-        o->op = NULL;
-        op->drv = NULL;
-        sop_done(o, rc);
-    }
-    return rc;
+    return sop_started(o, rc);
 }

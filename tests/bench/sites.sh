@@ -2,16 +2,23 @@
 # Benchmark parts of the real sites (sourced by run.sh; docs/performance.md):
 #   ssh    a 10-host pool of real sshd (deploy/testbed/sshd.sh): one job
 #          (`true`) alone, POST -> CREATE_COMPLETE, against the same job on
-#          the local site (the baseline); then 100 services (sleep) at once,
-#          POST -> CREATE_COMPLETE (the service running) per deployment, and
-#          the SSH connections the hosts accepted per deployment (their
-#          sshd logs)
+#          the local site (the baseline); then 100 model servers (gpu-serve,
+#          each on its own port) at once, POST -> CREATE_COMPLETE (the server
+#          answered its readiness probe) per deployment, and the SSH
+#          connections the hosts accepted per deployment since the daemon
+#          started (their sshd logs)
 #   slurm  one job on a real one-node Slurm (deploy/testbed/slurm.sh) behind
 #          a real sshd login node: POST -> the job RUNNING (its gpu-agent's
 #          first "running" report) and POST -> CREATE_COMPLETE
 
+# A model server (gpu-serve, from the runtime the driver uploads) on the
+# port given as an input: the pool's hosts share this machine's loopback,
+# so each deployment gets its own. BENCH_MODEL: a checkpoint path.
 SSH_SERVICE_TMPL='tosca_definitions_version: tosca_simple_yaml_1_3
 topology_template:
+  inputs:
+    port: {type: integer}
+    model: {type: string}
   node_templates:
     box:
       type: orc.nodes.GPUCompute
@@ -21,11 +28,15 @@ topology_template:
     svc:
       type: orc.nodes.Service
       properties:
-        command: exec sleep 86400
+        command: {concat: ["exec gpu-serve --port \"$PORT\" --model ", {get_input: model}]}
+        port: {get_input: port}
+        readiness_path: /v2/models/
       requirements:
         - host: box'
 
-SSH_JOB_TMPL='tosca_definitions_version: tosca_simple_yaml_1_3
+# One job on one small node that runs the command $1.
+job_tmpl() {
+    printf '%s\n' 'tosca_definitions_version: tosca_simple_yaml_1_3
 topology_template:
   node_templates:
     box:
@@ -36,34 +47,40 @@ topology_template:
     job:
       type: orc.nodes.Job
       properties:
-        command: "true"
+        command: '"$1"'
       requirements:
         - host: box'
+}
+SSH_JOB_TMPL=$(job_tmpl '"true"')
+SLURM_JOB_TMPL=$(job_tmpl 'sleep 3')
 
-SLURM_JOB_TMPL='tosca_definitions_version: tosca_simple_yaml_1_3
-topology_template:
-  node_templates:
-    box:
-      type: orc.nodes.GPUCompute
-      capabilities:
-        host:
-          properties: {num_cpus: 1, mem_size: 64 MB}
-    job:
-      type: orc.nodes.Job
-      properties:
-        command: sleep 3
-      requirements:
-        - host: box'
-
-# "uuid t0" for one POST of template $1 (t0: $EPOCHREALTIME before it).
+# "uuid t0" for one POST of template $1 to the daemon at $2 (default
+# $DAEMON_URL) with the parameters (a JSON object) $3 (t0: $EPOCHREALTIME
+# before it). Runs in xargs' children too, where pipefail is not set: the
+# uuid is checked, not the pipe's status.
 post_one() {
-    local t0=$EPOCHREALTIME uuid
-    uuid=$(jq -cn --arg t "$1" '{template: $t}' |
-        curl -sf -H 'Content-Type: application/json' --data-binary @- "$DAEMON_URL/deployments" |
-        jq -r .uuid) || return 1
+    local t0=$EPOCHREALTIME uuid url=${2:-$DAEMON_URL} params=${3:-}
+    [ -n "$params" ] || params='{}'
+    uuid=$(jq -cn --arg t "$1" --argjson p "$params" '{template: $t, parameters: $p}' |
+        curl -sf -H 'Content-Type: application/json' --data-binary @- "$url/deployments" |
+        jq -r '.uuid // empty')
+    [ -n "$uuid" ] || { echo "bench: POST $url/deployments failed" >&2; return 1; }
     echo "$uuid $t0"
 }
 export -f post_one
+
+# "uuid status" of every deployment, page by page (the API serves at most
+# 100 per page).
+all_statuses() {
+    local page=0 body pages
+    while :; do
+        body=$(curl -sf "$DAEMON_URL/deployments?size=100&page=$page") || return 1
+        echo "$body" | jq -r '.content[]? | "\(.uuid) \(.status)"'
+        pages=$(echo "$body" | jq -r '.page.totalPages // 1')
+        page=$((page + 1))
+        [ "$page" -lt "$pages" ] || return 0
+    done
+}
 
 # Reads "uuid t0" lines ($1), polls until each is CREATE_COMPLETE (fails on
 # CREATE_FAILED or after $2 s); prints one "ms" line per deployment.
@@ -72,14 +89,14 @@ complete_ms() {
     declare -A t0=() done_at=()
     while read -r u t; do t0[$u]=$t; done <"$list"
     while [ "${#done_at[@]}" -lt "${#t0[@]}" ]; do
-        page=$(curl -sf "$DAEMON_URL/deployments?size=1000") || bench_die "GET /deployments failed"
+        page=$(all_statuses) || bench_die "GET /deployments failed"
         now=$EPOCHREALTIME
         while read -r u st; do
             [ -n "${t0[$u]:-}" ] || continue
             [ "$st" = CREATE_FAILED ] &&
                 bench_die "deployment $u failed: $(curl -sf "$DAEMON_URL/deployments/$u" | jq -r .statusReason)"
             [ "$st" = CREATE_COMPLETE ] && [ -z "${done_at[$u]:-}" ] && done_at[$u]=$now
-        done < <(echo "$page" | jq -r '.content[] | "\(.uuid) \(.status)"')
+        done <<<"$page"
         [ "$(secs_since "$start" | cut -d. -f1)" -lt "$limit" ] ||
             bench_die "deployments not complete after $limit s (${#done_at[@]} of ${#t0[@]})"
         sleep 0.05
@@ -138,7 +155,8 @@ part_ssh() {
     tb=$dir/tb
     sh deploy/testbed/sshd.sh start "$tb" --hosts "$hosts" >"$dir/testbed.log" 2>&1 ||
         { cat "$dir/testbed.log" >&2; bench_die "sshd testbed did not start"; }
-    BENCH_CLEANUP_CMDS="${BENCH_CLEANUP_CMDS:+$BENCH_CLEANUP_CMDS; }sh deploy/testbed/sshd.sh stop '$tb' >/dev/null 2>&1"
+    # the workloads run detached on the hosts: a failed run leaves them up
+    BENCH_CLEANUP_CMDS="${BENCH_CLEANUP_CMDS:+$BENCH_CLEANUP_CMDS; }pkill -f '$dir/'; sh deploy/testbed/sshd.sh stop '$tb' >/dev/null 2>&1"
     # baseline: the same deployment on the local site
     printf 'sites:\n  - name: local\n    driver: local\n' >"$dir/sites.yaml"
     daemon_start "$dir"
@@ -153,6 +171,7 @@ part_ssh() {
     daemon_stop "$dir"
     rm -rf "$dir/var"
     ssh_sites "$tb" "$hosts" "$dir/work" >"$dir/sites.yaml"
+    before=$(accepted_sessions "$tb")
     daemon_start "$dir"
     for r in $(seq 1 "$BENCH_ROUNDS"); do
         post_one "$SSH_JOB_TMPL" >"$dir/one.txt" || bench_die "POST failed"
@@ -161,10 +180,13 @@ part_ssh() {
         one_ms="$one_ms $ms"
         delete_all "$dir/one.txt"
     done
-    before=$(accepted_sessions "$tb")
     list=$dir/many.txt
     local t0=$EPOCHREALTIME
-    seq 1 "$n" | xargs -P 50 -I{} bash -c 'post_one "$0"' "$SSH_SERVICE_TMPL" >"$list" ||
+    "$BUILD/bin/gpu-train" --epochs 1 --samples 2000 --device cpu --out "$dir/model.bin" \
+        >"$dir/train.log" 2>&1 || bench_die "gpu-train could not write the model (log: $dir/train.log)"
+    seq 1 "$n" | xargs -P 50 -I{} bash -c \
+        'post_one "$0" "$1" "{\"port\": $((20000 + $2)), \"model\": \"$3\"}"' \
+        "$SSH_SERVICE_TMPL" "$DAEMON_URL" {} "$dir/model.bin" >"$list" ||
         bench_die "POSTs failed"
     complete_ms "$list" 600 >"$dir/many_ms.txt" || bench_die "the $n deployments did not complete"
     local makespan
@@ -172,12 +194,13 @@ part_ssh() {
     after=$(accepted_sessions "$tb")
     echo "  ssh: $n deployments at once on $hosts hosts: all complete after ${makespan} s;" \
         "p50 $(median <"$dir/many_ms.txt") ms, max $(sort -g "$dir/many_ms.txt" | tail -1) ms;" \
-        "SSH connections accepted by the hosts: $((after - before))"
+        "SSH connections the hosts accepted since the daemon started, for these and the" \
+        "$BENCH_ROUNDS single jobs: $((after - before))"
     result ssh_one_ms "$(echo "$one_ms" | tr ' ' '\n' | grep . | median)"
     result ssh_local_one_ms "$(echo "$local_ms" | tr ' ' '\n' | grep . | median)"
     result ssh_many_p50_ms "$(median <"$dir/many_ms.txt")"
     result ssh_many_max_ms "$(sort -g "$dir/many_ms.txt" | tail -1)"
-    result ssh_conns_per_deployment "$(awk -v a="$((after - before))" -v n="$n" 'BEGIN { printf "%.2f\n", a / n }')"
+    result ssh_conns_per_deployment "$(awk -v a="$((after - before))" -v n="$((n + BENCH_ROUNDS))" 'BEGIN { printf "%.2f\n", a / n }')"
     delete_all "$list"
     daemon_stop "$dir"
     sh deploy/testbed/sshd.sh stop "$tb" >/dev/null 2>&1
@@ -204,6 +227,7 @@ part_slurm() {
     dir=$BENCH_DIR
     tb=$dir/tb
     sl=$dir/slurm
+    chmod 0755 "$dir" # munged wants every directory above its socket searchable
     sh deploy/testbed/sshd.sh start "$tb" >"$dir/testbed.log" 2>&1 &&
         sh deploy/testbed/slurm.sh start "$sl" --gpus a100:2 >>"$dir/testbed.log" 2>&1 ||
         { cat "$dir/testbed.log" >&2; bench_die "testbed did not start"; }

@@ -20,6 +20,7 @@
 #include "engine/../base.h" /* orchestrator/base.h: "base.h" is libtosca's here */
 #include "engine/drivers.h"
 #include "engine/sites.h"
+#include "orc/size.h"
 
 /* ---- harness ------------------------------------------------------------------ */
 
@@ -729,6 +730,44 @@ static int my_secrets(void *ctx, const char *name, char **value)
     return 0;
 }
 
+/* orc/size.h: the sizes every site config reads. */
+static void size_units(void **state)
+{
+    static const struct {
+        const char *text;
+        uint64_t bytes;
+    } good[] = {{"0", 0},
+                {"512", 512},
+                {"64 MB", 64000000},
+                {"64MB", 64000000},
+                {"16 GiB", 17179869184ull},
+                {"1.5 KiB", 1536},
+                {"2 tb", 2000000000000ull},
+                {"3 B", 3}};
+    static const char *const bad[] = {"", "GiB", "-1 GiB", "1.5", "12 parsecs", "1e30 TB",
+                                      "nan GB", "16 GiB extra"};
+    uint64_t n;
+    json_t *j;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        n = 7;
+        assert_int_equal(orc_size_text(good[i].text, &n), 0);
+        assert_true(n == good[i].bytes);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(orc_size_text(bad[i], &n), ORC_EINVAL);
+    j = json_integer(4096);
+    assert_int_equal(orc_size_json(j, &n), 0);
+    assert_true(n == 4096);
+    json_decref(j);
+    j = json_integer(-1);
+    assert_int_equal(orc_size_json(j, &n), ORC_EINVAL);
+    json_decref(j);
+    j = json_true();
+    assert_int_equal(orc_size_json(j, &n), ORC_EINVAL);
+}
+
 static void host_services(void **state)
 {
     struct env e;
@@ -1061,6 +1100,7 @@ int main(void)
         cmocka_unit_test(contract_checks_cover_abi2_slots),
         cmocka_unit_test(orphans_delivered_at_registry_close),
         cmocka_unit_test(strict_mode_aborts),
+        cmocka_unit_test(size_units),
         cmocka_unit_test(host_services),
         cmocka_unit_test(resource_names),
         cmocka_unit_test(sites_valid_file),

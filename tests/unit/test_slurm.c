@@ -343,6 +343,15 @@ static void write_text(const char *path, const char *text)
     assert_int_equal(0, fclose(f));
 }
 
+/* A fresh tmp_root (teardown_tmp removes it) with an empty folder for fake
+ * programs in it, whose path goes to bin. */
+static void tmp_with_bin(char *bin, size_t len)
+{
+    assert_int_equal(0, test_mkdtemp(tmp_root, sizeof(tmp_root), "test_slurm"));
+    snprintf(bin, len, "%s/bin", tmp_root);
+    assert_int_equal(0, mkdir(bin, 0700));
+}
+
 /* The NUL-separated words a fake program wrote, as an array (static). */
 static size_t read_words(const char *path, char words[][512], size_t max)
 {
@@ -403,13 +412,11 @@ static void test_script_hostile(void **state)
     size_t n;
 
     (void)state;
-    assert_int_equal(0, test_mkdtemp(tmp_root, sizeof(tmp_root), "test_slurm"));
+    tmp_with_bin(bin, sizeof(bin));
     snprintf(dir, sizeof(dir), "%s/wdir it's \"d\" $(touch PWNED1) `touch PWNED2`; x", tmp_root);
     assert_int_equal(0, mkdir(dir, 0700));
     snprintf(rt, sizeof(rt), "%s/rt $(touch PWNED3)", dir);
-    snprintf(bin, sizeof(bin), "%s/bin", tmp_root);
     assert_int_equal(0, mkdir(rt, 0700));
-    assert_int_equal(0, mkdir(bin, 0700));
     in.dir = dir;
     in.runtime = rt;
     /* fake srun: drop its options, run the rest; fake scontrol: one node */
@@ -537,9 +544,7 @@ static void test_sbatch_hostile(void **state)
     size_t k;
 
     (void)state;
-    assert_int_equal(0, test_mkdtemp(tmp_root, sizeof(tmp_root), "test_slurm"));
-    snprintf(bin, sizeof(bin), "%s/bin", tmp_root);
-    assert_int_equal(0, mkdir(bin, 0700));
+    tmp_with_bin(bin, sizeof(bin));
     snprintf(f, sizeof(f), "%s/sbatch", bin);
     snprintf(line, sizeof(line), "#!/bin/sh\nprintf '%%s\\0' \"$@\" > '%s/args'\necho 99\n",
              tmp_root);
@@ -1168,6 +1173,119 @@ static int run_job(bool service, uint16_t port, struct call *c)
                                 : orc_drv_exec(F.site, &c->op, &req, call_cb));
 }
 
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* scontrol show job -o answers for job 42: on node vm (running or ended),
+ * or pending with reason (no node yet). */
+#define JOB42(state, reason, exit)                                                                 \
+    "JobId=42 JobState=" state " Reason=" reason " ExitCode=" exit " NodeList=vm BatchHost=vm"
+#define JOB42_RUNNING JOB42("RUNNING", "None", "0:0")
+#define JOB42_PENDING(reason)                                                                      \
+    "JobId=42 JobState=PENDING Reason=" reason " ExitCode=0:0 NodeList=(null)"
+
+/* The agent's status file holding workload training-0 with fields (the
+ * keys after its name). */
+#define AGENT_STATUS(fields) "{\"workloads\":[{\"name\":\"training-0\"," fields "}]}"
+#define AGENT_STATE(st) AGENT_STATUS("\"state\":\"" st "\"")
+
+/* Scripts the answers to a workload's polls: scontrol show job (one per
+ * poll, the last repeats) and the agent's status file (NULL: none). */
+static void script_polls(const char *const *jobs, size_t njobs, const char *const *stats,
+                         size_t nstats)
+{
+    F.jobs = jobs;
+    F.njobs = njobs;
+    F.stats = stats;
+    F.nstats = nstats;
+}
+
+/* One workload run (exec, or start_workload on port 8081) and how it ends. */
+struct run_case {
+    const char *const *jobs; /* the polls' answers, as script_polls takes them */
+    size_t njobs;
+    const char *const *stats;
+    size_t nstats;
+    bool service;
+    int want;             /* the op's status */
+    int exit_status;      /* checked when want is 0 */
+    const char *error[3]; /* each in op.error (NULL: no more) */
+};
+
+/* Runs k's workload on the open site and asserts how it ended; c keeps the
+ * op for more checks, and the caller resets it. */
+static void run_expect(const struct run_case *k, struct call *c)
+{
+    script_polls(k->jobs, k->njobs, k->stats, k->nstats);
+    assert_int_equal(k->want, run_job(k->service, k->service ? 8081 : 0, c));
+    if (k->want == 0)
+        assert_int_equal(k->exit_status, c->op.exit_status);
+    for (size_t i = 0; i < COUNT(k->error) && k->error[i] != NULL; i++)
+        assert_non_null(strstr(c->op.error, k->error[i]));
+}
+
+/* run_expect on a fresh site with the node provisioned (f_up), closed after. */
+static void check_run(const struct run_case *k)
+{
+    struct call c;
+
+    f_up();
+    run_expect(k, &c);
+    orc_drv_op_reset(&c.op);
+    f_close();
+}
+
+/* The slots below run on the open site and are waited for: each returns the
+ * op's status; c holds the op for the caller to check and reset. */
+
+/* status of node name */
+static int status_op(const char *name, struct call *c)
+{
+    call_init(c);
+    return wait_call(c, orc_drv_status(F.site, &c->op, name, call_cb));
+}
+
+/* adopt of node name */
+static int adopt_op(const char *name, struct call *c)
+{
+    call_init(c);
+    return wait_call(c, orc_drv_adopt(F.site, &c->op, name, call_cb));
+}
+
+/* deprovision of node name */
+static int deprovision_op(const char *name, struct call *c)
+{
+    call_init(c);
+    return wait_call(c, orc_drv_deprovision(F.site, &c->op, name, call_cb));
+}
+
+/* stop_workload of workload wl on node name */
+static int stop_op(const char *name, const char *wl, struct call *c)
+{
+    call_init(c);
+    return wait_call(c, orc_drv_stop_workload(F.site, &c->op, name, wl, call_cb));
+}
+
+/* logs as req asks */
+static int logs_op(const struct orc_logs_req *req, struct call *c)
+{
+    call_init(c);
+    return wait_call(c, orc_drv_logs(F.site, &c->op, req, call_cb));
+}
+
+/* inventory of the site */
+static int inventory_op(struct call *c)
+{
+    call_init(c);
+    return wait_call(c, orc_drv_inventory(F.site, &c->op, call_cb));
+}
+
+/* status's answer for the provisioned node: its marker, service job 42 and
+ * the queue's line for that job. */
+static void lookup_answer(char *buf, size_t len, const char *queue_line)
+{
+    snprintf(buf, len, "@@marker\n%s\n@@ids\n42 service\n@@queue\n%s\n", F.marker, queue_line);
+}
+
 static void test_open(void **state)
 {
     char err[ORC_OP_ERROR_LEN];
@@ -1264,18 +1382,14 @@ static void test_provision(void **state)
 
 static void test_exec_completed(void **state)
 {
-    static const char *const jobs[] = {
-        "JobId=42 JobState=PENDING Reason=Resources ExitCode=0:0 NodeList=(null)",
-        "JobId=42 JobState=RUNNING Reason=None ExitCode=0:0 NodeList=vm BatchHost=vm",
-        "JobId=42 JobState=COMPLETED Reason=None ExitCode=0:0 NodeList=vm BatchHost=vm"};
+    static const char *const jobs[] = {JOB42_PENDING("Resources"), JOB42_RUNNING,
+                                       JOB42("COMPLETED", "None", "0:0")};
+    const struct run_case k = {.jobs = jobs, .njobs = COUNT(jobs), .exit_status = 0};
     struct call c;
 
     (void)state;
     f_up();
-    F.jobs = jobs;
-    F.njobs = 3;
-    assert_int_equal(0, run_job(false, 0, &c));
-    assert_int_equal(0, c.op.exit_status);
+    run_expect(&k, &c);
     assert_string_equal("epoch 2 loss 0.1\n", c.op.output);
     assert_string_equal("42", orc_drv_op_attr(&c.op, "slurm_job_id"));
     assert_string_equal("vm", orc_drv_op_attr(&c.op, "slurm_node"));
@@ -1300,18 +1414,14 @@ static void test_exec_completed(void **state)
  * followed while it runs; once it has ended, exec submits a new one. */
 static void test_exec_follows_earlier_job(void **state)
 {
-    static const char *const jobs[] = {
-        "JobId=42 JobState=RUNNING Reason=None ExitCode=0:0 NodeList=vm BatchHost=vm",
-        "JobId=42 JobState=COMPLETED Reason=None ExitCode=0:0 NodeList=vm BatchHost=vm"};
+    static const char *const jobs[] = {JOB42_RUNNING, JOB42("COMPLETED", "None", "0:0")};
+    const struct run_case k = {.jobs = jobs, .njobs = COUNT(jobs), .exit_status = 0};
     struct call c;
 
     (void)state;
     f_up();
-    F.jobs = jobs;
-    F.njobs = 2;
     F.jobid_line = "42 job\n";
-    assert_int_equal(0, run_job(false, 0, &c));
-    assert_int_equal(0, c.op.exit_status);
+    run_expect(&k, &c);
     orc_drv_op_reset(&c.op);
     assert_int_equal(0, F.sbatches);
     /* its job ended: a new one */
@@ -1330,56 +1440,45 @@ static void test_exec_follows_earlier_job(void **state)
 
 static void test_exec_failed_exit(void **state)
 {
-    static const char *const jobs[] = {
-        "JobId=42 JobState=RUNNING Reason=None ExitCode=0:0 NodeList=vm BatchHost=vm",
-        "JobId=42 JobState=FAILED Reason=NonZeroExitCode ExitCode=1:0 NodeList=vm BatchHost=vm"};
-    struct call c;
+    static const char *const jobs[] = {JOB42_RUNNING, JOB42("FAILED", "NonZeroExitCode", "1:0")};
+    const struct run_case k = {.jobs = jobs, .njobs = COUNT(jobs), .exit_status = 1};
 
     (void)state;
-    f_up();
-    F.jobs = jobs;
-    F.njobs = 2;
-    assert_int_equal(0, run_job(false, 0, &c));
-    assert_int_equal(1, c.op.exit_status);
-    orc_drv_op_reset(&c.op);
-    f_close();
+    check_run(&k);
 }
 
 static void test_exec_node_fail(void **state)
 {
-    static const char *const jobs[] = {
-        "JobId=42 JobState=RUNNING Reason=None ExitCode=0:0 NodeList=vm BatchHost=vm",
-        "JobId=42 JobState=NODE_FAIL Reason=None ExitCode=0:0 NodeList=vm BatchHost=vm"};
-    struct call c;
+    static const char *const jobs[] = {JOB42_RUNNING, JOB42("NODE_FAIL", "None", "0:0")};
+    const struct run_case k = {
+        .jobs = jobs,
+        .njobs = COUNT(jobs),
+        .want = ORC_EDRIVER,
+        .error = {"job 42 of " NODE "/training-0 NODE_FAIL", "(node vm)"},
+    };
 
     (void)state;
-    f_up();
-    F.jobs = jobs;
-    F.njobs = 2;
-    assert_int_equal(ORC_EDRIVER, run_job(false, 0, &c));
-    assert_non_null(strstr(c.op.error, "job 42 of " NODE "/training-0 NODE_FAIL"));
-    assert_non_null(strstr(c.op.error, "(node vm)"));
-    orc_drv_op_reset(&c.op);
-    f_close();
+    check_run(&k);
 }
 
 static void test_exec_queue_timeout(void **state)
 {
     static const char *const jobs[] = {
-        "JobId=42 JobState=PENDING Reason=Nodes_required_for_job_are_DOWN,_DRAINED_or_reserved "
-        "ExitCode=0:0 NodeList=(null)"};
+        JOB42_PENDING("Nodes_required_for_job_are_DOWN,_DRAINED_or_reserved")};
+    const struct run_case k = {
+        .jobs = jobs,
+        .njobs = COUNT(jobs),
+        .want = ORC_DRV_ENOCAPACITY,
+        .error = {"job 42 of " NODE " pending for",
+                  "(Nodes required for job are DOWN, DRAINED or reserved)", "canceled"},
+    };
     struct call c;
 
     (void)state;
     f_open_ok("\"queue_timeout_ms\": 60");
     assert_int_equal(0, provision("a100", 1, &c));
     orc_drv_op_reset(&c.op);
-    F.jobs = jobs;
-    F.njobs = 1;
-    assert_int_equal(ORC_DRV_ENOCAPACITY, run_job(false, 0, &c));
-    assert_non_null(strstr(c.op.error, "job 42 of " NODE " pending for"));
-    assert_non_null(strstr(c.op.error, "(Nodes required for job are DOWN, DRAINED or reserved)"));
-    assert_non_null(strstr(c.op.error, "canceled"));
+    run_expect(&k, &c);
     orc_drv_op_reset(&c.op);
     assert_int_equal(1, F.scancels);
     assert_true(ran(" scancel '42'"));
@@ -1389,31 +1488,26 @@ static void test_exec_queue_timeout(void **state)
 
 static void test_exec_forgotten_job(void **state)
 {
-    static const char *const jobs[] = {
-        "JobId=42 JobState=RUNNING Reason=None ExitCode=0:0 NodeList=vm BatchHost=vm",
-        "@@acct"}; /* scontrol forgot it, accounting is off */
-    static const char *const stats[] = {
-        "{\"workloads\":[{\"name\":\"training-0\",\"state\":\"running\"}]}",
-        "{\"workloads\":[{\"name\":\"training-0\",\"state\":\"exited\",\"exit_status\":3}]}"};
+    static const char *const jobs[] = {JOB42_RUNNING,
+                                       "@@acct"}; /* scontrol forgot it, accounting is off */
+    static const char *const stats[] = {AGENT_STATE("running"),
+                                        AGENT_STATUS("\"state\":\"exited\",\"exit_status\":3")};
+    const struct run_case exited = {.jobs = jobs,
+                                    .njobs = COUNT(jobs),
+                                    .stats = stats,
+                                    .nstats = COUNT(stats),
+                                    .exit_status = 3};
+    /* and without a status file: an error that says so */
+    const struct run_case unknown = {
+        .jobs = jobs + 1, .njobs = 1, .want = ORC_EDRIVER, .error = {"no longer known to Slurm"}};
     struct call c;
 
     (void)state;
     f_up();
-    F.jobs = jobs;
-    F.njobs = 2;
-    F.stats = stats;
-    F.nstats = 2;
-    assert_int_equal(0, run_job(false, 0, &c));
-    assert_int_equal(3, c.op.exit_status);
+    run_expect(&exited, &c);
     orc_drv_op_reset(&c.op);
-    /* and without a status file: an error that says so */
-    F.stats = NULL;
-    F.nstats = 0;
     F.poll = 1;
-    F.jobs = jobs + 1;
-    F.njobs = 1;
-    assert_int_equal(ORC_EDRIVER, run_job(false, 0, &c));
-    assert_non_null(strstr(c.op.error, "no longer known to Slurm"));
+    run_expect(&unknown, &c);
     orc_drv_op_reset(&c.op);
     f_close();
 }
@@ -1453,23 +1547,20 @@ static void test_exec_no_node(void **state)
 
 static void test_service_ready(void **state)
 {
-    static const char *const jobs[] = {
-        "JobId=42 JobState=PENDING Reason=Priority ExitCode=0:0 NodeList=(null)",
-        "JobId=42 JobState=RUNNING Reason=None ExitCode=0:0 NodeList=vm BatchHost=vm"};
-    static const char *const stats[] = {
-        "", "{\"workloads\":[{\"name\":\"training-0\",\"state\":\"starting\"}]}",
-        "{\"workloads\":[{\"name\":\"training-0\",\"state\":\"running\"}]}",
-        "{\"workloads\":[{\"name\":\"training-0\",\"state\":\"ready\"}]}"};
+    static const char *const jobs[] = {JOB42_PENDING("Priority"), JOB42_RUNNING};
+    static const char *const stats[] = {"", AGENT_STATE("starting"), AGENT_STATE("running"),
+                                        AGENT_STATE("ready")};
+    const struct run_case k = {.jobs = jobs,
+                               .njobs = COUNT(jobs),
+                               .stats = stats,
+                               .nstats = COUNT(stats),
+                               .service = true,
+                               .exit_status = -1};
     struct call c;
 
     (void)state;
     f_up();
-    F.jobs = jobs;
-    F.njobs = 2;
-    F.stats = stats;
-    F.nstats = 4;
-    assert_int_equal(0, run_job(true, 8081, &c));
-    assert_int_equal(-1, c.op.exit_status);
+    run_expect(&k, &c);
     assert_string_equal("http://10.1.2.3:8081", orc_drv_op_attr(&c.op, ORC_ATTR_ENDPOINT));
     assert_string_equal("10.1.2.3", orc_drv_op_attr(&c.op, ORC_ATTR_PRIVATE_ADDRESS));
     assert_string_equal("[8081]", orc_drv_op_attr(&c.op, ORC_ATTR_PORTS));
@@ -1490,24 +1581,19 @@ static void test_service_ready(void **state)
 
 static void test_service_gives_up(void **state)
 {
-    static const char *const jobs[] = {
-        "JobId=42 JobState=RUNNING Reason=None ExitCode=0:0 NodeList=vm BatchHost=vm",
-        "JobId=42 JobState=RUNNING Reason=None ExitCode=0:0 NodeList=vm BatchHost=vm",
-        "JobId=42 JobState=FAILED Reason=NonZeroExitCode ExitCode=70:0 NodeList=vm BatchHost=vm"};
-    static const char *const stats[] = {
-        "{\"workloads\":[{\"name\":\"training-0\",\"state\":\"backoff\"}]}"};
-    struct call c;
+    static const char *const jobs[] = {JOB42_RUNNING, JOB42_RUNNING,
+                                       JOB42("FAILED", "NonZeroExitCode", "70:0")};
+    static const char *const stats[] = {AGENT_STATE("backoff")};
+    const struct run_case k = {.jobs = jobs,
+                               .njobs = COUNT(jobs),
+                               .stats = stats,
+                               .nstats = COUNT(stats),
+                               .service = true,
+                               .want = ORC_EDRIVER,
+                               .error = {"ended FAILED"}};
 
     (void)state;
-    f_up();
-    F.jobs = jobs;
-    F.njobs = 3;
-    F.stats = stats;
-    F.nstats = 1;
-    assert_int_equal(ORC_EDRIVER, run_job(true, 8081, &c));
-    assert_non_null(strstr(c.op.error, "ended FAILED"));
-    orc_drv_op_reset(&c.op);
-    f_close();
+    check_run(&k);
 }
 
 static void test_status_and_deprovision(void **state)
@@ -1518,52 +1604,43 @@ static void test_status_and_deprovision(void **state)
 
     (void)state;
     f_up();
-    snprintf(look, sizeof(look), "@@marker\n%s\n@@ids\n42 service\n@@queue\n42|RUNNING\n",
-             F.marker);
+    lookup_answer(look, sizeof(look), "42|RUNNING");
     F.lookup = look;
-    call_init(&c);
-    assert_int_equal(0, wait_call(&c, orc_drv_status(F.site, &c.op, NODE, call_cb)));
+    assert_int_equal(0, status_op(NODE, &c));
     assert_true(c.op.exists);
     assert_int_equal(ORC_DRV_RES_READY, c.op.res_state);
     assert_string_equal("A100", orc_drv_op_attr(&c.op, ORC_ATTR_GPU_MODEL));
     orc_drv_op_reset(&c.op);
     /* its service is no longer in the queue: FAILED */
-    snprintf(look, sizeof(look), "@@marker\n%s\n@@ids\n42 service\n@@queue\n42|CANCELLED\n",
-             F.marker);
-    call_init(&c);
-    assert_int_equal(0, wait_call(&c, orc_drv_adopt(F.site, &c.op, NODE, call_cb)));
+    lookup_answer(look, sizeof(look), "42|CANCELLED");
+    assert_int_equal(0, adopt_op(NODE, &c));
     assert_int_equal(ORC_DRV_RES_FAILED, c.op.res_state);
     orc_drv_op_reset(&c.op);
     /* a directory without marker: a provision that did not finish */
     F.lookup = "@@marker\n\n@@ids\n@@queue\n";
-    call_init(&c);
-    assert_int_equal(0, wait_call(&c, orc_drv_status(F.site, &c.op, NODE, call_cb)));
+    assert_int_equal(0, status_op(NODE, &c));
     assert_true(c.op.exists);
     assert_int_equal(ORC_DRV_RES_CREATING, c.op.res_state);
     orc_drv_op_reset(&c.op);
     F.lookup = "";
-    call_init(&c);
-    assert_int_equal(0, wait_call(&c, orc_drv_status(F.site, &c.op, NODE, call_cb)));
+    assert_int_equal(0, status_op(NODE, &c));
     assert_false(c.op.exists);
     orc_drv_op_reset(&c.op);
     /* deprovision: scancel, wait for the queue to empty, remove, verify */
     F.exists = true;
     F.queues = queues;
     F.nqueues = 3;
-    call_init(&c);
-    assert_int_equal(0, wait_call(&c, orc_drv_deprovision(F.site, &c.op, NODE, call_cb)));
+    assert_int_equal(0, deprovision_op(NODE, &c));
     assert_true(c.op.exists);
     orc_drv_op_reset(&c.op);
     assert_int_equal(3, F.qpoll);
     assert_true(ran("scancel -u \"$(id -un)\" -n '" NODE "'"));
     assert_true(ran("rm -rf -- '" NODE "'"));
     /* again: nothing there, a success */
-    call_init(&c);
-    assert_int_equal(0, wait_call(&c, orc_drv_deprovision(F.site, &c.op, NODE, call_cb)));
+    assert_int_equal(0, deprovision_op(NODE, &c));
     assert_false(c.op.exists);
     orc_drv_op_reset(&c.op);
-    call_init(&c);
-    assert_int_equal(ORC_EINVAL, wait_call(&c, orc_drv_deprovision(F.site, &c.op, "a;b", call_cb)));
+    assert_int_equal(ORC_EINVAL, deprovision_op("a;b", &c));
     orc_drv_op_reset(&c.op);
     f_close();
 }
@@ -1576,9 +1653,7 @@ static void test_stop_workload(void **state)
     (void)state;
     f_up();
     /* never started: nothing to stop */
-    call_init(&c);
-    assert_int_equal(0,
-                     wait_call(&c, orc_drv_stop_workload(F.site, &c.op, NODE, "web-0", call_cb)));
+    assert_int_equal(0, stop_op(NODE, "web-0", &c));
     assert_false(c.op.exists);
     orc_drv_op_reset(&c.op);
     assert_int_equal(0, F.scancels);
@@ -1586,9 +1661,7 @@ static void test_stop_workload(void **state)
     F.jobid_line = "42 service\n";
     F.queues = queues;
     F.nqueues = 3;
-    call_init(&c);
-    assert_int_equal(0,
-                     wait_call(&c, orc_drv_stop_workload(F.site, &c.op, NODE, "web-0", call_cb)));
+    assert_int_equal(0, stop_op(NODE, "web-0", &c));
     assert_true(c.op.exists);
     orc_drv_op_reset(&c.op);
     assert_int_equal(1, F.scancels);
@@ -1596,9 +1669,7 @@ static void test_stop_workload(void **state)
     assert_true(ran("cat 'web-0.jobid'"));
     /* ended already: not running */
     F.qpoll = 2;
-    call_init(&c);
-    assert_int_equal(0,
-                     wait_call(&c, orc_drv_stop_workload(F.site, &c.op, NODE, "web-0", call_cb)));
+    assert_int_equal(0, stop_op(NODE, "web-0", &c));
     assert_false(c.op.exists);
     orc_drv_op_reset(&c.op);
     f_close();
@@ -1614,8 +1685,7 @@ static void test_deprovision_stuck(void **state)
     F.exists = true;
     F.queues = queues;
     F.nqueues = 1;
-    call_init(&c);
-    assert_int_equal(ORC_EDRIVER, wait_call(&c, orc_drv_deprovision(F.site, &c.op, NODE, call_cb)));
+    assert_int_equal(ORC_EDRIVER, deprovision_op(NODE, &c));
     assert_non_null(strstr(c.op.error, "1 job(s) of " NODE " still in squeue"));
     orc_drv_op_reset(&c.op);
     assert_false(ran("rm -rf"));
@@ -1631,8 +1701,7 @@ static void test_logs(void **state)
     (void)state;
     f_open_ok(NULL);
     F.logs = "@@log 100 90\n0123456789";
-    call_init(&c);
-    assert_int_equal(0, wait_call(&c, orc_drv_logs(F.site, &c.op, &req, call_cb)));
+    assert_int_equal(0, logs_op(&req, &c));
     assert_int_equal(90, c.op.out_offset);
     assert_int_equal(100, c.op.out_total);
     assert_int_equal(10, c.op.output_len);
@@ -1642,13 +1711,11 @@ static void test_logs(void **state)
     assert_true(ran("o=90;"));
     assert_true(ran("head -c 10"));
     req.offset = ORC_LOGS_TAIL;
-    call_init(&c);
-    assert_int_equal(0, wait_call(&c, orc_drv_logs(F.site, &c.op, &req, call_cb)));
+    assert_int_equal(0, logs_op(&req, &c));
     orc_drv_op_reset(&c.op);
     assert_true(ran("o=$((s > 10 ? s - 10 : 0));"));
     F.logs = "@@gone\n";
-    call_init(&c);
-    assert_int_equal(ORC_ENOTFOUND, wait_call(&c, orc_drv_logs(F.site, &c.op, &req, call_cb)));
+    assert_int_equal(ORC_ENOTFOUND, logs_op(&req, &c));
     orc_drv_op_reset(&c.op);
     f_close();
 }
@@ -1663,8 +1730,7 @@ static void test_inventory(void **state)
     F.sinfo = "vm1|gpu*|gpu:a100:2|gpu:a100:1(IDX:0)|1/1/0/2|4000|1000|mix|\n"
               "vm2|gpu*|gpu:a100:4|gpu:a100:0(IDX:N/A)|0/8/0/8|8000|0|drain|\n"
               "vm3|t4q|gpu:t4:1|gpu:t4:0(IDX:N/A)|0/4/0/4|2000|0|idle|\n";
-    call_init(&c);
-    assert_int_equal(0, wait_call(&c, orc_drv_inventory(F.site, &c.op, call_cb)));
+    assert_int_equal(0, inventory_op(&c));
     for (uint32_t i = 0; i < c.op.npools; i++) {
         const struct orc_pool *p = &c.op.pools[i];
         if (p->gpu_model && strcmp(p->gpu_model, "A100") == 0)
@@ -1691,16 +1757,14 @@ static void test_inventory(void **state)
 
 static void test_cancel_and_close(void **state)
 {
-    static const char *const jobs[] = {
-        "JobId=42 JobState=PENDING Reason=Priority ExitCode=0:0 NodeList=(null)"};
+    static const char *const jobs[] = {JOB42_PENDING("Priority")};
     struct call c, c2;
     const char *argv[] = {"true", NULL};
     struct orc_exec_req req = {.name = NODE, .workload = "w", .argv = argv};
 
     (void)state;
     f_up();
-    F.jobs = jobs;
-    F.njobs = 1;
+    script_polls(jobs, COUNT(jobs), NULL, 0);
     /* waiting on its poll timer or a poll: cancel ends it */
     call_init(&c);
     assert_int_equal(0, orc_drv_exec(F.site, &c.op, &req, call_cb));

@@ -260,8 +260,16 @@ static int active_jobs(const char *uuid)
     return n;
 }
 
+/* Fails the test with what unless one of the deployment's jobs is in state
+ * (as squeue writes it between bars: "|CANCELLED|"). */
+static void expect_job(const char *uuid, const char *state, const char *what)
+{
+    char *jobs = jobs_of(uuid);
 
-
+    if (strstr(jobs, state) == NULL)
+        fail_msg("%s: %s", what, jobs);
+    free(jobs);
+}
 
 /* Nothing of the deployment is left on the cluster: no job in the queue, no
  * node directory, no process. */
@@ -298,7 +306,6 @@ static void wait_running(struct fx_daemon *d, const char *uuid, int ms)
 
 /* ---- the API -----------------------------------------------------------------------------------
  */
-
 
 /* Polls the log until it holds every needle (NULL-terminated). */
 static void wait_log(struct fx_daemon *d, const char *uuid, const char *const *needles, int ms)
@@ -345,6 +352,23 @@ static char *node_info(struct fx_daemon *d, const char *uuid, const char *node, 
     return out;
 }
 
+/* Fails the test unless node's instance 0 is on site want. */
+static void assert_site(struct fx_daemon *d, const char *uuid, const char *node, const char *want)
+{
+    char *site = node_info(d, uuid, node, NULL);
+
+    assert_string_equal(want, site);
+    free(site);
+}
+
+/* Prints the line of log at needle (from the log's start when needle is
+ * not in it). */
+static void print_line_at(const char *log, const char *needle)
+{
+    const char *at = strstr(log, needle) ? strstr(log, needle) : log;
+
+    print_message("%.*s\n", (int)strcspn(at, "\n"), at);
+}
 
 /* Waits for the end of a creation; its status must be want. */
 static json_t *wait_created(struct fx_daemon *d, const char *uuid, const char *want, int ms)
@@ -360,20 +384,51 @@ static json_t *wait_created(struct fx_daemon *d, const char *uuid, const char *w
     return dep;
 }
 
+/* Creates a deployment of tmpl (params: its inputs, or NULL) and waits for
+ * the end of the creation, whose status must be want; the deployment's JSON. */
+static json_t *create_and_wait(struct fx_daemon *d, const char *tmpl, const char *params,
+                               char uuid[64], const char *want, int ms)
+{
+    json_decref(fx_create(d, tmpl, params, uuid));
+    return wait_created(d, uuid, want, ms);
+}
+
+/* DELETE, then nothing of the deployment may stay on the cluster (within
+ * clean_ms); the daemon stopped. */
+static void undeploy_and_stop(struct fx_daemon *d, const char *uuid, int clean_ms)
+{
+    fx_undeploy(d, uuid, 90000);
+    wait_clean(uuid, clean_ms);
+    fx_stop(d);
+}
+
+/* After an attempt on the cluster failed: nothing of it may stay there
+ * (within clean_ms), then DELETE; the daemon stopped. */
+static void clean_undeploy_and_stop(struct fx_daemon *d, const char *uuid, int clean_ms)
+{
+    wait_clean(uuid, clean_ms);
+    fx_undeploy(d, uuid, 90000);
+    fx_stop(d);
+}
+
+/* The head of a template: a compute node "box" of 1 CPU and 64 MB. */
+#define BOX_TEMPLATE                                                                               \
+    "tosca_definitions_version: tosca_simple_yaml_1_3\n"                                           \
+    "topology_template:\n"                                                                         \
+    "  node_templates:\n"                                                                          \
+    "    box:\n"                                                                                   \
+    "      type: orc.nodes.GPUCompute\n"                                                           \
+    "      capabilities:\n"                                                                        \
+    "        host:\n"                                                                              \
+    "          properties: {num_cpus: 1, mem_size: 64 MB}\n"
+
 /* A compute node and a job on it running command. */
 static char *job_template(const char *command)
 {
     char *t = NULL;
 
     assert_true(asprintf(&t,
-                         "tosca_definitions_version: tosca_simple_yaml_1_3\n"
-                         "topology_template:\n"
-                         "  node_templates:\n"
-                         "    box:\n"
-                         "      type: orc.nodes.GPUCompute\n"
-                         "      capabilities:\n"
-                         "        host:\n"
-                         "          properties: {num_cpus: 1, mem_size: 64 MB}\n"
+                         BOX_TEMPLATE
                          "    work:\n"
                          "      type: orc.nodes.Job\n"
                          "      properties:\n"
@@ -401,30 +456,21 @@ static void test_training_on_slurm(void **state)
     up();
     start_daemon(&d, "slurm-train", false, NULL);
     tmpl = fx_example("examples/gpu-training.yaml");
-    json_decref(fx_create(&d, tmpl, "{\"parameters\": {\"epochs\": 1}}", uuid));
+    dep = create_and_wait(&d, tmpl, "{\"parameters\": {\"epochs\": 1}}", uuid, "CREATE_COMPLETE",
+                          120000);
     free(tmpl);
-    dep = wait_created(&d, uuid, "CREATE_COMPLETE", 120000);
     assert_int_equal(
         0, json_integer_value(json_object_get(json_object_get(dep, "outputs"), "exit_status")));
     json_decref(dep);
-    site = node_info(&d, uuid, "training", NULL);
-    assert_string_equal("hpc", site);
-    free(site);
+    assert_site(&d, uuid, "training", "hpc");
     site = node_info(&d, uuid, "training", "slurm_job_id");
     assert_true(site[0] >= '1' && site[0] <= '9');
     free(site);
     wait_log(&d, uuid, want, 20000);
     /* on the cluster: the job COMPLETED, the node's directory holds its log */
-    {
-        char *jobs = jobs_of(uuid);
-        if (strstr(jobs, "|COMPLETED|") == NULL)
-            fail_msg("no COMPLETED job: %s", jobs);
-        free(jobs);
-    }
+    expect_job(uuid, "|COMPLETED|", "no COMPLETED job");
     assert_int_equal(1, tb_node_dirs(E.work));
-    fx_undeploy(&d, uuid, 90000);
-    wait_clean(uuid, 10000);
-    fx_stop(&d);
+    undeploy_and_stop(&d, uuid, 10000);
 }
 
 /* A GPU job: the partitions map turns A100 into the gpu partition and
@@ -435,18 +481,15 @@ static void test_gpu_job_gets_gres(void **state)
     struct fx_daemon d;
     char uuid[64], *tmpl, *id, *show, cmd[128], status[600];
     char *st;
-    json_t *dep;
 
     (void)state;
     up();
     start_daemon(&d, "slurm-gpu", false, NULL);
     tmpl = fx_example("examples/gpu-training.yaml");
-    json_decref(fx_create(
+    json_decref(create_and_wait(
         &d, tmpl, "{\"parameters\": {\"epochs\": 1, \"num_gpus\": 1, \"gpu_model\": \"a100\"}}",
-        uuid));
+        uuid, "CREATE_COMPLETE", 120000));
     free(tmpl);
-    dep = wait_created(&d, uuid, "CREATE_COMPLETE", 120000);
-    json_decref(dep);
     id = node_info(&d, uuid, "training", "slurm_job_id");
     snprintf(cmd, sizeof(cmd), "scontrol show job -o '%s'", id);
     show = slurm_out(cmd);
@@ -462,9 +505,25 @@ static void test_gpu_job_gets_gres(void **state)
         fail_msg("status file %s: %s", status, st ? st : "(none)");
     free(st);
     free(id);
-    fx_undeploy(&d, uuid, 90000);
-    wait_clean(uuid, 10000);
-    fx_stop(&d);
+    undeploy_and_stop(&d, uuid, 10000);
+}
+
+/* The HTTP status of a GET of url (0: no answer within 10 s). */
+static long http_get_code(const char *url)
+{
+    CURL *c = curl_easy_init();
+    struct body b = {NULL, 0};
+    long code = 0;
+
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    free(b.data);
+    return code;
 }
 
 /* A service: its endpoint is the node's address and its port, and it answers. */
@@ -473,21 +532,12 @@ static void test_service_endpoint(void **state)
     struct fx_daemon d;
     char uuid[64], *tmpl = NULL, *endpoint, *url = NULL;
     unsigned port = (unsigned)test_free_port();
-    json_t *dep;
-    long code = 0;
 
     (void)state;
     up();
     start_daemon(&d, "slurm-service", false, NULL);
     assert_true(asprintf(&tmpl,
-                         "tosca_definitions_version: tosca_simple_yaml_1_3\n"
-                         "topology_template:\n"
-                         "  node_templates:\n"
-                         "    box:\n"
-                         "      type: orc.nodes.GPUCompute\n"
-                         "      capabilities:\n"
-                         "        host:\n"
-                         "          properties: {num_cpus: 1, mem_size: 64 MB}\n"
+                         BOX_TEMPLATE
                          "    web:\n"
                          "      type: orc.nodes.Service\n"
                          "      properties:\n"
@@ -497,33 +547,17 @@ static void test_service_endpoint(void **state)
                          "      requirements:\n"
                          "        - host: box\n",
                          port) > 0);
-    json_decref(fx_create(&d, tmpl, NULL, uuid));
+    json_decref(create_and_wait(&d, tmpl, NULL, uuid, "CREATE_COMPLETE", 90000));
     free(tmpl);
-    dep = wait_created(&d, uuid, "CREATE_COMPLETE", 90000);
-    json_decref(dep);
     endpoint = node_info(&d, uuid, "web", "endpoint");
     assert_true(asprintf(&url, "http://127.0.0.1:%u", port) > 0);
     assert_string_equal(url, endpoint);
-    {
-        CURL *c = curl_easy_init();
-        struct body b = {NULL, 0};
-        curl_easy_setopt(c, CURLOPT_URL, endpoint);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-        if (curl_easy_perform(c) == CURLE_OK)
-            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-        curl_easy_cleanup(c);
-        free(b.data);
-    }
-    assert_int_equal(200, code);
+    assert_int_equal(200, http_get_code(endpoint));
     free(url);
     free(endpoint);
     assert_int_equal(1, active_jobs(uuid));
     assert_true(tb_node_procs(E.work) > 0);
-    fx_undeploy(&d, uuid, 90000);
-    wait_clean(uuid, 20000);
-    fx_stop(&d);
+    undeploy_and_stop(&d, uuid, 20000);
 }
 
 /* exit 1: the deployment fails with the exit status. Alone, on the Slurm
@@ -538,26 +572,17 @@ static void test_job_exit_1(void **state)
     (void)state;
     up();
     start_daemon(&d, "slurm-exit1", false, NULL);
-    json_decref(fx_create(&d, tmpl, NULL, uuid));
-    dep = wait_created(&d, uuid, "CREATE_FAILED", 90000);
+    dep = create_and_wait(&d, tmpl, NULL, uuid, "CREATE_FAILED", 90000);
     reason = json_string_value(json_object_get(dep, "statusReason"));
     assert_non_null(reason);
     if (strstr(reason, "job exited with status 1") == NULL)
         fail_msg("statusReason: %s", reason);
     json_decref(dep);
-    {
-        char *jobs = jobs_of(uuid);
-        if (strstr(jobs, "|FAILED|") == NULL)
-            fail_msg("no FAILED job: %s", jobs);
-        free(jobs);
-    }
-    wait_clean(uuid, 20000); /* the failed attempt was cleaned up */
-    fx_undeploy(&d, uuid, 90000);
-    fx_stop(&d);
+    expect_job(uuid, "|FAILED|", "no FAILED job");
+    clean_undeploy_and_stop(&d, uuid, 20000); /* the failed attempt was cleaned up */
 
     start_daemon(&d, "slurm-exit1b", true, NULL);
-    json_decref(fx_create(&d, tmpl, NULL, uuid));
-    dep = wait_created(&d, uuid, "CREATE_FAILED", 90000);
+    dep = create_and_wait(&d, tmpl, NULL, uuid, "CREATE_FAILED", 90000);
     reason = json_string_value(json_object_get(dep, "statusReason"));
     if (reason == NULL || strstr(reason, "hpc") == NULL || strstr(reason, "local") == NULL ||
         strstr(reason, "status 1") == NULL)
@@ -566,9 +591,7 @@ static void test_job_exit_1(void **state)
     json_decref(dep);
     site = node_info(&d, uuid, "work", NULL);
     free(site);
-    wait_clean(uuid, 20000);
-    fx_undeploy(&d, uuid, 90000);
-    fx_stop(&d);
+    clean_undeploy_and_stop(&d, uuid, 20000);
     free(tmpl);
 }
 
@@ -577,37 +600,22 @@ static void test_job_exit_1(void **state)
 static void test_pending_fails_over(void **state)
 {
     struct fx_daemon d;
-    char uuid[64], *tmpl = job_template("echo done"), *site, *log;
-    json_t *dep;
+    char uuid[64], *tmpl = job_template("echo done"), *log;
 
     (void)state;
     up();
     slurm_node("down");
     start_daemon(&d, "slurm-pending", true, "      queue_timeout_ms: 3000");
-    json_decref(fx_create(&d, tmpl, NULL, uuid));
+    json_decref(create_and_wait(&d, tmpl, NULL, uuid, "CREATE_COMPLETE", 90000));
     free(tmpl);
-    dep = wait_created(&d, uuid, "CREATE_COMPLETE", 90000);
-    json_decref(dep);
-    site = node_info(&d, uuid, "work", NULL);
-    assert_string_equal("local", site);
-    free(site);
+    assert_site(&d, uuid, "work", "local");
     log = fx_dep_log(&d, uuid);
     if (strstr(log, "pending for") == NULL || strstr(log, "queue_timeout_ms") == NULL)
         fail_msg("the log does not say why the Slurm site was left: %s", log);
-    print_message(
-        "%.*s\n",
-        (int)strcspn(strstr(log, "insufficient") ? strstr(log, "insufficient") : log, "\n"),
-        strstr(log, "insufficient") ? strstr(log, "insufficient") : log);
+    print_line_at(log, "insufficient");
     free(log);
-    {
-        char *jobs = jobs_of(uuid);
-        if (strstr(jobs, "|CANCELLED|") == NULL)
-            fail_msg("the pending job was not canceled: %s", jobs);
-        free(jobs);
-    }
-    wait_clean(uuid, 20000);
-    fx_undeploy(&d, uuid, 90000);
-    fx_stop(&d);
+    expect_job(uuid, "|CANCELLED|", "the pending job was not canceled");
+    clean_undeploy_and_stop(&d, uuid, 20000);
 }
 
 /* The node fails under a running job (how: slurm.sh node down|fail): the
@@ -616,8 +624,7 @@ static void test_pending_fails_over(void **state)
 static void node_fails_while_running(const char *how, const char *name)
 {
     struct fx_daemon d;
-    char uuid[64], *tmpl = job_template(SLEEP_ON_SLURM), *site, *log;
-    json_t *dep;
+    char uuid[64], *tmpl = job_template(SLEEP_ON_SLURM), *log;
 
     up();
     start_daemon(&d, name, true, NULL);
@@ -625,25 +632,15 @@ static void node_fails_while_running(const char *how, const char *name)
     free(tmpl);
     wait_running(&d, uuid, 60000);
     slurm_node(how);
-    dep = wait_created(&d, uuid, "CREATE_COMPLETE", 120000);
-    json_decref(dep);
-    site = node_info(&d, uuid, "work", NULL);
-    assert_string_equal("local", site);
-    free(site);
+    json_decref(wait_created(&d, uuid, "CREATE_COMPLETE", 120000));
+    assert_site(&d, uuid, "work", "local");
     log = fx_dep_log(&d, uuid);
     if (strstr(log, "NODE_FAIL") == NULL)
         fail_msg("the log does not say NODE_FAIL: %s", log);
-    print_message("%.*s\n", (int)strcspn(strstr(log, "NODE_FAIL"), "\n"), strstr(log, "NODE_FAIL"));
+    print_line_at(log, "NODE_FAIL");
     free(log);
-    {
-        char *jobs = jobs_of(uuid);
-        if (strstr(jobs, "|NODE_FAIL|") == NULL)
-            fail_msg("no NODE_FAIL job: %s", jobs);
-        free(jobs);
-    }
-    wait_clean(uuid, 30000);
-    fx_undeploy(&d, uuid, 90000);
-    fx_stop(&d);
+    expect_job(uuid, "|NODE_FAIL|", "no NODE_FAIL job");
+    clean_undeploy_and_stop(&d, uuid, 30000);
 }
 
 static void test_node_down_while_running(void **state)
@@ -674,12 +671,7 @@ static void test_delete_running(void **state)
     assert_int_equal(1, active_jobs(uuid));
     fx_undeploy(&d, uuid, 90000);
     wait_clean(uuid, 20000);
-    {
-        char *jobs = jobs_of(uuid);
-        if (strstr(jobs, "|CANCELLED|") == NULL)
-            fail_msg("the job was not canceled: %s", jobs);
-        free(jobs);
-    }
+    expect_job(uuid, "|CANCELLED|", "the job was not canceled");
     fx_stop(&d);
 }
 

@@ -81,6 +81,16 @@ static void exec_wait(struct call *c, const char *cmd, const char *input)
     assert_true(c->done);
 }
 
+/* A `sleep 30` on the testbed's host, running (not done after 1.5 s). */
+static void sleep_running(struct call *c)
+{
+    struct orc_ssh_target t = target();
+
+    exec_on(&t, c, "sleep 30", NULL, 0);
+    run_until(&c->done, 1500);
+    assert_false(c->done);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -334,9 +344,7 @@ static void test_cancel_and_timeout(void **state)
     (void)state;
     NEED_TESTBED();
     t = target();
-    exec_on(&t, &c, "sleep 30", NULL, 0);
-    run_until(&c.done, 1500);
-    assert_false(c.done);
+    sleep_running(&c);
     assert_int_equal(0, orc_sshc_cancel(cl, &c.req));
     assert_false(c.done);
     run_until(&c.done, 5000);
@@ -360,15 +368,11 @@ static void test_cancel_and_timeout(void **state)
 
 static void test_server_killed_mid_command(void **state)
 {
-    struct orc_ssh_target t;
     struct call c;
 
     (void)state;
     NEED_TESTBED();
-    t = target();
-    exec_on(&t, &c, "sleep 30", NULL, 0);
-    run_until(&c.done, 1500);
-    assert_false(c.done);
+    sleep_running(&c);
     assert_int_equal(0, tb_sshd_ctl(&tb, "kill", 0, NULL));
     run_until(&c.done, 10000);
     assert_true(c.done);

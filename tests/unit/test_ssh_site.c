@@ -321,57 +321,66 @@ static void test_wrong_host_key_fails_over(void **state)
     fx_stop(&d);
 }
 
+/* The fault tests' own one-host testbed; fault_teardown stops it when an
+ * assertion ended a test early. */
+static struct tb_sshd own;
+
+static int fault_teardown(void **state)
+{
+    tb_sshd_stop(&own);
+    return fx_teardown(state);
+}
+
+/* The fault tests' set-up: the own testbed (netns: its host in a network
+ * namespace), a daemon with a pool of it and the local site, and one job
+ * deployed (uuid). */
+static void fault_start(struct fx_daemon *d, bool netns, const char *name, char uuid[64])
+{
+    char *sites, *tmpl;
+    bool ok = tb_sshd_start(&own, 1, netns);
+
+    NEED(&own, ok);
+    snprintf(work, sizeof(work), "%s/work", own.dir);
+    sites = pool_sites(&own, 1, work, NULL, true);
+    fx_start(d, name, sites, no_env);
+    free(sites);
+    tmpl = job_template("echo done", "x");
+    json_decref(fx_create(d, tmpl, NULL, uuid));
+    free(tmpl);
+}
+
 /* sshd dies while the node is being made (the runtime's upload or the
  * directory): the deployment goes to the local site; once sshd is back the
  * driver finishes the cleanup it could not do. */
 static void test_sshd_killed_during_provisioning(void **state)
 {
-    struct tb_sshd one;
     struct fx_daemon d;
-    char uuid[64], *sites, *tmpl;
-    bool ok;
+    char uuid[64];
 
     (void)state;
-    ok = tb_sshd_start(&one, 1, false);
-    NEED(&one, ok);
-    snprintf(work, sizeof(work), "%s/work", one.dir);
-    sites = pool_sites(&one, 1, work, NULL, true);
-    fx_start(&d, "ssh-kill", sites, no_env);
-    free(sites);
-    tmpl = job_template("echo done", "x");
-    json_decref(fx_create(&d, tmpl, NULL, uuid));
-    free(tmpl);
+    fault_start(&d, false, "ssh-kill", uuid);
     fx_sleep_ms(50);
-    assert_int_equal(tb_sshd_ctl(&one, "kill", 0, NULL), 0);
+    assert_int_equal(tb_sshd_ctl(&own, "kill", 0, NULL), 0);
     expect_failover(&d, uuid, NULL);
-    assert_int_equal(tb_sshd_ctl(&one, "restart", 0, NULL), 0);
+    assert_int_equal(tb_sshd_ctl(&own, "restart", 0, NULL), 0);
     fx_undeploy(&d, uuid, 60000);
     wait_clean(work, 40000);
     fx_stop(&d);
-    tb_sshd_stop(&one);
+    tb_sshd_stop(&own);
 }
 
 /* The host's link goes down while the runtime is uploaded: the keepalive
  * finds the peer silent, the provision fails, the local site takes it. */
 static void test_network_cut_mid_upload(void **state)
 {
-    struct tb_sshd ns;
     struct fx_daemon d;
-    char uuid[64], *sites, *tmpl, pattern[400];
-    bool ok, seen = false;
+    char uuid[64], pattern[400];
+    bool seen = false;
     glob_t g;
 
     (void)state;
-    ok = tb_sshd_start(&ns, 1, true);
-    NEED(&ns, ok);
-    snprintf(work, sizeof(work), "%s/work", ns.dir);
-    snprintf(pattern, sizeof(pattern), "%s/.orc-runtime/*/*.part", work);
-    sites = pool_sites(&ns, 1, work, NULL, true);
-    fx_start(&d, "ssh-cut", sites, no_env);
-    free(sites);
-    tmpl = job_template("echo done", "x");
-    json_decref(fx_create(&d, tmpl, NULL, uuid));
-    free(tmpl);
+    fault_start(&d, true, "ssh-cut", uuid);
+    snprintf(pattern, sizeof(pattern), "%s/.orc-runtime/*/*.part.*", work);
     for (int i = 0; i < 2000 && !seen; i++) {
         seen = glob(pattern, 0, NULL, &g) == 0;
         if (seen)
@@ -380,13 +389,13 @@ static void test_network_cut_mid_upload(void **state)
             fx_sleep_ms(2);
     }
     assert_true(seen);
-    assert_int_equal(tb_sshd_ctl(&ns, "link", 0, "down"), 0);
+    assert_int_equal(tb_sshd_ctl(&own, "link", 0, "down"), 0);
     expect_failover(&d, uuid, NULL);
-    assert_int_equal(tb_sshd_ctl(&ns, "link", 0, "up"), 0);
+    assert_int_equal(tb_sshd_ctl(&own, "link", 0, "up"), 0);
     fx_undeploy(&d, uuid, 60000);
     wait_clean(work, 40000);
     fx_stop(&d);
-    tb_sshd_stop(&ns);
+    tb_sshd_stop(&own);
 }
 
 /* ---- crash ------------------------------------------------------------------------------------
@@ -445,8 +454,8 @@ int main(void)
         cmocka_unit_test_teardown(test_train_serve_on_pool, fx_teardown),
         cmocka_unit_test_teardown(test_hostile_values_are_data, fx_teardown),
         cmocka_unit_test_teardown(test_wrong_host_key_fails_over, fx_teardown),
-        cmocka_unit_test_teardown(test_sshd_killed_during_provisioning, fx_teardown),
-        cmocka_unit_test_teardown(test_network_cut_mid_upload, fx_teardown),
+        cmocka_unit_test_teardown(test_sshd_killed_during_provisioning, fault_teardown),
+        cmocka_unit_test_teardown(test_network_cut_mid_upload, fault_teardown),
         cmocka_unit_test_teardown(test_adopt_after_daemon_kill, fx_teardown),
     };
     if (getenv("TEST_FILTER"))

@@ -449,22 +449,20 @@ struct orc_ssh_api {
  * the shell; callers holding counted data refuse it before. */
 static inline int orc_ssh_quote(char *dst, size_t cap, size_t *len, const char *s)
 {
-    size_t n = *len;
+    size_t n = *len, need;
 
-    if (n + 3 > cap)
+    if (n >= cap || cap - n < 3)
         return ORC_ELIMIT;
     dst[n++] = '\'';
     for (; *s; s++) {
-        if (*s == '\'') {
-            if (n + 5 > cap)
-                goto full;
+        need = *s == '\'' ? 4 : 1;
+        if (cap - n < need + 2) /* room for this, the closing quote, NUL */
+            goto full;
+        if (need == 4)
             memcpy(dst + n, "'\\''", 4);
-            n += 4;
-        } else {
-            if (n + 3 > cap)
-                goto full;
-            dst[n++] = *s;
-        }
+        else
+            dst[n] = *s;
+        n += need;
     }
     dst[n++] = '\'';
     dst[n] = '\0';
