@@ -181,9 +181,9 @@ part_ssh() {
         delete_all "$dir/one.txt"
     done
     list=$dir/many.txt
-    local t0=$EPOCHREALTIME
     "$BUILD/bin/gpu-train" --epochs 1 --samples 2000 --device cpu --out "$dir/model.bin" \
         >"$dir/train.log" 2>&1 || bench_die "gpu-train could not write the model (log: $dir/train.log)"
+    local t0=$EPOCHREALTIME
     seq 1 "$n" | xargs -P 50 -I{} bash -c \
         'post_one "$0" "$1" "{\"port\": $((20000 + $2)), \"model\": \"$3\"}"' \
         "$SSH_SERVICE_TMPL" "$DAEMON_URL" {} "$dir/model.bin" >"$list" ||
