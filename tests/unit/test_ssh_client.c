@@ -3,7 +3,7 @@
  * real OpenSSH servers (deploy/testbed/sshd.sh): exec with stdin, stdout,
  * stderr, exit status and signals; one session reused by parallel requests;
  * SFTP upload verified by sha256sum; host keys unknown, changed and trusted
- * on first use; refused connections with retries; cancel, timeouts, a
+ * on first use; auth by key file and by ssh-agent; refused connections with retries; cancel, timeouts, a
  * server killed mid-command; hostile values quoted for the remote shell.
  */
 #include "testutil.h"
@@ -424,6 +424,64 @@ static void test_hostile_values_stay_data(void **state)
     assert_int_equal(len, 0);
 }
 
+/* Runs `sh -c CMD` with SSH_AUTH_SOCK=SOCK; its exit status. */
+static int with_agent_sock(const char *sock, const char *cmd)
+{
+    char line[1400];
+
+    snprintf(line, sizeof(line), "SSH_AUTH_SOCK='%s' sh -c '%s' >/dev/null 2>&1", sock, cmd);
+    return system(line);
+}
+
+/* Auth through ssh-agent (identity "agent"): an agent that cannot be
+ * reached and one that holds no accepted key are refused with what is wrong;
+ * once it holds the user's key the same target runs commands. */
+static void test_agent_auth(void **state)
+{
+    char sock[300], pidfile[300], cmd[1000];
+    struct orc_ssh_target t;
+    struct call c;
+    const char *old = getenv("SSH_AUTH_SOCK");
+    char *saved = old ? strdup(old) : NULL;
+
+    (void)state;
+    NEED_TESTBED();
+    snprintf(sock, sizeof(sock), "%s/agent.sock", tb.dir);
+    snprintf(pidfile, sizeof(pidfile), "%s/agent.pid", tb.dir);
+    t = target();
+    t.identity = "agent";
+
+    setenv("SSH_AUTH_SOCK", sock, 1); /* nothing listens there yet */
+    exec_on(&t, &c, "true", NULL, 10000);
+    run_until(&c.done, 10000);
+    assert_int_equal(c.status, ORC_EDENIED);
+    assert_non_null(strstr(c.req.error, "ssh-agent: cannot reach it"));
+
+    snprintf(cmd, sizeof(cmd), "rm -f %s; eval $(ssh-agent -s -a %s) && echo $SSH_AGENT_PID >%s",
+             sock, sock, pidfile);
+    assert_int_equal(0, with_agent_sock(sock, cmd));
+    exec_on(&t, &c, "true", NULL, 10000);
+    run_until(&c.done, 10000);
+    assert_int_equal(c.status, ORC_EDENIED);
+    assert_non_null(strstr(c.req.error, "no ssh-agent key accepted"));
+
+    snprintf(cmd, sizeof(cmd), "ssh-add %s", tb.key);
+    assert_int_equal(0, with_agent_sock(sock, cmd));
+    exec_on(&t, &c, "echo by-agent", NULL, 10000);
+    run_until(&c.done, 10000);
+    assert_int_equal(c.status, 0);
+    assert_string_equal(c.req.out, "by-agent\n");
+    orc_sshc_release(&c.req);
+
+    snprintf(cmd, sizeof(cmd), "kill $(cat %s)", pidfile);
+    assert_int_equal(0, with_agent_sock(sock, cmd));
+    if (saved)
+        setenv("SSH_AUTH_SOCK", saved, 1);
+    else
+        unsetenv("SSH_AUTH_SOCK");
+    free(saved);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +491,7 @@ int main(void)
                                         each_teardown),
         cmocka_unit_test_setup_teardown(test_put_uploads_exact_bytes, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_host_keys, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_auth, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_refused_connection_is_retried_then_fails, each_setup,
                                         each_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_timeout, each_setup, each_teardown),
