@@ -11,8 +11,9 @@ set -eu
 # python3: the README's serving example (python3 -m http.server) and
 # the walkthrough test that runs it. openssh-server, slurm*, munge: the real
 # test sites (deploy/testbed/) that `make test` starts on loopback addresses;
-# none of them is started as a system service here (policy-rc.d below)
-PACKAGES="build-essential pkg-config clang valgrind zip unzip curl python3
+# none of them is started as a system service here (policy-rc.d below).
+# openssl: the certificates of the HTTP client's TLS test (test_http_client)
+PACKAGES="build-essential pkg-config clang valgrind zip unzip curl python3 openssl
 libyaml-dev libjansson-dev libzip-dev libcurl4-openssl-dev libcmocka-dev libuv1-dev
 libsqlite3-dev libh2o-dev libssl-dev libssh2-1-dev
 openssh-client openssh-server slurmctld slurmd slurm-client munge"

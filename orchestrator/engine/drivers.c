@@ -15,6 +15,7 @@
 
 #include "../base.h"
 #include "drivers.h"
+#include "http_client.h"
 #include "ssh_client.h"
 
 #define LOG_SUB "drivers"
@@ -53,6 +54,7 @@ struct orc_drv_registry {
     uv_timer_t defer; /* delivers held callbacks on a later iteration */
     orc_op_t *defer_head, *defer_tail;
     struct orc_sshc *ssh; /* the SSH client lent to every site (host->ssh) */
+    struct orc_http *http; /* the HTTP client lent to every site (host->http) */
 };
 
 /* ---- violations --------------------------------------------------------- */
@@ -95,9 +97,16 @@ int orc_drv_registry_new(uv_loop_t *loop, struct orc_drv_registry **out)
         orc_free(reg);
         return rc;
     }
+    rc = orc_http_new(loop, &reg->http);
+    if (rc < 0) {
+        orc_sshc_close(reg->ssh, NULL, NULL);
+        orc_free(reg);
+        return rc;
+    }
     rc = uv_timer_init(loop, &reg->defer);
     if (rc < 0) {
         orc_sshc_close(reg->ssh, NULL, NULL);
+        orc_http_close(reg->http, NULL, NULL);
         orc_free(reg);
         return rc;
     }
@@ -148,6 +157,8 @@ int orc_drv_registry_close(struct orc_drv_registry *reg)
     }
     orc_sshc_close(reg->ssh, NULL, NULL);
     reg->ssh = NULL;
+    orc_http_close(reg->http, NULL, NULL);
+    reg->http = NULL;
     uv_close((uv_handle_t *)&reg->defer, registry_closed);
     return 0;
 }
@@ -836,6 +847,35 @@ static const struct orc_ssh_api host_ssh = {
     .stats = host_ssh_stats,
 };
 
+/* ---- the HTTP client (host->http) ---------------------------------------------------- */
+
+static int host_http_request(const struct orc_host_api *host, orc_http_req_t *req,
+                             const struct orc_http_request *r)
+{
+    struct orc_drv_site *site = SITE_OF_HOST(host);
+
+    return orc_http_request(site->reg->http, site, req, r);
+}
+
+static int host_http_cancel(const struct orc_host_api *host, orc_http_req_t *req)
+{
+    return orc_http_cancel(SITE_OF_HOST(host)->reg->http, req);
+}
+
+static void host_http_release(const struct orc_host_api *host, orc_http_req_t *req)
+{
+    (void)host;
+    orc_http_release(req);
+}
+
+static const struct orc_http_api host_http = {
+    .size = sizeof(struct orc_http_api),
+    .request = host_http_request,
+    .cancel = host_http_cancel,
+    .header = orc_http_header,
+    .release = host_http_release,
+};
+
 /* ---- sites ------------------------------------------------------------------------ */
 
 static void site_conf_free(struct orc_site_conf *c)
@@ -888,7 +928,7 @@ int orc_drv_site_new(struct orc_drv_registry *reg, const char *driver,
         .op_attr_set = host_op_attr_set,
         .op_pool_add = host_op_pool_add,
         .op_output_set = host_op_output_set,
-        .http = NULL,
+        .http = &host_http,
         .ssh = &host_ssh,
     };
     s->next = reg->sites;
@@ -927,6 +967,8 @@ int orc_drv_site_free(struct orc_drv_site *s)
         timer_cancel(s->timers);
     if (orc_sshc_abandon(s->reg->ssh, s) > 0)
         violation(s->reg, s, "SSH request(s) still in flight when the site was freed; dropped");
+    if (orc_http_abandon(s->reg->http, s) > 0)
+        violation(s->reg, s, "HTTP request(s) still in flight when the site was freed; dropped");
     if (s->prev)
         s->prev->next = s->next;
     else

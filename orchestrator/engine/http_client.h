@@ -1,13 +1,15 @@
 /*
  * An HTTP client on the daemon's loop: libcurl's multi-socket API driven by
  * uv_poll and uv_timer, so no transfer ever blocks the loop. Used for
- * deployment callbacks and gpu-agent's reports, and later lent to drivers
- * (host services).
+ * deployment callbacks and gpu-agent's reports, and lent to drivers (host
+ * services, orc_http_api in plugins/include/orc/driver.h).
  */
 #ifndef ORC_ENGINE_HTTP_CLIENT_H
 #define ORC_ENGINE_HTTP_CLIENT_H
 
 #include <uv.h>
+
+#include "orc/driver.h"
 
 struct orc_http;
 
@@ -35,6 +37,18 @@ struct orc_http_post {
 };
 int orc_http_post(struct orc_http *h, const struct orc_http_post *p, orc_http_done_fn done,
                   void *ud);
+
+/* The requests of orc_http_api (driver.h says what each does). owner tags
+ * them (a site) for orc_http_abandon. */
+int orc_http_request(struct orc_http *h, const void *owner, orc_http_req_t *req,
+                     const struct orc_http_request *r);
+int orc_http_cancel(struct orc_http *h, orc_http_req_t *req);
+const char *orc_http_header(const orc_http_req_t *req, const char *name, char *buf, size_t cap);
+void orc_http_release(orc_http_req_t *req);
+
+/* Requests of owner still in flight are dropped: their callbacks never run
+ * (the owner is gone). Returns how many. */
+unsigned orc_http_abandon(struct orc_http *h, const void *owner);
 
 /* Aborts what is in flight (their done runs with ORC_ECANCELED), closes the
  * handles; closed runs once when everything is closed, then h is freed. */

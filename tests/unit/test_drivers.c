@@ -722,6 +722,13 @@ static void tick_cb(void *arg)
     ((struct tick *)arg)->fired++;
 }
 
+static void http_tick(orc_http_req_t *req, int status)
+{
+    struct tick *t = req->data;
+
+    t->fired = status == ORC_EHTTP ? 1 : -1;
+}
+
 static int my_secrets(void *ctx, const char *name, char **value)
 {
     if (strcmp(name, "known") != 0)
@@ -788,7 +795,8 @@ static void host_services(void **state)
     assert_int_equal(h->size, sizeof(struct orc_host_api));
     assert_ptr_equal(h->loop, &e.loop);
     assert_string_equal(h->site, "hs");
-    assert_null(h->http);
+    assert_non_null(h->http);
+    assert_true(h->http->size >= sizeof(struct orc_http_api));
     assert_non_null(h->ssh);
     assert_true(h->ssh->size >= sizeof(struct orc_ssh_api));
     h->log(h, ORC_DRV_LOG_DEBUG, "a debug line from %s", "the test");
@@ -804,6 +812,20 @@ static void host_services(void **state)
     run_for(&e, 5);
     assert_int_equal(t.fired, 1);
     assert_int_equal(h->timer_stop(h, a), ORC_ENOTFOUND); /* fired */
+
+    /* the HTTP client: a refused connection is an answerless ORC_EHTTP */
+    {
+        char url[64];
+        struct tick ht = {0};
+        orc_http_req_t req = {.data = &ht, .cb = http_tick};
+        struct orc_http_request r = {.method = "GET", .url = url};
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/", test_free_port());
+        assert_int_equal(h->http->request(h, &req, &r), 0);
+        assert_true(run_until(&e, &ht.fired, 1, 5000));
+        assert_int_equal(ht.fired, 1);
+        assert_non_null(strstr(req.error, url));
+        h->http->release(h, &req);
+    }
 
     /* secrets: the environment by default, then a lookup function */
     setenv("ORC_SECRET_MY_SITE_KEY", "s3cret", 1);

@@ -298,12 +298,12 @@ static inline int orc_op_failf(orc_op_t *op, int code, const char *fmt, ...)
 
 /* ---- host services ---------------------------------------------------------- */
 
-#define ORC_HOST_API_VERSION 2
+#define ORC_HOST_API_VERSION 3
 
 enum orc_log_level_drv { ORC_DRV_LOG_DEBUG = 0, ORC_DRV_LOG_INFO, ORC_DRV_LOG_WARN, ORC_DRV_LOG_ERROR };
 
 typedef void (*orc_host_timer_cb)(void *arg);
-struct orc_http_api; /* reserved: an HTTP client on the loop (later) */
+struct orc_http_api; /* an HTTP client on the loop (host API 3, below) */
 struct orc_ssh_api;  /* an SSH client on the loop (host API 2, below) */
 
 /* What the core lends a driver, one table per site, valid from site_open
@@ -346,7 +346,7 @@ struct orc_host_api {
     int (*op_pool_add)(orc_op_t *op, const struct orc_pool *pool);
     int (*op_output_set)(orc_op_t *op, const char *data, size_t len); /* replaces */
 
-    const struct orc_http_api *http; /* reserved: NULL */
+    const struct orc_http_api *http; /* version 3: the HTTP client (below); NULL before */
     const struct orc_ssh_api *ssh;   /* version 2: the SSH client (below); never NULL */
 };
 
@@ -440,6 +440,64 @@ struct orc_ssh_api {
     void (*release)(const struct orc_host_api *host, orc_ssh_req_t *req);
     /* Counters of this site's requests (connects: sessions opened for them). */
     void (*stats)(const struct orc_host_api *host, struct orc_ssh_stats *out);
+};
+
+/* ---- the HTTP client (host API 3) ---------------------------------------------- */
+
+/* One request: libcurl on the daemon's loop (never blocks it), with
+ * connection reuse across requests and sites. TLS peers are always
+ * verified (against ca_file, else the system's CA bundle). Strings are
+ * copied by the call. */
+struct orc_http_request {
+    const char *method;          /* "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"... */
+    const char *url;             /* http:// or https:// only */
+    const char *const *headers;  /* "Name: value" lines, NULL-terminated; NULL: none */
+    const char *body;            /* NULL: none */
+    size_t body_len;
+    const char *ca_file;         /* PEM bundle that verifies the server; NULL: the system's */
+    const char *cert_file;       /* PEM client certificate (mutual TLS); NULL: none */
+    const char *key_file;        /* its private key; NULL: in cert_file */
+    uint32_t timeout_ms;         /* the whole request; 0: 30000 */
+    uint32_t connect_timeout_ms; /* 0: 10000 */
+    size_t max_body;             /* response bytes kept; 0: 8 MiB (more: truncated) */
+};
+
+typedef struct orc_http_req_s orc_http_req_t;
+typedef void (*orc_http_cb)(orc_http_req_t *req, int status);
+
+/* In flight: caller-allocated and zeroed, valid until cb has returned.
+ * status in cb: 0 (an answer came: see code, whatever it is), ORC_EHTTP
+ * (no answer: connection refused or reset, TLS failure, timeout; error says
+ * which and where), ORC_ECANCELED, ORC_ENOMEM. The response is the core's:
+ * release it with http->release once read (cb may). */
+struct orc_http_req_s {
+    void *data;     /* the caller's */
+    orc_http_cb cb; /* in: set before the call */
+    /* results */
+    long code;       /* the HTTP status; 0: none */
+    char *body;      /* NUL-terminated, body_len bytes; NULL: empty */
+    size_t body_len;
+    bool truncated;  /* more than max_body bytes came: the rest was dropped */
+    char *headers;   /* the response's header lines ("Name: value\r\n"...); NULL: none */
+    char error[ORC_OP_ERROR_LEN];
+    void *core_; /* core-private */
+};
+
+/* Every function runs on the loop thread. request returns < 0 (and cb
+ * never runs: ORC_EINVAL for a missing method or url, ORC_ENOMEM) or 0
+ * (cb runs exactly once, later). */
+struct orc_http_api {
+    uint32_t size; /* sizeof(struct orc_http_api) as the core built it */
+    int (*request)(const struct orc_host_api *host, orc_http_req_t *req,
+                   const struct orc_http_request *r);
+    /* req completes through its cb with ORC_ECANCELED (later); the server
+     * may have acted on it. 0, or ORC_ENOTFOUND: not in flight. */
+    int (*cancel)(const struct orc_host_api *host, orc_http_req_t *req);
+    /* The value of the response header name (case-insensitive), copied into
+     * buf (cap bytes, cut to fit); buf, or NULL when absent. */
+    const char *(*header)(const orc_http_req_t *req, const char *name, char *buf, size_t cap);
+    /* Frees body and headers (NULL-safe; sets them NULL). */
+    void (*release)(const struct orc_host_api *host, orc_http_req_t *req);
 };
 
 /* Appends s to the buffer dst (cap bytes, NUL-terminated, length *len) as
