@@ -53,10 +53,13 @@ DAEMON     := $(if $(wildcard orchestrator/main.c),$(BUILD)/bin/orchestratord)
 # each folder of plugins/ but include/ is one driver: plugins/NAME/*.c -> NAME.so in the
 # daemon's plugin folder; the test fixtures (TEST_PLUGINS) go to a folder of their own
 TEST_PLUGINS := broken
-# plugins/remote/ is not a driver: code the ssh and slurm drivers share, linked into both
-PLUGIN_SHARED := remote
+# plugins/remote/ and plugins/cloud/ are not drivers: code that drivers share, linked into
+# each user (remote: the ssh and slurm drivers; cloud: the REST ones)
+PLUGIN_SHARED := remote cloud
 REMOTE_USERS := ssh slurm
 REMOTE_OBJ := $(patsubst %.c,$(BUILD)/pic/%.o,$(wildcard plugins/remote/*.c))
+CLOUD_USERS := openstack kubernetes
+CLOUD_OBJ := $(patsubst %.c,$(BUILD)/pic/%.o,$(wildcard plugins/cloud/*.c))
 PLUGIN_DIRS := $(filter-out plugins/include $(addprefix plugins/,$(TEST_PLUGINS) $(PLUGIN_SHARED)),\
                    $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c))))
 PLUGIN_SO  := $(sort $(foreach d,$(PLUGIN_DIRS),$(BUILD)/plugins/$(notdir $(d)).so))
@@ -120,7 +123,8 @@ $(BUILD)/pic/%.o: %.c
 # keep the position-independent objects (make would delete them as intermediates)
 .SECONDARY:
 $(BUILD)/plugins/%.so: $$(subst .c,.o,$$(addprefix $(BUILD)/pic/,$$(wildcard plugins/$$*/*.c))) \
-                      $$(if $$(filter $$*,$(REMOTE_USERS)),$(REMOTE_OBJ))
+                      $$(if $$(filter $$*,$(REMOTE_USERS)),$(REMOTE_OBJ)) \
+                      $$(if $$(filter $$*,$(CLOUD_USERS)),$(CLOUD_OBJ))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -shared -o $@ $^ $(PKG_LIBS) -lm
 # test fixture drivers; one left in the daemon's folder by an older build is removed
@@ -146,7 +150,7 @@ test: all $(UNIT_BIN) $(if $(SANITIZE),,check-clang)
 	@BUILD=$(BUILD) CORPUS=$(CORPUS) SANITIZE=$(SANITIZE) ORCHESTRATORD=$(DAEMON) \
 	    PLUGIN_DIR=$(BUILD)/plugins TEST_PLUGIN_DIR=$(BUILD)/test-plugins ORCHCTL=$(ORCHCTL) \
 	    GPU_AGENT=$(GPU_AGENT) GPU_TRAIN=$(GPU_TRAIN) GPU_SERVE=$(GPU_SERVE) \
-	    sh tests/run.sh $(UNIT_BIN)
+	    sh tests/run.sh $(UNIT_BIN) tests/sim/contract_tests.sh
 
 # The code builds warning-free with clang as well as gcc.
 check-clang:

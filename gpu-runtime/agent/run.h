@@ -53,13 +53,14 @@ int launch_opts_parse(int argc, char **argv, struct launch_opts *o, char *why, s
 /* ---- log files (run_log.c) ---- */
 
 struct launch_log {
-    char *path; /* DIR/NAME.log */
+    char *path; /* DIR/NAME.log ("-": standard output) */
     int fd;     /* -1: not open */
     uint64_t size, max_bytes;
     unsigned keep;
+    bool to_stdout; /* DIR "-": a copy of standard output, never rotated */
 };
 
-/* Opens (appending) DIR/BASE.log. 0 or -errno. */
+/* Opens (appending) DIR/BASE.log, or standard output when DIR is "-". 0 or -errno. */
 int launch_log_open(struct launch_log *l, const char *dir, const char *base, uint64_t max_bytes,
                     unsigned keep);
 /* Appends, rotating first when the file would grow past max_bytes:

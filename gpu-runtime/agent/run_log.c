@@ -3,6 +3,8 @@
  * by size (NAME.log -> NAME.log.1 -> ... -> NAME.log.KEEP, the oldest
  * dropped), with the agent's own lines about the workload in the same file.
  * Writes are small and synchronous (a local file), as a logger's are.
+ * DIR "-" is the agent's standard output instead (no file, no rotation):
+ * where a container platform collects a container's log.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +27,14 @@ int launch_log_open(struct launch_log *l, const char *dir, const char *base, uin
     l->fd = -1;
     l->max_bytes = max_bytes;
     l->keep = keep;
+    if (strcmp(dir, "-") == 0) {
+        l->to_stdout = true;
+        l->path = orc_asprintf("-");
+        if (l->path == NULL)
+            return -ENOMEM;
+        l->fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+        return l->fd < 0 ? -errno : 0;
+    }
     l->path = orc_asprintf("%s/%s.log", dir, base);
     if (l->path == NULL)
         return -ENOMEM;
@@ -78,6 +88,10 @@ void launch_log_write(struct launch_log *l, const char *data, size_t n)
 {
     if (l->path == NULL)
         return;
+    if (l->to_stdout) {
+        write_all(l, data, n);
+        return;
+    }
     while (n > 0) { /* no file grows past max_bytes: what does not fit starts the next */
         if (l->size >= l->max_bytes)
             rotate(l);

@@ -406,3 +406,40 @@ out:
     target_fini(&host);
     return rc;
 }
+
+/* ---- what the agent said, for drivers (host->agent_state) ---- */
+
+int orc__agent_state(void *ctx, const char *deployment, const char *resource, char **json)
+{
+    struct orc_engine *eng = ctx;
+    orc_resource_t *row = NULL;
+    const json_t *attrs, *agent;
+    json_t *out;
+    char *text;
+    int rc;
+
+    *json = NULL;
+    if (!orc_uuid_valid(deployment) || !orc_uuid_valid(resource))
+        return ORC_ENOTFOUND;
+    rc = orc_store_resource_get(eng->store, deployment, resource, &row);
+    if (rc < 0)
+        return rc;
+    attrs = row->attributes;
+    agent = json_object_get(attrs, "agent");
+    out = json_object();
+    if (out == NULL) {
+        orc_resource_free(row);
+        return ORC_ENOMEM;
+    }
+    json_object_set(out, "workload_state", json_object_get(attrs, "workload_state"));
+    json_object_set(out, "restarts", json_object_get(attrs, "restarts"));
+    json_object_set(out, "gpu_health", json_object_get(attrs, "gpu_health"));
+    json_object_set(out, "workloads", json_object_get(agent, "workloads"));
+    json_object_set(out, "last_report_ms", json_object_get(agent, "last_report_ms"));
+    orc_resource_free(row);
+    text = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    *json = text ? orc_strdup(text) : NULL;
+    free(text); /* jansson's allocator */
+    return *json ? 0 : ORC_ENOMEM;
+}

@@ -49,6 +49,8 @@ struct orc_drv_registry {
     struct orc_drv_site *sites;
     orc_drv_secret_fn secret_fn;
     void *secret_ctx;
+    orc_drv_agent_fn agent_fn;
+    void *agent_ctx;
     uint64_t violations;
     bool strict;
     uv_timer_t defer; /* delivers held callbacks on a later iteration */
@@ -172,6 +174,12 @@ void orc_drv_set_secret_lookup(struct orc_drv_registry *reg, orc_drv_secret_fn f
 {
     reg->secret_fn = fn;
     reg->secret_ctx = ctx;
+}
+
+void orc_drv_set_agent_source(struct orc_drv_registry *reg, orc_drv_agent_fn fn, void *ctx)
+{
+    reg->agent_fn = fn;
+    reg->agent_ctx = ctx;
 }
 
 uint64_t orc_drv_violations(const struct orc_drv_registry *reg)
@@ -847,6 +855,21 @@ static const struct orc_ssh_api host_ssh = {
     .stats = host_ssh_stats,
 };
 
+/* ---- the agents' reports (host->agent_state) ------------------------------------------ */
+
+static int host_agent_state(const struct orc_host_api *host, const char *deployment,
+                            const char *resource, char **json)
+{
+    const struct orc_drv_registry *reg = SITE_OF_HOST(host)->reg;
+
+    *json = NULL;
+    if (deployment == NULL || resource == NULL)
+        return ORC_EINVAL;
+    if (reg->agent_fn == NULL)
+        return ORC_ENOTSUP;
+    return reg->agent_fn(reg->agent_ctx, deployment, resource, json);
+}
+
 /* ---- the HTTP client (host->http) ---------------------------------------------------- */
 
 static int host_http_request(const struct orc_host_api *host, orc_http_req_t *req,
@@ -930,6 +953,7 @@ int orc_drv_site_new(struct orc_drv_registry *reg, const char *driver,
         .op_output_set = host_op_output_set,
         .http = &host_http,
         .ssh = &host_ssh,
+        .agent_state = host_agent_state,
     };
     s->next = reg->sites;
     if (reg->sites)

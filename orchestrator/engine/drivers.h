@@ -124,6 +124,12 @@ const struct orc_drv_load_error *orc_drv_error_at(const struct orc_drv_registry 
  * ORC_SECRET_<NAME> (upper case, other characters as '_'). */
 void orc_drv_set_secret_lookup(struct orc_drv_registry *reg, orc_drv_secret_fn fn, void *ctx);
 
+/* Where host->agent_state reads (the engine's agent reports). Default: none
+ * (ORC_ENOTSUP). */
+typedef int (*orc_drv_agent_fn)(void *ctx, const char *deployment, const char *resource,
+                                char **json);
+void orc_drv_set_agent_source(struct orc_drv_registry *reg, orc_drv_agent_fn fn, void *ctx);
+
 /* Contract violations seen so far (all sites). */
 uint64_t orc_drv_violations(const struct orc_drv_registry *reg);
 void orc_drv_set_strict(struct orc_drv_registry *reg, bool abort_on_violation);

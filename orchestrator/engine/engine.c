@@ -28,6 +28,7 @@ int orc_engine_new(uv_loop_t *loop, orc_store_t *store, struct orc_drv_registry 
     eng->store = store;
     eng->reg = reg;
     eng->sites = sites;
+    orc_drv_set_agent_source(reg, orc__agent_state, eng);
     if (opts)
         eng->opts = *opts;
     eng->commit = eng->opts.commit;
@@ -339,6 +340,7 @@ void orc_engine_free(struct orc_engine *eng)
 {
     if (eng == NULL)
         return;
+    orc_drv_set_agent_source(eng->reg, NULL, NULL); /* the registry may outlive the engine */
     orc_free(eng->esites);
     orc_free(eng->rindex);
     orc_free(eng);

@@ -193,6 +193,12 @@ size_t orc__agent_env(struct run *r, struct inst *in, struct orc_kv *env, size_t
 /* agent.c: the attributes of old that the agent's reports own go into fresh
  * (a driver's answer), over its own */
 void orc__agent_keep_attrs(const json_t *old, json_t *fresh);
+/* host->agent_state (drivers.h orc_drv_agent_fn; ctx is the engine): what the agent of
+ * a resource reported, from the store. */
+int orc__agent_state(void *ctx, const char *deployment, const char *resource, char **json);
+/* The boot spec of a compute instance for drivers with ORC_DRV_CAP_AGENT_BOOT (driver.h,
+ * orc_node_req.boot_json): orc_malloc'd JSON text, or NULL (out of memory). */
+char *orc__boot_spec(struct run *r, const struct inst *host);
 
 /* engine.c: calls the close callback once everything is closed */
 void orc__engine_maybe_done(struct orc_engine *eng);

@@ -415,12 +415,38 @@ static int provision(struct run *r, struct inst *in)
         .image = f->image,
         .node_json = (r->site->site->drv->vt.caps & ORC_DRV_CAP_NODE_JSON) ? f->node_json : NULL,
     };
+    char *boot = NULL;
+    int rc;
 
-    return orc_drv_provision(r->site->site, &in->op, &req, on_action);
+    if ((r->site->site->drv->vt.caps & ORC_DRV_CAP_AGENT_BOOT) && in->node->kind == ORC_KIND_COMPUTE &&
+        (boot = orc__boot_spec(r, in)) == NULL)
+        return orc_op_failf(&in->op, ORC_ENOMEM, "out of memory");
+    req.boot_json = boot;
+    rc = orc_drv_provision(r->site->site, &in->op, &req, on_action);
+    orc_free(boot);
+    return rc;
 }
 
 /* Starts a hosted service (or runs a hosted job) on the compute instance
  * with the same index. */
+/* The environment of a workload: the template's, PORT, the agent's variables. How many
+ * pairs went into env (72 of room); port and token hold their texts. */
+static size_t workload_env(struct run *r, struct inst *in, struct orc_kv env[72], char port[16],
+                           char token[ORC_AGENT_TOKEN_LEN])
+{
+    const struct node_fields *f = &in->node->f;
+    size_t n;
+
+    for (n = 0; n < f->nenv && n < 64; n++)
+        env[n] = f->env[n];
+    if (f->port) {
+        snprintf(port, 16, "%u", f->port);
+        env[n].key = "PORT";
+        env[n++].value = port;
+    }
+    return n + orc__agent_env(r, in, env + n, 72 - n, token);
+}
+
 static int start_workload(struct run *r, struct inst *in, orc_op_cb cb)
 {
     const struct node_fields *f = &in->node->f;
@@ -433,17 +459,11 @@ static int start_workload(struct run *r, struct inst *in, orc_op_cb cb)
 
     if (f->command == NULL)
         return orc_op_failf(&in->op, ORC_EINVAL, "node %s has no command to run", in->node->name);
-    for (req.nenv = 0; req.nenv < f->nenv && req.nenv < 64; req.nenv++)
-        env[req.nenv] = f->env[req.nenv];
+    req.nenv = workload_env(r, in, env, port, token);
     if (f->port) {
         req.port = f->port;
         req.ready_path = f->ready_path;
-        snprintf(port, sizeof(port), "%u", f->port);
-        env[req.nenv].key = "PORT";
-        env[req.nenv++].value = port;
     }
-    req.nenv += orc__agent_env(r, in, env + req.nenv, sizeof(env) / sizeof(env[0]) - req.nenv,
-                               token);
     if (in->node->kind == ORC_KIND_JOB)
         rc = orc_drv_exec(r->site->site, &in->op, &req, cb);
     else
@@ -461,6 +481,55 @@ static void on_noop(orc_op_t *op, int status)
 static bool is_workload(const struct nrun *n)
 {
     return n->hosted && (n->kind == ORC_KIND_SERVICE || n->kind == ORC_KIND_JOB);
+}
+
+static json_t *boot_workload(struct run *r, struct inst *in)
+{
+    const struct node_fields *f = &in->node->f;
+    struct orc_kv env[72];
+    char port[16], token[ORC_AGENT_TOKEN_LEN];
+    size_t n = workload_env(r, in, env, port, token);
+    json_t *jenv = json_object();
+    json_t *w = json_pack("{ss ss ss s[sss] si s?s}", "id", in->workload, "kind",
+                          in->node->kind == ORC_KIND_JOB ? "job" : "service", "resource",
+                          in->res_uuid, "argv", "/bin/sh", "-c", f->command, "port", (int)f->port,
+                          "ready_path", f->ready_path);
+
+    for (size_t i = 0; jenv && i < n; i++)
+        json_object_set_new(jenv, env[i].key, json_string(env[i].value ? env[i].value : ""));
+    if (w == NULL || jenv == NULL || json_object_set_new(w, "env", jenv) < 0) {
+        json_decref(w);
+        return NULL;
+    }
+    return w;
+}
+
+char *orc__boot_spec(struct run *r, const struct inst *host)
+{
+    json_t *wls = json_array(), *spec;
+    char *text, *copy = NULL;
+
+    for (size_t i = 0; wls && i < r->nnodes; i++) {
+        struct nrun *n = &r->nodes[i];
+        if (!is_workload(n) || n->top != host->node || n->f.command == NULL)
+            continue;
+        for (size_t k = 0; k < n->ninst; k++) {
+            json_t *w;
+            if (n->inst[k].index != host->index || n->inst[k].act == ACT_REMOVE)
+                continue;
+            if ((w = boot_workload(r, &n->inst[k])) == NULL || json_array_append_new(wls, w) < 0) {
+                json_decref(wls);
+                return NULL;
+            }
+        }
+    }
+    spec = wls ? json_pack("{so}", "workloads", wls) : NULL;
+    text = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
+    json_decref(spec);
+    if (text)
+        copy = orc_strdup(text);
+    free(text); /* jansson's allocator */
+    return copy;
 }
 
 /* Restart and replace first stop the workload or deprovision the node. */

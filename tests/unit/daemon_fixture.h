@@ -731,7 +731,7 @@ static inline void fx_undeploy(struct fx_daemon *d, const char *uuid, int ms)
     char path[128];
     struct fx_resp r;
 
-    snprintf(path, sizeof(path), "/deployments/%s", uuid);
+    snprintf(path, sizeof(path), "/deployments/%.64s", uuid);
     fx_http(d, "DELETE", path, NULL, NULL, &r);
     fx_resp_free(&r);
     assert_null(fx_wait_status(d, uuid, "", ms));

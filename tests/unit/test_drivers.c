@@ -729,6 +729,15 @@ static void http_tick(orc_http_req_t *req, int status)
     t->fired = status == ORC_EHTTP ? 1 : -1;
 }
 
+static int my_agents(void *ctx, const char *deployment, const char *resource, char **json)
+{
+    if (strcmp(resource, "r1") != 0)
+        return ORC_ENOTFOUND;
+    *json = orc_strdup((const char *)ctx);
+    (void)deployment;
+    return 0;
+}
+
 static int my_secrets(void *ctx, const char *name, char **value)
 {
     if (strcmp(name, "known") != 0)
@@ -841,6 +850,18 @@ static void host_services(void **state)
     h->free(v);
     assert_int_equal(h->secret_get(h, "my-site.key", &v), ORC_ENOTFOUND);
     unsetenv("ORC_SECRET_MY_SITE_KEY");
+
+    /* the agents' reports: none without a source, then what the source says */
+    assert_non_null(h->agent_state);
+    assert_int_equal(h->agent_state(h, "d", "r1", &v), ORC_ENOTSUP);
+    assert_null(v);
+    orc_drv_set_agent_source(e.reg, my_agents, "{\"workload_state\":\"ready\"}");
+    assert_int_equal(h->agent_state(h, "d", "r1", &v), 0);
+    assert_string_equal(v, "{\"workload_state\":\"ready\"}");
+    h->free(v);
+    assert_int_equal(h->agent_state(h, "d", "r2", &v), ORC_ENOTFOUND);
+    assert_int_equal(h->agent_state(h, NULL, "r1", &v), ORC_EINVAL);
+    orc_drv_set_agent_source(e.reg, NULL, NULL);
 
     /* op result storage */
     orc_drv_op_init(&op);

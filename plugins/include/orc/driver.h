@@ -118,6 +118,10 @@ enum orc_node_kind {
 #define ORC_DRV_CAP_ADOPT (UINT64_C(1) << 18)     /* adopt slot: take over by name */
 #define ORC_DRV_CAP_MULTI_NODE (UINT64_C(1) << 19) /* several nodes of one deployment */
 #define ORC_DRV_CAP_NODE_JSON (UINT64_C(1) << 20)  /* provision reads req->node_json */
+/* The node's gpu-agent starts its workloads at boot (a VM's user data): provision of a
+ * compute node reads req->boot_json (host API 4), and start_workload and exec follow
+ * the workload through host->agent_state instead of starting it. */
+#define ORC_DRV_CAP_AGENT_BOOT (UINT64_C(1) << 21)
 
 /* Resource states reported by provision/status/adopt (op->res_state). */
 enum orc_drv_res_state {
@@ -188,6 +192,12 @@ struct orc_node_req {
     size_t ntags;
     const char *node_json; /* the plan's node object as JSON text; NULL unless the driver's
                               caps have ORC_DRV_CAP_NODE_JSON (it costs to make) */
+    /* host API 4 (read it only when host->version >= 4): for a compute node of a driver
+     * with ORC_DRV_CAP_AGENT_BOOT, the workloads it hosts as JSON text, NULL otherwise:
+     * {"workloads": [{"id", "kind": "service"|"job", "resource" (its uuid: the agent's
+     * ORC_AGENT_RESOURCE), "argv": [...], "env": {"K": "V"} (the agent's reporting
+     * variables included), "port" (0: none), "ready_path" (or null)}]} */
+    const char *boot_json;
 };
 
 /* start_workload and exec. Owned by the core, valid during the call only. */
@@ -298,7 +308,7 @@ static inline int orc_op_failf(orc_op_t *op, int code, const char *fmt, ...)
 
 /* ---- host services ---------------------------------------------------------- */
 
-#define ORC_HOST_API_VERSION 3
+#define ORC_HOST_API_VERSION 4
 
 enum orc_log_level_drv { ORC_DRV_LOG_DEBUG = 0, ORC_DRV_LOG_INFO, ORC_DRV_LOG_WARN, ORC_DRV_LOG_ERROR };
 
@@ -348,6 +358,16 @@ struct orc_host_api {
 
     const struct orc_http_api *http; /* version 3: the HTTP client (below); NULL before */
     const struct orc_ssh_api *ssh;   /* version 2: the SSH client (below); never NULL */
+
+    /* version 4: what the gpu-agent of a resource last reported (the orchestrator's
+     * agent endpoint, docs/agent.md), as JSON text (free with host->free):
+     * {"workload_state": "ready" | ..., "restarts": N, "workloads": {NAME: the last
+     * workload report}, "last_report_ms": N, "gpu_health": ...}; the members the agent
+     * has not reported yet are absent. resource is the agent's ORC_AGENT_RESOURCE (a
+     * uuid of deployment). 0, ORC_ENOTFOUND (no such resource), ORC_ENOMEM, or
+     * ORC_ENOTSUP (this daemon keeps no agent reports). */
+    int (*agent_state)(const struct orc_host_api *host, const char *deployment,
+                       const char *resource, char **json);
 };
 
 /* ---- the SSH client (host API 2) ----------------------------------------------- */
