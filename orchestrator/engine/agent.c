@@ -360,6 +360,26 @@ static void target_fini(struct target *t)
     json_decref(t->attrs);
 }
 
+int orc__agent_forget(struct orc_engine *eng, const char *deployment, struct inst *in)
+{
+    struct target t = {0};
+    char why[160];
+    int rc;
+
+    for (size_t i = 0; in->attrs && i < sizeof(agent_keys) / sizeof(agent_keys[0]); i++)
+        json_object_del(in->attrs, agent_keys[i]);
+    if (in->res_uuid[0] == '\0')
+        return 0;
+    rc = target_load(eng, deployment, in->res_uuid, &t, why, sizeof(why));
+    if (rc == 0) {
+        for (size_t i = 0; i < sizeof(agent_keys) / sizeof(agent_keys[0]); i++)
+            t.changed |= json_object_del(t.attrs, agent_keys[i]) == 0;
+        rc = target_store(eng, &t);
+    }
+    target_fini(&t);
+    return rc == ORC_ENOTFOUND ? 0 : rc;
+}
+
 int orc_engine_agent_reports(struct orc_engine *eng, const char *deployment, const json_t *body,
                              uint64_t *accepted, char *why, size_t whylen)
 {

@@ -71,6 +71,9 @@ struct node_fields {
     const char *command;                                        /* a workload's */
     const char *ready_path;                                     /* a service's readiness_path */
     uint16_t port;                                              /* a service's */
+    bool public_ip;     /* a compute node's endpoint capability says network_name: PUBLIC */
+    uint16_t ports[16]; /* a compute node's endpoint capability ports (their source) */
+    size_t nports;
     struct orc_kv *env; /* a workload's environment, nenv pairs */
     size_t nenv;
     char *node_json; /* the plan node as JSON text, for drivers with ORC_DRV_CAP_NODE_JSON */
@@ -196,6 +199,13 @@ void orc__agent_keep_attrs(const json_t *old, json_t *fresh);
 /* host->agent_state (drivers.h orc_drv_agent_fn; ctx is the engine): what the agent of
  * a resource reported, from the store. */
 int orc__agent_state(void *ctx, const char *deployment, const char *resource, char **json);
+/* Drops what a workload's agent reported (agent keys of its attributes, in the run and the
+ * store): its node was deprovisioned to be made again. 0 or < 0 (the store's error). */
+int orc__agent_forget(struct orc_engine *eng, const char *deployment, struct inst *in);
+/* An update on a site whose nodes start their workloads at boot (ORC_DRV_CAP_AGENT_BOOT):
+ * nothing reaches into a running node, so a kept compute instance whose workloads change
+ * (one restarts, is added or removed) is replaced, and boots the new set. */
+void orc__boot_replace(struct run *r);
 /* The boot spec of a compute instance for drivers with ORC_DRV_CAP_AGENT_BOOT (driver.h,
  * orc_node_req.boot_json): orc_malloc'd JSON text, or NULL (out of memory). */
 char *orc__boot_spec(struct run *r, const struct inst *host);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "engine_int.h"
 
@@ -225,6 +226,51 @@ static void fill_env(struct node_fields *f, const json_t *props, char **at)
     }
 }
 
+/* true when v (an output's value, TOSCA functions as objects) reads node's public_address */
+static bool reads_public_address(const json_t *v, const char *node, int depth)
+{
+    const char *k;
+    const json_t *m;
+    size_t i;
+
+    if (depth > 32)
+        return false;
+    if (json_is_array(v)) {
+        if (json_array_size(v) >= 2 &&
+            json_string_value(json_array_get(v, 0)) &&
+            strcmp(json_string_value(json_array_get(v, 0)), node) == 0 &&
+            json_string_value(json_array_get(v, 1)) &&
+            strcmp(json_string_value(json_array_get(v, 1)), "public_address") == 0)
+            return true;
+        json_array_foreach(v, i, m)
+            if (reads_public_address(m, node, depth + 1))
+                return true;
+    }
+    json_object_foreach((json_t *)v, k, m)
+        if (reads_public_address(m, node, depth + 1))
+            return true;
+    return false;
+}
+
+/* A compute node's endpoint capability: network_name PUBLIC, and its ports (INDIGO's
+ * PortSpec maps: {"http": {"protocol": "tcp", "source": 8080}}). */
+static void endpoint_fields(struct node_fields *f, const json_t *pn)
+{
+    const json_t *ep = json_object_get(json_object_get(json_object_get(pn, "capabilities"),
+                                                       "endpoint"), "properties");
+    const char *net = json_string_value(json_object_get(ep, "network_name")), *k;
+    const json_t *ports = json_object_get(ep, "ports"), *p;
+
+    f->public_ip = net && strcasecmp(net, "PUBLIC") == 0;
+    f->nports = 0;
+    json_object_foreach((json_t *)ports, k, p)
+    {
+        json_int_t port = json_integer_value(json_object_get(p, "source"));
+        if (port > 0 && port <= 65535 && f->nports < 16)
+            f->ports[f->nports++] = (uint16_t)port;
+    }
+}
+
 /* Copies what the run needs of a plan node (struct node_fields), and the
  * node's name and type; the node JSON text only when a driver wants it. */
 static int node_fields(struct nrun *n, const json_t *pn, bool want_json)
@@ -253,6 +299,7 @@ static int node_fields(struct nrun *n, const json_t *pn, bool want_json)
     f->command = arena_put(&at, json_string_value(json_object_get(props, "command")));
     f->ready_path = arena_put(&at, json_string_value(json_object_get(props, "readiness_path")));
     f->port = port > 0 && port <= 65535 ? (uint16_t)port : 0;
+    endpoint_fields(f, pn);
     fill_env(f, props, &at);
     if (want_json) {
         f->node_json = json_dumps(pn, JSON_COMPACT);
@@ -569,6 +616,54 @@ static int update_hosted(struct run *r, struct nrun *n, const struct rows *rows)
     return rc;
 }
 
+static bool workloads_change(const struct run *r, const struct nrun *top, uint32_t index)
+{
+    for (size_t i = 0; i < r->nnodes; i++) {
+        const struct nrun *h = &r->nodes[i];
+        if (!h->hosted || h->top != top)
+            continue;
+        for (size_t k = 0; k < h->ninst; k++)
+            if (h->inst[k].index == index &&
+                (h->inst[k].act == ACT_RESTART || h->inst[k].act == ACT_CREATE ||
+                 h->inst[k].act == ACT_REMOVE))
+                return true;
+    }
+    return false;
+}
+
+static void replace_with_workloads(struct run *r, struct nrun *top, struct inst *t)
+{
+    t->act = ACT_REPLACE;
+    for (size_t i = 0; i < r->nnodes; i++) {
+        struct nrun *h = &r->nodes[i];
+        if (!h->hosted || h->top != top)
+            continue;
+        for (size_t k = 0; k < h->ninst; k++) {
+            struct inst *in = &h->inst[k];
+            if (in->index != t->index || in->act == ACT_REMOVE || in->act == ACT_CREATE)
+                continue;
+            if (h->kind == ORC_KIND_SERVICE || h->kind == ORC_KIND_JOB) {
+                in->act = ACT_RESTART;
+                in->prepared = true; /* it goes with its compute */
+            } else {
+                in->act = ACT_CREATE;
+            }
+        }
+    }
+}
+
+void orc__boot_replace(struct run *r)
+{
+    for (size_t i = 0; i < r->nnodes; i++) {
+        struct nrun *n = &r->nodes[i];
+        if (n->hosted || n->orphan || n->kind != ORC_KIND_COMPUTE)
+            continue;
+        for (size_t k = 0; k < n->ninst; k++)
+            if (n->inst[k].act == ACT_KEEP && workloads_change(r, n, n->inst[k].index))
+                replace_with_workloads(r, n, &n->inst[k]);
+    }
+}
+
 static int create_instances(struct run *r, struct nrun *n, const struct rows *rows)
 {
     int rc = 0;
@@ -723,8 +818,12 @@ int orc__run_build(struct run *r)
     if (rc == 0)
         orc_rank_need_from_plan(r->plan, &r->need);
     r->has_outputs = json_object_size(json_object_get(r->plan, "outputs")) > 0;
-    for (size_t i = 0; i < r->nnodes; i++)
-        r->nodes[i].plan_node = NULL; /* the plan goes: what is needed was copied */
+    for (size_t i = 0; i < r->nnodes; i++) {
+        struct nrun *n = &r->nodes[i];
+        if (n->kind == ORC_KIND_COMPUTE && !n->orphan && !n->f.public_ip)
+            n->f.public_ip = reads_public_address(json_object_get(r->plan, "outputs"), n->name, 0);
+        n->plan_node = NULL; /* the plan goes: what is needed was copied */
+    }
     return rc;
 }
 

@@ -329,6 +329,25 @@ static void fail_deployment(struct run *r)
     orc_free(reason);
 }
 
+/* CREATE_COMPLETE (or UPDATE_COMPLETE); after a failover, statusReason says where the
+ * deployment runs and why the sites before failed. */
+static void complete_deployment(struct run *r)
+{
+    orc_attempt_list_t l = {0};
+    char *failed = NULL, *reason = NULL;
+
+    if (r->what != RUN_UPDATE && orc_store_attempt_list(r->eng->store, r->uuid, &l) == 0)
+        failed = orc_attempt_list_reason(&l);
+    orc_attempt_list_clear(&l);
+    if (failed && *failed && r->site)
+        reason = orc_asprintf("running on site %s after failover; earlier attempts: %s",
+                              r->site->def->name, failed);
+    orc_free(failed);
+    finish(r, r->what == RUN_UPDATE ? ORC_DEP_UPDATE_COMPLETE : ORC_DEP_CREATE_COMPLETE, reason,
+           run_outputs(r));
+    orc_free(reason);
+}
+
 /* ---- node actions ---- */
 
 static json_t *attrs_of(const orc_op_t *op)
@@ -395,6 +414,29 @@ static void on_action(orc_op_t *op, int status)
     run_step(r);
 }
 
+/* What a compute instance exposes: its endpoint capability's ports and those of the
+ * services it hosts; a public address when the node wants one (node_fields). */
+static size_t exposed(struct run *r, const struct inst *in, uint16_t ports[32], bool *public_ip)
+{
+    const struct node_fields *f = &in->node->f;
+    size_t n = 0;
+
+    for (size_t i = 0; i < f->nports && n < 32; i++)
+        ports[n++] = f->ports[i];
+    for (size_t i = 0; i < r->nnodes && n < 32; i++) {
+        const struct nrun *w = &r->nodes[i];
+        bool dup = false;
+        if (w->top != in->node || w->f.port == 0 || w->orphan)
+            continue;
+        for (size_t k = 0; k < n; k++)
+            dup = dup || ports[k] == w->f.port;
+        if (!dup)
+            ports[n++] = w->f.port;
+    }
+    *public_ip = f->public_ip;
+    return n;
+}
+
 static int provision(struct run *r, struct inst *in)
 {
     const struct node_fields *f = &in->node->f;
@@ -416,8 +458,16 @@ static int provision(struct run *r, struct inst *in)
         .node_json = (r->site->site->drv->vt.caps & ORC_DRV_CAP_NODE_JSON) ? f->node_json : NULL,
     };
     char *boot = NULL;
+    uint16_t ports[32];
     int rc;
 
+    if (in->node->kind == ORC_KIND_COMPUTE) {
+        req.nports = exposed(r, in, ports, &req.public_ip);
+        req.ports = ports;
+    } else if (f->port) {
+        req.ports = &f->port;
+        req.nports = 1;
+    }
     if ((r->site->site->drv->vt.caps & ORC_DRV_CAP_AGENT_BOOT) && in->node->kind == ORC_KIND_COMPUTE &&
         (boot = orc__boot_spec(r, in)) == NULL)
         return orc_op_failf(&in->op, ORC_ENOMEM, "out of memory");
@@ -490,7 +540,7 @@ static json_t *boot_workload(struct run *r, struct inst *in)
     char port[16], token[ORC_AGENT_TOKEN_LEN];
     size_t n = workload_env(r, in, env, port, token);
     json_t *jenv = json_object();
-    json_t *w = json_pack("{ss ss ss s[sss] si s?s}", "id", in->workload, "kind",
+    json_t *w = json_pack("{ss ss ss s[sss] si ss?}", "id", in->workload, "kind",
                           in->node->kind == ORC_KIND_JOB ? "job" : "service", "resource",
                           in->res_uuid, "argv", "/bin/sh", "-c", f->command, "port", (int)f->port,
                           "ready_path", f->ready_path);
@@ -533,6 +583,23 @@ char *orc__boot_spec(struct run *r, const struct inst *host)
 }
 
 /* Restart and replace first stop the workload or deprovision the node. */
+/* A compute instance went (to be made again): what the agents of the workloads on it
+ * reported is of the past; the new node's agents report afresh. */
+static void forget_hosted(struct run *r, const struct inst *top)
+{
+    for (size_t i = 0; i < r->nnodes; i++) {
+        struct nrun *h = &r->nodes[i];
+        if (!h->hosted || h->top != top->node)
+            continue;
+        for (size_t k = 0; k < h->ninst; k++)
+            if (h->inst[k].index == top->index && h->inst[k].act != ACT_REMOVE &&
+                orc__agent_forget(r->eng, r->uuid, &h->inst[k]) < 0)
+                orc_log(ORC_LOG_WARN, LOG, "deployment %s: %s[%u]: forgetting its agent's "
+                        "reports: %s", r->uuid, h->name, h->inst[k].index,
+                        orc_store_errmsg(r->eng->store));
+    }
+}
+
 static void on_prepared(orc_op_t *op, int status)
 {
     struct inst *in = op->data;
@@ -556,6 +623,8 @@ static void on_prepared(orc_op_t *op, int status)
         in->attrs = NULL;
         set_res(r, in, ORC_RES_INITIAL, false,
                 ORC_RES_F_SITE | ORC_RES_F_PROVIDER | ORC_RES_F_ATTRIBUTES, &(orc_resource_t){0});
+        if (!in->node->hosted)
+            forget_hosted(r, in);
     }
     orc_drv_op_reset(op);
     run_step(r);
@@ -906,8 +975,7 @@ static void run_step(struct run *r)
     }
     if (schedule(r) && r->inflight == 0) {
         attempt_end(r, true);
-        finish(r, r->what == RUN_UPDATE ? ORC_DEP_UPDATE_COMPLETE : ORC_DEP_CREATE_COMPLETE, NULL,
-               run_outputs(r));
+        complete_deployment(r);
     }
 }
 
@@ -1237,12 +1305,14 @@ int orc_engine_update(struct orc_engine *eng, const char *uuid)
         return ORC_ECONFLICT;
     }
     r->attempt_ended = true; /* an update makes no site attempt */
+    r->site = site_by_name(eng, r->dep->cloud_provider_name);
+    if (r->site && (r->site->site->drv->vt.caps & ORC_DRV_CAP_AGENT_BOOT))
+        orc__boot_replace(r);
     for (size_t i = 0; i < r->nnodes; i++)
         for (size_t k = 0; k < r->nodes[i].ninst; k++) {
             struct inst *in = &r->nodes[i].inst[k];
             in->st = in->act == ACT_KEEP ? I_DONE : I_PENDING;
         }
-    r->site = site_by_name(eng, r->dep->cloud_provider_name);
     r->phase = PH_SHRINK;
     if (r->site == NULL) {
         snprintf(r->error, sizeof(r->error), "the deployment's site '%s' is not open",
@@ -1405,12 +1475,22 @@ static int issue_deprovision(struct run *r, struct inst *in)
     return orc_drv_deprovision(s->site, &in->op, in->name, on_deprovision);
 }
 
+/* A workload removed from a node that started it at boot: it ends with its node (which
+ * the update removes or replaces); a status read of the node stands for the stop. */
+static void on_removed_with_node(orc_op_t *op, int status)
+{
+    orc_drv_op_reset(op); /* the answer is about the node */
+    on_removed(op, status == ORC_ECANCELED ? status : 0);
+}
+
 static int issue_remove(struct run *r, struct inst *in)
 {
     struct engine_site *s = site_by_name(r->eng, in->site);
 
     if (s == NULL)
         return orc_op_failf(&in->op, ORC_ECONFLICT, "its site '%s' is not open", in->site);
+    if (in->node->hosted && (s->site->drv->vt.caps & ORC_DRV_CAP_AGENT_BOOT))
+        return orc_drv_status(s->site, &in->op, in->host_name, on_removed_with_node);
     if (in->node->hosted)
         return orc_drv_stop_workload(s->site, &in->op, in->host_name, in->workload, on_removed);
     return orc_drv_deprovision(s->site, &in->op, in->name, on_removed);

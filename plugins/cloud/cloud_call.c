@@ -51,9 +51,12 @@ static void free_request(struct cld_call *c)
     if (host == NULL)
         return;
     host->free(c->url);
+    if (c->req_body) /* it may hold credentials (a Keystone request): wiped first */
+        memset(c->req_body, 0, c->req_body_len);
     host->free(c->req_body);
     c->url = c->req_body = NULL;
     for (int i = 0; i < CLD_MAX_HEADERS && c->headers[i]; i++) {
+        memset(c->headers[i], 0, strlen(c->headers[i])); /* tokens */
         host->free(c->headers[i]);
         c->headers[i] = NULL;
     }

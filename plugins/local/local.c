@@ -512,7 +512,7 @@ static int node_props(orc_op_t *op, const struct orc_node_req *req, uint16_t *po
         if (req->kind != ORC_KIND_COMPUTE && json_is_string(json_object_get(props, "image")))
             *image = json_string_value(json_object_get(props, "image"));
     }
-    if (*port == 0 && req->nports > 0 && req->ports != NULL)
+    if (*port == 0 && req->kind != ORC_KIND_COMPUTE && req->nports > 0 && req->ports != NULL)
         *port = req->ports[0];
     if (*image != NULL && **image == '\0')
         *image = NULL;

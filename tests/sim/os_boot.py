@@ -1,7 +1,10 @@
 """Boot emulation of the OpenStack simulator: the per-server directory
 DIR/servers/<id>/ (console.log, user-data, metadata.json, floating_ip) and,
 in boot "exec" mode, the user-data script run as a real local process in its
-own session (cloud-init stand-in). Deleting the server SIGKILLs its group."""
+own session (cloud-init stand-in). Deleting the server SIGKILLs its group and
+every process that still carries the server's ORC_SIM_SERVER_ID (what the script
+started in sessions of their own, such as gpu-agent's workloads): a destroyed VM
+leaves nothing running."""
 
 import json
 import os
@@ -17,6 +20,28 @@ BOOT_BANNER = [
     "[    3.220000] cloud-init[498]: Cloud-init v. 23.1 running 'init'",
 ]
 CLOUD_CONFIG_LINE = "cloud-init: cloud-config ignored by the simulator"
+
+
+def kill_tagged(server_id):
+    """SIGKILLs the processes whose environment holds ORC_SIM_SERVER_ID=server_id;
+    how many there were."""
+    tag = ("ORC_SIM_SERVER_ID=%s" % server_id).encode()
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if tag in env:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    return killed
 
 
 class BootManager:
@@ -88,7 +113,8 @@ class BootManager:
                 log.write(("cloud-init: user-data failed to start: %s\n" % exc).encode())
 
     def kill(self, server_id):
-        """A destroyed VM: SIGKILL the whole process group, then reap."""
+        """A destroyed VM: SIGKILL the whole process group and every process
+        that carries the server's id in its environment, then reap."""
         proc = self.procs.pop(server_id, None)
         if proc is None:
             return
@@ -96,6 +122,9 @@ class BootManager:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        for _ in range(3):  # what was forking meanwhile is caught by the next pass
+            if not kill_tagged(server_id):
+                break
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:

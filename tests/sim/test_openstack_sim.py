@@ -690,6 +690,19 @@ class BootTests(SimCase):
         self.assertTrue(wait_for(lambda: not _alive(pid)), "boot process survived its server")
         self.assertEqual(self.inventory()["processes"], 0)
 
+    def test_detached_children_die_with_server(self):
+        # what the script starts in a session of its own (gpu-agent's workloads) is
+        # part of the VM too
+        script = (b"#!/bin/sh\n"
+                  b"setsid sh -c 'echo $$ > detached; exec sleep 300' < /dev/null > /dev/null 2>&1 &\n"
+                  b"sleep 300\n")
+        sid = self.boot("detach-vm", script)
+        pid = int(self.read(sid, "detached"))
+        os.kill(pid, 0)
+        self.nova("DELETE", "/servers/" + sid)
+        self.wait_gone(sid)
+        self.assertTrue(wait_for(lambda: not _alive(pid)), "a detached process survived its server")
+
     def test_floating_ip_file_follows_association(self):
         sid = self.boot("fip-boot")
         self.assertEqual(self.read(sid, "floating_ip") or "", "")

@@ -151,4 +151,55 @@ static inline long cloudsim_count(const struct cloudsim *s, const char *key)
     return n;
 }
 
+/* The absolute directory of gpu-agent, gpu-train and gpu-serve ($GPU_AGENT's, else
+ * build/release/bin): what the simulators' pods and servers run. */
+static inline void cloudsim_runtime_dir(char *out, size_t cap)
+{
+    const char *agent = getenv("GPU_AGENT");
+    char *copy = strdup(agent && *agent ? agent : "build/release/bin/gpu-agent");
+    char *slash = strrchr(copy, '/'), cwd[256];
+
+    if (slash)
+        *slash = '\0';
+    if (copy[0] == '/') {
+        snprintf(out, cap, "%s", slash ? copy : ".");
+    } else {
+        assert_non_null(getcwd(cwd, sizeof(cwd)));
+        snprintf(out, cap, "%.255s/%.255s", cwd, slash ? copy : ".");
+    }
+    free(copy);
+}
+
+/* Waits up to ms until the inventory's arrays named in kinds (NULL-terminated) are
+ * empty and no process the simulator started runs ("processes"); fails naming what
+ * is left. */
+static inline void cloudsim_assert_empty(const struct cloudsim *s, const char *const *kinds, int ms)
+{
+    double end = fx_now_ms() + ms;
+    json_t *inv = NULL;
+
+    for (;;) {
+        size_t left = 0;
+        json_decref(inv);
+        inv = cloudsim_call(s, "GET", "/_sim/inventory", NULL);
+        assert_non_null(inv);
+        for (size_t i = 0; kinds[i]; i++)
+            left += json_array_size(json_object_get(inv, kinds[i]));
+        if (left == 0 && json_integer_value(json_object_get(inv, "processes")) == 0)
+            break;
+        if (fx_now_ms() > end) {
+            char *text = json_dumps(inv, JSON_COMPACT);
+            fail_msg("the simulator (%s) still holds: %s", s->url, text);
+        }
+        fx_sleep_ms(100);
+    }
+    json_decref(inv);
+}
+
+/* What the orchestrator makes on each simulator. */
+static const char *const cloudsim_os_kinds[] = {"servers", "floating_ips", "security_groups",
+                                                "ports", NULL};
+static const char *const cloudsim_k8s_kinds[] = {"jobs", "deployments", "replicasets", "pods",
+                                                 "services", "configmaps", NULL};
+
 #endif

@@ -59,19 +59,7 @@ static int teardown(void **state)
 /* The directory of gpu-agent, gpu-train and gpu-serve: the pods' PATH. */
 static void runtime_dir(char *out, size_t cap)
 {
-    const char *agent = env_or("GPU_AGENT", "build/release/bin/gpu-agent");
-    char *copy = strdup(agent), *slash = strrchr(copy, '/');
-
-    if (slash)
-        *slash = '\0';
-    if (copy[0] == '/')
-        snprintf(out, cap, "%s", slash ? copy : ".");
-    else {
-        char cwd[256];
-        assert_non_null(getcwd(cwd, sizeof(cwd)));
-        snprintf(out, cap, "%s/%s", cwd, slash ? copy : ".");
-    }
-    free(copy);
+    cloudsim_runtime_dir(out, cap);
 }
 
 /* Starts the simulator in exec mode (pods are local processes) with more knobs (a JSON
@@ -163,27 +151,7 @@ static const char *reason_of(const json_t *dep)
 /* Nothing of the orchestrator is left on the cluster (within ms). */
 static void assert_cluster_empty(int ms)
 {
-    static const char *const kinds[] = {"jobs", "deployments", "replicasets", "pods", "services",
-                                        "configmaps"};
-    double end = fx_now_ms() + ms;
-    json_t *inv = NULL;
-
-    for (;;) {
-        size_t left = 0;
-        json_decref(inv);
-        inv = cloudsim_call(&sim, "GET", "/_sim/inventory", NULL);
-        assert_non_null(inv);
-        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-            left += json_array_size(json_object_get(inv, kinds[i]));
-        if (left == 0 && json_integer_value(json_object_get(inv, "processes")) == 0)
-            break;
-        if (fx_now_ms() > end) {
-            char *text = json_dumps(inv, JSON_COMPACT);
-            fail_msg("the cluster still holds: %s", text);
-        }
-        fx_sleep_ms(100);
-    }
-    json_decref(inv);
+    cloudsim_assert_empty(&sim, cloudsim_k8s_kinds, ms);
 }
 
 static const char *training_params(int epochs, const char *extra)
@@ -390,9 +358,13 @@ static void test_faults(void **state)
     for (int i = 0; i < N; i++)
         fx_undeploy(&d, uuid[i].s, 120000);
     stats = cloudsim_call(&sim, "GET", "/_sim/stats", NULL);
-    print_message("simulator: %lld requests, faults %s\n",
-                  (long long)json_integer_value(json_object_get(stats, "requests")),
-                  json_dumps(json_object_get(stats, "faults"), JSON_COMPACT));
+    {
+        char *faults = json_dumps(json_object_get(stats, "faults"), JSON_COMPACT);
+        print_message("simulator: %lld requests, faults %s\n",
+                      (long long)json_integer_value(json_object_get(stats, "requests")),
+                      faults ? faults : "?");
+        free(faults);
+    }
     json_decref(stats);
     assert_cluster_empty(30000);
     fx_stop(&d);

@@ -55,6 +55,23 @@ static void resource_state(struct fx_daemon *d, const char *uuid, const char *no
     json_decref(page);
 }
 
+/* An attribute of a node's resource (from /extrainfo), copied to out ("" when absent). */
+static void node_attr(struct fx_daemon *d, const char *uuid, const char *node, const char *key,
+                      char *out, size_t size)
+{
+    char path[160];
+    json_t *arr, *e;
+    size_t i;
+
+    snprintf(path, sizeof(path), "/deployments/%s/extrainfo", uuid);
+    arr = fx_get_json(d, path);
+    out[0] = '\0';
+    json_array_foreach(arr, i, e)
+        if (strcmp(str_of(e, "node"), node) == 0)
+            snprintf(out, size, "%s", str_of(json_object_get(e, "attributes"), key));
+    json_decref(arr);
+}
+
 /* The states a node's resource went through, from the events: "A>B>C". */
 static void state_path(struct fx_daemon *d, const char *uuid, const char *node, char *out,
                        size_t size)
@@ -149,6 +166,12 @@ static void create_complete_then_delete_complete(void **state)
     json_decref(dep);
     state_path(&d, uuid, "serve_node", path, sizeof(path));
     assert_string_equal(path, "INITIAL>CREATING>STARTED");
+    /* the compute node was asked for the port of the service it hosts, and for a public
+     * address, which an output reads */
+    node_attr(&d, uuid, "serve_node", "ports", path, sizeof(path));
+    assert_string_equal(path, "[5000]");
+    node_attr(&d, uuid, "serve_node", "public_address", path, sizeof(path));
+    assert_true(path[0] != '\0');
     state_path(&d, uuid, "model_api", path, sizeof(path));
     assert_string_equal(path, "INITIAL>STARTING>STARTED");
     assert_int_equal(fx_sim_count(&d, "sim-a", uuid), 1);
@@ -321,6 +344,13 @@ static void failover_full_then_failing_then_good(void **state)
     json_decref(fx_create(&d, fx_training, two_a100, uuid));
     dep = fx_wait_status(&d, uuid, "CREATE_COMPLETE", 10000);
     assert_string_equal(str_of(dep, "cloudProviderName"), "good");
+    /* the reason says where it runs, and why the site before failed */
+    assert_contains(str_of(dep, "statusReason"), "running on site good after failover");
+    assert_contains(str_of(dep, "statusReason"), "broken: ");
+    assert_contains(str_of(dep, "statusReason"), "injected provision failure");
+    json_decref(dep);
+    dep = fx_wait_status(&d, filler, "CREATE_COMPLETE", 10000); /* no failover: none */
+    assert_null(json_object_get(dep, "statusReason"));
     json_decref(dep);
     attempted_sites(&d, uuid, sites, sizeof(sites));
     assert_string_equal(sites, "broken,good"); /* full: left out at ranking */

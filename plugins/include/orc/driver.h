@@ -185,8 +185,12 @@ struct orc_node_req {
     const char *gpu_vendor;    /* e.g. "NVIDIA"; NULL: any */
     const char *instance_type; /* flavor hint; NULL */
     const char *image;         /* OS or container image; NULL: driver default */
-    bool public_ip;            /* a public address is wanted */
-    const uint16_t *ports;     /* ports to expose (SERVICE), nports of them */
+    bool public_ip;            /* a public address is wanted (COMPUTE: its endpoint
+                                  capability says PUBLIC, or an output reads its
+                                  public_address) */
+    const uint16_t *ports;     /* ports to expose, nports of them (SERVICE: its own;
+                                  COMPUTE: its endpoint capability's and those of the
+                                  services it hosts) */
     size_t nports;
     const struct orc_kv *tags; /* labels to attach at the provider, ntags of them */
     size_t ntags;
