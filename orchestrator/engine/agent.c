@@ -223,6 +223,20 @@ static void apply_workload(struct target *res, json_t *data)
         set_attr(res, "restarts", json_incref(restarts));
 }
 
+/* A heartbeat: the agent's status, whose workloads' states are the newest word on them
+ * (a workload report lost, or one of another agent of the same resource, such as a
+ * duplicate VM's, is overtaken by the next heartbeat). */
+static void apply_heartbeat(struct target *res, json_t *data)
+{
+    json_t *w;
+    size_t i;
+
+    set_agent(res, "status", json_incref(data));
+    json_array_foreach(json_object_get(data, "workloads"), i, w)
+        if (json_is_object(w))
+            apply_workload(res, w);
+}
+
 /* A chunk of a workload's output: the tail of each workload's output is
  * kept, at most ORC_AGENT_LOG_TAIL bytes (cut at a character boundary), in
  * agent.log.NAME, with agent.log_end.NAME the output offset it ends at, so
@@ -305,7 +319,7 @@ static int apply_one(struct target *res, struct target *host, json_t *rep, size_
     else if (strcmp(type, "workload") == 0)
         apply_workload(res, data);
     else if (strcmp(type, "heartbeat") == 0)
-        set_agent(res, "status", json_incref(data));
+        apply_heartbeat(res, data);
     else if (strcmp(type, "log") == 0)
         apply_log(res, data);
     return 0;

@@ -424,6 +424,11 @@ static int request_body(struct transfer *t, const struct orc_http_request *r)
         return 0;
     }
     curl_easy_setopt(t->easy, CURLOPT_CUSTOMREQUEST, t->method);
+    /* libcurl sends a request again by itself when the kept-alive connection it reused
+     * turns out closed before any answer byte; the server may have acted on the first
+     * one. A request that is not idempotent goes on a new connection, so it is sent once. */
+    if (strcmp(r->method, "POST") == 0 || strcmp(r->method, "PATCH") == 0)
+        curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L);
     if (r->body == NULL && strcmp(r->method, "DELETE") == 0)
         return 0;
     if (r->body_len > 0 && (t->body = orc_malloc(r->body_len)) == NULL)

@@ -307,9 +307,11 @@ static int put_end(struct sreq *r)
         rc = libssh2_sftp_close_handle(r->fh);
         if (AGAIN(rc))
             return 0;
+        /* any other answer: libssh2 is done with the handle (once the close was sent it
+         * frees it, failure or not), so it is never closed again */
+        r->fh = NULL;
         if (transport_error(rc))
             return -1;
-        r->fh = NULL;
         if (rc < 0 && !r->done && r->abort_status == 0)
             sftp_fail(r, rc, "closing");
     }

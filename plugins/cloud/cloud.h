@@ -100,6 +100,34 @@ const char *cld_api_message(const struct cld_call *c, char *buf, size_t cap);
 /* A transient answer, worth another try later: 429 or 5xx. */
 bool cld_transient(long code);
 
+/* ---- a site's config (cloud_conf.c) ---- */
+
+/* The site config being read: its JSON object and the first error ("DRIVER: config:
+ * KEY: what"); rc 0, ORC_EINVAL or ORC_ENOMEM. */
+struct cld_conf {
+    const struct orc_host_api *host;
+    const char *driver; /* "openstack": the errors' first word */
+    json_t *o;
+    char *err;
+    size_t errlen;
+    int rc;
+};
+
+/* Records the first error about key (later ones are dropped). */
+void cld_conf_fail(struct cld_conf *p, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void cld_conf_oom(struct cld_conf *p);
+/* A host->malloc'd copy of s (NULL stays NULL; out of memory is recorded). */
+char *cld_conf_dup(struct cld_conf *p, const char *s);
+/* key as a string (a copy), dflt when absent; cld_conf_text wants it non-empty. */
+char *cld_conf_str(struct cld_conf *p, const char *key, const char *dflt);
+char *cld_conf_text(struct cld_conf *p, const char *key, const char *dflt);
+/* key as an integer from min to max, dflt when absent. */
+uint32_t cld_conf_u32(struct cld_conf *p, const char *key, uint32_t min, uint32_t max,
+                      uint32_t dflt);
+/* The index of key's value in names (NULL-terminated), dflt when absent. */
+int cld_conf_pick(struct cld_conf *p, const char *key, const char *const *names, int dflt);
+
 /* ---- strings ---- */
 
 char *cld_strdup(const struct orc_host_api *host, const char *s);

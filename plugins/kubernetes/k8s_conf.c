@@ -25,77 +25,7 @@ static bool known(const char *key)
     return false;
 }
 
-struct parse {
-    const struct orc_host_api *host;
-    json_t *o;
-    char *err;
-    size_t errlen;
-    int rc;
-};
-
-static void failf(struct parse *p, const char *key, const char *what)
-{
-    if (p->rc == 0)
-        snprintf(p->err, p->errlen, "kubernetes: config: %s: %s", key, what);
-    p->rc = ORC_EINVAL;
-}
-
-static char *str(struct parse *p, const char *key, const char *dflt)
-{
-    json_t *v = json_object_get(p->o, key);
-    const char *s = dflt;
-    char *out;
-
-    if (v && !json_is_string(v)) {
-        failf(p, key, "expected a string");
-        return NULL;
-    }
-    if (v)
-        s = json_string_value(v);
-    if (s == NULL)
-        return NULL;
-    out = cld_strdup(p->host, s);
-    if (out == NULL && p->rc == 0) {
-        snprintf(p->err, p->errlen, "kubernetes: out of memory");
-        p->rc = ORC_ENOMEM;
-    }
-    return out;
-}
-
-static uint32_t u32(struct parse *p, const char *key, uint32_t min, uint32_t max, uint32_t dflt)
-{
-    json_t *v = json_object_get(p->o, key);
-    char what[96];
-
-    if (v == NULL)
-        return dflt;
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        snprintf(what, sizeof(what), "expected an integer between %u and %u", min, max);
-        failf(p, key, what);
-        return dflt;
-    }
-    return (uint32_t)json_integer_value(v);
-}
-
-static int pick(struct parse *p, const char *key, const char *const *names, int dflt)
-{
-    json_t *v = json_object_get(p->o, key);
-    char what[160];
-    size_t n = 0;
-
-    if (v == NULL)
-        return dflt;
-    for (int i = 0; names[i]; i++)
-        if (json_is_string(v) && strcmp(json_string_value(v), names[i]) == 0)
-            return i;
-    n = (size_t)snprintf(what, sizeof(what), "expected one of");
-    for (int i = 0; names[i] && n < sizeof(what); i++)
-        n += (size_t)snprintf(what + n, sizeof(what) - n, "%s %s", i ? "," : "", names[i]);
-    failf(p, key, what);
-    return dflt;
-}
-
-static void parse_models(struct parse *p, struct k8s_conf *c)
+static void parse_models(struct cld_conf *p, struct k8s_conf *c)
 {
     json_t *m = json_object_get(p->o, "gpu_models"), *v;
     const char *key;
@@ -104,24 +34,24 @@ static void parse_models(struct parse *p, struct k8s_conf *c)
     if (m == NULL)
         return;
     if (!json_is_object(m)) {
-        failf(p, "gpu_models", "expected a mapping of GPU model to node label value");
+        cld_conf_fail(p, "gpu_models", "expected a mapping of GPU model to node label value");
         return;
     }
     c->models = p->host->calloc(json_object_size(m) + 1, sizeof(*c->models));
     if (c->models == NULL) {
-        failf(p, "gpu_models", "out of memory");
+        cld_conf_fail(p, "gpu_models", "out of memory");
         return;
     }
     json_object_foreach(m, key, v) {
         if (!json_is_string(v) || !*json_string_value(v)) {
-            failf(p, "gpu_models", "each value must be the label value of that model's nodes");
+            cld_conf_fail(p, "gpu_models", "each value must be the label value of that model's nodes");
             return;
         }
         c->models[i].model = cld_strdup(p->host, key);
         c->models[i].label = cld_strdup(p->host, json_string_value(v));
         c->nmodels = ++i;
         if (c->models[i - 1].model == NULL || c->models[i - 1].label == NULL)
-            failf(p, "gpu_models", "out of memory");
+            cld_conf_fail(p, "gpu_models", "out of memory");
     }
 }
 
@@ -137,69 +67,69 @@ static bool valid_ns(const char *s)
     return true;
 }
 
-static void check_file(struct parse *p, const char *key, const char *path)
+static void check_file(struct cld_conf *p, const char *key, const char *path)
 {
     if (path && access(path, R_OK) != 0)
-        failf(p, key, "cannot read this file");
+        cld_conf_fail(p, key, "cannot read this file");
 }
 
-static void parse_keys(struct parse *p, struct k8s_conf *c)
+static void parse_keys(struct cld_conf *p, struct k8s_conf *c)
 {
     static const char *const svc_types[] = {"ClusterIP", "NodePort", "LoadBalancer", NULL};
     static const char *const endpoints[] = {"service", "pod", NULL};
     static const char *const checks[] = {"none", "quick", "standard", NULL};
     json_t *v;
 
-    c->api_url = str(p, "api_url", NULL);
+    c->api_url = cld_conf_str(p, "api_url", NULL);
     if (p->rc == 0 && c->api_url == NULL)
-        failf(p, "api_url", "required: the API server's URL (https://host:6443)");
+        cld_conf_fail(p, "api_url", "required: the API server's URL (https://host:6443)");
     if (c->api_url && strncmp(c->api_url, "https://", 8) != 0 && strncmp(c->api_url, "http://", 7) != 0)
-        failf(p, "api_url", "expected an http:// or https:// URL");
+        cld_conf_fail(p, "api_url", "expected an http:// or https:// URL");
     for (size_t n = c->api_url ? strlen(c->api_url) : 0; n > 0 && c->api_url[n - 1] == '/'; n--)
         c->api_url[n - 1] = '\0';
-    c->ca_file = str(p, "ca_file", NULL);
-    c->cert_file = str(p, "cert_file", NULL);
-    c->key_file = str(p, "key_file", NULL);
+    c->ca_file = cld_conf_str(p, "ca_file", NULL);
+    c->cert_file = cld_conf_str(p, "cert_file", NULL);
+    c->key_file = cld_conf_str(p, "key_file", NULL);
     check_file(p, "ca_file", c->ca_file);
     check_file(p, "cert_file", c->cert_file);
     check_file(p, "key_file", c->key_file);
-    c->namespace_ = str(p, "namespace", "orchestrator");
+    c->namespace_ = cld_conf_str(p, "namespace", "orchestrator");
     if (c->namespace_ && !valid_ns(c->namespace_))
-        failf(p, "namespace", "expected a DNS label: [a-z0-9-], at most 63, starting with a letter");
+        cld_conf_fail(p, "namespace", "expected a DNS label: [a-z0-9-], at most 63, starting with a letter");
     v = json_object_get(p->o, "namespace_per_deployment");
     if (v && !json_is_boolean(v))
-        failf(p, "namespace_per_deployment", "expected true or false");
+        cld_conf_fail(p, "namespace_per_deployment", "expected true or false");
     c->per_deployment = json_is_true(v);
-    c->image = str(p, "image", "ubuntu:22.04");
-    c->image_pull_policy = str(p, "image_pull_policy", NULL);
+    c->image = cld_conf_str(p, "image", "ubuntu:22.04");
+    c->image_pull_policy = cld_conf_str(p, "image_pull_policy", NULL);
     if (c->image_pull_policy && strcmp(c->image_pull_policy, "Always") != 0 &&
         strcmp(c->image_pull_policy, "IfNotPresent") != 0 && strcmp(c->image_pull_policy, "Never") != 0)
-        failf(p, "image_pull_policy", "expected Always, IfNotPresent or Never");
-    c->agent = str(p, "agent", "/usr/local/bin/gpu-agent");
+        cld_conf_fail(p, "image_pull_policy", "expected Always, IfNotPresent or Never");
+    c->agent = cld_conf_str(p, "agent", "/usr/local/bin/gpu-agent");
     if (c->agent && strcmp(c->agent, "off") == 0) {
         p->host->free(c->agent);
         c->agent = NULL;
     } else if (c->agent && c->agent[0] != '/') {
-        failf(p, "agent", "expected gpu-agent's absolute path in the image, or off");
+        cld_conf_fail(p, "agent", "expected gpu-agent's absolute path in the image, or off");
     }
-    c->agent_check = cld_strdup(p->host, checks[pick(p, "agent_check", checks, 1)]);
-    c->gpu_resource = str(p, "gpu_resource", "nvidia.com/gpu");
-    c->gpu_label = str(p, "gpu_label", "nvidia.com/gpu.product");
+    c->agent_check = cld_strdup(p->host, checks[cld_conf_pick(p, "agent_check", checks, 1)]);
+    c->gpu_resource = cld_conf_str(p, "gpu_resource", "nvidia.com/gpu");
+    c->gpu_label = cld_conf_str(p, "gpu_label", "nvidia.com/gpu.product");
     parse_models(p, c);
-    c->service_type = pick(p, "service_type", svc_types, K8S_SVC_CLUSTER_IP);
-    c->endpoint = pick(p, "endpoint", endpoints, K8S_EP_SERVICE);
-    c->pending_timeout_ms = u32(p, "pending_timeout_ms", 1000, 86400000, 300000);
-    c->poll_ms = u32(p, "poll_ms", 50, 60000, 1000);
-    c->delete_timeout_ms = u32(p, "delete_timeout_ms", 1000, 3600000, 120000);
-    c->timeout_ms = u32(p, "timeout_ms", 100, 600000, 30000);
-    c->retries = u32(p, "retries", 0, 20, 4);
+    c->service_type = cld_conf_pick(p, "service_type", svc_types, K8S_SVC_CLUSTER_IP);
+    c->endpoint = cld_conf_pick(p, "endpoint", endpoints, K8S_EP_SERVICE);
+    c->pending_timeout_ms = cld_conf_u32(p, "pending_timeout_ms", 1000, 86400000, 300000);
+    c->poll_ms = cld_conf_u32(p, "poll_ms", 50, 60000, 1000);
+    c->delete_timeout_ms = cld_conf_u32(p, "delete_timeout_ms", 1000, 3600000, 120000);
+    c->timeout_ms = cld_conf_u32(p, "timeout_ms", 100, 600000, 30000);
+    c->retries = cld_conf_u32(p, "retries", 0, 20, 4);
 }
 
 int k8s_conf_parse(const struct orc_host_api *host, const struct orc_site_conf *conf,
                    struct k8s_conf *c, char *err, size_t errlen)
 {
     json_error_t jerr;
-    struct parse p = {.host = host, .err = err, .errlen = errlen};
+    struct cld_conf p = {.host = host, .driver = "kubernetes", .err = err, .errlen = errlen};
     const char *key;
     json_t *v;
 
@@ -213,7 +143,7 @@ int k8s_conf_parse(const struct orc_host_api *host, const struct orc_site_conf *
         if (!known(key)) {
             char what[96];
             snprintf(what, sizeof(what), "unknown key (see docs/kubernetes-site.md)");
-            failf(&p, key, what);
+            cld_conf_fail(&p, key, "%s", what);
         }
     }
     if (p.rc == 0)
@@ -230,7 +160,7 @@ int k8s_conf_parse(const struct orc_host_api *host, const struct orc_site_conf *
         }
     }
     if (p.rc == 0 && c->token == NULL && c->cert_file == NULL)
-        failf(&p, "credentials", "the site needs a bearer token (credentials) or a client certificate (cert_file)");
+        cld_conf_fail(&p, "credentials", "the site needs a bearer token (credentials) or a client certificate (cert_file)");
     json_decref(p.o);
     if (p.rc < 0)
         k8s_conf_free(host, c);

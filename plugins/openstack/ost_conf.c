@@ -4,7 +4,6 @@
  * type needs; the password or application credential secret from the site's
  * credentials (host->secret_get). Errors say "openstack: config: KEY: what".
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -26,90 +25,6 @@ static const char *const known_keys[] = {
     "agent_install",   "agent_path",          "agent_check",
     "state_dir",       "agent_timeout_ms",    NULL};
 
-struct parse {
-    const struct orc_host_api *host;
-    json_t *o;
-    char *err;
-    size_t errlen;
-    int rc;
-};
-
-static void failf(struct parse *p, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void failf(struct parse *p, const char *key, const char *fmt, ...)
-{
-    va_list ap;
-    size_t n;
-
-    if (p->rc != 0)
-        return;
-    n = (size_t)snprintf(p->err, p->errlen, "openstack: config: %s: ", key);
-    va_start(ap, fmt);
-    if (n < p->errlen)
-        vsnprintf(p->err + n, p->errlen - n, fmt, ap);
-    va_end(ap);
-    p->rc = ORC_EINVAL;
-}
-
-static void oom(struct parse *p)
-{
-    if (p->rc == 0) {
-        snprintf(p->err, p->errlen, "openstack: out of memory");
-        p->rc = ORC_ENOMEM;
-    }
-}
-
-static char *sdup(struct parse *p, const char *s)
-{
-    char *out = s ? cld_strdup(p->host, s) : NULL;
-
-    if (s && out == NULL)
-        oom(p);
-    return out;
-}
-
-static char *str(struct parse *p, const char *key, const char *dflt)
-{
-    json_t *v = json_object_get(p->o, key);
-
-    if (v && (!json_is_string(v) || json_string_length(v) == 0)) {
-        failf(p, key, "expected a non-empty string");
-        return NULL;
-    }
-    return sdup(p, v ? json_string_value(v) : dflt);
-}
-
-static uint32_t u32(struct parse *p, const char *key, uint32_t min, uint32_t max, uint32_t dflt)
-{
-    json_t *v = json_object_get(p->o, key);
-
-    if (v == NULL)
-        return dflt;
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        failf(p, key, "expected an integer from %u to %u", min, max);
-        return dflt;
-    }
-    return (uint32_t)json_integer_value(v);
-}
-
-static int pick(struct parse *p, const char *key, const char *const *names, int dflt)
-{
-    json_t *v = json_object_get(p->o, key);
-    char what[160];
-    size_t n;
-
-    if (v == NULL)
-        return dflt;
-    for (int i = 0; names[i]; i++)
-        if (json_is_string(v) && strcmp(json_string_value(v), names[i]) == 0)
-            return i;
-    n = (size_t)snprintf(what, sizeof(what), "expected one of");
-    for (int i = 0; names[i] && n < sizeof(what); i++)
-        n += (size_t)snprintf(what + n, sizeof(what) - n, "%s %s", i ? "," : "", names[i]);
-    failf(p, key, "%s", what);
-    return dflt;
-}
-
 static bool url_ok(const char *u)
 {
     return u && (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0) &&
@@ -117,18 +32,18 @@ static bool url_ok(const char *u)
 }
 
 /* auth_url without trailing slashes, with /v3 when it names no version */
-static void auth_url(struct parse *p, struct ost_conf *c)
+static void auth_url(struct cld_conf *p, struct ost_conf *c)
 {
-    char *u = str(p, "auth_url", NULL);
+    char *u = cld_conf_text(p, "auth_url", NULL);
     size_t n;
 
     if (u == NULL) {
         if (p->rc == 0)
-            failf(p, "auth_url", "required (Keystone, e.g. https://cloud.example/identity/v3)");
+            cld_conf_fail(p, "auth_url", "required (Keystone, e.g. https://cloud.example/identity/v3)");
         return;
     }
     if (!url_ok(u)) {
-        failf(p, "auth_url", "expected an http:// or https:// URL");
+        cld_conf_fail(p, "auth_url", "expected an http:// or https:// URL");
         p->host->free(u);
         return;
     }
@@ -142,10 +57,10 @@ static void auth_url(struct parse *p, struct ost_conf *c)
     c->auth_url = cld_printf(p->host, "%s/v3", u);
     p->host->free(u);
     if (c->auth_url == NULL)
-        oom(p);
+        cld_conf_oom(p);
 }
 
-static void endpoints(struct parse *p, struct ost_conf *c)
+static void endpoints(struct cld_conf *p, struct ost_conf *c)
 {
     static const char *const names[OST_NSVC] = {"compute", "network", "image"};
     json_t *m = json_object_get(p->o, "endpoints"), *v;
@@ -154,7 +69,7 @@ static void endpoints(struct parse *p, struct ost_conf *c)
     if (m == NULL)
         return;
     if (!json_is_object(m)) {
-        failf(p, "endpoints", "expected a mapping of compute, network, image to URLs");
+        cld_conf_fail(p, "endpoints", "expected a mapping of compute, network, image to URLs");
         return;
     }
     json_object_foreach(m, key, v) {
@@ -162,18 +77,18 @@ static void endpoints(struct parse *p, struct ost_conf *c)
         while (i < OST_NSVC && strcmp(names[i], key) != 0)
             i++;
         if (i == OST_NSVC) {
-            failf(p, "endpoints", "unknown service '%s' (known: compute, network, image)", key);
+            cld_conf_fail(p, "endpoints", "unknown service '%s' (known: compute, network, image)", key);
             return;
         }
         if (!json_is_string(v) || !url_ok(json_string_value(v))) {
-            failf(p, "endpoints", "%s: expected an http:// or https:// URL", key);
+            cld_conf_fail(p, "endpoints", "%s: expected an http:// or https:// URL", key);
             return;
         }
-        c->endpoint[i] = sdup(p, json_string_value(v));
+        c->endpoint[i] = cld_conf_dup(p, json_string_value(v));
     }
 }
 
-static void flavors(struct parse *p, struct ost_conf *c)
+static void flavors(struct cld_conf *p, struct ost_conf *c)
 {
     json_t *m = json_object_get(p->o, "flavors"), *v, *x;
     const char *name, *k;
@@ -181,48 +96,48 @@ static void flavors(struct parse *p, struct ost_conf *c)
     if (m == NULL)
         return;
     if (!json_is_object(m)) {
-        failf(p, "flavors", "expected a mapping of flavor name to {gpu_model, gpus}");
+        cld_conf_fail(p, "flavors", "expected a mapping of flavor name to {gpu_model, gpus}");
         return;
     }
     c->fmap = p->host->calloc(json_object_size(m) + 1, sizeof(*c->fmap));
     if (c->fmap == NULL) {
-        oom(p);
+        cld_conf_oom(p);
         return;
     }
     json_object_foreach(m, name, v) {
         struct ost_flavor_map *f = &c->fmap[c->nfmap++];
         json_t *gm = json_object_get(v, "gpu_model"), *g = json_object_get(v, "gpus");
-        f->flavor = sdup(p, name);
+        f->flavor = cld_conf_dup(p, name);
         if (!json_is_object(v)) {
-            failf(p, "flavors", "%s: expected {gpu_model: MODEL, gpus: COUNT}", name);
+            cld_conf_fail(p, "flavors", "%s: expected {gpu_model: MODEL, gpus: COUNT}", name);
             return;
         }
         json_object_foreach(v, k, x) {
             if (strcmp(k, "gpu_model") != 0 && strcmp(k, "gpus") != 0) {
-                failf(p, "flavors", "%s: unknown key '%s' (known: gpu_model, gpus)", name, k);
+                cld_conf_fail(p, "flavors", "%s: unknown key '%s' (known: gpu_model, gpus)", name, k);
                 return;
             }
         }
         if (g && (!json_is_integer(g) || json_integer_value(g) < 0 ||
                   json_integer_value(g) > 1024)) {
-            failf(p, "flavors", "%s.gpus: expected a count from 0 to 1024", name);
+            cld_conf_fail(p, "flavors", "%s.gpus: expected a count from 0 to 1024", name);
             return;
         }
         f->gpus = g ? (uint32_t)json_integer_value(g) : (gm ? 1 : 0);
         if (gm && (!json_is_string(gm) || json_string_length(gm) == 0 ||
                    json_string_length(gm) >= OST_MODEL_LEN)) {
-            failf(p, "flavors", "%s.gpu_model: expected a GPU model name", name);
+            cld_conf_fail(p, "flavors", "%s.gpu_model: expected a GPU model name", name);
             return;
         }
         if (f->gpus > 0 && gm == NULL) {
-            failf(p, "flavors", "%s: gpus without gpu_model", name);
+            cld_conf_fail(p, "flavors", "%s: gpus without gpu_model", name);
             return;
         }
-        f->model = f->gpus ? sdup(p, json_string_value(gm)) : NULL;
+        f->model = f->gpus ? cld_conf_dup(p, json_string_value(gm)) : NULL;
     }
 }
 
-static void aliases(struct parse *p, struct ost_conf *c)
+static void aliases(struct cld_conf *p, struct ost_conf *c)
 {
     json_t *m = json_object_get(p->o, "gpu_aliases"), *v;
     const char *alias;
@@ -230,79 +145,79 @@ static void aliases(struct parse *p, struct ost_conf *c)
     if (m == NULL)
         return;
     if (!json_is_object(m)) {
-        failf(p, "gpu_aliases", "expected a mapping of PCI alias to GPU model ({a100: A100})");
+        cld_conf_fail(p, "gpu_aliases", "expected a mapping of PCI alias to GPU model ({a100: A100})");
         return;
     }
     c->aliases = p->host->calloc(json_object_size(m) + 1, sizeof(*c->aliases));
     if (c->aliases == NULL) {
-        oom(p);
+        cld_conf_oom(p);
         return;
     }
     json_object_foreach(m, alias, v) {
         struct ost_alias *a = &c->aliases[c->naliases++];
-        a->alias = sdup(p, alias);
+        a->alias = cld_conf_dup(p, alias);
         if (!json_is_string(v) || json_string_length(v) == 0 ||
             json_string_length(v) >= OST_MODEL_LEN) {
-            failf(p, "gpu_aliases", "%s: expected a GPU model name", alias);
+            cld_conf_fail(p, "gpu_aliases", "%s: expected a GPU model name", alias);
             return;
         }
-        a->model = sdup(p, json_string_value(v));
+        a->model = cld_conf_dup(p, json_string_value(v));
     }
 }
 
-static void identity(struct parse *p, struct ost_conf *c, const struct orc_site_conf *conf)
+static void identity(struct cld_conf *p, struct ost_conf *c, const struct orc_site_conf *conf)
 {
     static const char *const types[] = {"password", "application_credential", "v3password",
                                         "v3applicationcredential", NULL};
-    int t = pick(p, "auth_type", types, 0);
+    int t = cld_conf_pick(p, "auth_type", types, 0);
 
     c->auth_type = t == 1 || t == 3 ? OST_AUTH_APPCRED : OST_AUTH_PASSWORD;
-    c->username = str(p, "username", NULL);
-    c->user_id = str(p, "user_id", NULL);
-    c->user_domain_id = str(p, "user_domain_id", NULL);
-    c->user_domain_name = str(p, "user_domain_name", c->user_domain_id ? NULL : "Default");
-    c->project_name = str(p, "project_name", NULL);
-    c->project_id = str(p, "project_id", NULL);
-    c->project_domain_id = str(p, "project_domain_id", NULL);
+    c->username = cld_conf_text(p, "username", NULL);
+    c->user_id = cld_conf_text(p, "user_id", NULL);
+    c->user_domain_id = cld_conf_text(p, "user_domain_id", NULL);
+    c->user_domain_name = cld_conf_text(p, "user_domain_name", c->user_domain_id ? NULL : "Default");
+    c->project_name = cld_conf_text(p, "project_name", NULL);
+    c->project_id = cld_conf_text(p, "project_id", NULL);
+    c->project_domain_id = cld_conf_text(p, "project_domain_id", NULL);
     c->project_domain_name =
-        str(p, "project_domain_name", c->project_domain_id ? NULL : "Default");
-    c->appcred_id = str(p, "application_credential_id", NULL);
-    c->appcred_name = str(p, "application_credential_name", NULL);
+        cld_conf_text(p, "project_domain_name", c->project_domain_id ? NULL : "Default");
+    c->appcred_id = cld_conf_text(p, "application_credential_id", NULL);
+    c->appcred_name = cld_conf_text(p, "application_credential_name", NULL);
     if (p->rc)
         return;
     if (c->auth_type == OST_AUTH_PASSWORD) {
         if (c->username == NULL && c->user_id == NULL)
-            failf(p, "username", "required with auth_type password (or user_id)");
+            cld_conf_fail(p, "username", "required with auth_type password (or user_id)");
         else if (c->project_name == NULL && c->project_id == NULL)
-            failf(p, "project_name", "required with auth_type password (or project_id): the "
+            cld_conf_fail(p, "project_name", "required with auth_type password (or project_id): the "
                                      "token is scoped to a project");
         else if (c->appcred_id || c->appcred_name)
-            failf(p, "auth_type", "application_credential_* keys need auth_type "
+            cld_conf_fail(p, "auth_type", "application_credential_* keys need auth_type "
                                   "application_credential");
         return;
     }
     if (c->appcred_id == NULL && c->appcred_name == NULL)
-        failf(p, "application_credential_id",
+        cld_conf_fail(p, "application_credential_id",
               "required with auth_type application_credential (or application_credential_name "
               "with username)");
     else if (c->appcred_id == NULL && c->username == NULL && c->user_id == NULL)
-        failf(p, "username", "required with application_credential_name (or user_id)");
+        cld_conf_fail(p, "username", "required with application_credential_name (or user_id)");
     (void)conf;
 }
 
-static void agent(struct parse *p, struct ost_conf *c)
+static void agent(struct cld_conf *p, struct ost_conf *c)
 {
     static const char *const checks[] = {"none", "quick", "standard", NULL};
 
-    c->agent_install = str(p, "agent_install", NULL);
-    c->agent_path = str(p, "agent_path", "/usr/local/bin/gpu-agent");
-    c->agent_check = sdup(p, checks[pick(p, "agent_check", checks, 1)]);
-    c->state_dir = str(p, "state_dir", "/var/lib/orchestrator");
+    c->agent_install = cld_conf_text(p, "agent_install", NULL);
+    c->agent_path = cld_conf_text(p, "agent_path", "/usr/local/bin/gpu-agent");
+    c->agent_check = cld_conf_dup(p, checks[cld_conf_pick(p, "agent_check", checks, 1)]);
+    c->state_dir = cld_conf_text(p, "state_dir", "/var/lib/orchestrator");
     if (c->agent_path && c->agent_path[0] != '/')
-        failf(p, "agent_path", "expected an absolute path");
+        cld_conf_fail(p, "agent_path", "expected an absolute path");
 }
 
-static void unknown_keys(struct parse *p)
+static void unknown_keys(struct cld_conf *p)
 {
     const char *key;
     json_t *v;
@@ -327,39 +242,39 @@ static void unknown_keys(struct parse *p)
     }
 }
 
-static void values(struct parse *p, struct ost_conf *c, const struct orc_site_conf *conf)
+static void values(struct cld_conf *p, struct ost_conf *c, const struct orc_site_conf *conf)
 {
     static const char *const ifaces[] = {"public", "internal", "admin", NULL};
     static const char *const fips[] = {"on_request", "always", "never", NULL};
 
     auth_url(p, c);
     identity(p, c, conf);
-    c->region = str(p, "region", "RegionOne");
-    c->interface = sdup(p, ifaces[pick(p, "interface", ifaces, 0)]);
+    c->region = cld_conf_text(p, "region", "RegionOne");
+    c->interface = cld_conf_dup(p, ifaces[cld_conf_pick(p, "interface", ifaces, 0)]);
     endpoints(p, c);
-    c->ca_file = str(p, "ca_file", NULL);
+    c->ca_file = cld_conf_text(p, "ca_file", NULL);
     if (c->ca_file && access(c->ca_file, R_OK) != 0)
-        failf(p, "ca_file", "cannot read %s", c->ca_file);
-    c->network = str(p, "network", NULL);
-    c->floating_network = str(p, "floating_network", NULL);
-    c->floating_ip = pick(p, "floating_ip", fips, OST_FIP_ON_REQUEST);
-    c->image = str(p, "image", NULL);
-    c->key_name = str(p, "key_name", NULL);
-    c->public_key = str(p, "public_key", NULL);
+        cld_conf_fail(p, "ca_file", "cannot read %s", c->ca_file);
+    c->network = cld_conf_text(p, "network", NULL);
+    c->floating_network = cld_conf_text(p, "floating_network", NULL);
+    c->floating_ip = cld_conf_pick(p, "floating_ip", fips, OST_FIP_ON_REQUEST);
+    c->image = cld_conf_text(p, "image", NULL);
+    c->key_name = cld_conf_text(p, "key_name", NULL);
+    c->public_key = cld_conf_text(p, "public_key", NULL);
     if (c->public_key && c->key_name == NULL)
         if ((c->key_name = cld_printf(p->host, "orc-%s", conf->name ? conf->name : "site")) ==
             NULL)
-            oom(p);
+            cld_conf_oom(p);
     flavors(p, c);
     aliases(p, c);
-    c->build_timeout_ms = u32(p, "build_timeout_ms", 1000, 86400000, 600000);
-    c->delete_timeout_ms = u32(p, "delete_timeout_ms", 1000, 86400000, 300000);
-    c->poll_ms = u32(p, "poll_ms", 10, 600000, 1000);
-    c->poll_max_ms = u32(p, "poll_max_ms", c->poll_ms, 3600000, c->poll_ms > 10000 ? c->poll_ms
+    c->build_timeout_ms = cld_conf_u32(p, "build_timeout_ms", 1000, 86400000, 600000);
+    c->delete_timeout_ms = cld_conf_u32(p, "delete_timeout_ms", 1000, 86400000, 300000);
+    c->poll_ms = cld_conf_u32(p, "poll_ms", 10, 600000, 1000);
+    c->poll_max_ms = cld_conf_u32(p, "poll_max_ms", c->poll_ms, 3600000, c->poll_ms > 10000 ? c->poll_ms
                                                                                  : 10000);
-    c->timeout_ms = u32(p, "timeout_ms", 100, 600000, 30000);
-    c->retries = u32(p, "retries", 0, 20, 4);
-    c->agent_timeout_ms = u32(p, "agent_timeout_ms", 1000, 86400000, 900000);
+    c->timeout_ms = cld_conf_u32(p, "timeout_ms", 100, 600000, 30000);
+    c->retries = cld_conf_u32(p, "retries", 0, 20, 4);
+    c->agent_timeout_ms = cld_conf_u32(p, "agent_timeout_ms", 1000, 86400000, 900000);
     agent(p, c);
 }
 
@@ -367,7 +282,7 @@ int ost_conf_parse(const struct orc_host_api *host, const struct orc_site_conf *
                    struct ost_conf *c, char **secret, char *err, size_t errlen)
 {
     json_error_t jerr;
-    struct parse p = {.host = host, .err = err, .errlen = errlen};
+    struct cld_conf p = {.host = host, .driver = "openstack", .err = err, .errlen = errlen};
 
     *secret = NULL;
     p.o = json_loads(conf->config_json ? conf->config_json : "{}", 0, &jerr);

@@ -286,6 +286,13 @@ static void create_failed(struct oop *o, int status, const char *what, oop_step 
             oop_fail_call(o, status, what);
             return;
         }
+        if (status == ORC_EHTTP && relook == p_create) {
+            /* no answer: Nova may still be carrying the POST out; looking at once would
+             * find nothing and post a second server */
+            if (oop_wait(o, o->s->c.timeout_ms, relook) < 0)
+                oop_fail(o, ORC_ENOMEM, "out of memory");
+            return;
+        }
         /* the object may exist anyway: the step looks it up before posting again */
         oop_retry_later(o, status, what, relook);
         return;

@@ -7,7 +7,8 @@
  * whose ERROR or disappearance ends the workload with what Nova says. A service
  * is up once its agent says `ready` (or `running` when it has no port); a job has
  * ended once it is `exited` or `failed`. An agent that never reports, or falls
- * silent, within agent_timeout_ms fails the workload.
+ * silent, within agent_timeout_ms fails the workload, and so does a service that is
+ * not ready that long after its server became ACTIVE.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -102,10 +103,17 @@ static bool wl_state(struct oop *o, const char *state, const json_t *wl)
     return false;
 }
 
-/* true when the agent's silence ends the wait */
-static bool wl_silent(struct oop *o)
+/* true when the agent's silence, or a service that never gets ready, ends the wait */
+static bool wl_silent(struct oop *o, const char *state)
 {
     int64_t now = cld_now_ms(), limit = o->s->c.agent_timeout_ms;
+
+    if (!o->job && o->heard_ms && o->active_ms && now - o->active_ms > limit) {
+        oop_fail(o, ORC_EDRIVER, "%s: service %s not ready within %" PRId64 " s of the server "
+                 "being ACTIVE (agent_timeout_ms; gpu-agent says %s)", o->name, o->workload,
+                 limit / 1000, state ? state : "nothing of it");
+        return true;
+    }
 
     if (o->heard_ms == 0 && o->active_ms && now - o->active_ms > limit) {
         oop_fail(o, ORC_EDRIVER, "%s: gpu-agent never reported within %" PRId64 " s of the server "
@@ -149,9 +157,9 @@ static void wl_agent(struct oop *o)
         json_decref(st);
         return;
     }
-    json_decref(st);
-    if (!wl_silent(o))
+    if (!wl_silent(o, state))
         next_round(o);
+    json_decref(st);
 }
 
 /* ---- the server ---- */

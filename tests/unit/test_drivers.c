@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "testutil.h"
+#include "loop_fixture.h"
 
 #include "engine/../base.h" /* orchestrator/base.h: "base.h" is libtosca's here */
 #include "engine/drivers.h"
@@ -95,56 +96,14 @@ static void env_fini(struct env *e)
     }
 }
 
-struct call {
-    orc_op_t op;
-    int calls;
-    int status;
-    bool in_call; /* set around the wrapper call: a callback now is synchronous */
-    bool sync;
-};
-
-static void call_cb(orc_op_t *op, int status)
-{
-    struct call *c = op->data;
-
-    c->calls++;
-    c->status = status;
-    if (c->in_call)
-        c->sync = true;
-}
-
-static void call_init(struct call *c)
-{
-    memset(c, 0, sizeof(*c));
-    orc_drv_op_init(&c->op);
-    c->op.data = c;
-}
-
-static void guard_fired(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-/* Runs the loop until *counter reaches target or timeout_ms pass. */
 static bool run_until(struct env *e, const int *counter, int target, uint64_t timeout_ms)
 {
-    uv_timer_t guard;
-    bool expired = false;
-
-    uv_timer_init(&e->loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, guard_fired, timeout_ms, 0);
-    while (*counter < target && !expired)
-        uv_run(&e->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(&e->loop, UV_RUN_NOWAIT);
-    return *counter >= target;
+    return loop_run_until(&e->loop, counter, target, timeout_ms);
 }
 
 static void run_for(struct env *e, uint64_t ms)
 {
-    int never = 0;
-    run_until(e, &never, 1, ms);
+    loop_run_for(&e->loop, ms);
 }
 
 static bool has_error(struct env *e, int code, const char *text)
@@ -162,12 +121,12 @@ static struct orc_drv_site *open_site(struct env *e, const char *driver, const c
 {
     struct orc_site_conf conf = {name, config, NULL};
     struct orc_drv_site *site;
-    struct call c;
+    struct loop_call c;
 
-    call_init(&c);
+    loop_call_init(&c);
     assert_int_equal(orc_drv_site_new(e->reg, driver, &conf, &site), 0);
     c.in_call = true;
-    assert_int_equal(orc_drv_site_open(site, &c.op, call_cb), 0);
+    assert_int_equal(orc_drv_site_open(site, &c.op, loop_call_cb), 0);
     c.in_call = false;
     assert_true(run_until(e, &c.calls, 1, 5000));
     assert_false(c.sync);
@@ -179,11 +138,11 @@ static struct orc_drv_site *open_site(struct env *e, const char *driver, const c
 
 static void close_site(struct env *e, struct orc_drv_site *site)
 {
-    struct call c;
+    struct loop_call c;
 
-    call_init(&c);
+    loop_call_init(&c);
     c.in_call = true;
-    assert_int_equal(orc_drv_site_close(site, &c.op, call_cb), 0);
+    assert_int_equal(orc_drv_site_close(site, &c.op, loop_call_cb), 0);
     c.in_call = false;
     assert_true(run_until(e, &c.calls, 1, 5000));
     assert_false(c.sync);
@@ -429,7 +388,7 @@ static void builtin_driver_and_failed_open(void **state)
     struct env e;
     struct orc_site_conf conf = {"b1", NULL, NULL};
     struct orc_drv_site *site;
-    struct call c;
+    struct loop_call c;
 
     (void)state;
     env_init(&e);
@@ -439,13 +398,13 @@ static void builtin_driver_and_failed_open(void **state)
     assert_int_equal(orc_drv_site_new(e.reg, "nope", &conf, &site), ORC_ENOTFOUND);
     assert_int_equal(orc_drv_site_new(e.reg, "builtin", &conf, &site), 0);
     assert_string_equal(site->conf.config_json, "{}");
-    call_init(&c);
-    assert_int_equal(orc_drv_site_open(site, &c.op, call_cb), ORC_EIO);
+    loop_call_init(&c);
+    assert_int_equal(orc_drv_site_open(site, &c.op, loop_call_cb), ORC_EIO);
     assert_int_equal(c.calls, 0);
     assert_int_equal(site->st, ORC_DRV_SITE_FAILED);
     assert_string_equal(c.op.error, "site_open: input/output error");
     /* a failed site cannot be used, only freed */
-    assert_int_equal(orc_drv_status(site, &c.op, "x", call_cb), ORC_ECONFLICT);
+    assert_int_equal(orc_drv_status(site, &c.op, "x", loop_call_cb), ORC_ECONFLICT);
     assert_non_null(strstr(c.op.error, "site 'b1' is failed"));
     assert_int_equal(orc_drv_registry_close(e.reg), ORC_ECONFLICT);
     assert_int_equal(orc_drv_site_free(site), 0);
@@ -459,7 +418,7 @@ static void default_slots_return_enotsup(void **state)
 {
     struct env e;
     struct orc_drv_site *site;
-    struct call c, p;
+    struct loop_call c, p;
     struct orc_node_req req = {.name = "n1"};
     const char *argv[] = {"true", NULL};
     struct orc_exec_req ex = {.name = "n1", .argv = argv};
@@ -469,20 +428,20 @@ static void default_slots_return_enotsup(void **state)
     env_init(&e);
     assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_minimal"), 0);
     site = open_site(&e, "minimal", "m1", "{}");
-    call_init(&c);
-    assert_int_equal(orc_drv_inventory(site, &c.op, call_cb), ORC_ENOTSUP);
+    loop_call_init(&c);
+    assert_int_equal(orc_drv_inventory(site, &c.op, loop_call_cb), ORC_ENOTSUP);
     assert_string_equal(c.op.error, "this driver has no inventory");
-    assert_int_equal(orc_drv_adopt(site, &c.op, "n1", call_cb), ORC_ENOTSUP);
-    assert_int_equal(orc_drv_start_workload(site, &c.op, &ex, call_cb), ORC_ENOTSUP);
-    assert_int_equal(orc_drv_exec(site, &c.op, &ex, call_cb), ORC_ENOTSUP);
-    assert_int_equal(orc_drv_logs(site, &c.op, &lg, call_cb), ORC_ENOTSUP);
+    assert_int_equal(orc_drv_adopt(site, &c.op, "n1", loop_call_cb), ORC_ENOTSUP);
+    assert_int_equal(orc_drv_start_workload(site, &c.op, &ex, loop_call_cb), ORC_ENOTSUP);
+    assert_int_equal(orc_drv_exec(site, &c.op, &ex, loop_call_cb), ORC_ENOTSUP);
+    assert_int_equal(orc_drv_logs(site, &c.op, &lg, loop_call_cb), ORC_ENOTSUP);
     /* the ABI 2 slots the driver leaves NULL */
-    assert_int_equal(orc_drv_stop_workload(site, &c.op, "n1", NULL, call_cb), ORC_ENOTSUP);
+    assert_int_equal(orc_drv_stop_workload(site, &c.op, "n1", NULL, loop_call_cb), ORC_ENOTSUP);
     assert_string_equal(c.op.error, "this driver cannot stop workloads");
     assert_false(orc_drv_op_inflight(&c.op));
-    assert_int_equal(orc_drv_stop(site, &c.op, "n1", call_cb), ORC_ENOTSUP);
+    assert_int_equal(orc_drv_stop(site, &c.op, "n1", loop_call_cb), ORC_ENOTSUP);
     assert_string_equal(c.op.error, "this driver cannot stop resources");
-    assert_int_equal(orc_drv_start(site, &c.op, "n1", call_cb), ORC_ENOTSUP);
+    assert_int_equal(orc_drv_start(site, &c.op, "n1", loop_call_cb), ORC_ENOTSUP);
     assert_string_equal(c.op.error, "this driver cannot start stopped resources");
     assert_false(orc_drv_op_inflight(&c.op));
     assert_int_equal(orc_drv_cancel(site, &c.op), ORC_ENOTFOUND);
@@ -490,12 +449,12 @@ static void default_slots_return_enotsup(void **state)
     assert_int_equal(c.calls, 0);
 
     /* a real op: in flight until its callback; a second start is refused */
-    call_init(&p);
+    loop_call_init(&p);
     p.in_call = true;
-    assert_int_equal(orc_drv_provision(site, &p.op, &req, call_cb), 0);
+    assert_int_equal(orc_drv_provision(site, &p.op, &req, loop_call_cb), 0);
     p.in_call = false;
     assert_true(orc_drv_op_inflight(&p.op));
-    assert_int_equal(orc_drv_provision(site, &p.op, &req, call_cb), ORC_ECONFLICT);
+    assert_int_equal(orc_drv_provision(site, &p.op, &req, loop_call_cb), ORC_ECONFLICT);
     assert_int_equal(orc_drv_cancel(site, &p.op), ORC_ENOTSUP); /* default cancel */
     assert_true(run_until(&e, &p.calls, 1, 5000));
     assert_false(p.sync);
@@ -513,23 +472,23 @@ static void contract_violations_are_caught(void **state)
 {
     struct env e;
     struct orc_drv_site *site;
-    struct call c[7];
+    struct loop_call c[7];
     struct orc_node_req req = {.name = "r1"};
     const char *argv[] = {"true", NULL};
     struct orc_exec_req ex = {.name = "r1", .argv = argv};
     struct orc_logs_req lg = {.name = "r1"};
-    struct call cl;
+    struct loop_call cl;
 
     (void)state;
     env_init(&e);
     assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_rogue"), 0);
     site = open_site(&e, "rogue", "r", "{}");
     for (int i = 0; i < 7; i++)
-        call_init(&c[i]);
+        loop_call_init(&c[i]);
 
     /* a callback from inside the call is held and delivered later */
     c[0].in_call = true;
-    assert_int_equal(orc_drv_provision(site, &c[0].op, &req, call_cb), 0);
+    assert_int_equal(orc_drv_provision(site, &c[0].op, &req, loop_call_cb), 0);
     c[0].in_call = false;
     assert_int_equal(c[0].calls, 0);
     assert_int_equal(orc_drv_violations(e.reg), 1);
@@ -537,13 +496,13 @@ static void contract_violations_are_caught(void **state)
     assert_false(c[0].sync);
 
     /* a second callback is dropped */
-    assert_int_equal(orc_drv_deprovision(site, &c[1].op, "r1", call_cb), 0);
+    assert_int_equal(orc_drv_deprovision(site, &c[1].op, "r1", loop_call_cb), 0);
     run_for(&e, 30);
     assert_int_equal(c[1].calls, 1);
     assert_int_equal(orc_drv_violations(e.reg), 2);
 
     /* a callback after returning < 0 is dropped */
-    assert_int_equal(orc_drv_status(site, &c[2].op, "r1", call_cb), ORC_EDRIVER);
+    assert_int_equal(orc_drv_status(site, &c[2].op, "r1", loop_call_cb), ORC_EDRIVER);
     assert_string_equal(c[2].op.error, "rogue: status refused");
     run_for(&e, 30);
     assert_int_equal(c[2].calls, 0);
@@ -551,20 +510,20 @@ static void contract_violations_are_caught(void **state)
 
     /* a callback from inside, then < 0: the caller sees < 0 only */
     c[3].in_call = true;
-    assert_int_equal(orc_drv_inventory(site, &c[3].op, call_cb), ORC_EDRIVER);
+    assert_int_equal(orc_drv_inventory(site, &c[3].op, loop_call_cb), ORC_EDRIVER);
     c[3].in_call = false;
     run_for(&e, 10);
     assert_int_equal(c[3].calls, 0);
     assert_int_equal(orc_drv_violations(e.reg), 5);
 
     /* > 0 is read as 0 (plus a leaked host timer, reaped at close) */
-    assert_int_equal(orc_drv_logs(site, &c[4].op, &lg, call_cb), 0);
+    assert_int_equal(orc_drv_logs(site, &c[4].op, &lg, loop_call_cb), 0);
     assert_int_equal(orc_drv_violations(e.reg), 6);
     assert_true(run_until(&e, &c[4].calls, 1, 5000));
     assert_int_equal(c[4].status, 0);
 
     /* cancel that completes the target from inside cancel: delivered later */
-    assert_int_equal(orc_drv_adopt(site, &c[5].op, "r1", call_cb), 0);
+    assert_int_equal(orc_drv_adopt(site, &c[5].op, "r1", loop_call_cb), 0);
     c[5].in_call = true;
     assert_int_equal(orc_drv_cancel(site, &c[5].op), 0);
     c[5].in_call = false;
@@ -575,9 +534,9 @@ static void contract_violations_are_caught(void **state)
     assert_int_equal(c[5].status, ORC_ECANCELED);
 
     /* an op the driver never completes: the core cancels it at site close */
-    assert_int_equal(orc_drv_exec(site, &c[6].op, &ex, call_cb), 0);
-    call_init(&cl);
-    assert_int_equal(orc_drv_site_close(site, &cl.op, call_cb), 0);
+    assert_int_equal(orc_drv_exec(site, &c[6].op, &ex, loop_call_cb), 0);
+    loop_call_init(&cl);
+    assert_int_equal(orc_drv_site_close(site, &cl.op, loop_call_cb), 0);
     assert_true(run_until(&e, &c[6].calls, 1, 5000));
     assert_int_equal(cl.calls, 1);
     assert_int_equal(c[6].status, ORC_ECANCELED);
@@ -597,18 +556,18 @@ static void contract_checks_cover_abi2_slots(void **state)
 {
     struct env e;
     struct orc_drv_site *site;
-    struct call c[3];
+    struct loop_call c[3];
 
     (void)state;
     env_init(&e);
     assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_rogue"), 0);
     site = open_site(&e, "rogue", "r", "{}");
     for (int i = 0; i < 3; i++)
-        call_init(&c[i]);
+        loop_call_init(&c[i]);
 
     /* stop_workload calls back from inside the call: held, delivered later */
     c[0].in_call = true;
-    assert_int_equal(orc_drv_stop_workload(site, &c[0].op, "r1", "main", call_cb), 0);
+    assert_int_equal(orc_drv_stop_workload(site, &c[0].op, "r1", "main", loop_call_cb), 0);
     c[0].in_call = false;
     assert_int_equal(c[0].calls, 0);
     assert_int_equal(orc_drv_violations(e.reg), 1);
@@ -618,13 +577,13 @@ static void contract_checks_cover_abi2_slots(void **state)
     assert_int_equal(c[0].status, 0);
 
     /* stop calls back twice: the second is dropped */
-    assert_int_equal(orc_drv_stop(site, &c[1].op, "r1", call_cb), 0);
+    assert_int_equal(orc_drv_stop(site, &c[1].op, "r1", loop_call_cb), 0);
     run_for(&e, 30);
     assert_int_equal(c[1].calls, 1);
     assert_int_equal(orc_drv_violations(e.reg), 2);
 
     /* start returns < 0 and calls back anyway: dropped */
-    assert_int_equal(orc_drv_start(site, &c[2].op, "r1", call_cb), ORC_EDRIVER);
+    assert_int_equal(orc_drv_start(site, &c[2].op, "r1", loop_call_cb), ORC_EDRIVER);
     assert_string_equal(c[2].op.error, "rogue: start refused");
     assert_false(orc_drv_op_inflight(&c[2].op));
     run_for(&e, 30);
@@ -645,7 +604,7 @@ static void contract_checks_cover_abi2_slots(void **state)
 struct shutdown {
     struct orc_drv_registry *reg;
     struct orc_drv_site *site;
-    struct call close;
+    struct loop_call close;
 };
 
 static void shutdown_on_close(orc_op_t *op, int status)
@@ -662,7 +621,7 @@ static void orphans_delivered_at_registry_close(void **state)
 {
     struct env e;
     struct shutdown sd;
-    struct call x;
+    struct loop_call x;
     const char *argv[] = {"true", NULL};
     struct orc_exec_req ex = {.name = "r1", .argv = argv};
 
@@ -671,9 +630,9 @@ static void orphans_delivered_at_registry_close(void **state)
     assert_int_equal(orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_rogue"), 0);
     sd.reg = e.reg;
     sd.site = open_site(&e, "rogue", "r", "{}");
-    call_init(&x);
-    assert_int_equal(orc_drv_exec(sd.site, &x.op, &ex, call_cb), 0);
-    call_init(&sd.close);
+    loop_call_init(&x);
+    assert_int_equal(orc_drv_exec(sd.site, &x.op, &ex, loop_call_cb), 0);
+    loop_call_init(&sd.close);
     sd.close.op.data = &sd;
     assert_int_equal(orc_drv_site_close(sd.site, &sd.close.op, shutdown_on_close), 0);
     uv_run(&e.loop, UV_RUN_DEFAULT);
@@ -695,15 +654,15 @@ static void strict_mode_aborts(void **state)
     if (pid == 0) {
         struct env e;
         struct orc_drv_site *site;
-        struct call c;
+        struct loop_call c;
         struct orc_node_req req = {.name = "r1"};
 
         env_init(&e); /* a fresh loop: nothing inherited */
         orc_drv_load_file_entry(e.reg, fixture(), "orc_broken_rogue");
         site = open_site(&e, "rogue", "r", "{}");
         orc_drv_set_strict(e.reg, true);
-        call_init(&c);
-        orc_drv_provision(site, &c.op, &req, call_cb); /* aborts here */
+        loop_call_init(&c);
+        orc_drv_provision(site, &c.op, &req, loop_call_cb); /* aborts here */
         _exit(0);
     }
     assert_int_equal(waitpid(pid, &wstatus, 0), pid);

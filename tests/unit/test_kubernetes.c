@@ -15,6 +15,9 @@
  *     failure;
  *   - a service becomes a Deployment and a Service, ready through its probe;
  *   - the site's config and credentials are checked at open;
+ *   - over TLS with client-certificate auth: the site with the CA and a client
+ *     certificate runs the training job; without the CA the server cannot be
+ *     verified, with a bearer token only the API refuses it;
  *   - with 20% of the API's answers faulty (5xx, 429, resets, timeouts,
  *     before or after the effect), every deployment reaches its final state
  *     and DELETE leaves nothing behind.
@@ -63,12 +66,11 @@ static void runtime_dir(char *out, size_t cap)
 }
 
 /* Starts the simulator in exec mode (pods are local processes) with more knobs (a JSON
- * object's members, or ""), the runtime on its PATH. */
-static void start_sim(const char *knobs)
+ * object's members, or "") and its arguments, the runtime on its PATH. */
+static void start_sim_args(const char *knobs, const char *const *args)
 {
     char conf[2048], rt[512], path[2048];
     const char *old = getenv("PATH");
-    const char *const args[] = {"--token", TOKEN, NULL};
 
     runtime_dir(rt, sizeof(rt));
     snprintf(path, sizeof(path), "%s:%s", rt, old ? old : "/usr/bin:/bin");
@@ -82,6 +84,14 @@ static void start_sim(const char *knobs)
              knobs[0] ? ", " : "", knobs);
     cloudsim_start(&sim, "k8s_sim.py", sim_dir, conf, args);
     setenv("PATH", old ? old : "/usr/bin:/bin", 1);
+}
+
+/* The simulator with bearer token auth. */
+static void start_sim(const char *knobs)
+{
+    const char *const args[] = {"--token", TOKEN, NULL};
+
+    start_sim_args(knobs, args);
 }
 
 /* The sites file: the kubernetes site (more config lines in extra), and the local site
@@ -308,6 +318,86 @@ static void test_service(void **state)
     fx_stop(&d);
 }
 
+/* A CA, the API server's certificate (for 127.0.0.1) and a client certificate, in
+ * sim_dir: ca.pem, server.pem/.key, client.pem/.key. */
+static void make_certs(void)
+{
+    char cmd[2048];
+
+    snprintf(cmd, sizeof(cmd),
+             "(cd '%s' && K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes' && "
+             "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca && "
+             "openssl req $K -keyout server.key -out server.csr -subj /CN=127.0.0.1 && "
+             "printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext && "
+             "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out server.pem -days 2 -extfile san.ext && "
+             "openssl req $K -keyout client.key -out client.csr -subj /CN=orchestrator && "
+             "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out client.pem -days 2) > /dev/null 2>&1",
+             sim_dir);
+    if (system(cmd) != 0) {
+        print_message("openssl could not make the test certificates\n");
+        skip();
+    }
+}
+
+/* The API server over TLS with client-certificate auth: the site with the CA and a
+ * client certificate runs the training job; one without the CA (the system's bundle)
+ * cannot verify the server, one with a bearer token only is refused. */
+static void test_tls_client_certificate(void **state)
+{
+    struct fx_daemon d;
+    char cert[400], key[400], ca[400], srv_cert[400], srv_key[400], rt[512], *sites, *log;
+    char uuid[64];
+    json_t *dep;
+
+    (void)state;
+    make_certs();
+    snprintf(ca, sizeof(ca), "%s/ca.pem", sim_dir);
+    snprintf(cert, sizeof(cert), "%s/client.pem", sim_dir);
+    snprintf(key, sizeof(key), "%s/client.key", sim_dir);
+    snprintf(srv_cert, sizeof(srv_cert), "%s/server.pem", sim_dir);
+    snprintf(srv_key, sizeof(srv_key), "%s/server.key", sim_dir);
+    {
+        const char *const args[] = {"--tls-cert", srv_cert, "--tls-key", srv_key,
+                                    "--client-ca", ca, NULL};
+        start_sim_args("", args);
+    }
+    assert_int_equal(strncmp(sim.url, "https://", 8), 0);
+    runtime_dir(rt, sizeof(rt));
+    assert_true(asprintf(&sites,
+                         "sites:\n"
+                         "  - name: k8s-tls\n    driver: kubernetes\n    priority: 10\n"
+                         "    config: {api_url: \"%s\", ca_file: \"%s\", cert_file: \"%s\", "
+                         "key_file: \"%s\", agent: \"%s/gpu-agent\", agent_check: none, "
+                         "poll_ms: 100, endpoint: pod}\n"
+                         "  - name: k8s-noca\n    driver: kubernetes\n    priority: 5\n"
+                         "    config: {api_url: \"%s\", cert_file: \"%s\", key_file: \"%s\", "
+                         "timeout_ms: 3000, retries: 0}\n"
+                         "  - name: k8s-nocert\n    driver: kubernetes\n    priority: 0\n"
+                         "    credentials: k8s.token\n"
+                         "    config: {api_url: \"%s\", ca_file: \"%s\", timeout_ms: 3000}\n",
+                         sim.url, ca, cert, key, rt, sim.url, cert, key, sim.url, ca) > 0);
+    fx_start(&d, "k8s-tls", sites, daemon_env_k8s);
+    free(sites);
+    log = fx_read_file(d.log);
+    assert_non_null(strstr(log, "site k8s-tls open"));
+    if (strstr(log, "k8s-noca") == NULL || (strstr(log, "certificate") == NULL &&
+                                             strstr(log, "SSL") == NULL)) {
+        fx_dump_log(&d);
+        fail_msg("no word of the unverified server certificate");
+    }
+    assert_non_null(strstr(log, "refused the site's credentials"));
+    free(log);
+    json_decref(fx_create(&d, fx_training, training_params(1, NULL), uuid));
+    dep = wait_created(&d, uuid, "CREATE_COMPLETE", 60000);
+    assert_string_equal(json_string_value(json_object_get(dep, "cloudProviderName")), "k8s-tls");
+    json_decref(dep);
+    fx_undeploy(&d, uuid, 60000);
+    assert_cluster_empty(10000);
+    fx_stop(&d);
+}
+
 static void test_bad_config(void **state)
 {
     struct fx_daemon d;
@@ -379,6 +469,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unschedulable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_client_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
     };
 

@@ -34,6 +34,7 @@
 #include "testutil.h"
 #include "daemon_fixture.h"
 #include "cloudsim_fixture.h"
+#include "loop_fixture.h"
 
 #include <uv.h>
 
@@ -195,57 +196,17 @@ struct env {
     char *config;
 };
 
-struct call {
-    orc_op_t op;
-    int calls, status;
-    bool in_call, sync;
-};
-
-static void call_cb(orc_op_t *op, int status)
-{
-    struct call *c = op->data;
-
-    c->calls++;
-    c->status = status;
-    if (c->in_call)
-        c->sync = true;
-}
-
-static void call_init(struct call *c)
-{
-    memset(c, 0, sizeof(*c));
-    orc_drv_op_init(&c->op);
-    c->op.data = c;
-}
-
-static void guard_fired(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
 static bool run_until(struct env *e, const int *counter, int target, uint64_t timeout_ms)
 {
-    uv_timer_t guard;
-    bool expired = false;
-
-    uv_timer_init(&e->loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, guard_fired, timeout_ms, 0);
-    while (*counter < target && !expired)
-        uv_run(&e->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(&e->loop, UV_RUN_NOWAIT);
-    return *counter >= target;
+    return loop_run_until(&e->loop, counter, target, timeout_ms);
 }
 
 static void run_for(struct env *e, uint64_t ms)
 {
-    int never = 0;
-
-    run_until(e, &never, 1, ms);
+    loop_run_for(&e->loop, ms);
 }
 
-static void wait_call(struct env *e, struct call *c, uint64_t ms)
+static void wait_call(struct env *e, struct loop_call *c, uint64_t ms)
 {
     if (!run_until(e, &c->calls, 1, ms))
         fail_msg("no callback within %llu ms", (unsigned long long)ms);
@@ -269,16 +230,16 @@ static void env_init(struct env *e)
 static int open_cfg(struct env *e, const char *config, const char *cred, char *error)
 {
     struct orc_site_conf conf;
-    struct call c;
+    struct loop_call c;
     int rc;
 
     free(e->config);
     e->config = strdup(config);
     conf = (struct orc_site_conf){"os1", e->config, cred};
     assert_int_equal(orc_drv_site_new(e->reg, "openstack", &conf, &e->site), 0);
-    call_init(&c);
+    loop_call_init(&c);
     c.in_call = true;
-    rc = orc_drv_site_open(e->site, &c.op, call_cb);
+    rc = orc_drv_site_open(e->site, &c.op, loop_call_cb);
     c.in_call = false;
     if (rc == 0) {
         wait_call(e, &c, 30000);
@@ -306,10 +267,10 @@ static void open_ok(struct env *e, const char *extra)
 
 static void site_close(struct env *e)
 {
-    struct call c;
+    struct loop_call c;
 
-    call_init(&c);
-    assert_int_equal(orc_drv_site_close(e->site, &c.op, call_cb), 0);
+    loop_call_init(&c);
+    assert_int_equal(orc_drv_site_close(e->site, &c.op, loop_call_cb), 0);
     wait_call(e, &c, 10000);
     assert_int_equal(c.status, 0);
     assert_int_equal(orc_drv_site_free(e->site), 0);
@@ -342,7 +303,7 @@ struct want {
 };
 
 /* Starts a provision of name (c->status after wait_call). */
-static void provision_start(struct env *e, struct call *c, const char *name, const struct want *w)
+static void provision_start(struct env *e, struct loop_call *c, const char *name, const struct want *w)
 {
     struct orc_node_req r = {.deployment = DEP,
                              .node = "box",
@@ -357,38 +318,38 @@ static void provision_start(struct env *e, struct call *c, const char *name, con
                              .ports = w->ports,
                              .nports = w->nports};
 
-    call_init(c);
+    loop_call_init(c);
     c->in_call = true;
-    assert_int_equal(orc_drv_provision(e->site, &c->op, &r, call_cb), 0);
+    assert_int_equal(orc_drv_provision(e->site, &c->op, &r, loop_call_cb), 0);
     c->in_call = false;
 }
 
-static int provision(struct env *e, struct call *c, const char *name, const struct want *w)
+static int provision(struct env *e, struct loop_call *c, const char *name, const struct want *w)
 {
     provision_start(e, c, name, w);
     wait_call(e, c, 30000);
     return c->status;
 }
 
-static int by_name(struct env *e, struct call *c, const char *slot, const char *name)
+static int by_name(struct env *e, struct loop_call *c, const char *slot, const char *name)
 {
     int rc;
 
-    call_init(c);
+    loop_call_init(c);
     c->in_call = true;
     if (strcmp(slot, "deprovision") == 0)
-        rc = orc_drv_deprovision(e->site, &c->op, name, call_cb);
+        rc = orc_drv_deprovision(e->site, &c->op, name, loop_call_cb);
     else if (strcmp(slot, "adopt") == 0)
-        rc = orc_drv_adopt(e->site, &c->op, name, call_cb);
+        rc = orc_drv_adopt(e->site, &c->op, name, loop_call_cb);
     else
-        rc = orc_drv_status(e->site, &c->op, name, call_cb);
+        rc = orc_drv_status(e->site, &c->op, name, loop_call_cb);
     c->in_call = false;
     assert_int_equal(rc, 0);
     wait_call(e, c, 30000);
     return c->status;
 }
 
-static const char *attr(const struct call *c, const char *key)
+static const char *attr(const struct loop_call *c, const char *key)
 {
     const char *v = orc_drv_op_attr(&c->op, key);
 
@@ -460,7 +421,7 @@ static void test_gpu_node_lifecycle(void **state)
 {
     static const uint16_t ports[] = {8080, 8443};
     struct env e;
-    struct call c, again;
+    struct loop_call c, again;
     char name[ORC_DRV_NAME_LEN], agent[600], extra[900], mark[400], *log;
     struct want w = {.cpus = 4, .mem = 16ull << 30, .gpus = 1, .model = "A100",
                      .public_ip = true, .ports = ports, .nports = 2};
@@ -569,7 +530,7 @@ static void test_gpu_node_lifecycle(void **state)
     env_fini(&e);
 }
 
-static const struct orc_pool *pool_of(const struct call *c, const char *model)
+static const struct orc_pool *pool_of(const struct loop_call *c, const char *model)
 {
     for (uint32_t i = 0; i < c->op.npools; i++)
         if ((model == NULL && c->op.pools[i].gpu_model == NULL) ||
@@ -581,7 +542,7 @@ static const struct orc_pool *pool_of(const struct call *c, const char *model)
 static void test_inventory_and_quota(void **state)
 {
     struct env e;
-    struct call c;
+    struct loop_call c;
     const struct orc_pool *p;
     char name[ORC_DRV_NAME_LEN];
     struct want w = {.cpus = 8, .gpus = 1, .model = "A100"};
@@ -590,8 +551,8 @@ static void test_inventory_and_quota(void **state)
     start_sim("\"quotas\": {\"cores\": 20}");
     env_init(&e);
     open_ok(&e, "");
-    call_init(&c);
-    assert_int_equal(orc_drv_inventory(e.site, &c.op, call_cb), 0);
+    loop_call_init(&c);
+    assert_int_equal(orc_drv_inventory(e.site, &c.op, loop_call_cb), 0);
     wait_call(&e, &c, 10000);
     assert_int_equal(c.status, 0);
     p = pool_of(&c, "A100");
@@ -609,7 +570,7 @@ static void test_inventory_and_quota(void **state)
     w.gpus = 2;
     assert_int_equal(provision(&e, &c, name, &w), 0);
     orc_drv_op_reset(&c.op);
-    assert_int_equal(orc_drv_inventory(e.site, &c.op, call_cb), 0);
+    assert_int_equal(orc_drv_inventory(e.site, &c.op, loop_call_cb), 0);
     c.calls = 0;
     wait_call(&e, &c, 10000);
     assert_int_equal(pool_of(&c, "A100")->gpus_free, 0);
@@ -634,7 +595,7 @@ static void test_inventory_and_quota(void **state)
 static void test_capacity_errors(void **state)
 {
     struct env e;
-    struct call c;
+    struct loop_call c;
     char name[ORC_DRV_NAME_LEN];
     struct want three = {.cpus = 4, .gpus = 3, .model = "A100"};
     struct want h100 = {.gpus = 1, .model = "H100"};
@@ -671,7 +632,7 @@ static void test_capacity_errors(void **state)
 static void test_error_and_build_timeout(void **state)
 {
     struct env e;
-    struct call c;
+    struct loop_call c;
     char name[ORC_DRV_NAME_LEN];
     struct want w = {.cpus = 1};
 
@@ -699,7 +660,7 @@ static void test_error_and_build_timeout(void **state)
 static void test_tokens_renewed(void **state)
 {
     struct env e;
-    struct call c;
+    struct loop_call c;
     char name[ORC_DRV_NAME_LEN];
     struct want w = {.cpus = 1};
     long issued;
@@ -741,7 +702,7 @@ static void test_tokens_renewed(void **state)
 static void test_app_credentials_and_catalog(void **state)
 {
     struct env e;
-    struct call c;
+    struct loop_call c;
     char name[ORC_DRV_NAME_LEN], *cfg, err[ORC_OP_ERROR_LEN];
     struct want w = {.cpus = 1};
 
@@ -842,7 +803,7 @@ static void test_config_errors(void **state)
 static void test_cancel_and_close(void **state)
 {
     struct env e;
-    struct call a, b;
+    struct loop_call a, b;
     char name[ORC_DRV_NAME_LEN], name2[ORC_DRV_NAME_LEN];
     struct want w = {.cpus = 1};
 

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "testutil.h"
+#include "loop_fixture.h"
 
 #include "engine/../base.h" /* orchestrator/base.h: "base.h" is libtosca's here */
 #include "engine/drivers.h"
@@ -63,30 +64,14 @@ static void call_init(struct env *e, struct call *c)
     c->loop = &e->loop;
 }
 
-static void guard_fired(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
 static bool run_until(struct env *e, const int *counter, int target, uint64_t timeout_ms)
 {
-    uv_timer_t guard;
-    bool expired = false;
-
-    uv_timer_init(&e->loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, guard_fired, timeout_ms, 0);
-    while (*counter < target && !expired)
-        uv_run(&e->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(&e->loop, UV_RUN_NOWAIT);
-    return *counter >= target;
+    return loop_run_until(&e->loop, counter, target, timeout_ms);
 }
 
 static void run_for(struct env *e, uint64_t ms)
 {
-    int never = 0;
-    run_until(e, &never, 1, ms);
+    loop_run_for(&e->loop, ms);
 }
 
 static void wait_call(struct env *e, struct call *c)

@@ -469,7 +469,9 @@ struct orc_ssh_api {
 /* ---- the HTTP client (host API 3) ---------------------------------------------- */
 
 /* One request: libcurl on the daemon's loop (never blocks it), with
- * connection reuse across requests and sites. TLS peers are always
+ * connection reuse across requests and sites (POST and PATCH always open a
+ * new connection: a request that is not idempotent is sent once, never
+ * replayed by libcurl on a kept-alive connection found dead). TLS peers are always
  * verified (against ca_file, else the system's CA bundle). Strings are
  * copied by the call. */
 struct orc_http_request {
