@@ -11,7 +11,7 @@ CC        ?= cc
 PREFIX    ?= /usr/local
 SHARED    ?= $(CURDIR)/../shared
 CORPUS    ?= $(SHARED)/corpus
-PKGS      := yaml-0.1 jansson libzip libcurl libuv sqlite3 libh2o openssl libssh2
+PKGS      := yaml-0.1 jansson libzip libcurl libuv sqlite3 libh2o openssl libssh2 libjwt
 TEST_PKGS := cmocka
 
 ifeq ($(SANITIZE),1)

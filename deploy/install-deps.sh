@@ -15,7 +15,7 @@ set -eu
 # openssl: the certificates of the HTTP client's TLS test (test_http_client)
 PACKAGES="build-essential pkg-config clang valgrind zip unzip curl python3 openssl
 libyaml-dev libjansson-dev libzip-dev libcurl4-openssl-dev libcmocka-dev libuv1-dev
-libsqlite3-dev libh2o-dev libssl-dev libssh2-1-dev
+libsqlite3-dev libh2o-dev libssl-dev libssh2-1-dev libjwt-dev
 openssh-client openssh-server slurmctld slurmd slurm-client munge"
 
 # Benchmark-only tools (tests/bench, docs/performance.md): wrk drives the HTTP

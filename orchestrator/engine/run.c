@@ -582,7 +582,6 @@ char *orc__boot_spec(struct run *r, const struct inst *host)
     return copy;
 }
 
-/* Restart and replace first stop the workload or deprovision the node. */
 /* A compute instance went (to be made again): what the agents of the workloads on it
  * reported is of the past; the new node's agents report afresh. */
 static void forget_hosted(struct run *r, const struct inst *top)
@@ -600,6 +599,7 @@ static void forget_hosted(struct run *r, const struct inst *top)
     }
 }
 
+/* Restart and replace first stop the workload or deprovision the node. */
 static void on_prepared(orc_op_t *op, int status)
 {
     struct inst *in = op->data;
