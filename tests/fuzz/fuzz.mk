@@ -1,9 +1,11 @@
-# libFuzzer build of libtosca and the TOSCA loader target (tests/fuzz/fuzz_tosca.c).
+# libFuzzer builds of two targets: the TOSCA loader (tests/fuzz/fuzz_tosca.c, on libtosca)
+# and the bearer-token check (tests/fuzz/fuzz_jwt.c, on orchestrator/api/jwt_auth.c).
 # Run from the repository root, normally through the top Makefile:
-#   make fuzz FUZZ_SECONDS=60        fuzz for a minute, print libFuzzer's final stats
+#   make fuzz FUZZ_SECONDS=60        fuzz each target for a minute, print libFuzzer's stats
 #   make -f tests/fuzz/fuzz.mk smoke replay the seed corpus once (quick regression check)
 #   make -f tests/fuzz/fuzz.mk repro INPUT=file   run one input (a crash reproducer)
-# The library is compiled here with clang and sanitizer coverage into build/fuzz/
+# smoke and repro are the TOSCA target's; `make -f tests/fuzz/fuzz.mk run-jwt` runs the
+# token target alone. The library is compiled here with clang and sanitizer coverage into build/fuzz/
 # (never mixed with build/release objects). New inputs that libFuzzer finds stay in
 # build/fuzz/corpus, so successive runs continue where the last one stopped; crash
 # reproducers are written to build/fuzz/artifacts/.
@@ -42,8 +44,33 @@ FUZZ_OPTS  := -max_len=65536 -timeout=10 -rss_limit_mb=2048 -dict=$(FUZZ_DICT) \
 FUZZ_ENV   := CORPUS=$(CORPUS) ASAN_OPTIONS=$${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1} \
               UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1}
 
-.PHONY: all run smoke seeds repro clean
-all: $(FUZZER)
+# The bearer-token target: jwt_auth.c and the daemon's base services, on libjwt/OpenSSL.
+JWT_PKGS       := jansson libjwt openssl
+JWT_CFLAGS     := $(shell pkg-config --cflags $(JWT_PKGS) 2>/dev/null)
+JWT_LIBS       := $(shell pkg-config --libs $(JWT_PKGS) 2>/dev/null)
+JWT_SRC        := orchestrator/api/jwt_auth.c orchestrator/base.c
+JWT_OBJ        := $(JWT_SRC:%.c=$(FUZZ_BUILD)/%.o)
+JWT_FUZZER     := $(FUZZ_BUILD)/fuzz_jwt
+JWT_CORPUS     := $(FUZZ_BUILD)/corpus_jwt
+JWT_SEEDS      := $(wildcard tests/fuzz/seeds_jwt/*)
+JWT_OPTS       := -max_len=20000 -timeout=10 -rss_limit_mb=2048 \
+                  -artifact_prefix=$(FUZZ_ARTIFACTS)/jwt- -print_final_stats=1
+
+.PHONY: all run run-tosca run-jwt smoke seeds repro clean
+all: $(FUZZER) $(JWT_FUZZER)
+
+$(FUZZ_BUILD)/orchestrator/%.o: orchestrator/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) -iquote orchestrator $(FUZZ_CFLAGS) $(JWT_CFLAGS) \
+	    -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_jwt.o: tests/fuzz/fuzz_jwt.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) -iquote orchestrator $(FUZZ_CFLAGS) $(JWT_CFLAGS) \
+	    -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(JWT_FUZZER): $(FUZZ_BUILD)/fuzz_jwt.o $(JWT_OBJ)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(JWT_LIBS)
 
 $(FUZZ_BUILD)/tosca/%.o: tosca/%.c
 	@mkdir -p $(dir $@)
@@ -71,9 +98,15 @@ seeds:
 	@for f in $(SEEDS); do cp -f "$$f" "$(FUZZ_SEEDS)/seed_$$(basename "$$f")"; done
 	@echo "fuzz.mk: $$(ls $(FUZZ_SEEDS) | wc -l) seed files in $(FUZZ_SEEDS)"
 
-run: $(FUZZER) seeds
+run: run-tosca run-jwt
+
+run-tosca: $(FUZZER) seeds
 	@mkdir -p $(FUZZ_CORPUS) && cp -f $(FUZZ_SEEDS)/* $(FUZZ_CORPUS)/
 	$(FUZZ_ENV) $(FUZZER) $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_CORPUS)
+
+run-jwt: $(JWT_FUZZER)
+	@mkdir -p $(JWT_CORPUS) $(FUZZ_ARTIFACTS) && cp -f $(JWT_SEEDS) $(JWT_CORPUS)/
+	$(FUZZ_ENV) $(JWT_FUZZER) $(JWT_OPTS) -max_total_time=$(FUZZ_SECONDS) $(JWT_CORPUS)
 
 smoke: $(FUZZER) seeds
 	$(FUZZ_ENV) $(FUZZER) $(FUZZ_OPTS) -runs=0 $(FUZZ_SEEDS)
@@ -86,4 +119,4 @@ repro: $(FUZZER)
 clean:
 	rm -rf $(FUZZ_BUILD)
 
--include $(TOSCA_OBJ:.o=.d) $(FUZZ_BUILD)/fuzz_tosca.d
+-include $(TOSCA_OBJ:.o=.d) $(FUZZ_BUILD)/fuzz_tosca.d $(JWT_OBJ:.o=.d) $(FUZZ_BUILD)/fuzz_jwt.d
