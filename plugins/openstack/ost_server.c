@@ -541,6 +541,18 @@ static void p_created(struct oop *o, int status)
 
 #define OST_USER_DATA_MAX 65535 /* Nova's limit, base64 included */
 
+/* true (with o->err) when the user data ud (base64) is over Nova's limit */
+static bool user_data_too_big(struct oop *o, const char *ud)
+{
+    size_t n = strlen(ud);
+
+    if (n <= OST_USER_DATA_MAX)
+        return false;
+    oop_errf(o, ORC_EINVAL, "the user data of %s is %zu bytes of base64, over Nova's %d: its "
+             "workloads' commands and environment are too long", o->name, n, OST_USER_DATA_MAX);
+    return true;
+}
+
 /* The POST /servers body, with ud (the user data, base64; freed here). */
 static json_t *server_body(struct oop *o, char *ud)
 {
@@ -572,12 +584,9 @@ static void p_create(struct oop *o, int status)
         return;
     }
     ud = ost_user_data(o->s, o);
-    if (ud && strlen(ud) > OST_USER_DATA_MAX) {
-        size_t n = strlen(ud);
+    if (ud && user_data_too_big(o, ud)) {
         o->s->host->free(ud);
-        oop_fail(o, ORC_EINVAL,
-                 "the user data of %s is %zu bytes of base64, over Nova's %d: its workloads' "
-                 "commands and environment are too long", o->name, n, OST_USER_DATA_MAX);
+        oop_then(o, ORC_EINVAL);
         return;
     }
     body = ud ? server_body(o, ud) : NULL;
@@ -1008,6 +1017,19 @@ static int copy_request(struct oop *o, orc_op_t *op, const struct orc_node_req *
     return boot_of(o, op, req);
 }
 
+/* The user data without its flavor (not chosen yet) is over the limit already: the node
+ * fails before anything is made. 0, or < 0 with op->error. */
+static int early_user_data_check(struct oop *o, orc_op_t *op)
+{
+    char *ud = ost_user_data(o->s, o);
+    bool big = ud && user_data_too_big(o, ud);
+
+    o->s->host->free(ud);
+    if (ud == NULL)
+        return orc_op_failf(op, ORC_ENOMEM, "openstack: out of memory (user data)");
+    return big ? orc_op_failf(op, ORC_EINVAL, "%s", o->err) : 0;
+}
+
 int ost_provision(void *state, orc_op_t *op, const struct orc_node_req *req)
 {
     struct ost *s = state;
@@ -1026,6 +1048,13 @@ int ost_provision(void *state, orc_op_t *op, const struct orc_node_req *req)
     if (o == NULL)
         return ORC_ENOMEM;
     rc = copy_request(o, op, req);
+    if (rc < 0) {
+        o->op = NULL;
+        op->drv = NULL;
+        oop_done(o, rc);
+        return rc;
+    }
+    rc = early_user_data_check(o, op);
     if (rc < 0) {
         o->op = NULL;
         op->drv = NULL;

@@ -396,6 +396,17 @@ static char *console_with(const char *id, const char *want)
     return NULL;
 }
 
+/* How many security groups were posted to sim s so far. */
+static long sg_posts(const struct cloudsim *s)
+{
+    json_t *st = cloudsim_call(s, "GET", "/_sim/stats", NULL);
+    long n = (long)json_integer_value(
+        json_object_get(json_object_get(st, "by_route"), "POST /security-groups"));
+
+    json_decref(st);
+    return n;
+}
+
 /* How many ingress rules of security group name (on sim s) open port. */
 static int sg_opens(const struct cloudsim *s, const char *name, unsigned port)
 {
@@ -1268,6 +1279,30 @@ static void test_rest_training_job(void **state)
     fx_undeploy(&d, uuid, 60000);
     fx_undeploy(&d, uuid2, 60000);
     assert_empty(&sim);
+    /* a command too long for Nova's 64 KiB of user data fails before anything is made */
+    {
+        long groups = sg_posts(&sim);
+        assert_true(groups > 0); /* the two jobs above made theirs */
+        char *big = malloc(70001);
+        memset(big, 'x', 70000);
+        memcpy(big, "echo ", 5);
+        big[70000] = '\0';
+        params = json_pack("{s{ss}}", "parameters", "command", big);
+        extra = json_dumps(params, 0);
+        json_decref(params);
+        free(big);
+        tmpl = fx_example("examples/gpu-training.yaml");
+        json_decref(fx_create(&d, tmpl, extra, uuid));
+        free(extra);
+        free(tmpl);
+        dep = fx_wait_status(&d, uuid, "CREATE_COMPLETE|CREATE_FAILED", 60000);
+        assert_string_equal(json_string_value(json_object_get(dep, "status")), "CREATE_FAILED");
+        assert_contains(json_string_value(json_object_get(dep, "statusReason")),
+                        "bytes of base64, over Nova's 65535");
+        json_decref(dep);
+        assert_int_equal(sg_posts(&sim), groups); /* no security group was made for it */
+        fx_undeploy(&d, uuid, 60000);
+    }
     fx_stop(&d);
 }
 
