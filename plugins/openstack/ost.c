@@ -364,7 +364,7 @@ int oop_call_json(struct oop *o, int svc, const char *method, const char *path, 
     return rc;
 }
 
-static void on_wait(void *arg)
+void oop_on_timer(void *arg)
 {
     struct oop *o = arg;
 
@@ -380,7 +380,7 @@ int oop_wait(struct oop *o, uint32_t ms, oop_step next)
 {
     o->next_step = next;
     o->status = 0;
-    o->timer = o->s->host->timer_start(o->s->host, ms, on_wait, o);
+    o->timer = o->s->host->timer_start(o->s->host, ms, oop_on_timer, o);
     return o->timer ? 0 : oop_errf(o, ORC_ENOMEM, "out of memory");
 }
 

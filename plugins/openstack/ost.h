@@ -233,6 +233,8 @@ int oop_call(struct oop *o, int svc, const char *method, const char *path, const
 /* The same with body a JSON value (stolen). */
 int oop_call_json(struct oop *o, int svc, const char *method, const char *path, json_t *body,
                   unsigned flags, oop_step next);
+/* A timer's callback (arg: the op): o->next_step(o, o->status), or the op ends canceled. */
+void oop_on_timer(void *arg);
 /* next(o, 0) after ms. 0 or ORC_ENOMEM. */
 int oop_wait(struct oop *o, uint32_t ms, oop_step next);
 /* The API's message of o->call's answer. */
@@ -302,6 +304,9 @@ int ost_inventory(void *state, orc_op_t *op);
 int ost_res_state(const json_t *server);
 /* GET /servers/detail?name=^NAME$, then next. 0 or < 0. */
 int ost_list_servers(struct oop *o, oop_step next);
+/* GET of Neutron's objects (what: "floatingips") whose field ("description") is o->name,
+ * then next. 0 or < 0. */
+int ost_list_by(struct oop *o, const char *what, const char *field, oop_step next);
 /* The servers of that answer that are ours (name and metadata orc_name), best first
  * (ACTIVE, BUILD, ..., then the oldest): a new array (NULL on OOM). */
 json_t *ost_our_servers(const struct oop *o);

@@ -352,18 +352,6 @@ void ost_sync_leave(struct oop *o)
     o->sync_wait = false;
 }
 
-static void on_sync_resume(void *arg)
-{
-    struct oop *o = arg;
-
-    o->timer = 0;
-    if (o->canceled) {
-        oop_done(o, ORC_ECANCELED);
-        return;
-    }
-    o->next_step(o, o->status);
-}
-
 static void resume(struct oop *w, int status, const char *err)
 {
     w->status = status;
@@ -374,7 +362,7 @@ static void resume(struct oop *w, int status, const char *err)
         snprintf(w->call.error, sizeof(w->call.error), "%s", plain);
         snprintf(w->err, sizeof(w->err), "%s", err);
     }
-    w->timer = w->s->host->timer_start(w->s->host, 0, on_sync_resume, w);
+    w->timer = w->s->host->timer_start(w->s->host, 0, oop_on_timer, w);
     if (w->timer == 0)
         w->next_step(w, status < 0 ? status : ORC_ENOMEM);
 }
@@ -678,7 +666,7 @@ int ost_sync_need(struct oop *o, oop_step next)
     o->next_step = next;
     if (s->synced && cld_now_ms() - s->synced_ms < OST_SYNC_MAX_AGE_MS) {
         o->status = 0;
-        o->timer = s->host->timer_start(s->host, 0, on_sync_resume, o);
+        o->timer = s->host->timer_start(s->host, 0, oop_on_timer, o);
         return o->timer ? 0 : oop_errf(o, ORC_ENOMEM, "out of memory");
     }
     if (s->sync_op == NULL) {

@@ -211,18 +211,9 @@ static void d_fips_listed(struct oop *o, int status)
     d_fip_del(o, 0);
 }
 
-static int list_by(struct oop *o, const char *what, const char *field, oop_step next)
-{
-    char path[OST_NAME_MAX * 3 + 64], enc[OST_NAME_MAX * 3 + 1];
-
-    cld_urlencode(o->name, enc, sizeof(enc));
-    snprintf(path, sizeof(path), "/%s?%s=%s", what, field, enc);
-    return oop_call(o, OST_NETWORK, "GET", path, NULL, 0, next);
-}
-
 static void d_fips(struct oop *o, int status)
 {
-    int rc = list_by(o, "floatingips", "description", d_fips_listed);
+    int rc = ost_list_by(o, "floatingips", "description", d_fips_listed);
 
     if (rc < 0)
         oop_fail_call(o, rc, "GET /v2.0/floatingips");
@@ -277,7 +268,7 @@ static void d_sgs_listed(struct oop *o, int status)
 
 static void d_sgs(struct oop *o, int status)
 {
-    int rc = list_by(o, "security-groups", "name", d_sgs_listed);
+    int rc = ost_list_by(o, "security-groups", "name", d_sgs_listed);
 
     if (rc < 0)
         oop_fail_call(o, rc, "GET /v2.0/security-groups");
@@ -327,14 +318,14 @@ static void d_verified_fips(struct oop *o, int status)
         return;
     }
     json_decref(ours);
-    rc = list_by(o, "security-groups", "name", d_verified_sgs);
+    rc = ost_list_by(o, "security-groups", "name", d_verified_sgs);
     if (rc < 0)
         oop_fail_call(o, rc, "GET /v2.0/security-groups");
 }
 
 static void d_verify(struct oop *o, int status)
 {
-    int rc = list_by(o, "floatingips", "description", d_verified_fips);
+    int rc = ost_list_by(o, "floatingips", "description", d_verified_fips);
 
     if (rc < 0)
         oop_fail_call(o, rc, "GET /v2.0/floatingips");
@@ -458,7 +449,7 @@ static void st_listed(struct oop *o, int status)
         oop_done(o, ost_report(o));
         return;
     }
-    rc = list_by(o, "floatingips", "description", st_fips);
+    rc = ost_list_by(o, "floatingips", "description", st_fips);
     if (rc < 0)
         oop_done(o, ost_report(o));
 }

@@ -52,6 +52,15 @@ int ost_list_servers(struct oop *o, oop_step next)
     return oop_call(o, OST_COMPUTE, "GET", path, NULL, 0, next);
 }
 
+int ost_list_by(struct oop *o, const char *what, const char *field, oop_step next)
+{
+    char path[OST_NAME_MAX * 3 + 64], enc[OST_NAME_MAX * 3 + 1];
+
+    cld_urlencode(o->name, enc, sizeof(enc));
+    snprintf(path, sizeof(path), "/%s?%s=%s", what, field, enc);
+    return oop_call(o, OST_NETWORK, "GET", path, NULL, 0, next);
+}
+
 static int rank_of(const json_t *srv)
 {
     static const int order[] = {[ORC_DRV_RES_READY] = 0,   [ORC_DRV_RES_CREATING] = 1,
@@ -360,12 +369,8 @@ static void p_fip_listed(struct oop *o, int status)
 
 static void p_fip_list(struct oop *o, int status)
 {
-    char path[OST_NAME_MAX * 3 + 64], enc[OST_NAME_MAX * 3 + 1];
-    int rc;
+    int rc = ost_list_by(o, "floatingips", "description", p_fip_listed);
 
-    cld_urlencode(o->name, enc, sizeof(enc));
-    snprintf(path, sizeof(path), "/floatingips?description=%s", enc);
-    rc = oop_call(o, OST_NETWORK, "GET", path, NULL, 0, p_fip_listed);
     if (rc < 0)
         oop_fail_call(o, rc, "GET /v2.0/floatingips");
 }
@@ -726,12 +731,8 @@ static void p_sg_listed(struct oop *o, int status)
 
 static void p_sg(struct oop *o, int status)
 {
-    char path[OST_NAME_MAX * 3 + 64], enc[OST_NAME_MAX * 3 + 1];
-    int rc;
+    int rc = ost_list_by(o, "security-groups", "name", p_sg_listed);
 
-    cld_urlencode(o->name, enc, sizeof(enc));
-    snprintf(path, sizeof(path), "/security-groups?name=%s", enc);
-    rc = oop_call(o, OST_NETWORK, "GET", path, NULL, 0, p_sg_listed);
     if (rc < 0)
         oop_fail_call(o, rc, "GET /v2.0/security-groups");
 }
