@@ -72,7 +72,8 @@ CLI_SRC    := $(wildcard orchestrator/cli/*.c)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
 ORCHCTL    := $(BUILD)/bin/orchctl
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
-UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+SEC_SRC    := $(wildcard tests/security/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) $(SEC_SRC:tests/security/%.c=$(BUILD)/tests/%)
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 TYPES_YAML := $(wildcard tosca/types/*.yaml)
@@ -139,6 +140,12 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIBTOSCA) $(LIBORCH) $(
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -iquote tosca -iquote tests/unit $(GR_CPPFLAGS) $(CFLAGS) -o $@ $< \
 	    $(GR_LIBS) $(LIBORCH) $(LIBTOSCA) $(PKG_LIBS) $(TEST_LIBS) -ldl -lpthread -lm $(LDFLAGS)
+
+# tests/security: hostile clients against the real daemon (docs/security.md)
+$(BUILD)/tests/%: tests/security/%.c tests/unit/testutil.h $(LIBTOSCA) $(LIBORCH)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -iquote tosca -iquote tests/unit -iquote orchestrator $(CFLAGS) -o $@ $< \
+	    $(LIBORCH) $(LIBTOSCA) $(PKG_LIBS) $(TEST_LIBS) -ldl -lpthread -lm $(LDFLAGS)
 
 # bench programs link the daemon's subsystems too (bench_engine drives the engine)
 $(BUILD)/bench/%: tests/bench/%.c $(LIBTOSCA) $(LIBORCH)

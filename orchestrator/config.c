@@ -63,12 +63,15 @@ static int set_max_parallel_ops(orc_config_t *cfg, const char *text, char *why, 
 static int set_callback_attempts(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_callback_backoff(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_deadline_minute(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_user_rate(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_user_burst(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_user_deployments(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 
-enum { KEY_CONFIGURATION = 15 };
+enum { KEY_CONFIGURATION = 15, KEY_AUTH = 16 };
 
 static const struct cfg_key cfg_keys[] = {
     {"listen", "ORCHESTRATOR_LISTEN", "--listen", "ADDR:PORT[,...]", true, set_listen,
-     "addresses to listen on (port 0: ephemeral); loopback only until auth exists",
+     "addresses to listen on (port 0: ephemeral); loopback only unless auth is configured",
      "127.0.0.1:8080"},
     {"data_dir", "ORCHESTRATOR_DATA_DIR", "--data-dir", "DIR", false, set_data_dir,
      "directory for the store and work files (created if missing)", "./var"},
@@ -100,6 +103,15 @@ static const struct cfg_key cfg_keys[] = {
      set_deadline_minute, "length of the minute timeoutMins/providerTimeoutMins count in", "60s"},
     {"configuration", NULL, NULL, "MAP", false, NULL, "map of strings served by GET /configuration",
      "{}"},
+    {"auth", NULL, NULL, "MAP", false, NULL,
+     "OIDC issuers, audience, groups claim and role groups (docs/security.md)", "none: off"},
+    {"limits.user_rate", "ORCHESTRATOR_USER_RATE", NULL, "N", false, set_user_rate,
+     "requests per second per authenticated user (429 above; 0: no limit)", "20"},
+    {"limits.user_burst", "ORCHESTRATOR_USER_BURST", NULL, "N", false, set_user_burst,
+     "requests a user may send at once above the rate", "100"},
+    {"limits.user_deployments", "ORCHESTRATOR_USER_DEPLOYMENTS", NULL, "N", false,
+     set_user_deployments, "deployments per authenticated user, admins aside (0: no quota)",
+     "100"},
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -529,6 +541,21 @@ static int set_deadline_minute(orc_config_t *cfg, const char *text, char *why, s
     return set_duration_in(&cfg->engine.deadline_minute_ms, text, 10, 3600 * 1000, why, whylen);
 }
 
+static int set_user_rate(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    return set_uint_in(&cfg->limits.user_rate, text, 0, 1000000, why, whylen);
+}
+
+static int set_user_burst(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    return set_uint_in(&cfg->limits.user_burst, text, 1, 1000000, why, whylen);
+}
+
+static int set_user_deployments(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    return set_uint_in(&cfg->limits.user_deployments, text, 0, 10000000, why, whylen);
+}
+
 /* ---- defaults -------------------------------------------------------------------- */
 
 int orc_config_init(orc_config_t *cfg)
@@ -543,12 +570,17 @@ int orc_config_init(orc_config_t *cfg)
     cfg->limits.request_timeout_ms = 30 * 1000;
     cfg->limits.max_connections = 1024;
     cfg->limits.shutdown_timeout_ms = 10 * 1000;
+    cfg->limits.user_rate = 20;
+    cfg->limits.user_burst = 100;
+    cfg->limits.user_deployments = 100;
     cfg->engine.max_parallel_ops = 8;
     cfg->engine.callback_attempts = 8;
     cfg->engine.callback_backoff_ms = 1000;
     cfg->engine.deadline_minute_ms = 60 * 1000;
     cfg->data_dir = orc_strdup("./var");
     cfg->configuration = json_object();
+    cfg->auth.clock_skew_s = 60;
+    cfg->auth.jwks_refresh_ms = 3600 * 1000;
     if (cfg->data_dir == NULL || cfg->configuration == NULL ||
         set_listen(cfg, "127.0.0.1:8080", why, sizeof(why)) < 0) {
         orc_config_fini(cfg);
@@ -564,6 +596,8 @@ void orc_config_fini(orc_config_t *cfg)
     orc_free(cfg->sites_file);
     orc_free(cfg->public_url);
     json_decref(cfg->configuration);
+    orc_config_auth_fini(&cfg->auth);
+    cfg->auth_enabled = false;
     cfg->config_file = cfg->data_dir = cfg->sites_file = cfg->public_url = NULL;
     cfg->configuration = NULL;
 }
@@ -780,6 +814,11 @@ static int apply_file_value(orc_config_t *cfg, const struct cfg_origin *o, const
         return 0; /* "key: ~" keeps the default */
     if (index == KEY_CONFIGURATION)
         return apply_configuration(cfg, v, o, err, errlen);
+    if (index == KEY_AUTH) {
+        origin_prefix(o, "auth", NULL, where, sizeof(where));
+        cfg->source[KEY_AUTH] = o->src;
+        return orc_config_apply_auth(cfg, v, where, err, errlen);
+    }
     if (json_to_text(v, cfg_keys[index].list, text, sizeof(text)) < 0) {
         origin_prefix(o, k1, k2, where, sizeof(where));
         return failf(err, errlen, ORC_EINVAL, "%s: expected %s, not %s", where,
@@ -1028,9 +1067,9 @@ static int check_loopback(const orc_config_t *cfg, char *err, size_t errlen)
         if (cfg->listen[i].loopback)
             continue;
         return failf(err, errlen, ORC_EINVAL,
-                     "listen address %s (from %s) is not a loopback address: authentication is "
-                     "not implemented yet, so orchestratord refuses to listen beyond loopback "
-                     "(127.0.0.1, [::1]) for now",
+                     "listen address %s (from %s) is not a loopback address: without "
+                     "authentication (auth.issuers in the configuration file) orchestratord "
+                     "listens on loopback only (127.0.0.1, [::1])",
                      cfg->listen[i].text, orc_config_source_name(cfg->source[0]));
     }
     return 0;

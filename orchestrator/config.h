@@ -54,7 +54,33 @@ typedef struct orc_limits_s {
                                    * a response write that makes no progress */
     unsigned max_connections;     /* open client connections; more get 503 */
     uint64_t shutdown_timeout_ms; /* graceful shutdown deadline */
+    /* per authenticated user (authentication off: none) */
+    unsigned user_rate;        /* requests per second (429 above); 0: no limit */
+    unsigned user_burst;       /* requests at once above the rate */
+    unsigned user_deployments; /* deployments at once (admins aside); 0: no quota */
 } orc_limits_t;
+
+/* One OIDC issuer whose tokens are accepted (docs/security.md). */
+typedef struct orc_auth_issuer_conf_s {
+    char *issuer;    /* the iss claim, matched exactly */
+    char *jwks_file; /* its keys from this file; NULL: fetched */
+    char *jwks_uri;  /* its keys fetched from here; NULL without a file: OIDC discovery
+                      * (issuer + /.well-known/openid-configuration) */
+} orc_auth_issuer_conf_t;
+
+/* Authentication and roles: the `auth` map of the configuration file. */
+typedef struct orc_auth_conf_s {
+    orc_auth_issuer_conf_t *issuers; /* none: authentication is off (loopback only) */
+    size_t nissuers;
+    char *audience;            /* NULL: aud is not checked */
+    char *groups_claim;        /* the claim with the caller's groups ("groups") */
+    uint32_t clock_skew_s;     /* on exp, nbf and iat (60) */
+    uint64_t jwks_refresh_ms;  /* fetched key sets are fetched again this often (1 h) */
+    char *ca_file;             /* verifies the issuers' https servers; NULL: the system's */
+    json_t *user_groups;       /* arrays of group names; user_groups empty: any valid token */
+    json_t *operator_groups;
+    json_t *admin_groups;
+} orc_auth_conf_t;
 
 /* What the deployment engine takes from the configuration (engine.h). */
 typedef struct orc_engine_conf_s {
@@ -76,7 +102,8 @@ typedef struct orc_config_s {
     orc_limits_t limits;
     orc_engine_conf_t engine;
     json_t *configuration;          /* object of strings served by GET /configuration */
-    bool auth_enabled;              /* no authentication exists yet: always false */
+    orc_auth_conf_t auth;
+    bool auth_enabled;              /* auth.issuers is not empty */
     orc_config_source_t source[24]; /* per key of the table in config.c */
 } orc_config_t;
 
@@ -110,6 +137,11 @@ const char *orc_config_source_name(orc_config_source_t src);
 int orc_config_parse_size(const char *text, size_t *out, char *why, size_t whylen);
 int orc_config_parse_duration(const char *text, uint64_t *ms, char *why, size_t whylen);
 int orc_config_parse_listen(const char *text, orc_listen_addr_t *out, char *why, size_t whylen);
+/* Reads the `auth` map (v) into cfg->auth; where prefixes messages ("file:3:1: auth").
+ * 0, or ORC_EINVAL / ORC_ENOMEM with err. config_auth.c. */
+int orc_config_apply_auth(orc_config_t *cfg, const json_t *v, const char *where, char *err,
+                          size_t errlen);
+void orc_config_auth_fini(orc_auth_conf_t *a);
 int orc_config_parse_log_level(const char *text, orc_log_level_t *out, char *why, size_t whylen);
 
 #endif

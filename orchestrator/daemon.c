@@ -248,6 +248,10 @@ static int serve(struct orc_daemon *d)
         orc_log(ORC_LOG_WARN, "daemon",
                 "running without authentication: the API listens on loopback only, so only "
                 "users of this machine can reach it");
+    else
+        orc_log(ORC_LOG_INFO, "daemon", "authentication: bearer tokens of %zu issuer(s)%s%s",
+                d->cfg->auth.nissuers, d->cfg->auth.audience ? " for audience " : "",
+                d->cfg->auth.audience ? d->cfg->auth.audience : "");
     rc = start_signals(d);
     if (rc < 0) {
         orc_log(ORC_LOG_ERROR, "daemon", "signals: %s", uv_strerror(rc));

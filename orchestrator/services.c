@@ -245,8 +245,7 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
         .store = svc->store,
         .engine = svc->engine,
         .tosca = svc->tosca,
-        .anonymous_issuer = "local",
-        .anonymous_subject = "anonymous",
+        .user_deployments = cfg->auth_enabled ? cfg->limits.user_deployments : 0,
         .commit = svc->commit,
     };
     rc = orc_api_deployments_register(api, &svc->deployments);

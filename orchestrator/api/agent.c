@@ -84,7 +84,7 @@ int orc_api_agent_register(orc_api_t *api, struct orc_agent_api *ctx)
          "\"seq\":{\"type\":\"integer\"},\"type\":{\"type\":\"string\",\"enum\":[\"inventory\","
          "\"health\",\"workload\",\"log\",\"heartbeat\"]},\"time_ms\":{\"type\":\"integer\"},"
          "\"data\":{\"type\":\"object\"}}}}}}",
-         NULL, posted},
+         NULL, posted, ORC_API_ACCESS_PUBLIC}, /* its own per-deployment token */
     };
 
     return orc_api_register_all(api, routes, sizeof(routes) / sizeof(routes[0]));

@@ -7,6 +7,23 @@
 
 #include "internal.h"
 
+static bool auth_ready(void *data, const char **reason)
+{
+    return orc_auth_keys_ready(data, reason);
+}
+
+static int auth_new(orc_api_t *api)
+{
+    char err[512];
+    int rc = orc_auth_new(api->loop, &api->cfg->auth, &api->auth, err, sizeof(err));
+
+    if (rc < 0) {
+        orc_log(ORC_LOG_ERROR, "api", "%s", err);
+        return rc;
+    }
+    return orc_api_add_ready_check(api, "auth", auth_ready, api->auth);
+}
+
 int orc_api_new(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t **out)
 {
     orc_api_t *api = orc_calloc(1, sizeof(*api));
@@ -21,7 +38,13 @@ int orc_api_new(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t **out)
     orc_router_init(&api->router);
     orc_metrics_init(&api->metrics);
     api->schemas = json_object();
-    rc = api->schemas ? orc_httpd_new(api, &api->http) : ORC_ENOMEM;
+    api->no_groups = json_array();
+    rc = api->schemas && api->no_groups ? orc_httpd_new(api, &api->http) : ORC_ENOMEM;
+    if (rc == 0 && cfg->auth_enabled)
+        rc = auth_new(api);
+    if (rc == 0 && cfg->auth_enabled && cfg->limits.user_rate > 0 &&
+        (api->ratelimit = orc_ratelimit_new(cfg->limits.user_rate, cfg->limits.user_burst)) == NULL)
+        rc = ORC_ENOMEM;
     if (rc == 0)
         rc = orc_api_register_builtin(api);
     if (rc < 0) {
@@ -37,6 +60,8 @@ void orc_api_free(orc_api_t *api)
     if (api == NULL)
         return;
     orc_httpd_free(api->http);
+    orc_auth_free(api->auth);
+    orc_ratelimit_free(api->ratelimit);
     orc_router_fini(&api->router);
     orc_metrics_fini(&api->metrics);
     for (size_t i = 0; i < api->nchecks; i++)
@@ -44,6 +69,7 @@ void orc_api_free(orc_api_t *api)
     orc_free(api->checks);
     orc_free(api->sources);
     json_decref(api->schemas);
+    json_decref(api->no_groups);
     orc_free(api);
 }
 

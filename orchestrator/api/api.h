@@ -63,6 +63,31 @@ typedef struct orc_api_param_doc_s {
     bool required;
 } orc_api_param_doc_t;
 
+/* Who may call a route (docs/security.md). With authentication off every caller is
+ * the anonymous local user, who has every role. */
+typedef enum {
+    ORC_API_ACCESS_USER = 0, /* a valid bearer token of a user (the default) */
+    ORC_API_ACCESS_PUBLIC,   /* anyone; the handler checks what it needs itself */
+    ORC_API_ACCESS_OPERATOR, /* an operator (or admin) */
+    ORC_API_ACCESS_ADMIN,    /* an admin */
+} orc_api_access_t;
+
+/* Roles, as bits: admin implies operator and user; operator implies user. */
+enum {
+    ORC_ROLE_USER = 1u << 0,
+    ORC_ROLE_OPERATOR = 1u << 1,
+    ORC_ROLE_ADMIN = 1u << 2,
+};
+
+/* The caller of a request. */
+typedef struct orc_identity_s {
+    const char *issuer;  /* "local" when authentication is off */
+    const char *subject; /* "anonymous" when authentication is off */
+    const json_t *groups; /* array of strings (borrowed); never NULL */
+    unsigned roles;       /* ORC_ROLE_* */
+    bool anonymous;       /* authentication is off */
+} orc_identity_t;
+
 typedef struct orc_api_route_s {
     const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS" */
     const char *pattern; /* "/deployments/{id}/resources/{rid}": literal
@@ -77,6 +102,7 @@ typedef struct orc_api_route_s {
     const orc_api_param_doc_t *query;        /* NULL or {NULL}-terminated */
     const orc_api_response_doc_t *responses; /* NULL or {0}-terminated; NULL
                                               * documents a plain 200 */
+    orc_api_access_t access; /* who may call it; 0: a user */
 } orc_api_route_t;
 
 /* Adds a route. Everything is copied; data is kept as is. Fails with
@@ -138,6 +164,14 @@ char *orc_api_req_url(orc_api_req_t *req, const char *fmt, ...)
  * sent); never NULL (h2o aborts on exhaustion). */
 void *orc_api_req_alloc(orc_api_req_t *req, size_t n);
 char *orc_api_req_strdup(orc_api_req_t *req, const char *s);
+/* The caller: routes that are not ORC_API_ACCESS_PUBLIC run only once it is known.
+ * Never NULL; lives as long as the request. */
+const orc_identity_t *orc_api_req_identity(const orc_api_req_t *req);
+/* True when the caller's token lists group. */
+bool orc_identity_in_group(const orc_identity_t *id, const char *group);
+/* True when the caller is subject@issuer, or an admin. */
+bool orc_identity_is(const orc_identity_t *id, const char *issuer, const char *subject);
+
 /* The api the request came through. */
 orc_api_t *orc_api_req_api(const orc_api_req_t *req);
 

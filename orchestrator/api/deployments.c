@@ -213,6 +213,59 @@ static int store_fail(orc_api_req_t *req, struct orc_deployments_api *ctx, int r
     return orc_api_req_fail(req, 500, "store: %s", orc_store_errmsg(ctx->store));
 }
 
+bool orc_deployment_visible(const orc_identity_t *id, const orc_deployment_t *d)
+{
+    return orc_identity_is(id, d->created_by.issuer, d->created_by.subject) ||
+           (d->user_group && orc_identity_in_group(id, d->user_group));
+}
+
+/* A userGroup the caller names must be one of the groups of their token. */
+static int check_user_group(orc_api_req_t *req, const char *group)
+{
+    const orc_identity_t *id = orc_api_req_identity(req);
+
+    if (group == NULL || id->anonymous || (id->roles & ORC_ROLE_ADMIN) ||
+        orc_identity_in_group(id, group))
+        return 0;
+    return orc_api_req_fail(req, 403, "userGroup %s is not one of your groups", group);
+}
+
+/* limits.user_deployments: a user (admins aside) has at most that many deployments
+ * that are not deleted. */
+static int check_quota(orc_api_req_t *req, struct orc_deployments_api *ctx)
+{
+    const orc_identity_t *id = orc_api_req_identity(req);
+    orc_dep_query_t q = {.created_by_issuer = id->issuer, .created_by_subject = id->subject,
+                         .size = 1};
+    orc_deployment_list_t l = {0};
+    int64_t total;
+    int rc;
+
+    if (ctx->user_deployments == 0 || id->anonymous || (id->roles & ORC_ROLE_ADMIN))
+        return 0;
+    rc = orc_store_deployment_list(ctx->store, &q, &l);
+    if (rc < 0)
+        return store_fail(req, ctx, rc, "");
+    total = l.total;
+    orc_deployment_list_clear(&l);
+    if (total < (int64_t)ctx->user_deployments)
+        return 0;
+    return orc_api_req_fail(req, 403,
+                            "quota: %s has %lld deployments, the most one user may have "
+                            "(limits.user_deployments = %u); delete one first",
+                            id->subject, (long long)total, ctx->user_deployments);
+}
+
+/* Only the owner (or an admin) may change a deployment; members of its group see it. */
+static int owner_only(orc_api_req_t *req, const orc_deployment_t *d)
+{
+    if (orc_identity_is(orc_api_req_identity(req), d->created_by.issuer, d->created_by.subject))
+        return 0;
+    return orc_api_req_fail(req, 403,
+                            "only the owner of deployment %s (or an admin) may change it",
+                            d->uuid);
+}
+
 static int create(orc_api_req_t *req, void *data)
 {
     struct orc_deployments_api *ctx = data;
@@ -225,11 +278,15 @@ static int create(orc_api_req_t *req, void *data)
     if (rc == 0)
         rc = parse_body(req, body, true, &c);
     if (rc == 0)
+        rc = check_user_group(req, c.user_group);
+    if (rc == 0)
+        rc = check_quota(req, ctx);
+    if (rc == 0)
         rc = plan_template(req, ctx, &c, &plan);
     if (rc < 0)
         goto out;
-    d.created_by.issuer = (char *)ctx->anonymous_issuer;
-    d.created_by.subject = (char *)ctx->anonymous_subject;
+    d.created_by.issuer = (char *)orc_api_req_identity(req)->issuer;
+    d.created_by.subject = (char *)orc_api_req_identity(req)->subject;
     d.user_group = (char *)c.user_group;
     d.callback = (char *)c.callback;
     d.template_text = (char *)c.template_text;
@@ -350,12 +407,48 @@ static json_t *paged(orc_api_req_t *req, const char *path, json_t *content, uint
                      (json_int_t)pages, "number", (int)page);
 }
 
+/* createdBy, userGroup, and what the caller may see (API.md "Auth"). */
+static int list_filters(orc_api_req_t *req, orc_dep_query_t *q)
+{
+    const orc_identity_t *id = orc_api_req_identity(req);
+    const char *by = orc_api_req_query(req, "createdBy");
+    bool admin = (id->roles & ORC_ROLE_ADMIN) != 0;
+
+    if (by && strcmp(by, "me") == 0) {
+        q->created_by_issuer = id->issuer;
+        q->created_by_subject = id->subject;
+    } else if (by && *by) {
+        const char *at = strrchr(by, '@');
+        char *subject;
+        if (at == NULL)
+            return orc_api_req_fail(req, 400, "createdBy must be 'me' or subject@issuer");
+        subject = orc_api_req_strdup(req, by);
+        subject[at - by] = '\0';
+        q->created_by_subject = subject;
+        q->created_by_issuer = at + 1;
+        if (!admin && (strcmp(subject, id->subject) != 0 || strcmp(at + 1, id->issuer) != 0))
+            return orc_api_req_fail(req, 403, "createdBy: only admins may list another user's "
+                                              "deployments");
+    }
+    q->user_group = orc_api_req_query(req, "userGroup");
+    if (q->user_group && !admin && !orc_identity_in_group(id, q->user_group))
+        return orc_api_req_fail(req, 403, "userGroup %s is not one of your groups",
+                                q->user_group);
+    if (!admin) {
+        char *groups = json_dumps(id->groups, JSON_COMPACT);
+        q->viewer_issuer = id->issuer;
+        q->viewer_subject = id->subject;
+        q->viewer_groups = groups ? orc_api_req_strdup(req, groups) : "[]";
+        free(groups);
+    }
+    return 0;
+}
+
 static int list(orc_api_req_t *req, void *data)
 {
     struct orc_deployments_api *ctx = data;
     orc_dep_query_t q = {0};
     orc_deployment_list_t l = {0};
-    const char *by = orc_api_req_query(req, "createdBy");
     const char *ex = orc_api_req_query(req, "excludedStatus");
     json_t *content;
     int rc;
@@ -369,18 +462,8 @@ static int list(orc_api_req_t *req, void *data)
         return orc_api_req_fail(req, 400, "sort: unknown property or direction");
     if (ex && orc_dep_status_mask_parse(ex, &q.excluded_statuses) < 0)
         return orc_api_req_fail(req, 400, "excludedStatus: '%s' is not a list of statuses", ex);
-    if (by && strcmp(by, "me") == 0) {
-        q.created_by_issuer = ctx->anonymous_issuer;
-        q.created_by_subject = ctx->anonymous_subject;
-    } else if (by && *by) {
-        const char *at = strrchr(by, '@');
-        if (at == NULL)
-            return orc_api_req_fail(req, 400, "createdBy must be 'me' or subject@issuer");
-        q.created_by_subject = orc_api_req_strdup(req, by);
-        ((char *)q.created_by_subject)[at - by] = '\0';
-        q.created_by_issuer = at + 1;
-    }
-    q.user_group = orc_api_req_query(req, "userGroup");
+    if ((rc = list_filters(req, &q)) < 0)
+        return rc;
     rc = orc_store_deployment_list(ctx->store, &q, &l);
     if (rc < 0)
         return store_fail(req, ctx, rc, "");
@@ -411,7 +494,7 @@ static int load_deployment(orc_api_req_t *req, struct orc_deployments_api *ctx, 
         return orc_api_req_fail(req, 404, "The deployment %s doesn't exist", id ? id : "");
     rc = with_spec ? orc_store_deployment_get(ctx->store, id, d)
                    : orc_store_deployment_get_head(ctx->store, id, d);
-    if (rc == 0 && (*d)->deleted) {
+    if (rc == 0 && ((*d)->deleted || !orc_deployment_visible(orc_api_req_identity(req), *d))) {
         orc_deployment_free(*d);
         *d = NULL;
         rc = ORC_ENOTFOUND;
@@ -442,6 +525,8 @@ static int remove_deployment(orc_api_req_t *req, void *data)
     orc_deployment_t *d;
     int rc = load(req, ctx, &d);
 
+    if (rc == 0 && (rc = owner_only(req, d)) < 0)
+        orc_deployment_free(d);
     if (rc < 0)
         return rc;
     if (force && strcmp(force, "true") != 0 && strcmp(force, "false") != 0) {
@@ -495,6 +580,8 @@ static int reset(orc_api_req_t *req, void *data)
 
     if (rc == 0)
         rc = load(req, ctx, &d);
+    if (rc == 0)
+        rc = owner_only(req, d);
     if (rc < 0)
         goto out;
     st = json_string_value(json_object_get(body, "status"));
@@ -786,6 +873,8 @@ static int update(orc_api_req_t *req, void *data)
 
     if (rc == 0)
         rc = load_deployment(req, ctx, true, &d);
+    if (rc == 0)
+        rc = owner_only(req, d);
     if (rc < 0)
         goto out;
     if (!(UPDATABLE & ORC_DEP_MASK(d->status)) || orc_engine_busy(ctx->engine, d->uuid)) {
@@ -827,6 +916,8 @@ static int resource_action(orc_api_req_t *req, void *data)
 
     if (rc == 0)
         rc = load(req, ctx, &d);
+    if (rc == 0)
+        rc = owner_only(req, d);
     if (rc < 0)
         goto out;
     type = json_string_value(json_object_get(body, "type"));
@@ -1078,40 +1169,40 @@ int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx
          "Loads, validates and plans the template with the parameters (a bad template is a 400 "
          "naming file:line:col for each error), stores the deployment and answers 201; the "
          "engine then ranks the sites and tries them in order until one succeeds.",
-         "Deployments", "{\"$ref\":\"#/components/schemas/DeploymentRequest\"}", NULL, created},
+         "Deployments", "{\"$ref\":\"#/components/schemas/DeploymentRequest\"}", NULL, created, ORC_API_ACCESS_USER},
         {"GET", "/deployments", list, ctx, "List deployments (paged, newest first)",
          "The filters are ANDed; clients page by following the links.", "Deployments", NULL,
-         list_query, listed},
+         list_query, listed, ORC_API_ACCESS_USER},
         {"GET", "/deployments/{id}", show, ctx, "Show a deployment", NULL, "Deployments", NULL,
-         NULL, one},
+         NULL, one, ORC_API_ACCESS_USER},
         {"DELETE", "/deployments/{id}", remove_deployment, ctx, "Delete a deployment",
          "The engine deprovisions every resource: then the deployment is DELETE_COMPLETE and "
          "gone (404), or DELETE_FAILED with the reason.",
-         "Deployments", NULL, NULL, none},
+         "Deployments", NULL, NULL, none, ORC_API_ACCESS_USER},
         {"PATCH", "/deployments/{id}", reset, ctx, "Reset a stuck deletion to DELETE_FAILED",
          "Only {\"status\":\"DELETE_FAILED\"}, only from DELETE_IN_PROGRESS.", "Deployments",
-         "{\"$ref\":\"#/components/schemas/DeploymentReset\"}", NULL, reset_docs},
+         "{\"$ref\":\"#/components/schemas/DeploymentReset\"}", NULL, reset_docs, ORC_API_ACCESS_USER},
         {"GET", "/deployments/{id}/template", show_template, ctx, "The stored template", NULL,
-         "Deployments", NULL, NULL, text},
+         "Deployments", NULL, NULL, text, ORC_API_ACCESS_USER},
         {"GET", "/deployments/{id}/log", show_log, ctx, "Human log of the deployment",
          "One line per event: time, type, message (empty when there are none).", "Deployments",
-         NULL, NULL, text},
+         NULL, NULL, text, ORC_API_ACCESS_USER},
         {"GET", "/deployments/{id}/outputs", show_outputs, ctx, "Outputs", NULL, "Deployments",
-         NULL, NULL, outputs_docs},
+         NULL, NULL, outputs_docs, ORC_API_ACCESS_USER},
         {"GET", "/deployments/{id}/extrainfo", show_extrainfo, ctx, "Per-node details",
          "Kind, instance, state, site and the attributes the driver reported of each node "
          "instance.",
-         "Deployments", NULL, NULL, extrainfo_docs},
+         "Deployments", NULL, NULL, extrainfo_docs, ORC_API_ACCESS_USER},
         {"GET", "/deployments/{id}/resources", list_resources, ctx, "Resources (paged)", NULL,
-         "Resources", NULL, resource_query, resources_docs},
+         "Resources", NULL, resource_query, resources_docs, ORC_API_ACCESS_USER},
         {"GET", "/deployments/{id}/resources/{rid}", show_resource, ctx, "One resource", NULL,
-         "Resources", NULL, NULL, resource_docs},
+         "Resources", NULL, NULL, resource_docs, ORC_API_ACCESS_USER},
         {"PUT", "/deployments/{id}", update, ctx, "Update a deployment",
          "Re-plans the deployment with its new template (or the stored one when the body has "
          "none) and its parameters merged into the stored ones, then applies the difference on "
          "its site: scale out, scale in (removal_list first, then the newest), restarts of "
          "what changed. Only from CREATE_COMPLETE, UPDATE_COMPLETE or UPDATE_FAILED.",
-         "Deployments", "{\"type\":\"object\"}", NULL, updated},
+         "Deployments", "{\"type\":\"object\"}", NULL, updated, ORC_API_ACCESS_USER},
         {"POST", "/deployments/{id}/resources/{rid}/actions", resource_action, ctx,
          "Start or stop a resource",
          "{\"type\":\"start\"} from STOPPED, {\"type\":\"stop\"} from STARTED; a compute "
@@ -1119,7 +1210,7 @@ int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx
          "Resources",
          "{\"type\":\"object\",\"required\":[\"type\"],\"properties\":{\"type\":"
          "{\"type\":\"string\",\"enum\":[\"start\",\"stop\"]}}}",
-         NULL, acted},
+         NULL, acted, ORC_API_ACCESS_USER},
     };
     int rc = 0;
 

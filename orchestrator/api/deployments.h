@@ -18,12 +18,14 @@ struct orc_deployments_api {
     orc_store_t *store;
     struct orc_engine *engine;
     tosca_ctx_t *tosca;
-    /* identity of requests while authentication is not configured */
-    const char *anonymous_issuer;
-    const char *anonymous_subject;
+    unsigned user_deployments; /* quota of an authenticated user (0: none) */
     /* group commit of the store: answers that acknowledge a write wait for it */
     struct orc_commit_s *commit;
 };
+
+/* True when the caller may see d (API.md "Auth"): they created it, it belongs to a
+ * group they are in, or they are an admin. Others get 404, as if it did not exist. */
+bool orc_deployment_visible(const orc_identity_t *id, const orc_deployment_t *d);
 
 /* Registers the routes; ctx must outlive the api. 0 or an ORC_E* code. */
 int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx);

@@ -3,7 +3,10 @@
  * the request's pool, with a dispose hook that runs when h2o is done with
  * the request), enforces the header limit, parses the query, routes (404,
  * 405 with Allow, automatic OPTIONS), runs the handler and turns a handler's
- * error code into the error JSON. The dispose hook counts the request in the
+ * error code into the error JSON. Between routing and the handler, the caller is
+ * authenticated (auth.h) as the route's access asks, waiting for an issuer's keys
+ * when they are being fetched; failures are 401/403 with WWW-Authenticate (RFC 6750).
+ * The dispose hook counts the request in the
  * metrics and tells the owner of a deferred request or of a stream that it is
  * gone.
  */
@@ -21,6 +24,8 @@ static void req_dispose(void *p)
     bool streamed = req->stream != NULL;
 
     req->gone = true;
+    json_decref(req->identity_groups);
+    req->identity_groups = NULL;
     if (req->deferred) { /* the connection went away before the answer */
         orc_api_req_undefer(req);
         req->cancel(req, req->cancel_data);
@@ -221,6 +226,144 @@ static void run_handler(orc_api_req_t *req)
         orc_api_send_error(req, orc_api_status_for(rc), "%s", orc_strerror(rc));
 }
 
+/* ---- authentication ---- */
+
+/* Text of the caller's making (an issuer) made safe inside a quoted header value. */
+static void header_safe(const char *in, char *out, size_t len)
+{
+    size_t i = 0;
+
+    for (; *in && i + 1 < len; in++)
+        out[i++] = (*in == '"' || *in == '\\' || (unsigned char)*in < 0x20 ||
+                    (unsigned char)*in >= 0x7f) ? '?' : *in;
+    out[i] = '\0';
+}
+
+/* 401 or 403 as RFC 6750 and API.md say: WWW-Authenticate and
+ * {"error":..., "error_description":...}; 503 (keys unavailable) as every other error. */
+static void send_auth_error(orc_api_req_t *req, int status, const char *error, const char *why)
+{
+    char safe[340], hdr[512];
+
+    orc_log(ORC_LOG_INFO, "auth", "%d %s %s: %s", status, req->method_name, req->path, why);
+    if (status == 503) {
+        orc_api_set_header(req, "retry-after", "5");
+        orc_api_send_error(req, 503, "%s", why);
+        return;
+    }
+    header_safe(why, safe, sizeof(safe));
+    if (error)
+        snprintf(hdr, sizeof(hdr), "Bearer realm=\"orchestrator\", error=\"%s\", "
+                 "error_description=\"%s\"", error, safe);
+    else
+        snprintf(hdr, sizeof(hdr), "Bearer realm=\"orchestrator\"");
+    orc_api_set_header(req, "www-authenticate", hdr);
+    orc_api_send_json_new(req, status, json_pack("{ssss}", "error",
+                                                 error ? error : "invalid_token",
+                                                 "error_description", why));
+}
+
+static unsigned roles_needed(orc_api_access_t access)
+{
+    switch (access) {
+    case ORC_API_ACCESS_ADMIN:
+        return ORC_ROLE_ADMIN;
+    case ORC_API_ACCESS_OPERATOR:
+        return ORC_ROLE_OPERATOR;
+    case ORC_API_ACCESS_PUBLIC:
+        return 0;
+    default:
+        return ORC_ROLE_USER;
+    }
+}
+
+static void take_identity(orc_api_req_t *req, struct orc_auth_result *res)
+{
+    req->identity = (orc_identity_t){
+        .issuer = orc_api_req_strdup(req, res->id.issuer),
+        .subject = orc_api_req_strdup(req, res->id.subject),
+        .groups = res->id.groups,
+        .roles = res->roles,
+    };
+    req->identity_groups = res->id.groups; /* the request owns it now */
+    res->id.groups = NULL;
+}
+
+/* limits.user_rate: true when it answered 429. */
+static bool over_rate(orc_api_req_t *req)
+{
+    const orc_identity_t *id = &req->identity;
+    const orc_limits_t *lim = &req->api->cfg->limits;
+    char key[2 * ORC_JWT_SUBJECT_LEN + 2], retry[16];
+    unsigned after = 1;
+
+    snprintf(key, sizeof(key), "%s\n%s", id->issuer, id->subject);
+    if (orc_ratelimit_take(req->api->ratelimit, key, uv_now(req->api->loop), &after))
+        return false;
+    snprintf(retry, sizeof(retry), "%u", after);
+    orc_api_set_header(req, "retry-after", retry);
+    orc_api_send_error(req, 429,
+                       "%s sent more than %u requests per second (burst %u: limits.user_rate, "
+                       "limits.user_burst); retry in %u s",
+                       id->subject, lim->user_rate, lim->user_burst, after);
+    return true;
+}
+
+static void authorize(orc_api_req_t *req, bool may_wait);
+
+static void on_keys_ready(struct orc_auth_wait *w)
+{
+    orc_api_req_t *req = (orc_api_req_t *)((char *)w - offsetof(orc_api_req_t, auth_wait));
+
+    orc_api_req_undefer(req);
+    authorize(req, false);
+}
+
+static void on_wait_canceled(orc_api_req_t *req, void *data)
+{
+    (void)data;
+    orc_auth_wait_cancel(&req->auth_wait);
+}
+
+/* Authenticates the caller as the route asks, then runs the handler. */
+static void authorize(orc_api_req_t *req, bool may_wait)
+{
+    const struct orc_route *route = req->route;
+    orc_api_t *api = req->api;
+    struct orc_auth_result res;
+    unsigned need = roles_needed(route->access);
+    int rc;
+
+    req->identity = (orc_identity_t){.issuer = "", .subject = "", .groups = api->no_groups};
+    if (api->auth == NULL) {
+        req->identity = (orc_identity_t){"local", "anonymous", api->no_groups,
+                                         ORC_ROLE_USER | ORC_ROLE_OPERATOR | ORC_ROLE_ADMIN, true};
+    } else if (need != 0) {
+        req->auth_wait.ready = on_keys_ready;
+        rc = orc_auth_check(api->auth, orc_api_req_header(req, "authorization"),
+                            may_wait ? &req->auth_wait : NULL, &res);
+        if (rc == ORC_EAGAIN) {
+            orc_api_req_defer(req, on_wait_canceled, NULL);
+            return;
+        }
+        if (res.status != 0) {
+            send_auth_error(req, res.status, res.error, res.why);
+            return;
+        }
+        take_identity(req, &res);
+        orc_jwt_identity_clear(&res.id);
+        if ((req->identity.roles & need) == 0) {
+            send_auth_error(req, 403, "insufficient_scope",
+                            need == ORC_ROLE_ADMIN ? "this needs the admin role"
+                                                   : "this needs the operator role");
+            return;
+        }
+        if (over_rate(req))
+            return;
+    }
+    run_handler(req);
+}
+
 int orc_api_dispatch(orc_api_t *api, h2o_req_t *h, struct orc_httpd_conn *conn)
 {
     orc_api_req_t *req = req_new(api, h, conn);
@@ -237,7 +380,7 @@ int orc_api_dispatch(orc_api_t *api, h2o_req_t *h, struct orc_httpd_conn *conn)
         return 0;
     }
     req->route = req->match.route;
-    run_handler(req);
+    authorize(req, true);
     return 0;
 }
 

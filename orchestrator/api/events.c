@@ -120,7 +120,7 @@ static int resume_id(orc_api_req_t *req, bool stream, int64_t *out)
     return 0;
 }
 
-/* 404 unless the deployment exists and is not deleted. */
+/* 404 unless the deployment exists, is not deleted and the caller may see it. */
 static int check_deployment(orc_api_req_t *req, struct orc_events *ev, const char *id)
 {
     orc_deployment_t *d = NULL;
@@ -128,8 +128,8 @@ static int check_deployment(orc_api_req_t *req, struct orc_events *ev, const cha
 
     if (id == NULL || !orc_uuid_valid(id))
         return orc_api_req_fail(req, 404, "The deployment %s doesn't exist", id ? id : "");
-    rc = orc_store_deployment_get(ev->store, id, &d);
-    if (rc == 0 && d->deleted)
+    rc = orc_store_deployment_get_head(ev->store, id, &d);
+    if (rc == 0 && (d->deleted || !orc_deployment_visible(orc_api_req_identity(req), d)))
         rc = ORC_ENOTFOUND;
     orc_deployment_free(d);
     if (rc == ORC_ENOTFOUND)

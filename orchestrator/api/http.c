@@ -567,6 +567,8 @@ int orc_api_start(orc_api_t *api)
     http->state = HTTP_RUNNING;
     for (size_t i = 0; i < http->nlisteners; i++)
         orc_log(ORC_LOG_INFO, "http", "listening on %s", http->listeners[i].url);
+    if (api->auth && (rc = orc_auth_start(api->auth)) < 0)
+        orc_log(ORC_LOG_ERROR, "auth", "cannot fetch the issuers' keys: %s", orc_strerror(rc));
     return 0;
 }
 
@@ -625,6 +627,7 @@ void orc_api_shutdown(orc_api_t *api, orc_api_closed_fn closed_cb, void *data)
     struct orc_httpd *http = api->http;
 
     api->draining = true;
+    orc_auth_close(api->auth); /* requests waiting for keys get 503 */
     if (http->state != HTTP_RUNNING)
         return;
     http->state = HTTP_DRAINING;

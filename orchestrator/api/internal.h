@@ -19,6 +19,8 @@
 #include "../base.h"
 #include "../config.h"
 #include "api.h"
+#include "auth.h"
+#include "ratelimit.h"
 #include "server.h"
 
 #define ORC_API_MAX_SEGMENTS 32 /* path segments of a pattern (and of a matched path) */
@@ -38,6 +40,7 @@ struct orc_route {
     size_t nseg;
     orc_api_handler_fn handler;
     void *data;
+    orc_api_access_t access;
     json_t *op;                          /* the OpenAPI operation object */
     struct orc_metric_series *series[2]; /* [0] the route's method, [1] HEAD on a GET route */
 };
@@ -181,6 +184,9 @@ struct orc_api_s {
     orc_api_req_t *deferred; /* requests answered later, a list */
     struct orc_httpd *http;
     struct orc_api_streams streams;
+    struct orc_auth *auth; /* NULL: authentication is off */
+    struct orc_ratelimit *ratelimit; /* per user; NULL: none */
+    json_t *no_groups;     /* [] for callers without groups */
     bool draining; /* shutting down: responses close their connection */
     bool ready;    /* the daemon's own readiness (orc_api_set_ready) */
 };
@@ -210,6 +216,9 @@ struct orc_api_req_s {
     int fail_status;
     char *fail_msg;
     orc_api_stream_t *stream; /* the response is this stream (stream.c) */
+    orc_identity_t identity;  /* the caller (dispatch.c) */
+    json_t *identity_groups;  /* owned: what identity.groups points to */
+    struct orc_auth_wait auth_wait; /* waiting for an issuer's keys */
 };
 
 /* dispatch.c: the h2o handler of every request. */

@@ -329,7 +329,7 @@ static json_t *token_header(const char *token, size_t n)
 /* The key for alg and kid: by kid when the token names one, else the only key of
  * that type; NULL when none (why says so). */
 static const struct jwk *pick_key(const orc_jwks_t *keys, enum key_type type, const char *kid,
-                                  char *why, size_t whylen)
+                                  bool *unknown, char *why, size_t whylen)
 {
     const struct jwk *only = NULL;
     size_t of_type = 0;
@@ -349,6 +349,7 @@ static const struct jwk *pick_key(const orc_jwks_t *keys, enum key_type type, co
         }
     }
     if (kid) {
+        *unknown = true; /* maybe a key the issuer rotated in since its set was read */
         deny(why, whylen, "no key %.64s in the issuer's key set", kid);
         return NULL;
     }
@@ -480,6 +481,7 @@ int orc_jwt_verify(const orc_jwks_t *keys, const struct orc_jwt_rules *rules, co
     const struct jwk *key;
     jwt_alg_t alg;
     jwt_t *jwt = NULL;
+    bool unknown = false;
     char *text;
     int type, rc;
 
@@ -502,11 +504,16 @@ int orc_jwt_verify(const orc_jwks_t *keys, const struct orc_jwt_rules *rules, co
         json_decref(hdr);
         return rc;
     }
-    key = pick_key(keys, (enum key_type)type, json_string_value(json_object_get(hdr, "kid")), why,
-                   whylen);
+    key = keys ? pick_key(keys, (enum key_type)type, json_string_value(json_object_get(hdr, "kid")),
+                          &unknown, why, whylen)
+               : NULL;
     json_decref(hdr);
+    if (keys == NULL) {
+        unknown = true;
+        deny(why, whylen, "the issuer's keys are not loaded");
+    }
     if (key == NULL)
-        return ORC_EDENIED;
+        return unknown ? ORC_ENOTFOUND : ORC_EDENIED;
     if (jwt_decode(&jwt, token, (const unsigned char *)key->pem, key->pem_len) != 0 ||
         jwt == NULL || jwt_get_alg(jwt) != alg) {
         jwt_free(jwt);
@@ -524,6 +531,33 @@ int orc_jwt_verify(const orc_jwks_t *keys, const struct orc_jwt_rules *rules, co
     json_decref(claims);
     if (rc < 0)
         orc_jwt_identity_clear(id);
+    return rc;
+}
+
+int orc_jwt_peek_issuer(const char *token, char *iss, size_t isslen)
+{
+    const char *dot1 = token ? strchr(token, '.') : NULL, *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    unsigned char *buf;
+    json_t *claims = NULL;
+    const char *v;
+    long len;
+    int rc = ORC_EFORMAT;
+
+    if (dot2 == NULL || strnlen(token, ORC_JWT_MAX_TOKEN + 1) > ORC_JWT_MAX_TOKEN)
+        return ORC_EFORMAT;
+    buf = orc_malloc((size_t)(dot2 - dot1));
+    if (buf == NULL)
+        return ORC_ENOMEM;
+    len = b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf, (size_t)(dot2 - dot1));
+    if (len > 0)
+        claims = json_loadb((const char *)buf, (size_t)len, JSON_REJECT_DUPLICATES, NULL);
+    v = json_string_value(json_object_get(claims, "iss"));
+    if (v && strlen(v) < isslen) {
+        memcpy(iss, v, strlen(v) + 1);
+        rc = 0;
+    }
+    json_decref(claims);
+    orc_free(buf);
     return rc;
 }
 

@@ -49,10 +49,17 @@ struct orc_jwt_identity {
 
 /* Checks token (the compact serialization, without "Bearer ") against keys and rules.
  * 0 with *id filled (orc_jwt_identity_clear it), or ORC_EDENIED with why (one line for
- * the log and the 401's body: what was wrong, never the token itself), or ORC_ENOMEM. */
+ * the log and the 401's body: what was wrong, never the token itself), ORC_ENOTFOUND
+ * (with why) when the token names a key that keys lacks or keys is NULL (the caller
+ * may read the issuer's key set again and retry), or ORC_ENOMEM. */
 int orc_jwt_verify(const orc_jwks_t *keys, const struct orc_jwt_rules *rules, const char *token,
                    struct orc_jwt_identity *id, char *why, size_t whylen);
 void orc_jwt_identity_clear(struct orc_jwt_identity *id);
+
+/* The iss claim of a token, read WITHOUT verifying anything: only to choose whose keys
+ * verify it (orc_jwt_verify then checks iss again). 0, ORC_EFORMAT (no usable iss;
+ * longer than isslen), ORC_ENOMEM. */
+int orc_jwt_peek_issuer(const char *token, char *iss, size_t isslen);
 
 /* The token of an Authorization header value: the scheme "Bearer" in any letter case,
  * then spaces, then the token; NULL when the value is not that. */

@@ -186,6 +186,8 @@ json_t *orc_openapi_operation(const orc_api_route_t *def, const struct orc_route
         rc = json_object_set(op, "parameters", params);
     if (rc == 0)
         rc = add_request_body(op, def, why, whylen);
+    if (rc == 0 && def->access != ORC_API_ACCESS_PUBLIC)
+        rc = json_object_set_new(op, "security", json_pack("[{s:[]}]", "bearerAuth"));
     responses = rc == 0 ? responses_object(def->responses, why, whylen) : NULL;
     if (rc == 0 && (responses == NULL || json_object_set_new(op, "responses", responses) < 0))
         rc = ORC_EINVAL;
@@ -224,9 +226,13 @@ static json_t *components(orc_api_t *api)
         json_decref(schemas);
         return NULL;
     }
-    return json_pack("{s:o, s:{s:{s:s, s:{s:{s:{s:s}}}}}}", "schemas", schemas, "responses",
-                     "Error", "description", "An error: {code, title, message}", "content",
-                     "application/json", "schema", "$ref", "#/components/schemas/Error");
+    return json_pack("{s:o, s:{s:{s:s, s:{s:{s:{s:s}}}}}, s:{s:{s:s, s:s, s:s, s:s}}}",
+                     "schemas", schemas, "responses", "Error", "description",
+                     "An error: {code, title, message}", "content", "application/json", "schema",
+                     "$ref", "#/components/schemas/Error", "securitySchemes", "bearerAuth", "type",
+                     "http", "scheme", "bearer", "bearerFormat", "JWT", "description",
+                     "An access token of a configured OIDC issuer (none needed when "
+                     "authentication is off)");
 }
 
 /* The operation of a route as the document lists it: operationIds are

@@ -232,6 +232,31 @@ char *orc_api_req_strdup(orc_api_req_t *req, const char *s)
     return s ? h2o_strdup(&req->h2o->pool, s, strlen(s)).base : NULL;
 }
 
+const orc_identity_t *orc_api_req_identity(const orc_api_req_t *req)
+{
+    return &req->identity;
+}
+
+bool orc_identity_in_group(const orc_identity_t *id, const char *group)
+{
+    const json_t *g;
+    size_t i;
+
+    if (group == NULL)
+        return false;
+    json_array_foreach(id->groups, i, g)
+        if (strcmp(json_string_value(g), group) == 0)
+            return true;
+    return false;
+}
+
+bool orc_identity_is(const orc_identity_t *id, const char *issuer, const char *subject)
+{
+    return (id->roles & ORC_ROLE_ADMIN) ||
+           (issuer && subject && strcmp(id->issuer, issuer) == 0 &&
+            strcmp(id->subject, subject) == 0);
+}
+
 orc_api_t *orc_api_req_api(const orc_api_req_t *req)
 {
     return req->api;

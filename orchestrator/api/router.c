@@ -245,6 +245,7 @@ int orc_router_add(struct orc_router *r, const orc_api_route_t *def, struct orc_
         goto fail;
     route->handler = def->handler;
     route->data = def->data;
+    route->access = def->access;
     *out = route;
     return 0;
 fail:

@@ -288,7 +288,7 @@ int orc__sq_deployment_get(orc_store_t *s, const char *uuid, bool with_spec, orc
     return 0;
 }
 
-/* Binds the DEP_FILTER parameters ?1..?5 (sqlite_sql.c). */
+/* Binds the DEP_FILTER parameters ?1..?5 and ?8..?10 (sqlite_sql.c). */
 static void bind_filter(struct sq_bind *b, const orc_dep_query_t *f, char *set, size_t len)
 {
     orc__sq_status_set(f->excluded_statuses, set, len);
@@ -297,6 +297,11 @@ static void bind_filter(struct sq_bind *b, const orc_dep_query_t *f, char *set, 
     orc__sq_b_text(b, 3, f->created_by_subject);
     orc__sq_b_text(b, 4, f->user_group);
     orc__sq_b_text(b, 5, set);
+    if (f->viewer_issuer != NULL) {
+        orc__sq_b_text(b, 8, f->viewer_issuer);
+        orc__sq_b_text(b, 9, f->viewer_subject);
+        orc__sq_b_text(b, 10, f->viewer_groups ? f->viewer_groups : "[]");
+    }
 }
 
 static int count_deployments(struct sq_store *q, const orc_dep_query_t *f, int64_t *total)

@@ -126,13 +126,16 @@ const int orc__sq_migration_count =
     "d.deleted, d.version, d.created_ms, d.updated_ms"
 
 /* ?1 include deleted, ?2 issuer, ?3 subject, ?4 group (NULL: any),
- * ?5 ",S1,S2," excluded statuses */
+ * ?5 ",S1,S2," excluded statuses; ?8 ?9 ?10 the viewer's issuer, subject and groups (a
+ * JSON array): only their own deployments and their groups' (?8 NULL: everything) */
 #define DEP_FILTER                                                                                 \
     " FROM deployments d WHERE (?1 OR d.deleted = 0)"                                              \
     " AND (?2 IS NULL OR d.created_by_issuer = ?2)"                                                \
     " AND (?3 IS NULL OR d.created_by_subject = ?3)"                                               \
     " AND (?4 IS NULL OR d.user_group = ?4)"                                                       \
-    " AND instr(?5, ',' || d.status || ',') = 0"
+    " AND instr(?5, ',' || d.status || ',') = 0"                                                \
+    " AND (?8 IS NULL OR (d.created_by_issuer = ?8 AND d.created_by_subject = ?9)"                 \
+    "      OR d.user_group IN (SELECT value FROM json_each(?10)))"
 
 /* ?6 limit (-1: none), ?7 offset */
 #define DEP_LIST(order) "SELECT " DEP_COLS DEP_FILTER " ORDER BY " order " LIMIT ?6 OFFSET ?7"

@@ -340,7 +340,11 @@ typedef struct {
     const char *created_by_issuer;  /* NULL: any */
     const char *created_by_subject; /* NULL: any */
     const char *user_group;         /* NULL: any */
-    uint32_t excluded_statuses;     /* ORC_DEP_MASK bits */
+    /* who looks: only deployments they created or of a group they are in (NULL: all) */
+    const char *viewer_issuer;
+    const char *viewer_subject;
+    const char *viewer_groups;  /* their groups, a JSON array of strings ("[]", NULL: none) */
+    uint32_t excluded_statuses; /* ORC_DEP_MASK bits */
     bool include_deleted;           /* default: marked-deleted rows are hidden */
     orc_dep_sort_t sort;
     uint32_t page; /* 0-based */

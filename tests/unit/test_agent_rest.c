@@ -190,6 +190,11 @@ static void test_reports_become_attributes(void **state)
     assert_non_null(json_object_get(inv, "host"));
     assert_int_equal(json_array_size(json_object_get(inv, "gpus")), 0);
     web = wait_attr(&d, uuid, "web", "workload_state", "ready", 10000);
+    for (int i = 0; i < 100 && !json_object_get(json_object_get(web, "agent"), "status"); i++) {
+        fx_sleep_ms(50); /* the first heartbeat may come after "ready" */
+        json_decref(web);
+        web = node_attrs(&d, uuid, "web");
+    }
     json_t *agent = json_object_get(web, "agent");
     assert_string_equal(json_string_value(json_object_get(
                             json_object_get(agent, "identity"), "version")),

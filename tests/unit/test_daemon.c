@@ -275,7 +275,7 @@ static void config_env_and_cli_errors(void **state)
     expect_error(bad_listen, NULL, ORC_EINVAL, "--listen: 'nonsense' is not ADDRESS:PORT");
     expect_error(public_listen, NULL, ORC_EINVAL,
                  "listen address [::]:8080 (from command line) is not a loopback address: "
-                 "authentication is not implemented yet");
+                 "without authentication");
     expect_error(NULL, env_public, ORC_EINVAL, "(from environment) is not a loopback");
     expect_error(no_value, NULL, ORC_EUSAGE, "option '--data-dir' needs a value");
     expect_error(unknown, NULL, ORC_EUSAGE, "unknown option '--frobnicate'");
@@ -1502,7 +1502,7 @@ static void bad_configurations_exit_2(void **state)
     expect_exit(a1, NULL, 2, want);
     snprintf(want, sizeof(want), "%s:3:1: error:", syntax);
     expect_exit(a2, NULL, 2, want);
-    expect_exit(a3, NULL, 2, "is not a loopback address: authentication is not implemented yet");
+    expect_exit(a3, NULL, 2, "is not a loopback address: without authentication");
     expect_exit(a4, NULL, 2, "unknown option '--bogus'");
     expect_exit(a5, NULL, 2, "cannot read configuration file '/nonexistent.yaml'");
     expect_exit(default_args, e1, 2, "ORCHESTRATOR_REQUEST_TIMEOUT: 'soon' is not a duration");
