@@ -66,6 +66,9 @@ static int set_deadline_minute(orc_config_t *cfg, const char *text, char *why, s
 static int set_user_rate(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_user_burst(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_user_deployments(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_tls_cert(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_tls_key(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_tls_ca(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 
 enum { KEY_CONFIGURATION = 15, KEY_AUTH = 16 };
 
@@ -112,6 +115,12 @@ static const struct cfg_key cfg_keys[] = {
     {"limits.user_deployments", "ORCHESTRATOR_USER_DEPLOYMENTS", NULL, "N", false,
      set_user_deployments, "deployments per authenticated user, admins aside (0: no quota)",
      "100"},
+    {"tls.cert_file", "ORCHESTRATOR_TLS_CERT_FILE", "--tls-cert", "FILE", false, set_tls_cert,
+     "PEM certificate chain of the API (with tls.key_file: HTTPS only)", "none: plain HTTP"},
+    {"tls.key_file", "ORCHESTRATOR_TLS_KEY_FILE", "--tls-key", "FILE", false, set_tls_key,
+     "its PEM private key (mode 0600 or stricter)", "none"},
+    {"tls.ca_file", "ORCHESTRATOR_TLS_CA_FILE", NULL, "FILE", false, set_tls_ca,
+     "CA bundle gpu-agents verify the API with (on their nodes)", "none: the system's"},
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -119,7 +128,7 @@ _Static_assert(CFG_NKEYS <=
                    sizeof(((orc_config_t *)0)->source) / sizeof(((orc_config_t *)0)->source[0]),
                "orc_config_t.source is too small for the key table");
 
-static const char *const cfg_sections[] = {"limits", "engine"};
+static const char *const cfg_sections[] = {"limits", "engine", "tls"};
 
 /* ---- small helpers ----------------------------------------------------------- */
 
@@ -556,6 +565,27 @@ static int set_user_deployments(orc_config_t *cfg, const char *text, char *why, 
     return set_uint_in(&cfg->limits.user_deployments, text, 0, 10000000, why, whylen);
 }
 
+static int set_tls_cert(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    (void)why;
+    (void)whylen;
+    return replace_str(&cfg->tls.cert_file, text[0] ? text : NULL);
+}
+
+static int set_tls_key(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    (void)why;
+    (void)whylen;
+    return replace_str(&cfg->tls.key_file, text[0] ? text : NULL);
+}
+
+static int set_tls_ca(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    (void)why;
+    (void)whylen;
+    return replace_str(&cfg->tls.ca_file, text[0] ? text : NULL);
+}
+
 /* ---- defaults -------------------------------------------------------------------- */
 
 int orc_config_init(orc_config_t *cfg)
@@ -598,6 +628,10 @@ void orc_config_fini(orc_config_t *cfg)
     json_decref(cfg->configuration);
     orc_config_auth_fini(&cfg->auth);
     cfg->auth_enabled = false;
+    orc_free(cfg->tls.cert_file);
+    orc_free(cfg->tls.key_file);
+    orc_free(cfg->tls.ca_file);
+    cfg->tls.cert_file = cfg->tls.key_file = cfg->tls.ca_file = NULL;
     cfg->config_file = cfg->data_dir = cfg->sites_file = cfg->public_url = NULL;
     cfg->configuration = NULL;
 }
@@ -1059,6 +1093,27 @@ static orc_config_action_t cli_action(int argc, char *const argv[])
 
 /* ---- checks across keys --------------------------------------------------------------- */
 
+/* A certificate needs its key and the other way round; the key is no one else's to read. */
+static int check_tls(const orc_config_t *cfg, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (!cfg->tls.cert_file != !cfg->tls.key_file)
+        return failf(err, errlen, ORC_EINVAL, "tls: give both cert_file and key_file (%s is "
+                     "missing)", cfg->tls.cert_file ? "key_file" : "cert_file");
+    if (cfg->tls.key_file == NULL)
+        return 0;
+    if (stat(cfg->tls.key_file, &st) != 0)
+        return failf(err, errlen, ORC_EINVAL, "tls.key_file %s: %s", cfg->tls.key_file,
+                     strerror(errno));
+    if (st.st_mode & 077)
+        return failf(err, errlen, ORC_EINVAL,
+                     "tls.key_file %s is mode %04o: a private key must not be readable by "
+                     "group or others (chmod 600 it)",
+                     cfg->tls.key_file, (unsigned)(st.st_mode & 07777));
+    return 0;
+}
+
 static int check_loopback(const orc_config_t *cfg, char *err, size_t errlen)
 {
     if (cfg->auth_enabled)
@@ -1106,7 +1161,8 @@ int orc_config_load(orc_config_t *cfg, int argc, char *const argv[], char *const
     }
     if (rc < 0)
         return rc;
-    return check_loopback(cfg, err, errlen);
+    rc = check_tls(cfg, err, errlen);
+    return rc < 0 ? rc : check_loopback(cfg, err, errlen);
 }
 
 /* ---- help and logging ------------------------------------------------------------------ */

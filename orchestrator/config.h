@@ -103,8 +103,13 @@ typedef struct orc_config_s {
     orc_engine_conf_t engine;
     json_t *configuration;          /* object of strings served by GET /configuration */
     orc_auth_conf_t auth;
+    struct {
+        char *cert_file; /* with key_file: the API speaks HTTPS only; NULL: plain HTTP */
+        char *key_file;
+        char *ca_file; /* handed to gpu-agents (ORC_AGENT_CA_FILE); NULL: their system's */
+    } tls;
     bool auth_enabled;              /* auth.issuers is not empty */
-    orc_config_source_t source[24]; /* per key of the table in config.c */
+    orc_config_source_t source[32]; /* per key of the table in config.c */
 } orc_config_t;
 
 /* Fills cfg with the embedded defaults. Returns 0 or ORC_ENOMEM. */

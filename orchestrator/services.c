@@ -173,7 +173,8 @@ static void agent_url(struct orc_services *svc, const orc_config_t *cfg, const o
         host = "127.0.0.1";
     else if (strcmp(host, "::") == 0)
         host = "::1";
-    snprintf(svc->agent_url, sizeof(svc->agent_url), v6 ? "http://[%s]:%u" : "http://%s:%u", host,
+    snprintf(svc->agent_url, sizeof(svc->agent_url), v6 ? "%s://[%s]:%u" : "%s://%s:%u",
+             cfg->tls.cert_file ? "https" : "http", host,
              (unsigned)(orc_api_listener_count(api) ? orc_api_listener_port(api, 0) : l->port));
 }
 
@@ -235,6 +236,7 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
     opts.notify_ud = svc->events;
     agent_url(svc, cfg, api);
     opts.agent_url = svc->agent_url;
+    opts.agent_ca_file = cfg->tls.ca_file;
     opts.agent_key = svc->agent_key;
     opts.agent_key_len = sizeof(svc->agent_key);
     if (rc == 0)

@@ -275,6 +275,8 @@ void orc_httpd_free(struct orc_httpd *http)
     if (http->ctx_ready) /* started and never shut down: a caller's mistake, but no leak */
         h2o_context_dispose(&http->ctx);
     h2o_config_dispose(&http->gconf);
+    if (http->accept_ctx.ssl_ctx)
+        SSL_CTX_free(http->accept_ctx.ssl_ctx);
     orc_free(http->spare);
     orc_free(http);
 }
@@ -371,7 +373,8 @@ static void conn_reject(struct orc_httpd *http, struct orc_httpd_conn *conn)
                 http->nconns, http->api->cfg->limits.max_connections);
         http->last_reject_log = now;
     }
-    uv_try_write((uv_stream_t *)&conn->tcp, &buf, 1);
+    if (http->accept_ctx.ssl_ctx == NULL) /* over TLS the client could not read it */
+        uv_try_write((uv_stream_t *)&conn->tcp, &buf, 1);
     uv_close((uv_handle_t *)&conn->tcp, conn_closed);
 #undef REJECT_BODY
 }
@@ -490,8 +493,8 @@ static void listener_describe(struct orc_httpd_listener *l, const orc_listen_add
     if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) == 0)
         l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                  : ((struct sockaddr_in *)&ss)->sin_port);
-    snprintf(l->url, sizeof(l->url), addr->family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u",
-             addr->host, (unsigned)l->port);
+    snprintf(l->url, sizeof(l->url), addr->family == AF_INET6 ? "%s://[%s]:%u" : "%s://%s:%u",
+             l->http->accept_ctx.ssl_ctx ? "https" : "http", addr->host, (unsigned)l->port);
 }
 
 static int listen_one(struct orc_httpd *http, const orc_listen_addr_t *addr)
@@ -549,6 +552,16 @@ int orc_api_start(orc_api_t *api)
 
     if (http->state != HTTP_IDLE)
         return ORC_EINVAL;
+    if (cfg->tls.cert_file && http->accept_ctx.ssl_ctx == NULL) {
+        char err[600];
+        http->accept_ctx.ssl_ctx =
+            orc_tls_server_ctx(cfg->tls.cert_file, cfg->tls.key_file, err, sizeof(err));
+        if (http->accept_ctx.ssl_ctx == NULL) {
+            orc_log(ORC_LOG_ERROR, "http", "%s", err);
+            http->state = HTTP_CLOSED;
+            return ORC_EINVAL;
+        }
+    }
     for (size_t i = 0; i < cfg->listen_count; i++) {
         rc = listen_one(http, &cfg->listen[i]);
         if (rc < 0) {

@@ -265,6 +265,10 @@ size_t orc_httpd_open_connections(const struct orc_httpd *http);
  * when there is no usable Host header). Returns buf or NULL. */
 const char *orc_httpd_local_authority(h2o_req_t *hreq, char *buf, size_t len);
 
+/* tls.c: the server's TLS context from a PEM chain and key; NULL with err. */
+SSL_CTX *orc_tls_server_ctx(const char *cert_file, const char *key_file, char *err,
+                            size_t errlen);
+
 /* endpoints.c, openapi.c, metrics.c */
 int orc_api_register_builtin(orc_api_t *api);
 json_t *orc_api_openapi(orc_api_t *api, const char *server_url);

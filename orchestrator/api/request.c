@@ -309,6 +309,7 @@ static bool authority_is_sane(const char *s, size_t len)
 const char *orc_api_req_base_url(orc_api_req_t *req)
 {
     h2o_req_t *h = req->h2o;
+    const char *scheme = req->api->cfg->tls.cert_file ? "https" : "http";
     char local[96];
 
     if (req->base_url != NULL)
@@ -316,13 +317,13 @@ const char *orc_api_req_base_url(orc_api_req_t *req)
     if (req->api->cfg->public_url != NULL) {
         req->base_url = orc_api_req_strdup(req, req->api->cfg->public_url);
     } else if (authority_is_sane(h->input.authority.base, h->input.authority.len)) {
-        req->base_url = orc_api_req_alloc(req, h->input.authority.len + 8);
-        snprintf(req->base_url, h->input.authority.len + 8, "http://%.*s",
+        req->base_url = orc_api_req_alloc(req, h->input.authority.len + 9);
+        snprintf(req->base_url, h->input.authority.len + 9, "%s://%.*s", scheme,
                  (int)h->input.authority.len, h->input.authority.base);
     } else {
         const char *a = orc_httpd_local_authority(h, local, sizeof(local));
-        req->base_url = orc_api_req_alloc(req, sizeof(local) + 8);
-        snprintf(req->base_url, sizeof(local) + 8, "http://%s", a ? a : "localhost");
+        req->base_url = orc_api_req_alloc(req, sizeof(local) + 9);
+        snprintf(req->base_url, sizeof(local) + 9, "%s://%s", scheme, a ? a : "localhost");
     }
     return req->base_url;
 }

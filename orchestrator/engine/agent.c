@@ -67,7 +67,7 @@ size_t orc__agent_env(struct run *r, struct inst *in, struct orc_kv *env, size_t
     const char *host = top && in->index < top->ninst ? top->inst[in->index].res_uuid : NULL;
     size_t n = 0;
 
-    if (eng->opts.agent_url == NULL || room < 5 ||
+    if (eng->opts.agent_url == NULL || room < 6 ||
         orc_engine_agent_token(eng, r->uuid, token) < 0)
         return 0;
     env[n++] = (struct orc_kv){"ORC_AGENT_URL", eng->opts.agent_url};
@@ -75,6 +75,8 @@ size_t orc__agent_env(struct run *r, struct inst *in, struct orc_kv *env, size_t
     env[n++] = (struct orc_kv){"ORC_AGENT_DEPLOYMENT", r->uuid};
     env[n++] = (struct orc_kv){"ORC_AGENT_RESOURCE", in->res_uuid};
     env[n++] = (struct orc_kv){"ORC_AGENT_HOST_RESOURCE", host && host[0] ? host : in->res_uuid};
+    if (eng->opts.agent_ca_file)
+        env[n++] = (struct orc_kv){"ORC_AGENT_CA_FILE", eng->opts.agent_ca_file};
     return n;
 }
 

@@ -49,6 +49,7 @@ struct orc_engine_opts {
      * their tokens; a workload's environment says both (ORC_AGENT_*). NULL:
      * workloads are started without reporting. Must outlive the engine. */
     const char *agent_url;
+    const char *agent_ca_file; /* ORC_AGENT_CA_FILE of the agents; NULL: none */
     const unsigned char *agent_key;
     size_t agent_key_len;
 };

@@ -109,7 +109,7 @@ static inline pid_t daemon_spawn_env(const char *dir, const char *sites, const c
         usleep(25000);
         fp = fopen(log, "r");
         while (fp && fgets(line, sizeof(line), fp)) {
-            char *at = strstr(line, "listening on http://");
+            char *at = strstr(line, "listening on http"); /* http:// or https:// */
             if (at)
                 sscanf(at + strlen("listening on "), fmt, url);
         }
@@ -360,6 +360,9 @@ static inline void fx_stop(struct fx_daemon *d)
     fx_cur_dir[0] = '\0';
 }
 
+/* The CA that verifies a daemon serving HTTPS (tests/security/test_tls.c); NULL: none. */
+static const char *fx_ca_file;
+
 /* An HTTP response. */
 struct fx_resp {
     long status;
@@ -444,6 +447,8 @@ static inline long fx_http(struct fx_daemon *d, const char *method, const char *
     curl_easy_setopt(d->curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(d->curl, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(d->curl, CURLOPT_TIMEOUT, 10L);
+    if (fx_ca_file)
+        curl_easy_setopt(d->curl, CURLOPT_CAINFO, fx_ca_file);
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(d->curl, CURLOPT_NOBODY, 1L);
     if (body)
