@@ -69,6 +69,7 @@ static int set_user_deployments(orc_config_t *cfg, const char *text, char *why, 
 static int set_tls_cert(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_tls_key(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_tls_ca(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_secrets_file(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 
 enum { KEY_CONFIGURATION = 15, KEY_AUTH = 16 };
 
@@ -121,6 +122,9 @@ static const struct cfg_key cfg_keys[] = {
      "its PEM private key (mode 0600 or stricter)", "none"},
     {"tls.ca_file", "ORCHESTRATOR_TLS_CA_FILE", NULL, "FILE", false, set_tls_ca,
      "CA bundle gpu-agents verify the API with (on their nodes)", "none: the system's"},
+    {"secrets_file", "ORCHESTRATOR_SECRETS_FILE", "--secrets-file", "FILE", false,
+     set_secrets_file, "site credentials by name (YAML map, mode 0600); then ORC_SECRET_<NAME>",
+     "none: the environment only"},
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -586,6 +590,13 @@ static int set_tls_ca(orc_config_t *cfg, const char *text, char *why, size_t why
     return replace_str(&cfg->tls.ca_file, text[0] ? text : NULL);
 }
 
+static int set_secrets_file(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    (void)why;
+    (void)whylen;
+    return replace_str(&cfg->secrets_file, text[0] ? text : NULL);
+}
+
 /* ---- defaults -------------------------------------------------------------------- */
 
 int orc_config_init(orc_config_t *cfg)
@@ -631,6 +642,8 @@ void orc_config_fini(orc_config_t *cfg)
     orc_free(cfg->tls.cert_file);
     orc_free(cfg->tls.key_file);
     orc_free(cfg->tls.ca_file);
+    orc_free(cfg->secrets_file);
+    cfg->secrets_file = NULL;
     cfg->tls.cert_file = cfg->tls.key_file = cfg->tls.ca_file = NULL;
     cfg->config_file = cfg->data_dir = cfg->sites_file = cfg->public_url = NULL;
     cfg->configuration = NULL;

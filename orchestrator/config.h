@@ -103,6 +103,7 @@ typedef struct orc_config_s {
     orc_engine_conf_t engine;
     json_t *configuration;          /* object of strings served by GET /configuration */
     orc_auth_conf_t auth;
+    char *secrets_file; /* NULL: secrets from the environment only */
     struct {
         char *cert_file; /* with key_file: the API speaks HTTPS only; NULL: plain HTTP */
         char *key_file;

@@ -16,6 +16,7 @@
 #include "engine/drivers.h"
 #include "engine/engine.h"
 #include "engine/sites.h"
+#include "secrets.h"
 #include "services.h"
 #include "store/commit.h"
 
@@ -34,6 +35,7 @@ struct orc_services {
     char agent_url[128];            /* where gpu-agents report */
     unsigned char agent_key[32];    /* of their tokens */
     orc_commit_t *commit;      /* group commit of the store's writes */
+    struct orc_secrets *secrets; /* the secrets file; NULL: none */
     bool engine_ready;
     orc_services_done_fn done;
     void *done_data;
@@ -195,9 +197,20 @@ static int open_parts(struct orc_services *svc, const orc_config_t *cfg)
         orc_log(ORC_LOG_ERROR, LOG, "cannot make the agents' token key: %s", orc_strerror(rc));
         return rc;
     }
+    if (cfg->secrets_file) {
+        rc = orc_secrets_load(cfg->secrets_file, &svc->secrets, err, sizeof(err));
+        if (rc < 0) {
+            orc_log(ORC_LOG_ERROR, LOG, "%s", err);
+            return rc;
+        }
+        orc_log(ORC_LOG_INFO, LOG, "secrets file %s: %zu secrets", cfg->secrets_file,
+                orc_secrets_count(svc->secrets));
+    }
     rc = orc_drv_registry_new(svc->loop, &svc->reg);
     if (rc < 0)
         return rc;
+    if (svc->secrets)
+        orc_drv_set_secret_lookup(svc->reg, orc_secrets_lookup, svc->secrets);
     plugin_dir(plugins, sizeof(plugins));
     if (orc_drv_load_dir(svc->reg, plugins) <= 0)
         orc_log(ORC_LOG_WARN, LOG, "no driver loaded from %s", plugins);
@@ -278,6 +291,7 @@ out_fail:
     tosca_ctx_free(svc->tosca);
     orc_sites_free(&svc->sites);
     orc_store_close(svc->store);
+    orc_secrets_free(svc->secrets);
     orc_free(svc);
     return rc < 0 ? rc : ORC_EIO;
 }
@@ -291,6 +305,7 @@ static void on_commit_closed(void *data)
     orc_store_close(svc->store);
     if (svc->done)
         svc->done(svc->done_data);
+    orc_secrets_free(svc->secrets);
     orc_free(svc);
 }
 

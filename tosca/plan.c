@@ -17,7 +17,8 @@ struct planner {
     const tosca_template_t *t;
     tosca_diags_t *d;
     tosca_eval_t ev;
-    json_t *inputs; /* bound */
+    json_t *inputs;  /* bound */
+    json_t *secrets; /* names of the inputs that are secrets */
     size_t instances;
     int rc;
 };
@@ -106,6 +107,30 @@ static json_t *bind_given(struct planner *p, const tosca_schema_t *s, json_t *v)
     return out;
 }
 
+/* An input is a secret when its definition says so (metadata: {secret: true}) or its
+ * name does (password, token, secret, credential, private_key, api_key...): its value
+ * is masked wherever the orchestrator shows it (docs/security.md). */
+static bool input_is_secret(const tosca_schema_t *s)
+{
+    static const char *const words[] = {"password", "passwd", "token", "secret", "credential",
+                                        "private_key", "privatekey", "api_key", "apikey", NULL};
+    const tosca_ynode_t *md = s->def ? tosca_ymap_get(s->def, "metadata") : NULL;
+    const tosca_ynode_t *flag = md ? tosca_ymap_get(md, "secret") : NULL;
+    char lower[128];
+    size_t i = 0;
+
+    if (flag && flag->kind == TOSCA_Y_SCALAR &&
+        (strcmp(flag->u.scalar.str, "true") == 0 || strcmp(flag->u.scalar.str, "True") == 0))
+        return true;
+    for (; s->name[i] && i + 1 < sizeof(lower); i++)
+        lower[i] = (char)((s->name[i] >= 'A' && s->name[i] <= 'Z') ? s->name[i] + 32 : s->name[i]);
+    lower[i] = '\0';
+    for (size_t w = 0; words[w]; w++)
+        if (strstr(lower, words[w]))
+            return true;
+    return false;
+}
+
 static void bind_inputs(struct planner *p, const json_t *given)
 {
     const tosca_template_t *t = p->t;
@@ -127,6 +152,8 @@ static void bind_inputs(struct planner *p, const json_t *given)
             b = json_null();
         if (b)
             set(p, p->inputs, s->name, b);
+        if (input_is_secret(s))
+            json_array_append_new(p->secrets, json_string(s->name));
     }
     json_object_foreach((json_t *)given, key, v)
     {
@@ -538,6 +565,7 @@ static json_t *plan_all(struct planner *p)
         set(p, plan, "description", tosca_ynode_to_json(t->description));
     set(p, plan, "metadata", t->metadata ? tosca_ynode_to_json(t->metadata) : json_object());
     set(p, plan, "inputs", json_incref(p->inputs));
+    set(p, plan, "secret_inputs", json_incref(p->secrets));
     for (size_t i = 0; nodes && i < t->node_count; i++) {
         const tosca_node_tpl_t *n = t->order ? t->order[i] : t->nodes[i];
         push(p, order, json_string(n->name));
@@ -567,8 +595,12 @@ int tosca_plan(const tosca_template_t *t, const json_t *inputs, json_t **out,
     *out = NULL;
     errors_before = diags->errors;
     p.inputs = json_object();
-    if (p.inputs == NULL)
+    p.secrets = json_array();
+    if (p.inputs == NULL || p.secrets == NULL) {
+        json_decref(p.inputs);
+        json_decref(p.secrets);
         return ORC_ENOMEM;
+    }
     bind_inputs(&p, inputs);
     p.ev = (tosca_eval_t){.t = t, .inputs = p.inputs, .d = diags};
     if (p.rc == 0 && t->order && t->node_count && t->order[t->node_count - 1] == NULL)
@@ -576,6 +608,7 @@ int tosca_plan(const tosca_template_t *t, const json_t *inputs, json_t **out,
     if (p.rc == 0)
         plan = plan_all(&p);
     json_decref(p.inputs);
+    json_decref(p.secrets);
     if (p.rc == 0 && diags->errors > errors_before)
         p.rc = ORC_ETOSCA;
     if (p.rc < 0) {

@@ -701,6 +701,17 @@ static int events_of(orc_api_req_t *req, struct orc_deployments_api *ctx, orc_de
     return rc < 0 ? store_fail(req, ctx, rc, (*d)->uuid) : 0;
 }
 
+/* v (stolen) with the deployment's secret inputs masked (its plan is read for them). */
+static json_t *masked(struct orc_deployments_api *ctx, const char *uuid, json_t *v)
+{
+    orc_deployment_t *full = NULL;
+
+    if (orc_store_deployment_get(ctx->store, uuid, &full) == 0)
+        v = orc_engine_mask_secrets(full->plan, v);
+    orc_deployment_free(full);
+    return v;
+}
+
 /* The human log: one line per event. */
 static char *text_add(char *text, size_t *len, const char *add)
 {
@@ -766,8 +777,12 @@ static int show_log(orc_api_req_t *req, void *data)
     }
     if (rc == 0)
         text = append_workload_logs(data, d, text, &len);
-    if (rc == 0)
-        rc = orc_api_send_text(req, 200, text ? text : "", len);
+    if (rc == 0) {
+        json_t *shown = masked(data, d->uuid, json_stringn(text ? text : "", len));
+        rc = orc_api_send_text(req, 200, json_string_value(shown) ? json_string_value(shown) : "",
+                               json_string_length(shown));
+        json_decref(shown);
+    }
     orc_free(text);
     orc_event_list_clear(&l);
     orc_deployment_free(d);
@@ -796,7 +811,8 @@ static int show_extrainfo(orc_api_req_t *req, void *data)
                            l.items[i].node_type, "index", l.items[i].instance_index, "state",
                            orc_res_state_name(l.items[i].state), "site", l.items[i].site_name,
                            "attributes", l.items[i].attributes));
-    rc = rc < 0 ? store_fail(req, ctx, rc, d->uuid) : orc_api_send_json_new(req, 200, arr);
+    rc = rc < 0 ? store_fail(req, ctx, rc, d->uuid)
+                : orc_api_send_json_new(req, 200, masked(ctx, d->uuid, arr));
     if (rc < 0)
         json_decref(arr);
     orc_resource_list_clear(&l);

@@ -817,8 +817,11 @@ static int host_secret_get(const struct orc_host_api *host, const char *name, ch
     *value = NULL;
     if (name == NULL || *name == '\0')
         return ORC_EINVAL;
-    if (reg->secret_fn != NULL)
-        return reg->secret_fn(reg->secret_ctx, name, value);
+    if (reg->secret_fn != NULL) {
+        int rc = reg->secret_fn(reg->secret_ctx, name, value);
+        if (rc != ORC_ENOTFOUND)
+            return rc;
+    }
     return env_secret(name, value);
 }
 

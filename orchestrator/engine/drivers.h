@@ -120,8 +120,9 @@ const struct orc_drv *orc_drv_find(const struct orc_drv_registry *reg, const cha
 size_t orc_drv_error_count(const struct orc_drv_registry *reg);
 const struct orc_drv_load_error *orc_drv_error_at(const struct orc_drv_registry *reg, size_t i);
 
-/* Where host->secret_get looks. Default: the environment variable
- * ORC_SECRET_<NAME> (upper case, other characters as '_'). */
+/* Where host->secret_get looks first (the secrets file); a name fn does not know
+ * (ORC_ENOTFOUND) is then read from the environment variable ORC_SECRET_<NAME> (upper
+ * case, other characters as '_'), which is all there is without fn. */
 void orc_drv_set_secret_lookup(struct orc_drv_registry *reg, orc_drv_secret_fn fn, void *ctx);
 
 /* Where host->agent_state reads (the engine's agent reports). Default: none

@@ -144,4 +144,8 @@ const char *orc_engine_site_name(const struct orc_engine *eng, size_t i);
 int orc_engine_close(struct orc_engine *eng, orc_engine_done_fn done, void *ud);
 void orc_engine_free(struct orc_engine *eng);
 
+/* v (a new value, stolen) with the values of the plan's secret inputs (its secret_inputs)
+ * masked in every string as "******"; returns the masked value (docs/security.md). */
+json_t *orc_engine_mask_secrets(const json_t *plan, json_t *v);
+
 #endif

@@ -4,6 +4,7 @@
  * up they are evaluated here with the attributes the drivers reported
  * (private_address, public_address, endpoint, ...), falling back to the
  * node's properties and capability properties, as TOSCA reflects them.
+ * The values of secret inputs (the plan's secret_inputs) are masked in them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +170,69 @@ static json_t *eval(const struct octx *c, const json_t *v, int depth)
     return json_deep_copy(v);
 }
 
+#define SECRET_MASK "******"
+#define SECRET_MIN_LEN 4 /* shorter values would mask ordinary text */
+
+/* s with every occurrence of secret replaced (a new string), or NULL when none is in it. */
+static char *mask_in(const char *s, const char *secret)
+{
+    size_t slen = strlen(secret), n = 0, mlen = strlen(SECRET_MASK);
+    const char *p = s, *hit;
+    char *out, *w;
+
+    for (hit = strstr(p, secret); hit; hit = strstr(hit + slen, secret))
+        n++;
+    if (n == 0)
+        return NULL;
+    out = malloc(strlen(s) + n * mlen + 1);
+    if (out == NULL)
+        return NULL;
+    for (w = out; (hit = strstr(p, secret)) != NULL; p = hit + slen) {
+        memcpy(w, p, (size_t)(hit - p));
+        w += hit - p;
+        memcpy(w, SECRET_MASK, mlen);
+        w += mlen;
+    }
+    strcpy(w, p);
+    return out;
+}
+
+/* Replaces the secret in every string of v (in place; v is the caller's new value). */
+static json_t *mask_value(json_t *v, const char *secret)
+{
+    const char *k;
+    json_t *item;
+    size_t i;
+    char *m;
+
+    if (json_is_string(v) && (m = mask_in(json_string_value(v), secret)) != NULL) {
+        json_decref(v);
+        v = json_string(m);
+        free(m);
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, k, item)
+            json_object_set_new(v, k, mask_value(json_incref(item), secret));
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item)
+            json_array_set_new(v, i, mask_value(json_incref(item), secret));
+    }
+    return v;
+}
+
+json_t *orc_engine_mask_secrets(const json_t *plan, json_t *v)
+{
+    const json_t *names = json_object_get(plan, "secret_inputs"), *name;
+    const json_t *inputs = json_object_get(plan, "inputs");
+    size_t i;
+
+    json_array_foreach(names, i, name) {
+        const char *secret = json_string_value(json_object_get(inputs, json_string_value(name)));
+        if (secret && strlen(secret) >= SECRET_MIN_LEN)
+            v = mask_value(v, secret);
+    }
+    return v;
+}
+
 json_t *orc_engine_outputs(const struct run *r, const json_t *plan)
 {
     const struct octx c = {r, plan};
@@ -178,5 +242,5 @@ json_t *orc_engine_outputs(const struct run *r, const json_t *plan)
 
     json_object_foreach((json_t *)outs, name, o)
         json_object_set_new(res, name, eval(&c, json_object_get(o, "value"), 0));
-    return res;
+    return orc_engine_mask_secrets(plan, res);
 }

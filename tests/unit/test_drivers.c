@@ -795,7 +795,7 @@ static void host_services(void **state)
         h->http->release(h, &req);
     }
 
-    /* secrets: the environment by default, then a lookup function */
+    /* secrets: the environment by default; a lookup function first, then the environment */
     setenv("ORC_SECRET_MY_SITE_KEY", "s3cret", 1);
     assert_int_equal(h->secret_get(h, "my-site.key", &v), 0);
     assert_string_equal(v, "s3cret");
@@ -807,8 +807,11 @@ static void host_services(void **state)
     assert_int_equal(h->secret_get(h, "known", &v), 0);
     assert_string_equal(v, "from-store");
     h->free(v);
-    assert_int_equal(h->secret_get(h, "my-site.key", &v), ORC_ENOTFOUND);
+    assert_int_equal(h->secret_get(h, "my-site.key", &v), 0); /* not in the store */
+    assert_string_equal(v, "s3cret");
+    h->free(v);
     unsetenv("ORC_SECRET_MY_SITE_KEY");
+    assert_int_equal(h->secret_get(h, "my-site.key", &v), ORC_ENOTFOUND);
 
     /* the agents' reports: none without a source, then what the source says */
     assert_non_null(h->agent_state);
