@@ -2,8 +2,8 @@
 #   make            build everything (libtosca, orchctl, orchestratord, driver plugins)
 #   make test       install what is missing, build, run every test
 #   make test SANITIZE=1   the same under ASan + UBSan
-#   make fuzz       libFuzzer on the TOSCA loader and the bearer-token check (FUZZ_SECONDS
-#                   each, default 600)
+#   make fuzz       libFuzzer on the TOSCA loader, the bearer-token check, the HTTP request
+#                   handling and the deployment request JSON (FUZZ_SECONDS each, default 600)
 #   make bench      benchmarks (tests/bench), figures on stdout
 #   make run        start the daemon on its embedded defaults
 #   make install    install binaries under PREFIX (default /usr/local)

@@ -1,5 +1,6 @@
-# libFuzzer builds of two targets: the TOSCA loader (tests/fuzz/fuzz_tosca.c, on libtosca)
-# and the bearer-token check (tests/fuzz/fuzz_jwt.c, on orchestrator/api/jwt_auth.c).
+# libFuzzer builds of four targets: the TOSCA loader (tests/fuzz/fuzz_tosca.c, on libtosca),
+# the bearer-token check (tests/fuzz/fuzz_jwt.c, on orchestrator/api/jwt_auth.c), and the
+# daemon's HTTP request handling and deployment request JSON (tests/fuzz/fuzz_http.c).
 # Run from the repository root, normally through the top Makefile:
 #   make fuzz FUZZ_SECONDS=60        fuzz each target for a minute, print libFuzzer's stats
 #   make -f tests/fuzz/fuzz.mk smoke replay the seed corpus once (quick regression check)
@@ -56,13 +57,45 @@ JWT_SEEDS      := $(wildcard tests/fuzz/seeds_jwt/*)
 JWT_OPTS       := -max_len=20000 -timeout=10 -rss_limit_mb=2048 \
                   -artifact_prefix=$(FUZZ_ARTIFACTS)/jwt- -print_final_stats=1
 
-.PHONY: all run run-tosca run-jwt smoke seeds repro clean
-all: $(FUZZER) $(JWT_FUZZER)
+# The HTTP targets: the whole daemon (every subsystem but main.c, and
+# libtosca) serving on loopback inside the fuzzer; fuzz_http sends each input as a raw
+# request, fuzz_deployment as the body of a POST /deployments.
+ALL_PKGS       := yaml-0.1 jansson libzip libcurl libuv sqlite3 libh2o openssl libssh2 libjwt
+ALL_CFLAGS     := $(shell pkg-config --cflags $(ALL_PKGS) 2>/dev/null)
+ALL_LIBS       := $(shell pkg-config --libs $(ALL_PKGS) 2>/dev/null)
+HTTP_SRC       := $(filter-out orchestrator/main.c,$(wildcard \
+                    $(addsuffix /*.c,orchestrator orchestrator/api orchestrator/store \
+                    orchestrator/engine orchestrator/sched)))
+HTTP_OBJ       := $(HTTP_SRC:%.c=$(FUZZ_BUILD)/%.o)
+HTTP_FUZZER    := $(FUZZ_BUILD)/fuzz_http
+DEP_FUZZER     := $(FUZZ_BUILD)/fuzz_deployment
+HTTP_SEEDS     := $(wildcard tests/fuzz/seeds_http/*)
+DEP_SEEDS      := $(wildcard tests/fuzz/seeds_deployment/*)
+HTTP_OPTS      := -max_len=65536 -timeout=20 -rss_limit_mb=4096 -print_final_stats=1
+
+.PHONY: all run run-tosca run-jwt run-http run-deployment smoke seeds repro clean
+all: $(FUZZER) $(JWT_FUZZER) $(HTTP_FUZZER) $(DEP_FUZZER)
 
 $(FUZZ_BUILD)/orchestrator/%.o: orchestrator/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CPPFLAGS) -iquote orchestrator $(FUZZ_CFLAGS) $(JWT_CFLAGS) \
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) -iquote orchestrator $(FUZZ_CFLAGS) $(ALL_CFLAGS) \
 	    -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/orchestrator/daemon.o: FUZZ_CPPFLAGS += -DORC_GIT_COMMIT='"fuzz"' \
+    -DORC_GIT_BRANCH='"fuzz"'
+
+$(FUZZ_BUILD)/fuzz_http.o: tests/fuzz/fuzz_http.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) -iquote orchestrator $(FUZZ_CFLAGS) $(ALL_CFLAGS) \
+	    -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_deployment.o: tests/fuzz/fuzz_http.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) -DFUZZ_DEPLOYMENT_BODY -iquote orchestrator $(FUZZ_CFLAGS) \
+	    $(ALL_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(HTTP_FUZZER) $(DEP_FUZZER): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/%.o $(HTTP_OBJ) $(TOSCA_OBJ)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(ALL_LIBS) -ldl -lpthread -lm
 
 $(FUZZ_BUILD)/fuzz_jwt.o: tests/fuzz/fuzz_jwt.c
 	@mkdir -p $(dir $@)
@@ -98,7 +131,7 @@ seeds:
 	@for f in $(SEEDS); do cp -f "$$f" "$(FUZZ_SEEDS)/seed_$$(basename "$$f")"; done
 	@echo "fuzz.mk: $$(ls $(FUZZ_SEEDS) | wc -l) seed files in $(FUZZ_SEEDS)"
 
-run: run-tosca run-jwt
+run: run-tosca run-jwt run-http run-deployment
 
 run-tosca: $(FUZZER) seeds
 	@mkdir -p $(FUZZ_CORPUS) && cp -f $(FUZZ_SEEDS)/* $(FUZZ_CORPUS)/
@@ -107,6 +140,17 @@ run-tosca: $(FUZZER) seeds
 run-jwt: $(JWT_FUZZER)
 	@mkdir -p $(JWT_CORPUS) $(FUZZ_ARTIFACTS) && cp -f $(JWT_SEEDS) $(JWT_CORPUS)/
 	$(FUZZ_ENV) $(JWT_FUZZER) $(JWT_OPTS) -max_total_time=$(FUZZ_SECONDS) $(JWT_CORPUS)
+
+run-http: $(HTTP_FUZZER)
+	@mkdir -p $(FUZZ_BUILD)/corpus_http $(FUZZ_ARTIFACTS) && cp -f $(HTTP_SEEDS) $(FUZZ_BUILD)/corpus_http/
+	$(FUZZ_ENV) $(HTTP_FUZZER) $(HTTP_OPTS) -artifact_prefix=$(FUZZ_ARTIFACTS)/http- \
+	    -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus_http
+
+run-deployment: $(DEP_FUZZER)
+	@mkdir -p $(FUZZ_BUILD)/corpus_deployment $(FUZZ_ARTIFACTS) && \
+	    cp -f $(DEP_SEEDS) $(FUZZ_BUILD)/corpus_deployment/
+	$(FUZZ_ENV) $(DEP_FUZZER) $(HTTP_OPTS) -artifact_prefix=$(FUZZ_ARTIFACTS)/deployment- \
+	    -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus_deployment
 
 smoke: $(FUZZER) seeds
 	$(FUZZ_ENV) $(FUZZER) $(FUZZ_OPTS) -runs=0 $(FUZZ_SEEDS)
@@ -119,4 +163,5 @@ repro: $(FUZZER)
 clean:
 	rm -rf $(FUZZ_BUILD)
 
--include $(TOSCA_OBJ:.o=.d) $(FUZZ_BUILD)/fuzz_tosca.d $(JWT_OBJ:.o=.d) $(FUZZ_BUILD)/fuzz_jwt.d
+-include $(TOSCA_OBJ:.o=.d) $(FUZZ_BUILD)/fuzz_tosca.d $(JWT_OBJ:.o=.d) $(FUZZ_BUILD)/fuzz_jwt.d \
+         $(HTTP_OBJ:.o=.d) $(FUZZ_BUILD)/fuzz_http.d $(FUZZ_BUILD)/fuzz_deployment.d

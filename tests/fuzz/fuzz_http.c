@@ -1,0 +1,220 @@
+/*
+ * libFuzzer targets for the daemon's HTTP request handling (docs/security.md): the whole
+ * API (h2o's parser, the limits, the router, the authentication step, every handler,
+ * the store and the engine behind them) runs in this process on 127.0.0.1, as the
+ * daemon does, and each input is sent to it over a fresh TCP connection:
+ *
+ * - fuzz_http: the input is the raw request (method, path, headers, body: anything);
+ * - fuzz_deployment (FUZZ_DEPLOYMENT_BODY): the input is the JSON body of a POST
+ *   /deployments, behind a fixed, valid request head.
+ *
+ * The client half-closes after writing and reads until the server closes; an answer must
+ * come within 5 s. Nothing may crash, leak or hang, and the server must answer a health
+ * check after every input (else the target aborts: the daemon would be down).
+ *
+ * Build and run with tests/fuzz/fuzz.mk (`make fuzz`).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "api/server.h"
+#include "base.h"
+#include "config.h"
+#include "services.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define ANSWER_TIMEOUT_MS 5000
+
+static uv_loop_t loop;
+static orc_config_t cfg;
+static orc_api_t *api;
+static struct orc_services *svc;
+static struct sockaddr_in server;
+
+/* One exchange: connect, write everything, half-close, read to the end. */
+struct exchange {
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    uv_write_t write;
+    uv_shutdown_t shutdown;
+    uv_timer_t timer;
+    uv_buf_t out;
+    size_t got;
+    char first[16]; /* the start of the answer: "HTTP/1.1 200" */
+    int closed;     /* handles closed: 2 */
+    bool timed_out;
+};
+
+static void on_closed(uv_handle_t *h)
+{
+    ((struct exchange *)h->data)->closed++;
+}
+
+static void finish(struct exchange *x)
+{
+    if (!uv_is_closing((uv_handle_t *)&x->tcp))
+        uv_close((uv_handle_t *)&x->tcp, on_closed);
+    if (!uv_is_closing((uv_handle_t *)&x->timer))
+        uv_close((uv_handle_t *)&x->timer, on_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t want, uv_buf_t *buf)
+{
+    static char space[65536];
+
+    (void)h;
+    (void)want;
+    *buf = uv_buf_init(space, sizeof(space));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct exchange *x = s->data;
+
+    if (n > 0) {
+        size_t at = x->got < sizeof(x->first) - 1 ? x->got : sizeof(x->first) - 1;
+        size_t k = sizeof(x->first) - 1 - at;
+        memcpy(x->first + at, buf->base, k < (size_t)n ? k : (size_t)n);
+        x->got += (size_t)n;
+        return;
+    }
+    if (n < 0)
+        finish(x);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct exchange *x = req->data;
+
+    if (status == 0)
+        uv_shutdown(&x->shutdown, (uv_stream_t *)&x->tcp, on_shutdown);
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    struct exchange *x = req->data;
+
+    if (status < 0) {
+        finish(x);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&x->tcp, on_alloc, on_read);
+    if (x->out.len == 0) {
+        uv_shutdown(&x->shutdown, (uv_stream_t *)&x->tcp, on_shutdown);
+        return;
+    }
+    uv_write(&x->write, (uv_stream_t *)&x->tcp, &x->out, 1, on_written);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct exchange *x = t->data;
+
+    x->timed_out = true;
+    finish(x);
+}
+
+/* Sends bytes to the server and waits until it closed the connection; the answer's
+ * first bytes in first (NUL-terminated). */
+static void exchange(const void *bytes, size_t len, char first[16])
+{
+    struct exchange x;
+
+    memset(&x, 0, sizeof(x));
+    x.out = uv_buf_init((char *)bytes, (unsigned)len);
+    uv_tcp_init(&loop, &x.tcp);
+    uv_timer_init(&loop, &x.timer);
+    x.tcp.data = x.timer.data = x.connect.data = x.write.data = &x;
+    uv_timer_start(&x.timer, on_timeout, ANSWER_TIMEOUT_MS, 0);
+    if (uv_tcp_connect(&x.connect, &x.tcp, (const struct sockaddr *)&server, on_connected) < 0)
+        finish(&x);
+    while (x.closed < 2)
+        uv_run(&loop, UV_RUN_ONCE);
+    if (x.timed_out) {
+        fprintf(stderr, "fuzz_http: no answer within %d ms\n", ANSWER_TIMEOUT_MS);
+        abort();
+    }
+    memcpy(first, x.first, 16);
+}
+
+/* Runs the loop for ms (the engine opens its sites, resumes deployments...). */
+static void run_for(uint64_t ms)
+{
+    uint64_t end = uv_now(&loop) + ms;
+
+    while (uv_now(&loop) < end) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+        uv_update_time(&loop);
+    }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    static char dir[] = "/tmp/orc-fuzz-http-XXXXXX";
+    char err[512];
+    const char *args[] = {"fuzz", "--listen", "127.0.0.1:0", "--data-dir", dir, "--log-level",
+                          "error", NULL};
+
+    (void)argc;
+    (void)argv;
+    if (mkdtemp(dir) == NULL || orc_config_init(&cfg) < 0 ||
+        orc_config_load(&cfg, 7, (char *const *)args, NULL, err, sizeof(err)) < 0) {
+        fprintf(stderr, "fuzz_http: setup: %s\n", err);
+        abort();
+    }
+    orc_log_set_level(ORC_LOG_ERROR);
+    if (uv_loop_init(&loop) != 0 || orc_api_new(&loop, &cfg, &api) < 0 ||
+        orc_api_start(api) < 0 || orc_services_start(&loop, &cfg, api, &svc) < 0) {
+        fprintf(stderr, "fuzz_http: cannot start the API\n");
+        abort();
+    }
+    orc_api_set_ready(api, true);
+    uv_ip4_addr("127.0.0.1", orc_api_listener_port(api, 0), &server);
+    run_for(300);
+    return 0;
+}
+
+static const char health[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char first[16];
+#ifdef FUZZ_DEPLOYMENT_BODY
+    char head[256];
+    size_t n = (size_t)snprintf(head, sizeof(head),
+                                "POST /deployments HTTP/1.1\r\nHost: fuzz\r\n"
+                                "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                                "Connection: close\r\n\r\n",
+                                size);
+    char *req = malloc(n + size);
+
+    if (req == NULL)
+        return 0;
+    memcpy(req, head, n);
+    memcpy(req + n, data, size);
+    exchange(req, n + size, first);
+    free(req);
+#else
+    exchange(data, size, first);
+#endif
+    exchange(health, sizeof(health) - 1, first);
+    if (strncmp(first, "HTTP/1.1 200", 12) != 0) {
+        fprintf(stderr, "fuzz_http: the health check after the input got '%.15s'\n", first);
+        abort();
+    }
+    return 0;
+}
