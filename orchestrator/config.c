@@ -70,6 +70,7 @@ static int set_tls_cert(orc_config_t *cfg, const char *text, char *why, size_t w
 static int set_tls_key(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_tls_ca(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_secrets_file(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_callback_private(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 
 enum { KEY_CONFIGURATION = 15, KEY_AUTH = 16 };
 
@@ -125,6 +126,10 @@ static const struct cfg_key cfg_keys[] = {
     {"secrets_file", "ORCHESTRATOR_SECRETS_FILE", "--secrets-file", "FILE", false,
      set_secrets_file, "site credentials by name (YAML map, mode 0600); then ORC_SECRET_<NAME>",
      "none: the environment only"},
+    {"engine.callback_private", "ORCHESTRATOR_CALLBACK_PRIVATE", NULL, "POLICY", false,
+     set_callback_private,
+     "may callbacks reach loopback, private, link-local addresses: allow, deny, or auto "
+     "(allow only without auth)", "auto"},
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -595,6 +600,19 @@ static int set_secrets_file(orc_config_t *cfg, const char *text, char *why, size
     (void)why;
     (void)whylen;
     return replace_str(&cfg->secrets_file, text[0] ? text : NULL);
+}
+
+static int set_callback_private(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    static const char *const names[] = {"auto", "allow", "deny"};
+
+    for (int i = 0; i < 3; i++)
+        if (strcmp(text, names[i]) == 0) {
+            cfg->engine.callback_private = i;
+            return 0;
+        }
+    snprintf(why, whylen, "'%s' is not a policy (auto, allow, deny)", text);
+    return ORC_EINVAL;
 }
 
 /* ---- defaults -------------------------------------------------------------------- */

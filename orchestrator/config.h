@@ -88,6 +88,7 @@ typedef struct orc_engine_conf_s {
     unsigned callback_attempts;   /* tries of a callback POST */
     uint64_t callback_backoff_ms; /* first retry delay, doubled each time */
     uint64_t deadline_minute_ms;  /* a minute of timeoutMins/providerTimeoutMins (tests: less) */
+    int callback_private;         /* 0 auto (allowed without auth), 1 allow, 2 deny */
 } orc_engine_conf_t;
 
 typedef struct orc_config_s {
@@ -112,6 +113,13 @@ typedef struct orc_config_s {
     bool auth_enabled;              /* auth.issuers is not empty */
     orc_config_source_t source[32]; /* per key of the table in config.c */
 } orc_config_t;
+
+/* True when callbacks may reach public addresses only (engine.callback_private). */
+static inline bool orc_config_callbacks_public_only(const orc_config_t *cfg)
+{
+    return cfg->engine.callback_private == 2 ||
+           (cfg->engine.callback_private == 0 && cfg->auth_enabled);
+}
 
 /* Fills cfg with the embedded defaults. Returns 0 or ORC_ENOMEM. */
 int orc_config_init(orc_config_t *cfg);

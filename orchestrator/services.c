@@ -250,6 +250,7 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
     agent_url(svc, cfg, api);
     opts.agent_url = svc->agent_url;
     opts.agent_ca_file = cfg->tls.ca_file;
+    opts.callback_public_only = orc_config_callbacks_public_only(cfg);
     opts.agent_key = svc->agent_key;
     opts.agent_key_len = sizeof(svc->agent_key);
     if (rc == 0)
@@ -261,6 +262,7 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
         .engine = svc->engine,
         .tosca = svc->tosca,
         .user_deployments = cfg->auth_enabled ? cfg->limits.user_deployments : 0,
+        .callback_public_only = orc_config_callbacks_public_only(cfg),
         .commit = svc->commit,
     };
     rc = orc_api_deployments_register(api, &svc->deployments);

@@ -2,10 +2,13 @@
  * /deployments (deployments.h): the REST contract of API.md on top of the
  * store, the engine and libtosca.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "../engine/http_client.h"
 #include "deployments.h"
 #include "../base.h"
 #include "../store/commit.h"
@@ -94,6 +97,48 @@ static int parse_body(orc_api_req_t *req, const json_t *body, bool need_template
                                 "timeoutMins (%d)",
                                 c->provider_timeout_mins, c->timeout_mins);
     return 0;
+}
+
+/* engine.callback_private: a callback whose host is a literal loopback, private or
+ * link-local address (or localhost) is refused here; names are checked when the engine
+ * connects (the address they resolve to then). */
+static int check_callback(orc_api_req_t *req, const struct orc_deployments_api *ctx,
+                          const char *url)
+{
+    const char *h = url ? strstr(url, "://") : NULL, *end, *at, *kind = NULL;
+    char host[256];
+    struct sockaddr_in v4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+    size_t n;
+
+    if (!ctx->callback_public_only || h == NULL)
+        return 0;
+    h += 3;
+    end = h + strcspn(h, "/?#");
+    at = memchr(h, '@', (size_t)(end - h));
+    while (at) { /* user info: the host is after the last @ */
+        h = at + 1;
+        at = memchr(h, '@', (size_t)(end - h));
+    }
+    if (*h == '[') {
+        n = strcspn(++h, "]");
+    } else {
+        n = strcspn(h, ":/?#");
+    }
+    snprintf(host, sizeof(host), "%.*s", (int)(n < sizeof(host) ? n : sizeof(host) - 1), h);
+    if (strcasecmp(host, "localhost") == 0 ||
+        (strlen(host) > 10 && strcasecmp(host + strlen(host) - 10, ".localhost") == 0))
+        kind = "a loopback address";
+    else if (inet_pton(AF_INET, host, &v4.sin_addr) == 1)
+        kind = orc_addr_private_kind((struct sockaddr *)&v4);
+    else if (inet_pton(AF_INET6, host, &v6.sin6_addr) == 1)
+        kind = orc_addr_private_kind((struct sockaddr *)&v6);
+    if (kind == NULL)
+        return 0;
+    return orc_api_req_fail(req, 400,
+                            "callback %.200s targets %s: callbacks may only reach public "
+                            "addresses (engine.callback_private)",
+                            url, kind);
 }
 
 /* Template problems as one 400 message: every error with file:line:col. */
@@ -279,6 +324,8 @@ static int create(orc_api_req_t *req, void *data)
         rc = parse_body(req, body, true, &c);
     if (rc == 0)
         rc = check_user_group(req, c.user_group);
+    if (rc == 0)
+        rc = check_callback(req, ctx, c.callback);
     if (rc == 0)
         rc = check_quota(req, ctx);
     if (rc == 0)
@@ -901,6 +948,8 @@ static int update(orc_api_req_t *req, void *data)
         goto out;
     }
     rc = merge_request(req, d, body, &c, &merged);
+    if (rc == 0)
+        rc = check_callback(req, ctx, c.callback);
     if (rc == 0)
         rc = plan_template(req, ctx, &c, &plan);
     if (rc == 0)

@@ -19,6 +19,7 @@ struct orc_deployments_api {
     struct orc_engine *engine;
     tosca_ctx_t *tosca;
     unsigned user_deployments; /* quota of an authenticated user (0: none) */
+    bool callback_public_only; /* a callback to a literal private address is a 400 */
     /* group commit of the store: answers that acknowledge a write wait for it */
     struct orc_commit_s *commit;
 };

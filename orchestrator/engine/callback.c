@@ -106,7 +106,11 @@ static void send_now(struct callback *c)
     int rc;
 
     c->attempt++;
-    rc = orc_http_post_json(c->eng->http, c->url, c->body, TIMEOUT_MS, on_answer, c);
+    {
+        struct orc_http_post p = {.url = c->url, .body = c->body, .timeout_ms = TIMEOUT_MS,
+                                  .public_only = c->eng->opts.callback_public_only};
+        rc = orc_http_post(c->eng->http, &p, on_answer, c);
+    }
     if (rc < 0)
         on_answer(c, rc, 0, orc_strerror(rc));
 }

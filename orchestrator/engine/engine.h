@@ -50,6 +50,7 @@ struct orc_engine_opts {
      * workloads are started without reporting. Must outlive the engine. */
     const char *agent_url;
     const char *agent_ca_file; /* ORC_AGENT_CA_FILE of the agents; NULL: none */
+    bool callback_public_only; /* callbacks reach public addresses only (docs/security.md) */
     const unsigned char *agent_key;
     size_t agent_key_len;
 };

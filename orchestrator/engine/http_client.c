@@ -11,6 +11,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
 #include <curl/curl.h>
 
 #include "../base.h"
@@ -49,6 +54,8 @@ struct transfer {
     struct growbuf rbody, rheaders;
     size_t max_body;
     bool truncated;
+    bool public_only; /* connect to public addresses only (callbacks) */
+    char refused[96]; /* why a connection was refused by that rule */
 };
 
 #define HTTP_MAX_HEADERS ((size_t)64 * 1024)
@@ -187,6 +194,8 @@ static void collect(struct orc_http *h)
             finish(t, 0, status, NULL);
         else if (m->data.result == CURLE_WRITE_ERROR && t->req != NULL && !t->truncated)
             finish(t, ORC_ENOMEM, status, "out of memory for the response");
+        else if (t->refused[0])
+            finish(t, ORC_EDENIED, status, t->refused);
         else
             finish(t, ORC_EHTTP, status,
                    t->error[0] ? t->error : curl_easy_strerror(m->data.result));
@@ -324,6 +333,67 @@ static void easy_common(struct transfer *t, const char *url, long timeout_ms, co
         curl_easy_setopt(t->easy, CURLOPT_CAINFO, ca_file);
 }
 
+/* What an IPv4 address (host order) is when it is not public unicast; NULL: public. */
+static const char *v4_kind(uint32_t a)
+{
+    if ((a >> 24) == 127)
+        return "a loopback address";
+    if ((a >> 24) == 10 || (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8)
+        return "a private address";
+    if ((a >> 16) == 0xa9fe)
+        return "a link-local address";
+    if ((a >> 22) == (100u << 2 | 1)) /* 100.64.0.0/10 */
+        return "a shared (carrier-grade NAT) address";
+    if ((a >> 24) == 0 || a == 0xffffffffu || (a >> 28) >= 0xe)
+        return "an address that is not unicast";
+    return NULL;
+}
+
+const char *orc_addr_private_kind(const struct sockaddr *sa)
+{
+    static const unsigned char loop6[16] = {[15] = 1}, any6[16] = {0};
+    static const unsigned char mapped[12] = {[10] = 0xff, [11] = 0xff};
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+    const unsigned char *b;
+
+    if (sa->sa_family == AF_INET) {
+        memcpy(&v4, sa, sizeof(v4));
+        return v4_kind(ntohl(v4.sin_addr.s_addr));
+    }
+    if (sa->sa_family != AF_INET6)
+        return "an address that is not IP";
+    memcpy(&v6, sa, sizeof(v6));
+    b = v6.sin6_addr.s6_addr;
+    if (memcmp(b, mapped, 12) == 0) /* ::ffff:a.b.c.d: the IPv4 rules */
+        return v4_kind((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
+    if (memcmp(b, loop6, 16) == 0)
+        return "a loopback address";
+    if (memcmp(b, any6, 16) == 0 || b[0] == 0xff)
+        return "an address that is not unicast";
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+        return "a link-local address";
+    if ((b[0] & 0xfe) == 0xfc)
+        return "a private (unique local) address";
+    return NULL;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION of public-only transfers: the address curl resolved is
+ * checked right before the connection, so that a name cannot point elsewhere later. */
+static curl_socket_t open_public(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct transfer *t = ud;
+    const char *kind = orc_addr_private_kind(&a->addr);
+
+    (void)purpose;
+    if (kind != NULL) {
+        snprintf(t->refused, sizeof(t->refused), "it resolves to %s, which callbacks may not reach",
+                 kind);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
 static int transfer_add(struct orc_http *h, struct transfer *t)
 {
     if (curl_multi_add_handle(h->multi, t->easy) != CURLM_OK) {
@@ -356,6 +426,11 @@ int orc_http_post(struct orc_http *h, const struct orc_http_post *p, orc_http_do
     t->done = done;
     t->ud = ud;
     easy_common(t, p->url, p->timeout_ms, p->ca_file);
+    if (p->public_only) {
+        t->public_only = true;
+        curl_easy_setopt(t->easy, CURLOPT_OPENSOCKETFUNCTION, open_public);
+        curl_easy_setopt(t->easy, CURLOPT_OPENSOCKETDATA, t);
+    }
     curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->body);
     curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, discard_body);
     return transfer_add(h, t);

@@ -17,6 +17,10 @@ struct orc_http;
  * error naming what failed (connection, timeout...). */
 typedef void (*orc_http_done_fn)(void *ud, int rc, long status, const char *error);
 
+/* NULL when sa is a public unicast address; else what it is ("a loopback address",
+ * "a private address", "a link-local address", ...): what callbacks may not reach. */
+const char *orc_addr_private_kind(const struct sockaddr *sa);
+
 /* Creates a client on loop. 0, or ORC_ENOMEM. */
 int orc_http_new(uv_loop_t *loop, struct orc_http **out);
 
@@ -34,6 +38,8 @@ struct orc_http_post {
     long timeout_ms;
     const char *bearer;  /* NULL: no Authorization header */
     const char *ca_file; /* NULL: the system's CA bundle */
+    bool public_only;    /* refuse loopback, private and link-local addresses (the done
+                          * callback then gets ORC_EDENIED saying which) */
 };
 int orc_http_post(struct orc_http *h, const struct orc_http_post *p, orc_http_done_fn done,
                   void *ud);

@@ -604,6 +604,56 @@ static void test_quota_and_rate(void **state)
     free(root);
 }
 
+/* ---- callbacks ---- */
+
+/* With authentication on, callbacks may not target this machine or private networks. */
+static void test_callback_ssrf(void **state)
+{
+    static const char *const refused_urls[][2] = {
+        {"http://127.0.0.1:9/hook", "a loopback address"},
+        {"http://localhost:8080/x", "a loopback address"},
+        {"https://user:pw@127.0.0.2/x", "a loopback address"},
+        {"http://[::1]:80/", "a loopback address"},
+        {"http://169.254.169.254/latest/meta-data/", "a link-local address"},
+        {"http://10.0.0.7/", "a private address"},
+        {"http://192.168.1.20:3000/cb", "a private address"},
+        {"http://[fd12::1]/", "a private (unique local) address"},
+        {"http://[::ffff:10.0.0.1]/", "a private address"},
+        {NULL, NULL}};
+    struct fx_daemon d;
+    struct fx_resp r;
+    char *alice = user("alice", "ml-team"), *uuid;
+
+    (void)state;
+    start_daemon(&d);
+    for (size_t i = 0; refused_urls[i][0]; i++) {
+        json_t *body = json_pack("{ssss}", "template", fx_serving, "callback", refused_urls[i][0]);
+        char *text = json_dumps(body, 0);
+        if (call(&d, "POST", "/deployments", "Bearer", alice, text, &r) != 400 ||
+            strstr(json_string_value(json_object_get(r.json, "message")), refused_urls[i][1]) ==
+                NULL)
+            fail_msg("callback %s: %ld %s", refused_urls[i][0], r.status, r.body);
+        fx_resp_free(&r);
+        free(text);
+        json_decref(body);
+    }
+    /* a public address is accepted (the callback then fails to connect, later) */
+    {
+        json_t *body = json_pack("{ssss}", "template", fx_serving, "callback",
+                                 "https://hooks.example.org/orchestrator");
+        char *text = json_dumps(body, 0);
+        assert_int_equal(call(&d, "POST", "/deployments", "Bearer", alice, text, &r), 201);
+        uuid = strdup(json_string_value(json_object_get(r.json, "uuid")));
+        fx_resp_free(&r);
+        free(text);
+        json_decref(body);
+    }
+    free(uuid);
+    daemon_alive(&d);
+    fx_stop(&d);
+    free(alice);
+}
+
 /* ---- configuration ---- */
 
 static void expect_config(const char *yaml, const char *listen, int want, const char *msg)
@@ -682,6 +732,7 @@ int main(void)
         cmocka_unit_test_teardown(test_discovery_and_rotation, fx_teardown),
         cmocka_unit_test_teardown(test_isolation, fx_teardown),
         cmocka_unit_test_teardown(test_quota_and_rate, fx_teardown),
+        cmocka_unit_test_teardown(test_callback_ssrf, fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -494,6 +494,74 @@ static void test_refused_and_timeout(void **state)
     orc_http_release(&c.req);
 }
 
+/* A core POST that may reach public addresses only (callbacks). */
+struct post_result {
+    int done, rc;
+    long status;
+    char error[256];
+};
+
+static void on_posted(void *ud, int rc, long status, const char *error)
+{
+    struct post_result *p = ud;
+
+    p->done++;
+    p->rc = rc;
+    p->status = status;
+    snprintf(p->error, sizeof(p->error), "%s", error ? error : "");
+}
+
+static void test_public_only(void **state)
+{
+    struct orc_http_post p = {.url = url(0, "/x"), .body = "{}", .timeout_ms = 5000,
+                              .public_only = true};
+    struct post_result res = {0};
+    struct sockaddr_in v4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+    static const char *const private4[] = {"127.0.0.1", "10.0.0.8", "172.16.5.4", "172.31.255.1",
+                                           "192.168.1.1", "169.254.169.254", "100.64.0.1",
+                                           "0.0.0.0", "224.0.0.1", NULL};
+    static const char *const public4[] = {"8.8.8.8", "172.32.0.1", "100.128.0.1", "193.206.1.1",
+                                          NULL};
+    static const char *const private6[] = {"::1", "::", "fe80::1", "fd00::5", "ff02::1",
+                                           "::ffff:127.0.0.1", "::ffff:10.1.1.1", NULL};
+
+    (void)state;
+    /* the address rules */
+    for (size_t i = 0; private4[i]; i++) {
+        assert_int_equal(inet_pton(AF_INET, private4[i], &v4.sin_addr), 1);
+        if (orc_addr_private_kind((struct sockaddr *)&v4) == NULL)
+            fail_msg("%s counted as public", private4[i]);
+    }
+    for (size_t i = 0; public4[i]; i++) {
+        assert_int_equal(inet_pton(AF_INET, public4[i], &v4.sin_addr), 1);
+        if (orc_addr_private_kind((struct sockaddr *)&v4) != NULL)
+            fail_msg("%s counted as private", public4[i]);
+    }
+    for (size_t i = 0; private6[i]; i++) {
+        assert_int_equal(inet_pton(AF_INET6, private6[i], &v6.sin6_addr), 1);
+        if (orc_addr_private_kind((struct sockaddr *)&v6) == NULL)
+            fail_msg("%s counted as public", private6[i]);
+    }
+    assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", &v6.sin6_addr), 1);
+    assert_null(orc_addr_private_kind((struct sockaddr *)&v6));
+    /* a name that resolves to loopback is refused when curl connects, saying so */
+    snprintf(url_buf[1], sizeof(url_buf[1]), "http://localhost:%u/x", server_port);
+    p.url = url_buf[1];
+    assert_int_equal(orc_http_post(http, &p, on_posted, &res), 0);
+    run_until(&res.done, 10000);
+    assert_int_equal(res.done, 1);
+    assert_int_equal(res.rc, ORC_EDENIED);
+    assert_non_null(strstr(res.error, "resolves to a loopback address"));
+    /* the same without the rule reaches the server */
+    p.public_only = false;
+    res = (struct post_result){0};
+    assert_int_equal(orc_http_post(http, &p, on_posted, &res), 0);
+    run_until(&res.done, 10000);
+    assert_int_equal(res.rc, 0);
+    assert_true(res.status > 0);
+}
+
 static void test_cancel(void **state)
 {
     struct orc_http_request r = {.method = "GET", .url = url(0, "/slow")};
@@ -651,6 +719,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_body_is_bounded, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_refused_and_timeout, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_cancel, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_public_only, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests_refused, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_many_at_once, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_abandon_and_close, each_setup, each_teardown),
