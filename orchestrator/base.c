@@ -50,6 +50,18 @@ char *orc_strdup(const char *s)
     return s ? orc_strndup(s, strlen(s)) : NULL;
 }
 
+int orc_failf(char *buf, size_t len, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (buf != NULL && len > 0) {
+        va_start(ap, fmt);
+        vsnprintf(buf, len, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
 char *orc_asprintf(const char *fmt, ...)
 {
     va_list ap;

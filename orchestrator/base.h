@@ -22,6 +22,11 @@ char *orc_strdup(const char *s);
 char *orc_strndup(const char *s, size_t n);
 /* printf into a new string; NULL on OOM. */
 char *orc_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The error convention's helper: formats the message into buf (len bytes; nothing when
+ * buf is NULL or len 0) and returns rc, so that `return orc_failf(err, n, ORC_EINVAL,
+ * "...")` reads well. */
+int orc_failf(char *buf, size_t len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* ---- logging ---- */
 typedef enum { ORC_LOG_DEBUG, ORC_LOG_INFO, ORC_LOG_WARN, ORC_LOG_ERROR } orc_log_level_t;

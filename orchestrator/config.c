@@ -141,20 +141,6 @@ static const char *const cfg_sections[] = {"limits", "engine", "tls"};
 
 /* ---- small helpers ----------------------------------------------------------- */
 
-static int failf(char *buf, size_t len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int failf(char *buf, size_t len, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (buf != NULL && len > 0) {
-        va_start(ap, fmt);
-        vsnprintf(buf, len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 static int replace_str(char **slot, const char *value)
 {
@@ -241,12 +227,12 @@ int orc_config_parse_size(const char *text, size_t *out, char *why, size_t whyle
         if (strcasecmp(unit, units[i].unit) != 0)
             continue;
         if (num > SIZE_MAX / units[i].mult)
-            return failf(why, whylen, ORC_EINVAL, "'%s' is too large", text);
+            return orc_failf(why, whylen, ORC_EINVAL, "'%s' is too large", text);
         *out = (size_t)(num * units[i].mult);
         return 0;
     }
 bad:
-    return failf(why, whylen, ORC_EINVAL,
+    return orc_failf(why, whylen, ORC_EINVAL,
                  "'%s' is not a size (bytes, or a number with KiB, MiB or GiB)", text);
 }
 
@@ -265,12 +251,12 @@ int orc_config_parse_duration(const char *text, uint64_t *ms, char *why, size_t 
         if (strcmp(unit, units[i].unit) != 0)
             continue;
         if (num > UINT64_MAX / units[i].mult)
-            return failf(why, whylen, ORC_EINVAL, "'%s' is too long", text);
+            return orc_failf(why, whylen, ORC_EINVAL, "'%s' is too long", text);
         *ms = num * units[i].mult;
         return 0;
     }
 bad:
-    return failf(why, whylen, ORC_EINVAL,
+    return orc_failf(why, whylen, ORC_EINVAL,
                  "'%s' is not a duration (seconds, or a number with ms, s, m or h)", text);
 }
 
@@ -291,7 +277,7 @@ int orc_config_parse_log_level(const char *text, orc_log_level_t *out, char *why
             return 0;
         }
     }
-    return failf(why, whylen, ORC_EINVAL, "'%s' is not a log level (debug, info, warn, error)",
+    return orc_failf(why, whylen, ORC_EINVAL, "'%s' is not a log level (debug, info, warn, error)",
                  text);
 }
 
@@ -356,7 +342,7 @@ static int listen_fill_addr(orc_listen_addr_t *out, const char *text, char *why,
         snprintf(out->text, sizeof(out->text), "[%s]:%u", out->host, (unsigned)out->port);
         return 0;
     }
-    return failf(why, whylen, ORC_EINVAL,
+    return orc_failf(why, whylen, ORC_EINVAL,
                  "'%s': the host must be an IPv4 address, [IPv6] address or localhost", text);
 }
 
@@ -367,10 +353,10 @@ int orc_config_parse_listen(const char *text, orc_listen_addr_t *out, char *why,
 
     memset(out, 0, sizeof(*out));
     if (split_host_port(text, out->host, sizeof(out->host), &port_text) < 0)
-        return failf(why, whylen, ORC_EINVAL,
+        return orc_failf(why, whylen, ORC_EINVAL,
                      "'%s' is not ADDRESS:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)", text);
     if (!parse_u64(port_text, strlen(port_text), &port) || port > 65535)
-        return failf(why, whylen, ORC_EINVAL, "'%s': the port must be 0 to 65535", text);
+        return orc_failf(why, whylen, ORC_EINVAL, "'%s': the port must be 0 to 65535", text);
     out->port = (uint16_t)port;
     return listen_fill_addr(out, text, why, whylen);
 }
@@ -391,16 +377,16 @@ static int set_listen(orc_config_t *cfg, const char *text, char *why, size_t why
         while (n > 0 && p[n - 1] == ' ')
             n--;
         if (n == 0 || n >= sizeof(item))
-            return failf(why, whylen, ORC_EINVAL, "'%s' is not a list of ADDRESS:PORT", text);
+            return orc_failf(why, whylen, ORC_EINVAL, "'%s' is not a list of ADDRESS:PORT", text);
         if (count == ORC_CONFIG_MAX_LISTEN)
-            return failf(why, whylen, ORC_EINVAL, "at most %d addresses", ORC_CONFIG_MAX_LISTEN);
+            return orc_failf(why, whylen, ORC_EINVAL, "at most %d addresses", ORC_CONFIG_MAX_LISTEN);
         memcpy(item, p, n);
         item[n] = '\0';
         if (orc_config_parse_listen(item, &addrs[count], why, whylen) < 0)
             return ORC_EINVAL;
         for (size_t i = 0; i < count; i++)
             if (addrs[i].port != 0 && strcmp(addrs[i].text, addrs[count].text) == 0)
-                return failf(why, whylen, ORC_EINVAL, "'%s' is listed twice", item);
+                return orc_failf(why, whylen, ORC_EINVAL, "'%s' is listed twice", item);
         count++;
         p += strcspn(p, ",");
         if (*p == '\0')
@@ -415,7 +401,7 @@ static int set_listen(orc_config_t *cfg, const char *text, char *why, size_t why
 static int set_data_dir(orc_config_t *cfg, const char *text, char *why, size_t whylen)
 {
     if (text[0] == '\0' || strlen(text) >= PATH_MAX)
-        return failf(why, whylen, ORC_EINVAL, "a directory path is expected");
+        return orc_failf(why, whylen, ORC_EINVAL, "a directory path is expected");
     return replace_str(&cfg->data_dir, text);
 }
 
@@ -426,10 +412,10 @@ static int set_sites(orc_config_t *cfg, const char *text, char *why, size_t whyl
     if (strcasecmp(text, "none") == 0)
         return replace_str(&cfg->sites_file, NULL);
     if (stat(text, &st) != 0 || access(text, R_OK) != 0)
-        return failf(why, whylen, ORC_EINVAL, "cannot read sites file '%s': %s", text,
+        return orc_failf(why, whylen, ORC_EINVAL, "cannot read sites file '%s': %s", text,
                      strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return failf(why, whylen, ORC_EINVAL, "sites file '%s' is not a regular file", text);
+        return orc_failf(why, whylen, ORC_EINVAL, "sites file '%s' is not a regular file", text);
     return replace_str(&cfg->sites_file, text);
 }
 
@@ -450,9 +436,9 @@ static int set_public_url(orc_config_t *cfg, const char *text, char *why, size_t
     else if (strncasecmp(text, "https://", 8) == 0)
         host = text + 8;
     else
-        return failf(why, whylen, ORC_EINVAL, "'%s' must start with http:// or https://", text);
+        return orc_failf(why, whylen, ORC_EINVAL, "'%s' must start with http:// or https://", text);
     if (*host == '\0' || *host == '/' || len > CFG_MAX_URL || strpbrk(text, "?# \t\r\n\"") != NULL)
-        return failf(why, whylen, ORC_EINVAL,
+        return orc_failf(why, whylen, ORC_EINVAL,
                      "'%s' is not a base URL (scheme, host, optional path; no query)", text);
     while (len > 0 && text[len - 1] == '/')
         len--;
@@ -472,7 +458,7 @@ static int set_size_in(size_t *slot, const char *text, size_t min, size_t max, c
     if (orc_config_parse_size(text, &v, why, whylen) < 0)
         return ORC_EINVAL;
     if (v < min || v > max)
-        return failf(why, whylen, ORC_EINVAL, "'%s' is out of range (%zu to %zu bytes)", text, min,
+        return orc_failf(why, whylen, ORC_EINVAL, "'%s' is out of range (%zu to %zu bytes)", text, min,
                      max);
     *slot = v;
     return 0;
@@ -484,9 +470,9 @@ static int set_uint_in(unsigned *slot, const char *text, unsigned min, unsigned 
     uint64_t v;
 
     if (!parse_u64(text, strlen(text), &v))
-        return failf(why, whylen, ORC_EINVAL, "'%s' is not a whole number", text);
+        return orc_failf(why, whylen, ORC_EINVAL, "'%s' is not a whole number", text);
     if (v < min || v > max)
-        return failf(why, whylen, ORC_EINVAL, "'%s' is out of range (%u to %u)", text, min, max);
+        return orc_failf(why, whylen, ORC_EINVAL, "'%s' is out of range (%u to %u)", text, min, max);
     *slot = (unsigned)v;
     return 0;
 }
@@ -499,7 +485,7 @@ static int set_duration_in(uint64_t *slot, const char *text, uint64_t min, uint6
     if (orc_config_parse_duration(text, &v, why, whylen) < 0)
         return ORC_EINVAL;
     if (v < min || v > max)
-        return failf(why, whylen, ORC_EINVAL,
+        return orc_failf(why, whylen, ORC_EINVAL,
                      "'%s' is out of range (%" PRIu64 "ms to %" PRIu64 "s)", text, min, max / 1000);
     *slot = v;
     return 0;
@@ -770,10 +756,10 @@ static int apply_text(orc_config_t *cfg, size_t index, const char *text, const s
     int rc = cfg_keys[index].set(cfg, text, why, sizeof(why));
 
     if (rc == ORC_ENOMEM)
-        return failf(err, errlen, rc, "out of memory");
+        return orc_failf(err, errlen, rc, "out of memory");
     if (rc < 0) {
         origin_prefix(o, k1, k2, where, sizeof(where));
-        return failf(err, errlen, rc, "%s: %s", where, why);
+        return orc_failf(err, errlen, rc, "%s: %s", where, why);
     }
     cfg->source[index] = o->src;
     return 0;
@@ -812,16 +798,16 @@ static int apply_configuration(orc_config_t *cfg, const json_t *v, const struct 
 
     origin_prefix(o, "configuration", NULL, where, sizeof(where));
     if (!json_is_object(v))
-        return failf(err, errlen, ORC_EINVAL, "%s: a map of names to strings is expected", where);
+        return orc_failf(err, errlen, ORC_EINVAL, "%s: a map of names to strings is expected", where);
     json_object_foreach((json_t *)v, name, item)
     {
         if (!json_is_string(item))
-            return failf(err, errlen, ORC_EINVAL, "%s: '%s' must be a string (quote it)", where,
+            return orc_failf(err, errlen, ORC_EINVAL, "%s: '%s' must be a string (quote it)", where,
                          name);
     }
     copy = json_deep_copy(v);
     if (copy == NULL)
-        return failf(err, errlen, ORC_ENOMEM, "out of memory");
+        return orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
     json_decref(cfg->configuration);
     cfg->configuration = copy;
     cfg->source[KEY_CONFIGURATION] = o->src;
@@ -861,7 +847,7 @@ static int unknown_key(const struct cfg_origin *o, const char *k1, const char *k
         snprintf(where, sizeof(where), "%s:%u:%u", o->file, line, col);
     else
         snprintf(where, sizeof(where), "%s", o->file);
-    return failf(err, errlen, ORC_EINVAL, "%s: unknown key '%s%s%s' (known keys%s%s: %s)", where,
+    return orc_failf(err, errlen, ORC_EINVAL, "%s: unknown key '%s%s%s' (known keys%s%s: %s)", where,
                  k2 ? k1 : "", k2 ? "." : "", k2 ? k2 : k1, k2 ? " in " : "", k2 ? k1 : "", known);
 }
 
@@ -886,7 +872,7 @@ static int apply_file_value(orc_config_t *cfg, const struct cfg_origin *o, const
     }
     if (json_to_text(v, cfg_keys[index].list, text, sizeof(text)) < 0) {
         origin_prefix(o, k1, k2, where, sizeof(where));
-        return failf(err, errlen, ORC_EINVAL, "%s: expected %s, not %s", where,
+        return orc_failf(err, errlen, ORC_EINVAL, "%s: expected %s, not %s", where,
                      cfg_keys[index].list ? "a string or a list of strings" : "a string or number",
                      json_is_object(v)    ? "a map"
                      : json_is_array(v)   ? "a list (of strings only)"
@@ -910,7 +896,7 @@ static int apply_section(orc_config_t *cfg, const struct cfg_origin *o, const ch
         return 0;
     if (!json_is_object(v)) {
         origin_prefix(o, section, NULL, where, sizeof(where));
-        return failf(err, errlen, ORC_EINVAL, "%s: a map is expected", where);
+        return orc_failf(err, errlen, ORC_EINVAL, "%s: a map is expected", where);
     }
     json_object_foreach((json_t *)v, name, item)
     {
@@ -928,16 +914,16 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
     size_t n;
 
     if (f == NULL)
-        return failf(err, errlen, ORC_EIO, "cannot read configuration file '%s': %s", path,
+        return orc_failf(err, errlen, ORC_EIO, "cannot read configuration file '%s': %s", path,
                      strerror(errno));
     buf = orc_malloc(CFG_MAX_FILE_BYTES + 1);
     if (buf == NULL) {
         fclose(f);
-        return failf(err, errlen, ORC_ENOMEM, "out of memory");
+        return orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
     }
     n = fread(buf, 1, CFG_MAX_FILE_BYTES + 1, f);
     if (ferror(f) || n > CFG_MAX_FILE_BYTES) {
-        int rc = failf(err, errlen, ferror(f) ? ORC_EIO : ORC_ELIMIT, "configuration file '%s': %s",
+        int rc = orc_failf(err, errlen, ferror(f) ? ORC_EIO : ORC_ELIMIT, "configuration file '%s': %s",
                        path, ferror(f) ? strerror(errno) : "larger than 1 MiB");
         fclose(f);
         orc_free(buf);
@@ -962,10 +948,10 @@ static int parse_file_json(const char *path, const char *text, size_t len, json_
     if (rc < 0) {
         tosca_diags_sort(&diags);
         if (diags.count > 0)
-            failf(err, errlen, ORC_EINVAL, "%s",
+            orc_failf(err, errlen, ORC_EINVAL, "%s",
                   tosca_diag_format(&diags.items[0], msg, sizeof(msg)));
         else
-            failf(err, errlen, rc, "%s: %s", path, orc_strerror(rc));
+            orc_failf(err, errlen, rc, "%s: %s", path, orc_strerror(rc));
         rc = rc == ORC_ENOMEM ? rc : ORC_EINVAL;
     }
     tosca_diags_fini(&diags);
@@ -989,7 +975,7 @@ static int apply_file(orc_config_t *cfg, const char *path, char *err, size_t err
         goto out_free_text;
     if (!json_is_object(doc) && !json_is_null(doc)) {
         rc =
-            failf(err, errlen, ORC_EINVAL, "%s:1:1: the configuration must be a map of keys", path);
+            orc_failf(err, errlen, ORC_EINVAL, "%s:1:1: the configuration must be a map of keys", path);
         goto out_free_doc;
     }
     json_object_foreach(doc, name, v)
@@ -1072,7 +1058,7 @@ static int cli_value(int argc, char *const argv[], int *i, const char **value, c
         return 0;
     }
     if (*i + 1 >= argc)
-        return failf(err, errlen, ORC_EUSAGE, "option '%s' needs a value", argv[*i]);
+        return orc_failf(err, errlen, ORC_EUSAGE, "option '%s' needs a value", argv[*i]);
     *value = argv[++*i];
     return 0;
 }
@@ -1095,13 +1081,13 @@ static int parse_cli(int argc, char *const argv[], struct cli_args *cli, char *e
         } else if (strncmp(arg, "--", 2) == 0 && arg[2] != '\0' && cli_key(arg, &index)) {
             rc = cli_value(argc, argv, &i, &value, err, errlen);
             if (rc == 0 && cli->count == sizeof(cli->values) / sizeof(cli->values[0]))
-                rc = failf(err, errlen, ORC_EUSAGE, "too many options");
+                rc = orc_failf(err, errlen, ORC_EUSAGE, "too many options");
             if (rc == 0)
                 cli->values[cli->count++] = (struct cli_value){index, value, cfg_keys[index].opt};
         } else if (arg[0] == '-') {
-            rc = failf(err, errlen, ORC_EUSAGE, "unknown option '%s' (see --help)", arg);
+            rc = orc_failf(err, errlen, ORC_EUSAGE, "unknown option '%s' (see --help)", arg);
         } else {
-            rc = failf(err, errlen, ORC_EUSAGE, "unexpected argument '%s' (see --help)", arg);
+            rc = orc_failf(err, errlen, ORC_EUSAGE, "unexpected argument '%s' (see --help)", arg);
         }
         if (rc < 0)
             return rc;
@@ -1130,15 +1116,15 @@ static int check_tls(const orc_config_t *cfg, char *err, size_t errlen)
     struct stat st;
 
     if (!cfg->tls.cert_file != !cfg->tls.key_file)
-        return failf(err, errlen, ORC_EINVAL, "tls: give both cert_file and key_file (%s is "
+        return orc_failf(err, errlen, ORC_EINVAL, "tls: give both cert_file and key_file (%s is "
                      "missing)", cfg->tls.cert_file ? "key_file" : "cert_file");
     if (cfg->tls.key_file == NULL)
         return 0;
     if (stat(cfg->tls.key_file, &st) != 0)
-        return failf(err, errlen, ORC_EINVAL, "tls.key_file %s: %s", cfg->tls.key_file,
+        return orc_failf(err, errlen, ORC_EINVAL, "tls.key_file %s: %s", cfg->tls.key_file,
                      strerror(errno));
     if (st.st_mode & 077)
-        return failf(err, errlen, ORC_EINVAL,
+        return orc_failf(err, errlen, ORC_EINVAL,
                      "tls.key_file %s is mode %04o: a private key must not be readable by "
                      "group or others (chmod 600 it)",
                      cfg->tls.key_file, (unsigned)(st.st_mode & 07777));
@@ -1152,7 +1138,7 @@ static int check_loopback(const orc_config_t *cfg, char *err, size_t errlen)
     for (size_t i = 0; i < cfg->listen_count; i++) {
         if (cfg->listen[i].loopback)
             continue;
-        return failf(err, errlen, ORC_EINVAL,
+        return orc_failf(err, errlen, ORC_EINVAL,
                      "listen address %s (from %s) is not a loopback address: without "
                      "authentication (auth.issuers in the configuration file) orchestratord "
                      "listens on loopback only (127.0.0.1, [::1])",
@@ -1179,7 +1165,7 @@ int orc_config_load(orc_config_t *cfg, int argc, char *const argv[], char *const
     file = cli.config ? cli.config : env_get(envp, "ORCHESTRATOR_CONFIG");
     if (file != NULL && file[0] != '\0') {
         if (replace_str(&cfg->config_file, file) < 0)
-            return failf(err, errlen, ORC_ENOMEM, "out of memory");
+            return orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
         rc = apply_file(cfg, file, err, errlen);
         if (rc < 0)
             return rc;

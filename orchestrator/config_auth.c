@@ -13,18 +13,6 @@
 
 #define AUTH_MAX_ISSUERS 16
 
-static int auth_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int auth_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 void orc_config_auth_fini(orc_auth_conf_t *a)
 {
     for (size_t i = 0; i < a->nissuers; i++) {
@@ -80,10 +68,10 @@ static int take_string(const json_t *map, const char *name, char **out, const ch
     if (v == NULL || json_is_null(v))
         return 0;
     if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 1024)
-        return auth_fail(err, errlen, ORC_EINVAL, "%s: %s must be a non-empty string", where,
+        return orc_failf(err, errlen, ORC_EINVAL, "%s: %s must be a non-empty string", where,
                          name);
     *out = orc_strdup(json_string_value(v));
-    return *out ? 0 : auth_fail(err, errlen, ORC_ENOMEM, "out of memory");
+    return *out ? 0 : orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
 }
 
 static int take_issuer(const json_t *v, orc_auth_issuer_conf_t *is, const char *where, char *err,
@@ -97,9 +85,9 @@ static int take_issuer(const json_t *v, orc_auth_issuer_conf_t *is, const char *
     if (json_is_string(v)) { /* just the issuer: its keys by OIDC discovery */
         is->issuer = orc_strdup(json_string_value(v));
         if (is->issuer == NULL)
-            return auth_fail(err, errlen, ORC_ENOMEM, "out of memory");
+            return orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
     } else if (!json_is_object(v)) {
-        return auth_fail(err, errlen, ORC_EINVAL,
+        return orc_failf(err, errlen, ORC_EINVAL,
                          "%s: an issuer URL or a map {issuer, jwks_file | jwks_uri} is expected",
                          where);
     } else {
@@ -108,7 +96,7 @@ static int take_issuer(const json_t *v, orc_auth_issuer_conf_t *is, const char *
             while (known[k] && strcmp(known[k], name) != 0)
                 k++;
             if (known[k] == NULL)
-                return auth_fail(err, errlen, ORC_EINVAL,
+                return orc_failf(err, errlen, ORC_EINVAL,
                                  "%s: unknown key '%s' (known: issuer, jwks_file, jwks_uri)",
                                  where, name);
         }
@@ -121,14 +109,14 @@ static int take_issuer(const json_t *v, orc_auth_issuer_conf_t *is, const char *
             return rc;
     }
     if (is->issuer == NULL)
-        return auth_fail(err, errlen, ORC_EINVAL, "%s: issuer is required", where);
+        return orc_failf(err, errlen, ORC_EINVAL, "%s: issuer is required", where);
     if (is->jwks_file && is->jwks_uri)
-        return auth_fail(err, errlen, ORC_EINVAL, "%s: give jwks_file or jwks_uri, not both",
+        return orc_failf(err, errlen, ORC_EINVAL, "%s: give jwks_file or jwks_uri, not both",
                          where);
     if (is->jwks_uri && !url_ok(is->jwks_uri, &why))
-        return auth_fail(err, errlen, ORC_EINVAL, "%s: jwks_uri %s", where, why);
+        return orc_failf(err, errlen, ORC_EINVAL, "%s: jwks_uri %s", where, why);
     if (!is->jwks_file && !is->jwks_uri && !url_ok(is->issuer, &why))
-        return auth_fail(err, errlen, ORC_EINVAL,
+        return orc_failf(err, errlen, ORC_EINVAL,
                          "%s: issuer %s (its keys are found by OIDC discovery; or give "
                          "jwks_file)", where, why);
     return 0;
@@ -142,11 +130,11 @@ static int take_issuers(orc_auth_conf_t *a, const json_t *v, const char *where, 
     json_t *item;
 
     if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > AUTH_MAX_ISSUERS)
-        return auth_fail(err, errlen, ORC_EINVAL, "%s: issuers must be a list of 1 to %d issuers",
+        return orc_failf(err, errlen, ORC_EINVAL, "%s: issuers must be a list of 1 to %d issuers",
                          where, AUTH_MAX_ISSUERS);
     a->issuers = orc_calloc(json_array_size(v), sizeof(*a->issuers));
     if (a->issuers == NULL)
-        return auth_fail(err, errlen, ORC_ENOMEM, "out of memory");
+        return orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
     json_array_foreach(v, i, item) {
         int rc;
         snprintf(at, sizeof(at), "%s: issuers[%zu]", where, i);
@@ -156,7 +144,7 @@ static int take_issuers(orc_auth_conf_t *a, const json_t *v, const char *where, 
             return rc;
         for (size_t j = 0; j < i; j++)
             if (strcmp(a->issuers[j].issuer, a->issuers[i].issuer) == 0)
-                return auth_fail(err, errlen, ORC_EINVAL, "%s: issuer %s is listed twice", at,
+                return orc_failf(err, errlen, ORC_EINVAL, "%s: issuer %s is listed twice", at,
                                  a->issuers[i].issuer);
     }
     return 0;
@@ -170,21 +158,21 @@ static int take_groups(const json_t *v, json_t **out, const char *name, const ch
     size_t i;
 
     if (list == NULL)
-        return auth_fail(err, errlen, ORC_ENOMEM, "out of memory");
+        return orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
     if (json_is_string(v))
         json_array_append(list, (json_t *)v);
     else if (json_is_array(v))
         json_array_foreach(v, i, item) {
             if (!json_is_string(item) || json_string_length(item) == 0) {
                 json_decref(list);
-                return auth_fail(err, errlen, ORC_EINVAL, "%s: %s[%zu] must be a group name",
+                return orc_failf(err, errlen, ORC_EINVAL, "%s: %s[%zu] must be a group name",
                                  where, name, i);
             }
             json_array_append(list, item);
         }
     else if (!json_is_null(v)) {
         json_decref(list);
-        return auth_fail(err, errlen, ORC_EINVAL, "%s: %s must be a list of group names", where,
+        return orc_failf(err, errlen, ORC_EINVAL, "%s: %s must be a list of group names", where,
                          name);
     }
     json_decref(*out);
@@ -202,11 +190,11 @@ static int take_number(const json_t *v, const char *name, uint64_t max, uint64_t
         ms = (uint64_t)json_integer_value(v) * 1000;
     } else if (!json_is_string(v) ||
                orc_config_parse_duration(json_string_value(v), &ms, why, sizeof(why)) < 0) {
-        return auth_fail(err, errlen, ORC_EINVAL, "%s: %s must be a duration (\"60s\", \"1h\")",
+        return orc_failf(err, errlen, ORC_EINVAL, "%s: %s must be a duration (\"60s\", \"1h\")",
                          where, name);
     }
     if (ms > max)
-        return auth_fail(err, errlen, ORC_EINVAL, "%s: %s is longer than %llu s", where, name,
+        return orc_failf(err, errlen, ORC_EINVAL, "%s: %s is longer than %llu s", where, name,
                          (unsigned long long)(max / 1000));
     *out = ms;
     return 0;
@@ -244,13 +232,13 @@ static int take_key(orc_auth_conf_t *a, const json_t *map, const char *name, con
     if (strcmp(name, "jwks_refresh") == 0) {
         rc = take_number(v, name, 7 * 24 * 3600 * 1000ull, &ms, where, err, errlen);
         if (rc == 0 && ms < 60 * 1000)
-            rc = auth_fail(err, errlen, ORC_EINVAL, "%s: jwks_refresh must be at least 60s",
+            rc = orc_failf(err, errlen, ORC_EINVAL, "%s: jwks_refresh must be at least 60s",
                            where);
         if (rc == 0)
             a->jwks_refresh_ms = ms;
         return rc;
     }
-    return auth_fail(err, errlen, ORC_EINVAL,
+    return orc_failf(err, errlen, ORC_EINVAL,
                      "%s: unknown key '%s' (known: issuers, audience, groups_claim, user_groups, "
                      "operator_groups, admin_groups, clock_skew, jwks_refresh, ca_file)",
                      where, name);
@@ -265,7 +253,7 @@ int orc_config_apply_auth(orc_config_t *cfg, const json_t *v, const char *where,
     int rc = 0;
 
     if (!json_is_object(v))
-        return auth_fail(err, errlen, ORC_EINVAL, "%s: a map is expected (issuers, audience, ...)",
+        return orc_failf(err, errlen, ORC_EINVAL, "%s: a map is expected (issuers, audience, ...)",
                          where);
     json_object_foreach((json_t *)v, name, item) {
         rc = take_key(&a, v, name, item, where, err, errlen);
@@ -273,10 +261,10 @@ int orc_config_apply_auth(orc_config_t *cfg, const json_t *v, const char *where,
             break;
     }
     if (rc == 0 && a.nissuers == 0)
-        rc = auth_fail(err, errlen, ORC_EINVAL, "%s: issuers is required (at least one issuer)",
+        rc = orc_failf(err, errlen, ORC_EINVAL, "%s: issuers is required (at least one issuer)",
                        where);
     if (rc == 0 && a.groups_claim == NULL && (a.groups_claim = orc_strdup("groups")) == NULL)
-        rc = auth_fail(err, errlen, ORC_ENOMEM, "out of memory");
+        rc = orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
     if (rc < 0) {
         orc_config_auth_fini(&a);
         return rc;

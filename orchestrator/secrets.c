@@ -21,38 +21,26 @@ struct orc_secrets {
     json_t *map; /* name -> value */
 };
 
-static int failf(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int failf(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 /* The open file must be the daemon's own and no one else's to read. */
 static int check_file(int fd, const char *path, char *err, size_t errlen)
 {
     struct stat st;
 
     if (fstat(fd, &st) != 0)
-        return failf(err, errlen, ORC_EIO, "secrets file %s: %s", path, strerror(errno));
+        return orc_failf(err, errlen, ORC_EIO, "secrets file %s: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return failf(err, errlen, ORC_EINVAL, "secrets file %s is not a regular file", path);
+        return orc_failf(err, errlen, ORC_EINVAL, "secrets file %s is not a regular file", path);
     if (st.st_uid != geteuid())
-        return failf(err, errlen, ORC_EINVAL,
+        return orc_failf(err, errlen, ORC_EINVAL,
                      "secrets file %s belongs to uid %u, not to the daemon's user (uid %u)", path,
                      (unsigned)st.st_uid, (unsigned)geteuid());
     if (st.st_mode & 077)
-        return failf(err, errlen, ORC_EINVAL,
+        return orc_failf(err, errlen, ORC_EINVAL,
                      "secrets file %s is mode %04o: it must not be readable by group or others "
                      "(chmod 600 it)",
                      path, (unsigned)(st.st_mode & 07777));
     if (st.st_size > SECRETS_MAX_BYTES)
-        return failf(err, errlen, ORC_EINVAL, "secrets file %s is larger than 1 MiB", path);
+        return orc_failf(err, errlen, ORC_EINVAL, "secrets file %s is larger than 1 MiB", path);
     return 0;
 }
 
@@ -64,20 +52,20 @@ static int read_all(int fd, const char *path, char **text, size_t *len, char *er
     ssize_t got;
 
     if (buf == NULL)
-        return failf(err, errlen, ORC_ENOMEM, "out of memory");
+        return orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
     while (n <= SECRETS_MAX_BYTES &&
            (got = read(fd, buf + n, SECRETS_MAX_BYTES + 1 - n)) != 0) {
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
             orc_free(buf);
-            return failf(err, errlen, ORC_EIO, "secrets file %s: %s", path, strerror(errno));
+            return orc_failf(err, errlen, ORC_EIO, "secrets file %s: %s", path, strerror(errno));
         }
         n += (size_t)got;
     }
     if (n > SECRETS_MAX_BYTES) {
         orc_free(buf);
-        return failf(err, errlen, ORC_EINVAL, "secrets file %s is larger than 1 MiB", path);
+        return orc_failf(err, errlen, ORC_EINVAL, "secrets file %s is larger than 1 MiB", path);
     }
     buf[n] = '\0';
     *text = buf;
@@ -92,11 +80,11 @@ static int check_map(const json_t *map, const char *path, char *err, size_t errl
     json_t *v;
 
     if (!json_is_object(map))
-        return failf(err, errlen, ORC_EINVAL,
+        return orc_failf(err, errlen, ORC_EINVAL,
                      "secrets file %s: a map of secret names to values is expected", path);
     json_object_foreach((json_t *)map, name, v) {
         if (!json_is_string(v))
-            return failf(err, errlen, ORC_EINVAL,
+            return orc_failf(err, errlen, ORC_EINVAL,
                          "secrets file %s: the value of '%s' must be a string (quote it)", path,
                          name);
     }
@@ -114,7 +102,7 @@ int orc_secrets_load(const char *path, struct orc_secrets **out, char *err, size
 
     *out = NULL;
     if (fd < 0)
-        return failf(err, errlen, ORC_EIO, "secrets file %s: %s", path, strerror(errno));
+        return orc_failf(err, errlen, ORC_EIO, "secrets file %s: %s", path, strerror(errno));
     rc = check_file(fd, path, err, errlen);
     if (rc == 0)
         rc = read_all(fd, path, &text, &len, err, errlen);
@@ -127,12 +115,12 @@ int orc_secrets_load(const char *path, struct orc_secrets **out, char *err, size
     explicit_bzero(text, len);
     orc_free(text);
     if (rc < 0)
-        return failf(err, errlen, rc == ORC_ENOMEM ? rc : ORC_EINVAL,
+        return orc_failf(err, errlen, rc == ORC_ENOMEM ? rc : ORC_EINVAL,
                      "secrets file %s is not valid YAML", path);
     rc = check_map(map, path, err, errlen);
     s = rc == 0 ? orc_calloc(1, sizeof(*s)) : NULL;
     if (rc == 0 && s == NULL)
-        rc = failf(err, errlen, ORC_ENOMEM, "out of memory");
+        rc = orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
     if (rc < 0) {
         json_decref(map);
         return rc;

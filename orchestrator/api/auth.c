@@ -43,18 +43,6 @@ struct orc_auth {
     size_t n;
 };
 
-static int failf(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int failf(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 /* ---- key sets ---- */
 
 static bool fetched_over_http(const struct auth_issuer *is)
@@ -107,7 +95,7 @@ static int load_file(struct auth_issuer *is, char *err, size_t errlen)
     is->tried_ms = uv_now(is->auth->loop);
     if (keys == NULL) {
         fetch_failed(is, "key file %s: %s", is->conf->jwks_file, why);
-        return failf(err, errlen, ORC_EINVAL, "auth: issuer %s: jwks_file %s: %s",
+        return orc_failf(err, errlen, ORC_EINVAL, "auth: issuer %s: jwks_file %s: %s",
                      is->conf->issuer, is->conf->jwks_file, why);
     }
     replace_keys(is, keys);
@@ -241,7 +229,7 @@ int orc_auth_new(uv_loop_t *loop, const orc_auth_conf_t *conf, struct orc_auth *
     *out = NULL;
     if (a == NULL || (a->issuers = orc_calloc(conf->nissuers + 1, sizeof(*a->issuers))) == NULL) {
         orc_free(a);
-        return failf(err, errlen, ORC_ENOMEM, "out of memory");
+        return orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
     }
     a->loop = loop;
     a->conf = conf;
@@ -252,7 +240,7 @@ int orc_auth_new(uv_loop_t *loop, const orc_auth_conf_t *conf, struct orc_auth *
         is->conf = &conf->issuers[i];
         is->names[0] = is->conf->issuer;
         if (is->conf->jwks_uri && (is->jwks_uri = orc_strdup(is->conf->jwks_uri)) == NULL)
-            rc = failf(err, errlen, ORC_ENOMEM, "out of memory");
+            rc = orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
         else if (!fetched_over_http(is))
             rc = load_file(is, err, errlen);
     }

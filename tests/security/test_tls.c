@@ -6,7 +6,6 @@
  * a certificate without its key and a certificate that is not one stop the start with
  * a message naming the file.
  */
-#define _GNU_SOURCE /* asprintf */
 #include "testutil.h"
 
 #include <sys/stat.h>
@@ -76,33 +75,6 @@ static CURLcode probe(const char *url, long min_tls, long max_tls, long *status)
     return rc;
 }
 
-static char *service_template(unsigned port)
-{
-    char *t = NULL;
-
-    assert_true(asprintf(&t,
-                         "tosca_definitions_version: tosca_simple_yaml_1_3\n"
-                         "topology_template:\n"
-                         "  node_templates:\n"
-                         "    box:\n"
-                         "      type: orc.nodes.GPUCompute\n"
-                         "      capabilities:\n"
-                         "        host:\n"
-                         "          properties: {num_cpus: 1, mem_size: 64 MB}\n"
-                         "    web:\n"
-                         "      type: orc.nodes.Service\n"
-                         "      properties:\n"
-                         "        command: exec python3 -m http.server \"$PORT\" --bind 127.0.0.1\n"
-                         "        port: %u\n"
-                         "        readiness_path: /\n"
-                         "        environment:\n"
-                         "          ORC_AGENT_HEARTBEAT_MS: \"200\"\n"
-                         "      requirements:\n"
-                         "        - host: box\n",
-                         port) > 0);
-    return t;
-}
-
 /* The attributes of node (instance 0) from extrainfo (a new reference, maybe {}). */
 static json_t *node_attrs(struct fx_daemon *d, const char *uuid, const char *node)
 {
@@ -147,7 +119,7 @@ static void test_https(void **state)
     probe(plain, 0, 0, &status);
     assert_true(status == 0 || status == 400);
     /* links are https; a deployment's agent reports over HTTPS, verifying with tls.ca_file */
-    tmpl = service_template((unsigned)test_free_port());
+    tmpl = fx_service_template((unsigned)test_free_port());
     dep = fx_create(&d, tmpl, NULL, uuid);
     free(tmpl);
     self = json_string_value(json_object_get(json_array_get(json_object_get(dep, "links"), 0),
@@ -155,7 +127,7 @@ static void test_https(void **state)
     assert_int_equal(strncmp(self, "https://", 8), 0);
     json_decref(dep);
     json_decref(fx_wait_status(&d, uuid, "CREATE_COMPLETE", 30000));
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < 600; i++) { /* 30 s: the agent starts, checks, reports */
         json_decref(web);
         web = node_attrs(&d, uuid, "web");
         if (json_object_get(json_object_get(web, "agent"), "identity"))

@@ -752,6 +752,36 @@ static inline char *fx_example(const char *path)
     return t;
 }
 
+/* A compute node and a web service on it (python3's http.server on port), whose agent
+ * sends a heartbeat every 200 ms (caller frees). */
+static inline char *fx_service_template(unsigned port)
+{
+    static const char fmt[] =
+        "tosca_definitions_version: tosca_simple_yaml_1_3\n"
+        "topology_template:\n"
+        "  node_templates:\n"
+        "    box:\n"
+        "      type: orc.nodes.GPUCompute\n"
+        "      capabilities:\n"
+        "        host:\n"
+        "          properties: {num_cpus: 1, mem_size: 64 MB}\n"
+        "    web:\n"
+        "      type: orc.nodes.Service\n"
+        "      properties:\n"
+        "        command: exec python3 -m http.server \"$PORT\" --bind 127.0.0.1\n"
+        "        port: %u\n"
+        "        readiness_path: /\n"
+        "        environment:\n"
+        "          ORC_AGENT_HEARTBEAT_MS: \"200\"\n"
+        "      requirements:\n"
+        "        - host: box\n";
+    char *t = malloc(sizeof(fmt) + 16);
+
+    assert_non_null(t);
+    snprintf(t, sizeof(fmt) + 16, fmt, port);
+    return t;
+}
+
 /* The examples' texts, for a whole test program (fx_examples_load and
  * fx_examples_free as its group setup and teardown; libcurl is set up too). */
 __attribute__((unused)) static char *fx_serving, *fx_training;

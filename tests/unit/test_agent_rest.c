@@ -9,7 +9,6 @@
  * workload running and queues its reports; once the daemon is back on the
  * same address they arrive.
  */
-#define _GNU_SOURCE /* asprintf */
 #include "testutil.h"
 #include "daemon_fixture.h"
 
@@ -18,35 +17,6 @@
 #include <sys/socket.h>
 
 static const char *const agent_env[] = {NULL};
-
-/* A compute node and a web service on it (python3's http.server), whose
- * agent sends a heartbeat every 200 ms. */
-static char *service_template(unsigned port)
-{
-    char *t = NULL;
-
-    assert_true(asprintf(&t,
-                         "tosca_definitions_version: tosca_simple_yaml_1_3\n"
-                         "topology_template:\n"
-                         "  node_templates:\n"
-                         "    box:\n"
-                         "      type: orc.nodes.GPUCompute\n"
-                         "      capabilities:\n"
-                         "        host:\n"
-                         "          properties: {num_cpus: 1, mem_size: 64 MB}\n"
-                         "    web:\n"
-                         "      type: orc.nodes.Service\n"
-                         "      properties:\n"
-                         "        command: exec python3 -m http.server \"$PORT\" --bind 127.0.0.1\n"
-                         "        port: %u\n"
-                         "        readiness_path: /\n"
-                         "        environment:\n"
-                         "          ORC_AGENT_HEARTBEAT_MS: \"200\"\n"
-                         "      requirements:\n"
-                         "        - host: box\n",
-                         port) > 0);
-    return t;
-}
 
 /* The resource of node `node` of a deployment (a new reference). */
 static json_t *resource_of(struct fx_daemon *d, const char *uuid, const char *node)
@@ -167,7 +137,7 @@ static long post_reports(struct fx_daemon *d, const char *uuid, const char *toke
 
 static void deploy_service(struct fx_daemon *d, char uuid[64])
 {
-    char *tmpl = service_template((unsigned)test_free_port());
+    char *tmpl = fx_service_template((unsigned)test_free_port());
 
     json_decref(fx_create(d, tmpl, NULL, uuid));
     free(tmpl);
