@@ -560,32 +560,30 @@ static int set_user_deployments(orc_config_t *cfg, const char *text, char *why, 
     return set_uint_in(&cfg->limits.user_deployments, text, 0, 10000000, why, whylen);
 }
 
+/* A file path; "" clears it. */
+static int set_path(char **slot, const char *text)
+{
+    return replace_str(slot, text[0] ? text : NULL);
+}
+
 static int set_tls_cert(orc_config_t *cfg, const char *text, char *why, size_t whylen)
 {
-    (void)why;
-    (void)whylen;
-    return replace_str(&cfg->tls.cert_file, text[0] ? text : NULL);
+    return set_path(&cfg->tls.cert_file, text);
 }
 
 static int set_tls_key(orc_config_t *cfg, const char *text, char *why, size_t whylen)
 {
-    (void)why;
-    (void)whylen;
-    return replace_str(&cfg->tls.key_file, text[0] ? text : NULL);
+    return set_path(&cfg->tls.key_file, text);
 }
 
 static int set_tls_ca(orc_config_t *cfg, const char *text, char *why, size_t whylen)
 {
-    (void)why;
-    (void)whylen;
-    return replace_str(&cfg->tls.ca_file, text[0] ? text : NULL);
+    return set_path(&cfg->tls.ca_file, text);
 }
 
 static int set_secrets_file(orc_config_t *cfg, const char *text, char *why, size_t whylen)
 {
-    (void)why;
-    (void)whylen;
-    return replace_str(&cfg->secrets_file, text[0] ? text : NULL);
+    return set_path(&cfg->secrets_file, text);
 }
 
 static int set_callback_private(orc_config_t *cfg, const char *text, char *why, size_t whylen)
