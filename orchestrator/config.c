@@ -71,6 +71,7 @@ static int set_tls_key(orc_config_t *cfg, const char *text, char *why, size_t wh
 static int set_tls_ca(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_secrets_file(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_callback_private(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_import_roots(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 
 enum { KEY_CONFIGURATION = 15, KEY_AUTH = 16 };
 
@@ -130,6 +131,8 @@ static const struct cfg_key cfg_keys[] = {
      set_callback_private,
      "may callbacks reach loopback, private, link-local addresses: allow, deny, or auto "
      "(allow only without auth)", "auto"},
+    {"imports.roots", "ORCHESTRATOR_IMPORT_ROOTS", NULL, "DIR[,...]", true, set_import_roots,
+     "directories whose files templates may import (absolute paths)", "none"},
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -137,7 +140,7 @@ _Static_assert(CFG_NKEYS <=
                    sizeof(((orc_config_t *)0)->source) / sizeof(((orc_config_t *)0)->source[0]),
                "orc_config_t.source is too small for the key table");
 
-static const char *const cfg_sections[] = {"limits", "engine", "tls"};
+static const char *const cfg_sections[] = {"limits", "engine", "tls", "imports"};
 
 /* ---- small helpers ----------------------------------------------------------- */
 
@@ -560,6 +563,47 @@ static int set_user_deployments(orc_config_t *cfg, const char *text, char *why, 
     return set_uint_in(&cfg->limits.user_deployments, text, 0, 10000000, why, whylen);
 }
 
+static void free_list(char **list)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        orc_free(list[i]);
+    orc_free(list);
+}
+
+/* "DIR,DIR": absolute directories that exist. */
+static int set_import_roots(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    size_t n = 1, k = 0;
+    char **list;
+    struct stat st;
+
+    for (const char *p = text; *p; p++)
+        n += *p == ',';
+    list = orc_calloc(n + 1, sizeof(*list));
+    if (list == NULL)
+        return ORC_ENOMEM;
+    for (const char *p = text; *p;) {
+        size_t len = strcspn(p, ",");
+        char *dir = orc_strndup(p, len);
+        if (dir == NULL) {
+            free_list(list);
+            return ORC_ENOMEM;
+        }
+        list[k++] = dir;
+        if (dir[0] != '/' || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(why, whylen, "'%s' is not an absolute path of a directory", dir);
+            free_list(list);
+            return ORC_EINVAL;
+        }
+        p += len + (p[len] == ',');
+    }
+    free_list(cfg->import_roots);
+    cfg->import_roots = k ? list : NULL;
+    if (!k)
+        free_list(list);
+    return 0;
+}
+
 /* A file path; "" clears it. */
 static int set_path(char **slot, const char *text)
 {
@@ -646,6 +690,8 @@ void orc_config_fini(orc_config_t *cfg)
     orc_free(cfg->tls.ca_file);
     orc_free(cfg->secrets_file);
     cfg->secrets_file = NULL;
+    free_list(cfg->import_roots);
+    cfg->import_roots = NULL;
     cfg->tls.cert_file = cfg->tls.key_file = cfg->tls.ca_file = NULL;
     cfg->config_file = cfg->data_dir = cfg->sites_file = cfg->public_url = NULL;
     cfg->configuration = NULL;

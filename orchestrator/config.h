@@ -105,6 +105,7 @@ typedef struct orc_config_s {
     json_t *configuration;          /* object of strings served by GET /configuration */
     orc_auth_conf_t auth;
     char *secrets_file; /* NULL: secrets from the environment only */
+    char **import_roots; /* NULL-terminated directories templates may import from; NULL: none */
     struct {
         char *cert_file; /* with key_file: the API speaks HTTPS only; NULL: plain HTTP */
         char *key_file;

@@ -183,6 +183,7 @@ static void agent_url(struct orc_services *svc, const orc_config_t *cfg, const o
 static int open_parts(struct orc_services *svc, const orc_config_t *cfg)
 {
     char path[PATH_MAX], err[256], plugins[PATH_MAX];
+    tosca_options_t topts;
     tosca_diags_t d;
     int rc;
 
@@ -218,7 +219,9 @@ static int open_parts(struct orc_services *svc, const orc_config_t *cfg)
     if (rc < 0)
         return rc;
     tosca_diags_init(&d, false);
-    rc = tosca_ctx_new(NULL, &svc->tosca, &d);
+    tosca_options_init(&topts);
+    topts.allowed_roots = (const char *const *)cfg->import_roots;
+    rc = tosca_ctx_new(&topts, &svc->tosca, &d);
     tosca_diags_fini(&d);
     return rc;
 }

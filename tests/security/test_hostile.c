@@ -90,11 +90,39 @@ static char *raw_exchange(const struct fx_daemon *d, const char *text)
 static void test_templates(void **state)
 {
     struct fx_daemon d;
-    char *deep, *bomb, *p;
+    char *deep, *bomb, *p, roots[] = "/tmp/orc-roots-XXXXXX", env[128], types[160], cmd[96];
+    const char *extra[] = {env, NULL};
     size_t n = 0;
+    FILE *f;
 
     (void)state;
-    fx_start(&d, "orc-hostile", NULL, NULL);
+    assert_non_null(mkdtemp(roots));
+    snprintf(types, sizeof(types), "%s/site-types.yaml", roots);
+    f = fopen(types, "w");
+    assert_non_null(f);
+    fputs("tosca_definitions_version: tosca_simple_yaml_1_3\n"
+          "node_types:\n  site.nodes.Box:\n    derived_from: tosca.nodes.Root\n", f);
+    fclose(f);
+    snprintf(env, sizeof(env), "ORCHESTRATOR_IMPORT_ROOTS=%s", roots);
+    fx_start(&d, "orc-hostile", NULL, extra);
+    /* a file under imports.roots may be imported */
+    {
+        char text[512];
+        struct fx_resp r;
+        json_t *body;
+        char *json;
+        snprintf(text, sizeof(text),
+                 "tosca_definitions_version: tosca_simple_yaml_1_3\nimports:\n  - file: '%s'\n"
+                 "topology_template: {node_templates: {b: {type: site.nodes.Box}}}\n",
+                 types);
+        body = json_pack("{ss}", "template", text);
+        json = json_dumps(body, 0);
+        if (fx_http(&d, "POST", "/deployments", NULL, json, &r) == 400)
+            fail_msg("an import under imports.roots: %s", r.body);
+        fx_resp_free(&r);
+        free(json);
+        json_decref(body);
+    }
     /* billion laughs: nine levels of nine aliases each */
     bomb = malloc(8192);
     n += (size_t)sprintf(bomb + n, "tosca_definitions_version: tosca_simple_yaml_1_3\n"
@@ -118,6 +146,25 @@ static void test_templates(void **state)
     strcpy(p, "\n");
     post_template(&d, deep, 400, "nesting deeper than");
     free(deep);
+    /* imports that would read this machine's files or fetch from inside its network */
+    {
+        static const char *const imports[][2] = {
+            {"/etc/passwd", "is outside the template's directory and the allowed roots"},
+            {"../../../../etc/passwd", "relative import '../../../../etc/passwd' in a template"},
+            {"file:///etc/hostname", "is neither in the import map nor in the URL allowlist"},
+            {"http://169.254.169.254/latest/meta-data",
+             "is neither in the import map nor in the URL allowlist"},
+            {"http://127.0.0.1:9/types.yaml", "is neither in the import map nor in the URL"},
+            {NULL, NULL}};
+        for (size_t i = 0; imports[i][0]; i++) {
+            char text[512];
+            snprintf(text, sizeof(text),
+                     "tosca_definitions_version: tosca_simple_yaml_1_3\nimports:\n"
+                     "  - file: '%s'\ntopology_template: {node_templates: {}}\n",
+                     imports[i][0]);
+            post_template(&d, text, 400, imports[i][1]);
+        }
+    }
     /* JSON nested deeper than limits.json_max_depth */
     {
         char *json = malloc(4096), *q = json;
@@ -136,6 +183,8 @@ static void test_templates(void **state)
     }
     daemon_alive(&d);
     fx_stop(&d);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", roots);
+    assert_int_equal(system(cmd), 0);
 }
 
 static void test_sizes_and_headers(void **state)
