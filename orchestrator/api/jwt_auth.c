@@ -306,16 +306,8 @@ void orc_jwks_free(orc_jwks_t *set)
 
 /* ---- a token ---- */
 
-static int deny(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int deny(char *why, size_t whylen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-    return ORC_EDENIED;
-}
+/* A refusal: why says what was wrong; ORC_EDENIED. */
+#define deny(why, whylen, ...) orc_failf(why, whylen, ORC_EDENIED, __VA_ARGS__)
 
 /* The token's header (its first part), parsed; NULL when it is not base64url JSON. */
 static json_t *token_header(const char *token, size_t n)

@@ -149,19 +149,10 @@ static void test_no_secret_leaves(void **state)
 /* The daemon must not start with this secrets file, and say want (never a value). */
 static void refused(const char *want)
 {
-    char log[128], cmd[800], *text;
-    int status;
+    char args[200], *text;
 
-    snprintf(log, sizeof(log), "%s/daemon.log", dir);
-    snprintf(cmd, sizeof(cmd), "'%s' --secrets-file '%s' --listen 127.0.0.1:0 --data-dir "
-             "'%s/var' >'%s' 2>&1",
-             env_or("ORCHESTRATORD", "build/release/bin/orchestratord"), secrets, dir, log);
-    status = system(cmd);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
-    text = fx_read_file(log);
-    assert_non_null(text);
-    if (strstr(text, want) == NULL)
-        fail_msg("expected '%s' in: %s", want, text);
+    snprintf(args, sizeof(args), "--secrets-file '%s'", secrets);
+    text = fx_expect_no_start(dir, args, want);
     no_leak("the refusal", text, strlen(text), SITE_TOKEN);
     free(text);
 }

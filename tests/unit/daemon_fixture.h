@@ -752,6 +752,26 @@ static inline char *fx_example(const char *path)
     return t;
 }
 
+/* Runs $ORCHESTRATORD with args (shell words, already quoted) on 127.0.0.1:0 with dir/var
+ * as its data directory; it must exit non-zero, and its output must contain want. Returns
+ * that output (caller frees), for more checks. */
+static inline char *fx_expect_no_start(const char *dir, const char *args, const char *want)
+{
+    char log[128], cmd[2048], *text;
+    int status;
+
+    snprintf(log, sizeof(log), "%s/daemon.log", dir);
+    snprintf(cmd, sizeof(cmd), "'%s' %s --listen 127.0.0.1:0 --data-dir '%s/var' >'%s' 2>&1",
+             env_or("ORCHESTRATORD", "build/release/bin/orchestratord"), args, dir, log);
+    status = system(cmd);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    text = fx_read_file(log);
+    assert_non_null(text);
+    if (strstr(text, want) == NULL)
+        fail_msg("expected '%s' in: %s", want, text);
+    return text;
+}
+
 /* A compute node and a web service on it (python3's http.server on port), whose agent
  * sends a heartbeat every 200 ms (caller frees). */
 static inline char *fx_service_template(unsigned port)
