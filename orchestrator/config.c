@@ -72,6 +72,9 @@ static int set_tls_ca(orc_config_t *cfg, const char *text, char *why, size_t why
 static int set_secrets_file(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_callback_private(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_import_roots(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_import_urls(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_fetch_timeout(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_cache_ttl(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 
 enum { KEY_CONFIGURATION = 15, KEY_AUTH = 16 };
 
@@ -133,6 +136,12 @@ static const struct cfg_key cfg_keys[] = {
      "(allow only without auth)", "auto"},
     {"imports.roots", "ORCHESTRATOR_IMPORT_ROOTS", NULL, "DIR[,...]", true, set_import_roots,
      "directories whose files templates may import (absolute paths)", "none"},
+    {"imports.urls", "ORCHESTRATOR_IMPORT_URLS", NULL, "URL[,...]", true, set_import_urls,
+     "http(s) URL prefixes templates may import from (fetched, cached in DATA_DIR)", "none"},
+    {"imports.fetch_timeout", "ORCHESTRATOR_IMPORT_FETCH_TIMEOUT", NULL, "DURATION", false,
+     set_fetch_timeout, "longest fetch of one URL import", "20s"},
+    {"imports.cache_ttl", "ORCHESTRATOR_IMPORT_CACHE_TTL", NULL, "DURATION", false,
+     set_cache_ttl, "age at which a cached URL import is fetched again", "1h"},
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -570,12 +579,15 @@ static void free_list(char **list)
     orc_free(list);
 }
 
-/* "DIR,DIR": absolute directories that exist. */
-static int set_import_roots(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+/* Checks one item of a list key: 0, or ORC_EINVAL with the reason in why. */
+typedef int (*item_check_fn)(const char *item, char *why, size_t whylen);
+
+/* "A,B,C" into *slot (NULL-terminated; NULL when empty), each item checked. */
+static int set_list(char ***slot, const char *text, item_check_fn check, char *why,
+                    size_t whylen)
 {
     size_t n = 1, k = 0;
     char **list;
-    struct stat st;
 
     for (const char *p = text; *p; p++)
         n += *p == ',';
@@ -584,24 +596,65 @@ static int set_import_roots(orc_config_t *cfg, const char *text, char *why, size
         return ORC_ENOMEM;
     for (const char *p = text; *p;) {
         size_t len = strcspn(p, ",");
-        char *dir = orc_strndup(p, len);
-        if (dir == NULL) {
+        char *item = orc_strndup(p, len);
+        if (item == NULL) {
             free_list(list);
             return ORC_ENOMEM;
         }
-        list[k++] = dir;
-        if (dir[0] != '/' || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            snprintf(why, whylen, "'%s' is not an absolute path of a directory", dir);
+        list[k++] = item;
+        if (check(item, why, whylen) < 0) {
             free_list(list);
             return ORC_EINVAL;
         }
         p += len + (p[len] == ',');
     }
-    free_list(cfg->import_roots);
-    cfg->import_roots = k ? list : NULL;
+    free_list(*slot);
+    *slot = k ? list : NULL;
     if (!k)
         free_list(list);
     return 0;
+}
+
+static int check_dir(const char *dir, char *why, size_t whylen)
+{
+    struct stat st;
+
+    if (dir[0] != '/' || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return orc_failf(why, whylen, ORC_EINVAL, "'%s' is not an absolute path of a directory",
+                         dir);
+    return 0;
+}
+
+static int check_url_prefix(const char *url, char *why, size_t whylen)
+{
+    char reason[128];
+
+    if (tosca_url_prefix_check(url, reason, sizeof(reason)) < 0)
+        return orc_failf(why, whylen, ORC_EINVAL, "'%s' is not a URL prefix: %s", url, reason);
+    return 0;
+}
+
+/* "DIR,DIR": absolute directories that exist. */
+static int set_import_roots(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    return set_list(&cfg->import_roots, text, check_dir, why, whylen);
+}
+
+/* "URL,URL": http(s) prefixes (tosca_url_prefix_check). */
+static int set_import_urls(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    return set_list(&cfg->import_urls, text, check_url_prefix, why, whylen);
+}
+
+static int set_fetch_timeout(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    return set_duration_in(&cfg->import_fetch_timeout_ms, text, 1000, 600 * 1000, why, whylen);
+}
+
+static int set_cache_ttl(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    return set_duration_in(&cfg->import_cache_ttl_ms, text, 1000, 30ull * 24 * 3600 * 1000, why,
+                           whylen);
 }
 
 /* A file path; "" clears it. */
@@ -660,6 +713,8 @@ int orc_config_init(orc_config_t *cfg)
     cfg->limits.user_rate = 20;
     cfg->limits.user_burst = 100;
     cfg->limits.user_deployments = 100;
+    cfg->import_fetch_timeout_ms = 20 * 1000;
+    cfg->import_cache_ttl_ms = 3600 * 1000;
     cfg->engine.max_parallel_ops = 8;
     cfg->engine.callback_attempts = 8;
     cfg->engine.callback_backoff_ms = 1000;
@@ -691,7 +746,8 @@ void orc_config_fini(orc_config_t *cfg)
     orc_free(cfg->secrets_file);
     cfg->secrets_file = NULL;
     free_list(cfg->import_roots);
-    cfg->import_roots = NULL;
+    free_list(cfg->import_urls);
+    cfg->import_roots = cfg->import_urls = NULL;
     cfg->tls.cert_file = cfg->tls.key_file = cfg->tls.ca_file = NULL;
     cfg->config_file = cfg->data_dir = cfg->sites_file = cfg->public_url = NULL;
     cfg->configuration = NULL;

@@ -106,6 +106,9 @@ typedef struct orc_config_s {
     orc_auth_conf_t auth;
     char *secrets_file; /* NULL: secrets from the environment only */
     char **import_roots; /* NULL-terminated directories templates may import from; NULL: none */
+    char **import_urls;  /* NULL-terminated http(s) URL prefixes they may import; NULL: none */
+    uint64_t import_fetch_timeout_ms;
+    uint64_t import_cache_ttl_ms; /* a cached URL import older than this is fetched again */
     struct {
         char *cert_file; /* with key_file: the API speaks HTTPS only; NULL: plain HTTP */
         char *key_file;

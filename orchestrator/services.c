@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "api/deployments.h"
+#include "api/planner.h"
 #include "api/server.h"
 #include "base.h"
 #include "engine/drivers.h"
@@ -28,7 +29,7 @@ struct orc_services {
     struct orc_drv_registry *reg;
     struct orc_sites sites;
     struct orc_engine *engine;
-    tosca_ctx_t *tosca;
+    struct orc_planner *planner; /* owns the libtosca context */
     struct orc_deployments_api deployments;
     struct orc_events *events; /* live event streams */
     struct orc_agent_api agent_api;
@@ -182,8 +183,9 @@ static void agent_url(struct orc_services *svc, const orc_config_t *cfg, const o
 
 static int open_parts(struct orc_services *svc, const orc_config_t *cfg)
 {
-    char path[PATH_MAX], err[256], plugins[PATH_MAX];
+    char path[PATH_MAX], err[256], plugins[PATH_MAX], cache_dir[PATH_MAX];
     tosca_options_t topts;
+    tosca_ctx_t *tosca = NULL;
     tosca_diags_t d;
     int rc;
 
@@ -221,8 +223,19 @@ static int open_parts(struct orc_services *svc, const orc_config_t *cfg)
     tosca_diags_init(&d, false);
     tosca_options_init(&topts);
     topts.allowed_roots = (const char *const *)cfg->import_roots;
-    rc = tosca_ctx_new(&topts, &svc->tosca, &d);
+    topts.url_allowlist = (const char *const *)cfg->import_urls;
+    topts.fetch_timeout_s = (unsigned)((cfg->import_fetch_timeout_ms + 999) / 1000);
+    topts.cache_ttl_s = (unsigned)(cfg->import_cache_ttl_ms / 1000);
+    snprintf(cache_dir, sizeof(cache_dir), "%s/import-cache", cfg->data_dir);
+    for (size_t i = 0; cfg->import_urls && cfg->import_urls[i]; i++)
+        orc_log(ORC_LOG_INFO, LOG, "templates may import URLs under %s", cfg->import_urls[i]);
+    topts.cache_dir = cache_dir;
+    rc = tosca_ctx_new(&topts, &tosca, &d);
+    if (rc < 0 && d.count > 0)
+        orc_log(ORC_LOG_ERROR, LOG, "imports: %s", d.items[0].message);
     tosca_diags_fini(&d);
+    if (rc == 0 && (rc = orc_planner_new(svc->loop, tosca, &svc->planner)) < 0)
+        tosca_ctx_free(tosca);
     return rc;
 }
 
@@ -263,7 +276,7 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
     svc->deployments = (struct orc_deployments_api){
         .store = svc->store,
         .engine = svc->engine,
-        .tosca = svc->tosca,
+        .planner = svc->planner,
         .user_deployments = cfg->auth_enabled ? cfg->limits.user_deployments : 0,
         .callback_public_only = orc_config_callbacks_public_only(cfg),
         .commit = svc->commit,
@@ -293,7 +306,7 @@ out_fail:
     }
     if (svc->reg && orc_drv_registry_close(svc->reg) == 0)
         uv_run(loop, UV_RUN_NOWAIT);
-    tosca_ctx_free(svc->tosca);
+    orc_planner_close(svc->planner); /* nothing was submitted yet: frees it now */
     orc_sites_free(&svc->sites);
     orc_store_close(svc->store);
     orc_secrets_free(svc->secrets);
@@ -323,7 +336,7 @@ static void on_engine_closed(struct orc_engine *eng, void *data)
     orc_events_close(svc->events); /* no stream is open and no notify comes any more */
     if (orc_drv_registry_close(svc->reg) < 0)
         orc_log(ORC_LOG_ERROR, LOG, "drivers: sites still open at shutdown");
-    tosca_ctx_free(svc->tosca);
+    orc_planner_close(svc->planner); /* freed once a plan still running finishes */
     orc_sites_free(&svc->sites);
     orc_commit_close(svc->commit, on_commit_closed, svc);
 }

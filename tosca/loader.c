@@ -155,6 +155,13 @@ int tosca_ctx_new(const tosca_options_t *opts, tosca_ctx_t **out, tosca_diags_t 
     tosca_hmap_init(&ctx->file_cache);
     tosca_hmap_init(&ctx->mapped_real);
     ctx->allowlist = dup_strv(ctx->opts.url_allowlist, &rc);
+    for (size_t i = 0; rc == 0 && ctx->allowlist[i]; i++) {
+        char why[128];
+        if (tosca_url_prefix_check(ctx->allowlist[i], why, sizeof(why)) < 0) {
+            rc = tosca_error(diags, NULL, "url-allowlist", "URL allowlist entry '%s': %s",
+                             ctx->allowlist[i], why);
+        }
+    }
     ctx->roots = dup_strv(ctx->opts.allowed_roots, &rc);
     for (size_t i = 0; rc == 0 && ctx->roots[i]; i++) {
         char rr[PATH_MAX];
@@ -818,14 +825,6 @@ static int load_fs_import(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_fil
     return load_cached_fs(ctx, t, from, real, root, loc, out, at, d);
 }
 
-static bool allowlisted(const tosca_ctx_t *ctx, const char *url)
-{
-    for (size_t i = 0; ctx->allowlist && ctx->allowlist[i]; i++)
-        if (strncmp(url, ctx->allowlist[i], strlen(ctx->allowlist[i])) == 0)
-            return true;
-    return false;
-}
-
 /* Resolves an import-map target once per context. */
 static int resolve_mapped(tosca_ctx_t *ctx, const char *url, const char *mapped,
                           const char **real_out, const tosca_mark_t *at, tosca_diags_t *d)
@@ -871,10 +870,14 @@ static int load_url_import(tosca_ctx_t *ctx, tosca_template_t *t, const tosca_fi
         dir_of(real, root, sizeof(root));
         return load_cached_fs(ctx, t, from, real, root, url, out, at, d);
     }
-    if (!allowlisted(ctx, url))
-        return tosca_error(d, at, "import-denied",
-                           "import '%s' is neither in the import map nor in the URL allowlist",
-                           url);
+    {
+        char why[128];
+        if (!tosca_url_allowed(ctx->opts.url_allowlist, url, why, sizeof(why)))
+            return tosca_error(d, at, "import-denied",
+                               "import '%s' is not in the import map, and the URL allowlist "
+                               "refuses it: %s",
+                               url, why);
+    }
     {
         char path[PATH_MAX];
         int rc = tosca_fetch_url(&ctx->opts, url, path, sizeof(path), d, at);

@@ -194,6 +194,11 @@ typedef void (*orc_api_cancel_fn)(orc_api_req_t *req, void *data);
  * ORC_EINVAL if req was already answered or deferred. */
 int orc_api_req_defer(orc_api_req_t *req, orc_api_cancel_fn cancel, void *data);
 
+/* Takes a deferred request up again on the loop (its cancel will not run): run(req,
+ * data) works as a handler does — answers, defers again, or returns the failure of
+ * orc_api_req_fail, which the router then sends. */
+void orc_api_req_continue(orc_api_req_t *req, orc_api_handler_fn run, void *data);
+
 /* ---- responses ---------------------------------------------------------------- */
 
 /* Each send answers the request once: a second one fails with ORC_EINVAL.

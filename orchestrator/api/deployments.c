@@ -10,6 +10,7 @@
 
 #include "../engine/http_client.h"
 #include "deployments.h"
+#include "planner.h"
 #include "../base.h"
 #include "../store/commit.h"
 #include "../store/json.h"
@@ -155,25 +156,103 @@ static int template_error(orc_api_req_t *req, const tosca_diags_t *d)
     return orc_api_req_fail(req, 400, "%s", msg);
 }
 
-static int plan_template(orc_api_req_t *req, struct orc_deployments_api *ctx,
-                         const struct create_req *c, json_t **plan)
-{
-    tosca_template_t *t = NULL;
-    tosca_diags_t d;
-    int rc;
+/* ---- planning off the loop (planner.h) ---- */
 
-    tosca_diags_init(&d, false);
-    rc = tosca_load_buffer(ctx->tosca, "template.yaml", c->template_text, strlen(c->template_text),
-                           &t, &d);
-    if (rc == 0)
-        rc = tosca_plan(t, c->parameters, plan, &d);
-    if (rc == ORC_ETOSCA || rc == ORC_ELIMIT)
-        rc = template_error(req, &d);
-    else if (rc < 0)
-        rc = orc_api_req_fail(req, 500, "cannot read the template: %s", orc_strerror(rc));
-    tosca_template_free(t);
-    tosca_diags_fini(&d);
-    return rc;
+/* A create or an update waiting for its plan: the request's body, which c points
+ * into, and what the rest of the handler (finish) needs. Owned by the deferred
+ * request until the planner answers; freed if the request goes first. */
+struct plan_wait {
+    struct orc_deployments_api *ctx;
+    orc_api_req_t *req;
+    orc_plan_job_t *job; /* NULL once it answered */
+    orc_api_handler_fn finish;
+    json_t *body;
+    struct create_req c;
+    orc_deployment_t *d; /* update: the deployment as loaded */
+    json_t *merged;      /* update: the parameters merged into the stored ones */
+    /* the planner's answer, during finish */
+    int rc;
+    json_t *plan;
+    const tosca_diags_t *diags;
+};
+
+static void plan_wait_free(struct plan_wait *w)
+{
+    json_decref(w->body);
+    json_decref(w->merged);
+    json_decref(w->plan);
+    orc_deployment_free(w->d);
+    orc_free(w);
+}
+
+static struct plan_wait *plan_wait_new(orc_api_req_t *req, struct orc_deployments_api *ctx,
+                                       orc_api_handler_fn finish)
+{
+    struct plan_wait *w = orc_calloc(1, sizeof(*w));
+
+    if (w != NULL) {
+        w->ctx = ctx;
+        w->req = req;
+        w->finish = finish;
+    }
+    return w;
+}
+
+static void plan_wait_gone(orc_api_req_t *req, void *data)
+{
+    struct plan_wait *w = data;
+
+    (void)req;
+    orc_planner_abandon(w->job);
+    plan_wait_free(w);
+}
+
+static void on_planned(void *data, int rc, json_t *plan, const tosca_diags_t *d)
+{
+    struct plan_wait *w = data;
+
+    w->job = NULL;
+    w->rc = rc;
+    w->plan = plan;
+    w->diags = d;
+    orc_api_req_continue(w->req, w->finish, w);
+    plan_wait_free(w);
+}
+
+/* Hands w->c's template and parameters to the planner and defers the request;
+ * w->finish continues it with the plan. On failure the caller still owns w. */
+static int plan_then_finish(orc_api_req_t *req, struct plan_wait *w)
+{
+    int rc = orc_planner_submit(w->ctx->planner, "template.yaml", w->c.template_text,
+                                w->c.parameters, on_planned, w, &w->job);
+
+    if (rc == ORC_ELIMIT) {
+        orc_api_set_header(req, "retry-after", "1");
+        return orc_api_req_fail(req, 503, "%u templates are waiting to be read; retry shortly",
+                                orc_planner_pending(w->ctx->planner));
+    }
+    if (rc == ORC_ECANCELED)
+        return orc_api_req_fail(req, 503, "the server is shutting down");
+    if (rc < 0)
+        return orc_api_req_fail(req, 500, "cannot read the template: %s", orc_strerror(rc));
+    rc = orc_api_req_defer(req, plan_wait_gone, w);
+    if (rc < 0) { /* not for a request its handler holds */
+        orc_planner_abandon(w->job);
+        return orc_api_req_fail(req, 500, "cannot wait for the plan: %s", orc_strerror(rc));
+    }
+    return 0;
+}
+
+/* In finish: 0 when the template loaded and planned, else the failure. */
+static int plan_outcome(orc_api_req_t *req, const struct plan_wait *w)
+{
+    if (w->rc == ORC_ETOSCA || w->rc == ORC_ELIMIT)
+        return template_error(req, w->diags);
+    if (w->rc == ORC_ECANCELED)
+        return orc_api_req_fail(req, 503, "the server is shutting down");
+    if (w->rc < 0)
+        return orc_api_req_fail(req, 500, "cannot read the template: %s", orc_strerror(w->rc));
+    return 0;
 }
 
 /* ---- answers that acknowledge a write: sent once it is durable ---- */
@@ -311,44 +390,34 @@ static int owner_only(orc_api_req_t *req, const orc_deployment_t *d)
                             d->uuid);
 }
 
-static int create(orc_api_req_t *req, void *data)
+/* The rest of a create, with the plan: stored, answered 201 once durable, started. */
+static int create_finish(orc_api_req_t *req, void *data)
 {
-    struct orc_deployments_api *ctx = data;
+    struct plan_wait *w = data;
+    struct orc_deployments_api *ctx = w->ctx;
+    const struct create_req *c = &w->c;
     orc_deployment_t d = {0};
-    struct create_req c;
-    json_t *body = NULL, *plan = NULL;
-    int rc = orc_api_req_json(req, &body);
+    int rc = plan_outcome(req, w);
 
-    memset(&c, 0, sizeof(c));
     if (rc == 0)
-        rc = parse_body(req, body, true, &c);
-    if (rc == 0)
-        rc = check_user_group(req, c.user_group);
-    if (rc == 0)
-        rc = check_callback(req, ctx, c.callback);
-    if (rc == 0)
-        rc = check_quota(req, ctx);
-    if (rc == 0)
-        rc = plan_template(req, ctx, &c, &plan);
+        rc = check_quota(req, ctx); /* again: others may have been created meanwhile */
     if (rc < 0)
-        goto out;
+        return rc;
     d.created_by.issuer = (char *)orc_api_req_identity(req)->issuer;
     d.created_by.subject = (char *)orc_api_req_identity(req)->subject;
-    d.user_group = (char *)c.user_group;
-    d.callback = (char *)c.callback;
-    d.template_text = (char *)c.template_text;
-    d.parameters = c.parameters;
-    d.plan = plan;
-    d.timeout_mins = c.timeout_mins;
-    d.provider_timeout_mins = c.provider_timeout_mins;
-    d.max_providers_retry = c.max_providers_retry;
-    d.keep_last_attempt = c.keep_last_attempt;
+    d.user_group = (char *)c->user_group;
+    d.callback = (char *)c->callback;
+    d.template_text = (char *)c->template_text;
+    d.parameters = c->parameters;
+    d.plan = w->plan;
+    d.timeout_mins = c->timeout_mins;
+    d.provider_timeout_mins = c->provider_timeout_mins;
+    d.max_providers_retry = c->max_providers_retry;
+    d.keep_last_attempt = c->keep_last_attempt;
     d.task = ORC_TASK_DEPLOYER;
     rc = orc_store_deployment_insert(ctx->store, &d); /* durable before the 201 */
-    if (rc < 0) {
-        rc = store_fail(req, ctx, rc, "");
-        goto out;
-    }
+    if (rc < 0)
+        return store_fail(req, ctx, rc, "");
     {
         json_t *j = NULL;
         if (orc_deployment_to_json(&d, orc_api_req_base_url(req), &j) < 0)
@@ -356,11 +425,30 @@ static int create(orc_api_req_t *req, void *data)
         else
             rc = reply_when_durable(req, ctx, 201, j); /* durable before the 201 */
     }
-    if (orc_engine_create_plan(ctx->engine, d.uuid, plan) < 0)
+    if (orc_engine_create_plan(ctx->engine, d.uuid, w->plan) < 0)
         orc_log(ORC_LOG_ERROR, "api", "deployment %s stored but not started", d.uuid);
-out:
-    json_decref(plan);
-    json_decref(body);
+    return rc;
+}
+
+/* Checks the request, then plans the template off the loop (create_finish). */
+static int create(orc_api_req_t *req, void *data)
+{
+    struct orc_deployments_api *ctx = data;
+    struct plan_wait *w = plan_wait_new(req, ctx, create_finish);
+    int rc = w ? orc_api_req_json(req, &w->body) : orc_api_req_fail(req, 500, "out of memory");
+
+    if (rc == 0)
+        rc = parse_body(req, w->body, true, &w->c);
+    if (rc == 0)
+        rc = check_user_group(req, w->c.user_group);
+    if (rc == 0)
+        rc = check_callback(req, ctx, w->c.callback);
+    if (rc == 0)
+        rc = check_quota(req, ctx);
+    if (rc == 0)
+        rc = plan_then_finish(req, w);
+    if (rc < 0 && w)
+        plan_wait_free(w);
     return rc;
 }
 
@@ -926,44 +1014,60 @@ static int merge_request(orc_api_req_t *req, const orc_deployment_t *d, const js
     return 0;
 }
 
+/* Whether d may be updated now: 0, or 409. */
+static int check_updatable(orc_api_req_t *req, struct orc_deployments_api *ctx,
+                           const orc_deployment_t *d)
+{
+    if ((UPDATABLE & ORC_DEP_MASK(d->status)) && !orc_engine_busy(ctx->engine, d->uuid))
+        return 0;
+    return orc_api_req_fail(req, 409,
+                            "The deployment %s is %s: only CREATE_COMPLETE, UPDATE_COMPLETE "
+                            "or UPDATE_FAILED deployments can be updated",
+                            d->uuid, orc_dep_status_name(d->status));
+}
+
+/* The rest of an update, with the plan: stored (unless the deployment changed
+ * meanwhile: 409), answered 202 once durable, started. */
+static int update_finish(orc_api_req_t *req, void *data)
+{
+    struct plan_wait *w = data;
+    struct orc_deployments_api *ctx = w->ctx;
+    int rc = plan_outcome(req, w);
+
+    if (rc == 0)
+        rc = check_updatable(req, ctx, w->d);
+    if (rc == 0)
+        rc = store_update(req, ctx, w->d, &w->c, w->plan);
+    if (rc < 0)
+        return rc;
+    rc = reply_when_durable(req, ctx, 202, NULL);
+    if (orc_engine_update(ctx->engine, w->d->uuid) < 0)
+        orc_log(ORC_LOG_ERROR, "api", "deployment %s: update stored but not started",
+                w->d->uuid);
+    return rc;
+}
+
+/* Checks the request, then plans the new template off the loop (update_finish). */
 static int update(orc_api_req_t *req, void *data)
 {
     struct orc_deployments_api *ctx = data;
-    orc_deployment_t *d = NULL;
-    struct create_req c;
-    json_t *body = NULL, *plan = NULL, *merged = NULL;
-    int rc = orc_api_req_json(req, &body);
+    struct plan_wait *w = plan_wait_new(req, ctx, update_finish);
+    int rc = w ? orc_api_req_json(req, &w->body) : orc_api_req_fail(req, 500, "out of memory");
 
     if (rc == 0)
-        rc = load_deployment(req, ctx, true, &d);
+        rc = load_deployment(req, ctx, true, &w->d);
     if (rc == 0)
-        rc = owner_only(req, d);
-    if (rc < 0)
-        goto out;
-    if (!(UPDATABLE & ORC_DEP_MASK(d->status)) || orc_engine_busy(ctx->engine, d->uuid)) {
-        rc = orc_api_req_fail(req, 409,
-                              "The deployment %s is %s: only CREATE_COMPLETE, UPDATE_COMPLETE "
-                              "or UPDATE_FAILED deployments can be updated",
-                              d->uuid, orc_dep_status_name(d->status));
-        goto out;
-    }
-    rc = merge_request(req, d, body, &c, &merged);
+        rc = owner_only(req, w->d);
     if (rc == 0)
-        rc = check_callback(req, ctx, c.callback);
+        rc = check_updatable(req, ctx, w->d);
     if (rc == 0)
-        rc = plan_template(req, ctx, &c, &plan);
+        rc = merge_request(req, w->d, w->body, &w->c, &w->merged);
     if (rc == 0)
-        rc = store_update(req, ctx, d, &c, plan);
-    if (rc < 0)
-        goto out;
-    rc = reply_when_durable(req, ctx, 202, NULL);
-    if (orc_engine_update(ctx->engine, d->uuid) < 0)
-        orc_log(ORC_LOG_ERROR, "api", "deployment %s: update stored but not started", d->uuid);
-out:
-    json_decref(merged);
-    json_decref(plan);
-    json_decref(body);
-    orc_deployment_free(d);
+        rc = check_callback(req, ctx, w->c.callback);
+    if (rc == 0)
+        rc = plan_then_finish(req, w);
+    if (rc < 0 && w)
+        plan_wait_free(w);
     return rc;
 }
 

@@ -17,7 +17,7 @@
 struct orc_deployments_api {
     orc_store_t *store;
     struct orc_engine *engine;
-    tosca_ctx_t *tosca;
+    struct orc_planner *planner; /* loads and plans templates off the loop */
     unsigned user_deployments; /* quota of an authenticated user (0: none) */
     bool callback_public_only; /* a callback to a literal private address is a 400 */
     /* group commit of the store: answers that acknowledge a write wait for it */

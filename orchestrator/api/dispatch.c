@@ -195,14 +195,12 @@ static void answer_unrouted(orc_api_req_t *req, int rc)
                            req->method_name, req->path, allow);
 }
 
-static void run_handler(orc_api_req_t *req)
+/* After a handler (or a continuation) returned rc: nothing to do when it answered or
+ * deferred; else the failure it recorded (orc_api_req_fail) is the answer. */
+static void answer_after(orc_api_req_t *req, int rc)
 {
     struct orc_route *route = (struct orc_route *)req->route;
-    int rc;
 
-    req->series = orc_metrics_route_series(
-        &req->api->metrics, route, req->method == ORC_HTTP_HEAD && route->method != ORC_HTTP_HEAD);
-    rc = route->handler(req, route->data);
     if (req->status != 0) {
         if (rc < 0)
             orc_log(ORC_LOG_WARN, "http", "%s %s: handler failed after answering: %s",
@@ -224,6 +222,22 @@ static void run_handler(orc_api_req_t *req)
         orc_api_send_error(req, req->fail_status, "%s", req->fail_msg);
     else
         orc_api_send_error(req, orc_api_status_for(rc), "%s", orc_strerror(rc));
+}
+
+static void run_handler(orc_api_req_t *req)
+{
+    struct orc_route *route = (struct orc_route *)req->route;
+
+    req->series = orc_metrics_route_series(
+        &req->api->metrics, route, req->method == ORC_HTTP_HEAD && route->method != ORC_HTTP_HEAD);
+    answer_after(req, route->handler(req, route->data));
+}
+
+void orc_api_req_continue(orc_api_req_t *req, orc_api_handler_fn run, void *data)
+{
+    if (req->deferred)
+        orc_api_req_undefer(req);
+    answer_after(req, run(req, data));
 }
 
 /* ---- authentication ---- */

@@ -16,7 +16,7 @@ FUZZ_SECONDS ?= 600
 SHARED       ?= $(CURDIR)/../shared
 CORPUS       ?= $(SHARED)/corpus
 FUZZ_BUILD   := build/fuzz
-PKGS         := yaml-0.1 jansson libzip libcurl
+PKGS         := yaml-0.1 jansson libzip libcurl openssl
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -3,7 +3,8 @@
  * template nested too deep, JSON nested too deep, a body, a header block and a URL over
  * the limits, slow-loris clients, header injection through X-Request-Id and Host, and
  * shell metacharacters in template inputs that reach a workload's environment and
- * arguments on the local site. Each gets a specific status (or none of its effect), and
+ * arguments on the local site, URL imports outside imports.urls (and one inside, from a
+ * loopback HTTP server). Each gets a specific status (or none of its effect), and
  * the daemon answers a health check afterwards.
  */
 #define _GNU_SOURCE /* asprintf */
@@ -11,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -151,10 +153,10 @@ static void test_templates(void **state)
         static const char *const imports[][2] = {
             {"/etc/passwd", "is outside the template's directory and the allowed roots"},
             {"../../../../etc/passwd", "relative import '../../../../etc/passwd' in a template"},
-            {"file:///etc/hostname", "is neither in the import map nor in the URL allowlist"},
+            {"file:///etc/hostname", "URL allowlist refuses it: only http and https"},
             {"http://169.254.169.254/latest/meta-data",
-             "is neither in the import map nor in the URL allowlist"},
-            {"http://127.0.0.1:9/types.yaml", "is neither in the import map nor in the URL"},
+             "URL allowlist refuses it: it is not under a prefix"},
+            {"http://127.0.0.1:9/types.yaml", "URL allowlist refuses it"},
             {NULL, NULL}};
         for (size_t i = 0; imports[i][0]; i++) {
             char text[512];
@@ -184,6 +186,218 @@ static void test_templates(void **state)
     daemon_alive(&d);
     fx_stop(&d);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", roots);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* ---- URL imports: a loopback HTTP server of type files --------------------------------- */
+
+struct type_server {
+    int fd, port;
+    pthread_t thread;
+    int hits;    /* requests answered */
+    int held;    /* requests for /tosca/slow.yaml waiting for release */
+    int release; /* set: they are answered */
+};
+
+static const char served_types[] = "tosca_definitions_version: tosca_simple_yaml_1_3\n"
+                                   "node_types:\n  remote.nodes.Box:\n"
+                                   "    derived_from: tosca.nodes.Root\n";
+
+/* One request per connection: /tosca/types.yaml gets the types, /tosca/slow.yaml too
+ * but only once the test sets release, anything else 404. */
+static void *type_server_main(void *arg)
+{
+    struct type_server *ts = arg;
+    int c;
+
+    while ((c = accept(ts->fd, NULL, NULL)) >= 0) {
+        char req[2048], path[256] = "", answer[1024];
+        ssize_t n = read(c, req, sizeof(req) - 1);
+        bool found;
+        if (n > 0) {
+            req[n] = '\0';
+            sscanf(req, "GET %255s", path);
+        }
+        if (strcmp(path, "/tosca/slow.yaml") == 0) {
+            __atomic_add_fetch(&ts->held, 1, __ATOMIC_SEQ_CST);
+            for (int i = 0; i < 3000 && !__atomic_load_n(&ts->release, __ATOMIC_SEQ_CST); i++)
+                usleep(10000);
+        }
+        found = strcmp(path, "/tosca/types.yaml") == 0 || strcmp(path, "/tosca/slow.yaml") == 0;
+        snprintf(answer, sizeof(answer),
+                 "HTTP/1.1 %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                 found ? "200 OK" : "404 Not Found", found ? strlen(served_types) : 0,
+                 found ? served_types : "");
+        if (write(c, answer, strlen(answer)) < 0)
+            perror("type server");
+        __atomic_add_fetch(&ts->hits, 1, __ATOMIC_SEQ_CST);
+        close(c);
+    }
+    return NULL;
+}
+
+static void type_server_start(struct type_server *ts)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+
+    memset(ts, 0, sizeof(*ts));
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    ts->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(ts->fd >= 0);
+    assert_int_equal(bind(ts->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(ts->fd, 16), 0);
+    assert_int_equal(getsockname(ts->fd, (struct sockaddr *)&a, &len), 0);
+    ts->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&ts->thread, NULL, type_server_main, ts), 0);
+}
+
+static void type_server_stop(struct type_server *ts)
+{
+    shutdown(ts->fd, SHUT_RDWR);
+    close(ts->fd);
+    pthread_join(ts->thread, NULL);
+}
+
+static int type_server_hits(struct type_server *ts)
+{
+    return __atomic_load_n(&ts->hits, __ATOMIC_SEQ_CST);
+}
+
+/* A template importing url with one node of type remote.nodes.Box. */
+static char *url_import_template(const char *url)
+{
+    char *text;
+
+    assert_true(asprintf(&text,
+                         "tosca_definitions_version: tosca_simple_yaml_1_3\nimports:\n  - '%s'\n"
+                         "topology_template: {node_templates: {b: {type: remote.nodes.Box}}}\n",
+                         url) > 0);
+    return text;
+}
+
+/* While the daemon fetches an import from a server that does not answer yet, it serves
+ * other requests: the fetch runs off the event loop. The server holds the request until
+ * the health check has been answered, then answers; the deployment is created. */
+static void slow_fetch_off_the_loop(struct fx_daemon *d, struct type_server *ts)
+{
+    char url[128], *text, *json, *head, answer[64] = "";
+    json_t *body;
+    int fd, hits = type_server_hits(ts);
+    struct timeval tv = {30, 0};
+    ssize_t n;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/tosca/slow.yaml", ts->port);
+    text = url_import_template(url);
+    body = json_pack("{ss}", "template", text);
+    json = json_dumps(body, 0);
+    assert_true(asprintf(&head,
+                         "POST /deployments HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                         "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                         strlen(json), json) > 0);
+    fd = connect_to(d);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_true(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
+    for (int i = 0; i < 3000 && __atomic_load_n(&ts->held, __ATOMIC_SEQ_CST) == 0; i++)
+        usleep(10000);
+    assert_int_equal(__atomic_load_n(&ts->held, __ATOMIC_SEQ_CST), 1);
+    daemon_alive(d); /* while the fetch waits */
+    assert_int_equal(type_server_hits(ts), hits); /* still held: the loop did not wait on it */
+    __atomic_store_n(&ts->release, 1, __ATOMIC_SEQ_CST);
+    n = read(fd, answer, sizeof(answer) - 1);
+    assert_true(n > 0);
+    answer[n] = '\0';
+    if (strncmp(answer, "HTTP/1.1 201", 12) != 0)
+        fail_msg("the import fetched slowly: %s", answer);
+    close(fd);
+    free(head);
+    free(json);
+    json_decref(body);
+    free(text);
+}
+
+/* imports.urls admits URLs under its prefixes only, however they are spelt; what it
+ * admits is fetched once, then read from the cache in the data directory. */
+static void test_url_imports(void **state)
+{
+    struct type_server ts;
+    struct fx_daemon d;
+    char env[128], timeout[] = "ORCHESTRATOR_IMPORT_FETCH_TIMEOUT=20s", url[256], *text;
+    const char *extra[] = {env, timeout, NULL};
+    struct fx_resp r;
+    json_t *body;
+    char *json;
+
+    (void)state;
+    type_server_start(&ts);
+    snprintf(env, sizeof(env), "ORCHESTRATOR_IMPORT_URLS=http://127.0.0.1:%d/tosca/", ts.port);
+    fx_start(&d, "orc-hostile", NULL, extra);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/tosca/types.yaml", ts.port);
+    text = url_import_template(url);
+    body = json_pack("{ss}", "template", text);
+    json = json_dumps(body, 0);
+    for (int round = 0; round < 2; round++) {
+        if (fx_http(&d, "POST", "/deployments", NULL, json, &r) != 201)
+            fail_msg("an import under imports.urls (round %d): %ld %.300s", round, r.status,
+                     r.body);
+        fx_resp_free(&r);
+        assert_int_equal(type_server_hits(&ts), 1); /* the second came from the cache */
+    }
+    free(json);
+    json_decref(body);
+    free(text);
+    /* a path the server does not have */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/tosca/missing.yaml", ts.port);
+    text = url_import_template(url);
+    post_template(&d, text, 400, "HTTP status 404");
+    free(text);
+    assert_int_equal(type_server_hits(&ts), 2);
+    /* spellings that leave the prefix never reach a server */
+    {
+        static const char *const tricks[] = {
+            "http://127.0.0.1:%d/tosca/../admin/types.yaml",
+            "http://127.0.0.1:%d/tosca/%%2e%%2e/admin/types.yaml",
+            "http://127.0.0.1:%d/tosca/sub/..%%2Ftypes.yaml",
+            "http://127.0.0.1:%d/toscafake/types.yaml",
+            "http://127.0.0.1:%d@127.0.0.1:9/tosca/types.yaml",
+            "http://127.0.0.1:%d.evil.test/tosca/types.yaml",
+            "https://127.0.0.1:%d/tosca/types.yaml",
+            "http://localhost:%d/tosca/types.yaml",
+            "http://127.0.0.1:%d/tosca\\..\\types.yaml",
+            NULL};
+        for (size_t i = 0; tricks[i]; i++) {
+            snprintf(url, sizeof(url), tricks[i], ts.port);
+            text = url_import_template(url);
+            post_template(&d, text, 400, "the URL allowlist refuses it");
+            free(text);
+        }
+        assert_int_equal(type_server_hits(&ts), 2);
+    }
+    slow_fetch_off_the_loop(&d, &ts);
+    daemon_alive(&d);
+    fx_stop(&d);
+    type_server_stop(&ts);
+}
+
+/* The daemon refuses to start on an imports.urls entry that is not a URL prefix. */
+static void test_url_allowlist_config(void **state)
+{
+    static const char *const bad[][2] = {
+        {"ftp://types.example.org/", "only http and https"},
+        {"https://u@types.example.org/", "user info"},
+        {"https://types.example.org/t?x=1", "no query or fragment"},
+        {"https://types.example.org/t/../", "dot segment"},
+        {NULL, NULL}};
+    char dir[] = "/tmp/orc-urls-XXXXXX", cmd[64];
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    for (size_t i = 0; bad[i][0]; i++) {
+        setenv("ORCHESTRATOR_IMPORT_URLS", bad[i][0], 1);
+        free(fx_expect_no_start(dir, "", bad[i][1]));
+    }
+    unsetenv("ORCHESTRATOR_IMPORT_URLS");
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -358,6 +572,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_templates, fx_teardown),
+        cmocka_unit_test_teardown(test_url_imports, fx_teardown),
+        cmocka_unit_test(test_url_allowlist_config),
         cmocka_unit_test_teardown(test_sizes_and_headers, fx_teardown),
         cmocka_unit_test_teardown(test_slow_loris, fx_teardown),
         cmocka_unit_test_teardown(test_command_injection, fx_teardown),

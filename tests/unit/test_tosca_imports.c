@@ -11,7 +11,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
@@ -643,8 +645,25 @@ static void url_import_map(void **state)
     free(dir);
 }
 
+/* The cache file of url under dir: the SHA-256 of the URL, in hex. */
+static void cache_name(const char *url, char *out, size_t size)
+{
+    unsigned char md[32];
+    unsigned n = 0;
+    size_t at = 0;
+
+    assert_true(EVP_Digest(url, strlen(url), md, &n, EVP_sha256(), NULL));
+    for (unsigned i = 0; i < n && at + 3 < size; i++, at += 2)
+        snprintf(out + at, 3, "%02x", md[i]);
+    snprintf(out + at, size - at, ".yaml");
+}
+
+static const char cached_types[] = V13 "node_types:\n"
+                                       "  my.nodes.Cached:\n"
+                                       "    derived_from: tosca.nodes.Root\n";
+
 /* An allowlisted URL is fetched into the cache once; a file already in the cache is used
- * without the network (the cache name is the URL's hash). */
+ * without the network. */
 static void url_allowlist_from_cache(void **state)
 {
     static const char url[] = "https://types.example.org/v1/cached.yaml";
@@ -655,17 +674,13 @@ static void url_allowlist_from_cache(void **state)
                                   "    c:\n"
                                   "      type: my.nodes.Cached\n";
     const char *const allow[] = {"https://types.example.org/", NULL};
-    char *dir = tmpdir_new(), name[64];
+    char *dir = tmpdir_new(), name[80];
     tosca_options_t o;
     ld_t l;
 
     (void)state;
-    snprintf(name, sizeof(name), "%016llx.yaml",
-             (unsigned long long)tosca_hash(url, strlen(url)));
-    write_text(dir, name,
-               V13 "node_types:\n"
-                   "  my.nodes.Cached:\n"
-                   "    derived_from: tosca.nodes.Root\n");
+    cache_name(url, name, sizeof(name));
+    write_text(dir, name, cached_types);
     tosca_options_init(&o);
     o.url_allowlist = allow;
     o.cache_dir = dir;
@@ -674,6 +689,128 @@ static void url_allowlist_from_cache(void **state)
     unload(&l);
     rm_rf(dir);
     free(dir);
+}
+
+/* A cached copy older than cache_ttl_s is fetched again; when that fails (nothing listens
+ * on the port) the old copy is used, with a warning that says so. */
+static void url_cache_stale_copy_used_with_warning(void **state)
+{
+    static const char url[] = "http://127.0.0.1:9/v1/cached.yaml";
+    static const char src[] = V13 "imports:\n"
+                                  "  - http://127.0.0.1:9/v1/cached.yaml\n"
+                                  "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    c:\n"
+                                  "      type: my.nodes.Cached\n";
+    const char *const allow[] = {"http://127.0.0.1:9/v1/", NULL};
+    char *dir = tmpdir_new(), name[80], path[PATH_MAX];
+    struct timespec old[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+    tosca_options_t o;
+    ld_t l;
+
+    (void)state;
+    cache_name(url, name, sizeof(name));
+    write_text(dir, name, cached_types);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+    tosca_options_init(&o);
+    o.url_allowlist = allow;
+    o.cache_dir = dir;
+    o.cache_ttl_s = 3600;
+    o.fetch_timeout_s = 2;
+    load_opts(&l, "t.yaml", src, &o, false);
+    EXPECT_OK(&l);
+    EXPECT_WARN(&l, "fetch-stale", line_of(src, "- http"), "cached.yaml");
+    unload(&l);
+    /* without a TTL the copy is simply used */
+    o.cache_ttl_s = 0;
+    load_opts(&l, "t.yaml", src, &o, false);
+    EXPECT_CLEAN(&l);
+    unload(&l);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* The allowlist matches URLs as libcurl parses them: no spelling reaches another host,
+ * port or scheme, or a path outside an entry. */
+static void url_allowlist_spellings(void **state)
+{
+    const char *const allow[] = {"https://types.example.org/tosca/", "http://10.0.0.5:8000/t",
+                                 "https://Other.Example.org", NULL};
+    static const char *const admitted[] = {
+        "https://types.example.org/tosca/a.yaml",
+        "https://types.example.org:443/tosca/a.yaml",
+        "https://TYPES.example.org/tosca/sub/a.yaml",
+        "https://types.example.org/tosca/a.yaml?v=2",
+        "http://10.0.0.5:8000/t/a.yaml",
+        "http://10.0.0.5:8000/t",
+        "https://other.example.org/anything.yaml",
+    };
+    static const char *const refused[] = {
+        "https://types.example.org/tosca/../admin.yaml",
+        "https://types.example.org/tosca/./a.yaml",
+        "https://types.example.org/tosca/%2e%2e/admin.yaml",
+        "https://types.example.org/tosca/%2E%2e/admin.yaml",
+        "https://types.example.org/tosca/a%2f..%2fb.yaml",
+        "https://types.example.org/tosca\\..\\admin.yaml",
+        "https://types.example.org/toscafake/a.yaml",
+        "https://types.example.org/tosca",
+        "http://types.example.org/tosca/a.yaml",
+        "https://types.example.org:8443/tosca/a.yaml",
+        "https://types.example.org.evil.test/tosca/a.yaml",
+        "https://types.example.org@evil.test/tosca/a.yaml",
+        "https://user:pw@types.example.org/tosca/a.yaml",
+        "https://evil.test/types.example.org/tosca/a.yaml",
+        "http://10.0.0.5:8000/tx.yaml",
+        "http://10.0.0.5/t/a.yaml",
+        "https://types.example.org/tosca/a b.yaml",
+        "https://types.example.org/tosca/a\tb.yaml",
+        "file:///etc/passwd",
+        "ftp://types.example.org/tosca/a.yaml",
+        "gopher://types.example.org/tosca/a.yaml",
+        "types.example.org/tosca/a.yaml",
+        "",
+    };
+    char why[128];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(admitted) / sizeof(admitted[0]); i++)
+        if (!tosca_url_allowed(allow, admitted[i], why, sizeof(why)))
+            fail_msg("'%s' refused: %s", admitted[i], why);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        why[0] = '\0';
+        if (tosca_url_allowed(allow, refused[i], why, sizeof(why)))
+            fail_msg("'%s' admitted", refused[i]);
+        assert_true(why[0] != '\0');
+    }
+    assert_false(tosca_url_allowed(NULL, "https://types.example.org/tosca/a.yaml", NULL, 0));
+}
+
+/* Entries are checked when the context is made. */
+static void url_allowlist_entries_checked(void **state)
+{
+    static const char *const bad[] = {"https://u@types.example.org/", "https://h/?q=1",
+                                      "https://h/#f", "ftp://h/", "/local/dir", "https://h/a/../"};
+    char why[128];
+
+    (void)state;
+    assert_int_equal(tosca_url_prefix_check("https://types.example.org/tosca/", why, sizeof(why)), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *const allow[] = {bad[i], NULL};
+        tosca_options_t o;
+        tosca_ctx_t *ctx = (tosca_ctx_t *)1;
+        tosca_diags_t d;
+
+        if (tosca_url_prefix_check(bad[i], why, sizeof(why)) == 0)
+            fail_msg("prefix '%s' accepted", bad[i]);
+        tosca_options_init(&o);
+        o.url_allowlist = allow;
+        tosca_diags_init(&d, false);
+        assert_int_equal(tosca_ctx_new(&o, &ctx, &d), ORC_ETOSCA);
+        assert_null(ctx);
+        assert_non_null(test_find_code(&d, "url-allowlist"));
+        tosca_diags_fini(&d);
+    }
 }
 
 /* ---- limits and the cache ----------------------------------------------------------- */
@@ -1201,6 +1338,9 @@ int main(void)
         cmocka_unit_test(url_import_denied),
         cmocka_unit_test(url_import_map),
         cmocka_unit_test(url_allowlist_from_cache),
+        cmocka_unit_test(url_cache_stale_copy_used_with_warning),
+        cmocka_unit_test(url_allowlist_spellings),
+        cmocka_unit_test(url_allowlist_entries_checked),
         cmocka_unit_test(max_imports),
         cmocka_unit_test(shared_import_parsed_once),
         cmocka_unit_test(imported_defects_strict),

@@ -83,20 +83,34 @@ typedef struct tosca_options_s {
     bool strict;                /* defects become errors */
     tosca_limits_t limits;      /* zero fields take defaults */
     const char *import_map;     /* YAML file: URL -> local file (relative to the map) */
-    const char *const *url_allowlist; /* NULL-terminated URL prefixes fetchable over the network */
-    const char *cache_dir;      /* where fetched URL imports are cached; NULL: no cache */
+    const char *const *url_allowlist; /* NULL-terminated http(s) URL prefixes fetchable over
+                                       * the network (tosca_url_prefix_check) */
+    const char *cache_dir;      /* where fetched URL imports are cached (made 0700 if missing);
+                                 * NULL: /tmp/tosca-import-cache-UID */
     const char *const *allowed_roots; /* NULL-terminated extra roots for file imports */
     unsigned fetch_timeout_s;   /* URL import fetch timeout (default 20) */
+    unsigned cache_ttl_s;       /* cached imports older than this are fetched again (0: kept) */
 } tosca_options_t;
 
 void tosca_options_init(tosca_options_t *o);
+
+/* Checks that prefix may be an entry of url_allowlist: an absolute http or https
+ * URL without user info, query or fragment. 0, or ORC_EINVAL with the reason in why. */
+int tosca_url_prefix_check(const char *prefix, char *why, size_t whylen);
+
+/* Whether the allowlist admits url: parsed as libcurl will fetch it, http or https,
+ * no user info, the scheme, host and port of an entry and a path under the entry's
+ * (at a '/' boundary), and no dot segment, encoded dot, slash or backslash, control
+ * character or space anywhere. why: the reason when not (NULL-able). */
+bool tosca_url_allowed(const char *const *allowlist, const char *url, char *why, size_t whylen);
 
 /* ---- context: caches of parsed type files (normative types, imports) ----- */
 
 typedef struct tosca_ctx_s tosca_ctx_t;
 
 /* Creates a context. opts is copied (strings too). The import map, when set,
- * is read here: its errors go to diags and make this fail with ORC_ETOSCA. */
+ * is read here: its errors, and URL allowlist entries tosca_url_prefix_check
+ * refuses, go to diags and make this fail with ORC_ETOSCA. */
 int tosca_ctx_new(const tosca_options_t *opts, tosca_ctx_t **out, tosca_diags_t *diags);
 void tosca_ctx_free(tosca_ctx_t *ctx);
 

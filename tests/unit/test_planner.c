@@ -1,0 +1,180 @@
+/*
+ * The planner (orchestrator/api/planner.h) on a real libuv loop and worker pool: jobs
+ * answer in the order submitted with their plans or problems, abandoned jobs never
+ * answer, close ends the waiting ones with ORC_ECANCELED and lets the running one finish,
+ * and the queue is bounded.
+ */
+#include "testutil.h"
+
+#include <uv.h>
+
+#include "api/planner.h"
+#include "base.h"
+
+static const char good[] = "tosca_definitions_version: tosca_simple_yaml_1_3\n"
+                           "topology_template:\n"
+                           "  inputs:\n"
+                           "    n: {type: integer, default: 1}\n"
+                           "  node_templates:\n"
+                           "    box: {type: tosca.nodes.Compute}\n";
+static const char bad[] = "tosca_definitions_version: tosca_simple_yaml_1_3\n"
+                          "topology_template:\n"
+                          "  node_templates:\n"
+                          "    box: {type: no.such.Type}\n";
+
+struct answers {
+    int order[512];
+    int rc[512];
+    bool planned[512];
+    bool named_type[512]; /* the problem named no.such.Type */
+    int count;
+};
+
+struct tag {
+    struct answers *a;
+    int id;
+};
+
+static void on_done(void *data, int rc, json_t *plan, const tosca_diags_t *d)
+{
+    struct tag *t = data;
+    struct answers *a = t->a;
+
+    a->order[a->count] = t->id;
+    a->rc[a->count] = rc;
+    a->planned[a->count] = plan != NULL;
+    for (size_t i = 0; i < d->count; i++)
+        if (strstr(d->items[i].message, "no.such.Type"))
+            a->named_type[a->count] = true;
+    a->count++;
+    json_decref(plan);
+}
+
+static struct orc_planner *planner_new(uv_loop_t *loop)
+{
+    struct orc_planner *p = NULL;
+    tosca_ctx_t *ctx = NULL;
+    tosca_diags_t d;
+
+    tosca_diags_init(&d, false);
+    assert_int_equal(tosca_ctx_new(NULL, &ctx, &d), 0);
+    tosca_diags_fini(&d);
+    assert_int_equal(orc_planner_new(loop, ctx, &p), 0);
+    return p;
+}
+
+static void run_until(uv_loop_t *loop, const struct answers *a, int want)
+{
+    for (int i = 0; i < 100000 && a->count < want; i++)
+        uv_run(loop, UV_RUN_ONCE);
+    assert_int_equal(a->count, want);
+}
+
+static void answers_in_order(void **state)
+{
+    uv_loop_t loop;
+    struct answers a = {0};
+    struct tag tags[3] = {{&a, 0}, {&a, 1}, {&a, 2}};
+    json_t *inputs = json_pack("{si}", "n", 3);
+    struct orc_planner *p;
+
+    (void)state;
+    uv_loop_init(&loop);
+    p = planner_new(&loop);
+    assert_int_equal(orc_planner_submit(p, "a.yaml", good, NULL, on_done, &tags[0], NULL), 0);
+    assert_int_equal(orc_planner_submit(p, "b.yaml", bad, NULL, on_done, &tags[1], NULL), 0);
+    assert_int_equal(orc_planner_submit(p, "c.yaml", good, inputs, on_done, &tags[2], NULL), 0);
+    json_decref(inputs); /* copied */
+    assert_int_equal(orc_planner_pending(p), 3);
+    assert_int_equal(a.count, 0); /* never from submit */
+    run_until(&loop, &a, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(a.order[i], i);
+    assert_int_equal(a.rc[0], 0);
+    assert_true(a.planned[0]);
+    assert_int_equal(a.rc[1], ORC_ETOSCA);
+    assert_false(a.planned[1]);
+    assert_true(a.named_type[1]);
+    assert_int_equal(a.rc[2], 0);
+    assert_int_equal(orc_planner_pending(p), 0);
+    orc_planner_close(p); /* idle: freed now */
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void abandoned_jobs_never_answer(void **state)
+{
+    uv_loop_t loop;
+    struct answers a = {0};
+    struct tag tags[4] = {{&a, 0}, {&a, 1}, {&a, 2}, {&a, 3}};
+    orc_plan_job_t *jobs[4];
+    struct orc_planner *p;
+
+    (void)state;
+    uv_loop_init(&loop);
+    p = planner_new(&loop);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(orc_planner_submit(p, "t.yaml", good, NULL, on_done, &tags[i], &jobs[i]),
+                         0);
+    orc_planner_abandon(jobs[0]); /* running */
+    orc_planner_abandon(jobs[2]); /* waiting, in the middle */
+    orc_planner_abandon(jobs[3]); /* waiting, last */
+    assert_int_equal(orc_planner_pending(p), 2);
+    run_until(&loop, &a, 1);
+    assert_int_equal(a.order[0], 1);
+    assert_int_equal(a.rc[0], 0);
+    /* the queue's tail is right after the last one went: a new job runs */
+    assert_int_equal(orc_planner_submit(p, "t.yaml", good, NULL, on_done, &tags[3], NULL), 0);
+    run_until(&loop, &a, 2);
+    assert_int_equal(a.order[1], 3);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(a.count, 2);
+    orc_planner_close(p);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void close_cancels_waiting_and_bounds_the_queue(void **state)
+{
+    uv_loop_t loop;
+    static struct answers a;
+    static struct tag tags[ORC_PLANNER_MAX_WAITING + 2];
+    struct orc_planner *p;
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    uv_loop_init(&loop);
+    p = planner_new(&loop);
+    for (int i = 0; i < ORC_PLANNER_MAX_WAITING + 1; i++) { /* one runs, the rest wait */
+        tags[i] = (struct tag){&a, i};
+        assert_int_equal(orc_planner_submit(p, "t.yaml", good, NULL, on_done, &tags[i], NULL), 0);
+    }
+    tags[ORC_PLANNER_MAX_WAITING + 1] = (struct tag){&a, ORC_PLANNER_MAX_WAITING + 1};
+    assert_int_equal(orc_planner_submit(p, "t.yaml", good, NULL, on_done,
+                                        &tags[ORC_PLANNER_MAX_WAITING + 1], NULL),
+                     ORC_ELIMIT);
+    assert_int_equal(orc_planner_pending(p), ORC_PLANNER_MAX_WAITING + 1);
+    orc_planner_close(p); /* the waiting ones end now, in order */
+    assert_int_equal(a.count, ORC_PLANNER_MAX_WAITING);
+    for (int i = 0; i < ORC_PLANNER_MAX_WAITING; i++) {
+        assert_int_equal(a.order[i], i + 1);
+        assert_int_equal(a.rc[i], ORC_ECANCELED);
+    }
+    /* the running one finishes, then the planner and its context are freed (ASan: no
+     * leak) */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(a.count, ORC_PLANNER_MAX_WAITING + 1);
+    assert_int_equal(a.order[ORC_PLANNER_MAX_WAITING], 0);
+    assert_int_equal(a.rc[ORC_PLANNER_MAX_WAITING], 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(answers_in_order),
+        cmocka_unit_test(abandoned_jobs_never_answer),
+        cmocka_unit_test(close_cancels_waiting_and_bounds_the_queue),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
