@@ -1,8 +1,10 @@
 /*
  * Template loads and plans on a libuv worker thread (planner.h). Jobs wait in
- * a FIFO; one runs at a time. The loop thread owns the queue and the job
- * records; the worker owns the libtosca context, and the job it runs, from
- * uv_queue_work to the after-work callback.
+ * a FIFO; the waiting ones go to the worker together, as one batch, whenever
+ * no batch runs, so a busy loop hands over many per turn rather than one (a
+ * plan takes microseconds; a turn of a loaded loop, a millisecond). The loop
+ * thread owns the queue and the job records; the worker owns the libtosca
+ * context, and the batch, from uv_queue_work to the after-work callback.
  */
 #include <curl/curl.h>
 #include <string.h>
@@ -12,14 +14,14 @@
 
 struct orc_plan_job {
     struct orc_planner *planner;
-    uv_work_t work;
-    orc_plan_job_t *next; /* in the waiting queue */
+    orc_plan_job_t *next; /* in the waiting queue, or the batch */
     char *name;
     char *text;
     json_t *inputs;
     orc_plan_done_fn done;
     void *data;
-    bool abandoned;
+    bool in_batch;  /* handed to the worker */
+    bool abandoned; /* in_batch, and no one wants the result: the loop thread's only */
     /* the worker's results */
     int rc;
     json_t *plan;
@@ -30,8 +32,10 @@ struct orc_planner {
     uv_loop_t *loop;
     tosca_ctx_t *tosca;
     orc_plan_job_t *head, **tail; /* waiting */
-    orc_plan_job_t *running;
-    unsigned waiting;
+    uv_work_t work;
+    orc_plan_job_t *batch; /* running: a list through next */
+    bool batch_running;     /* from uv_queue_work until its after-work callback ends */
+    unsigned waiting, in_batch;
     bool closing;
 };
 
@@ -68,58 +72,79 @@ int orc_planner_new(uv_loop_t *loop, tosca_ctx_t *tosca, struct orc_planner **ou
     return 0;
 }
 
-/* On the worker: the only code that touches the context. */
-static void run_job(uv_work_t *w)
-{
-    orc_plan_job_t *job = w->data;
-    tosca_template_t *t = NULL;
+/* Most jobs in one batch: the first of a batch waits for the last before it answers. */
+#define BATCH_MAX 64
 
-    job->rc = tosca_load_buffer(job->planner->tosca, job->name, job->text, strlen(job->text), &t,
-                                &job->diags);
-    if (job->rc == 0)
-        job->rc = tosca_plan(t, job->inputs, &job->plan, &job->diags);
-    tosca_template_free(t);
+/* On the worker: the only code that touches the context. */
+static void run_batch(uv_work_t *w)
+{
+    struct orc_planner *p = w->data;
+
+    for (orc_plan_job_t *job = p->batch; job; job = job->next) {
+        tosca_template_t *t = NULL;
+        job->rc = tosca_load_buffer(p->tosca, job->name, job->text, strlen(job->text), &t,
+                                    &job->diags);
+        if (job->rc == 0)
+            job->rc = tosca_plan(t, job->inputs, &job->plan, &job->diags);
+        tosca_template_free(t);
+    }
 }
 
-static void start_next(struct orc_planner *p);
+static void start_batch(struct orc_planner *p);
 
-static void job_ran(uv_work_t *w, int status)
+/* Answers each job of the batch that someone still wants, in order. A done may
+ * abandon a later job of the batch, or submit: that waits for the next batch. */
+static void batch_ran(uv_work_t *w, int status)
 {
-    orc_plan_job_t *job = w->data;
-    struct orc_planner *p = job->planner;
-    json_t *plan = job->plan;
+    struct orc_planner *p = w->data;
+    orc_plan_job_t *job = p->batch, *next;
 
-    p->running = NULL;
-    if (!job->abandoned) {
-        if (status < 0 && job->rc == 0)
-            job->rc = ORC_ECANCELED;
-        job->plan = NULL; /* the callee's now */
-        job->done(job->data, job->rc, job->rc == 0 ? plan : NULL, &job->diags);
-        if (job->rc != 0)
-            json_decref(plan);
+    p->batch = NULL;
+    for (; job; job = next) {
+        next = job->next;
+        if (!job->abandoned) {
+            json_t *plan = job->plan;
+            if (status < 0 && job->rc == 0)
+                job->rc = ORC_ECANCELED;
+            job->plan = NULL; /* the callee's now */
+            job->done(job->data, job->rc, job->rc == 0 ? plan : NULL, &job->diags);
+            if (job->rc != 0)
+                json_decref(plan);
+        }
+        p->in_batch--;
+        job_free(job);
     }
-    job_free(job);
+    p->batch_running = false;
     if (p->closing) /* nothing waits: close ended the waiting jobs */
         planner_free(p);
     else
-        start_next(p);
+        start_batch(p);
 }
 
-static void start_next(struct orc_planner *p)
+static void start_batch(struct orc_planner *p)
 {
-    orc_plan_job_t *job = p->head;
+    orc_plan_job_t **end = &p->batch;
 
-    if (p->running != NULL || job == NULL)
+    if (p->batch_running || p->head == NULL)
         return;
-    p->head = job->next;
+    for (unsigned n = 0; n < BATCH_MAX && p->head; n++) {
+        orc_plan_job_t *job = p->head;
+        p->head = job->next;
+        job->next = NULL;
+        job->in_batch = true;
+        *end = job;
+        end = &job->next;
+        p->waiting--;
+        p->in_batch++;
+    }
     if (p->head == NULL)
         p->tail = &p->head;
-    p->waiting--;
-    p->running = job;
-    job->work.data = job;
-    if (uv_queue_work(p->loop, &job->work, run_job, job_ran) < 0) { /* only without a callback */
-        job->rc = ORC_ENOMEM;
-        job_ran(&job->work, 0);
+    p->batch_running = true;
+    p->work.data = p;
+    if (uv_queue_work(p->loop, &p->work, run_batch, batch_ran) < 0) { /* only without a callback */
+        for (orc_plan_job_t *job = p->batch; job; job = job->next)
+            job->rc = ORC_ENOMEM;
+        batch_ran(&p->work, 0);
     }
 }
 
@@ -154,7 +179,7 @@ int orc_planner_submit(struct orc_planner *p, const char *name, const char *temp
     p->waiting++;
     if (out)
         *out = job;
-    start_next(p);
+    start_batch(p);
     return 0;
 }
 
@@ -162,8 +187,8 @@ void orc_planner_abandon(orc_plan_job_t *job)
 {
     struct orc_planner *p = job->planner;
 
-    if (job == p->running) {
-        job->abandoned = true; /* job_ran frees it */
+    if (job->in_batch) {
+        job->abandoned = true; /* batch_ran frees it */
         return;
     }
     for (orc_plan_job_t **at = &p->head; *at; at = &(*at)->next)
@@ -190,11 +215,11 @@ void orc_planner_close(struct orc_planner *p)
         job_free(job);
     }
     p->tail = &p->head;
-    if (p->running == NULL)
+    if (!p->batch_running)
         planner_free(p);
 }
 
 unsigned orc_planner_pending(const struct orc_planner *p)
 {
-    return p->waiting + (p->running != NULL);
+    return p->waiting + p->in_batch;
 }

@@ -3,9 +3,10 @@
  * its imports (files, and URLs from imports.urls, fetched with a blocking
  * transfer) and builds the plan; that can take seconds, so the planner runs
  * it on a libuv worker thread and hands the result back on the loop. Jobs run
- * one at a time, in the order submitted: the libtosca context (its cache of
- * parsed type files) is touched by one thread at a time, and a slow fetch
- * holds one worker of the pool, never all of them.
+ * one at a time, in the order submitted (those waiting go to the worker as one
+ * batch): the libtosca context (its cache of parsed type files) is touched by
+ * one thread at a time, and a slow fetch holds one worker of the pool, never
+ * all of them.
  */
 #ifndef ORC_API_PLANNER_H
 #define ORC_API_PLANNER_H
