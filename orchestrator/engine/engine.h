@@ -149,4 +149,13 @@ void orc_engine_free(struct orc_engine *eng);
  * masked in every string as "******"; returns the masked value (docs/security.md). */
 json_t *orc_engine_mask_secrets(const json_t *plan, json_t *v);
 
+/* The values of the plan's secret inputs worth masking (NULL-terminated; NULL: none),
+ * for a run that keeps no plan; freed with orc_engine_secret_values_free. */
+char **orc_engine_secret_values(const json_t *plan);
+void orc_engine_secret_values_free(char **secrets);
+
+/* text with every secret in it as "******" (a new string, free(3)), or NULL when it has
+ * none (or secrets is NULL). */
+char *orc_engine_mask_text(char *const *secrets, const char *text);
+
 #endif

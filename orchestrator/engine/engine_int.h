@@ -118,6 +118,7 @@ struct run {
     enum run_phase phase;
     orc_deployment_t *dep;
     json_t *plan;
+    char **secrets; /* values of secret inputs, masked in events and reasons; NULL: none */
     struct nrun *nodes;
     size_t nnodes;
     size_t order[64]; /* ranked site indices */

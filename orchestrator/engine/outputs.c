@@ -233,6 +233,50 @@ json_t *orc_engine_mask_secrets(const json_t *plan, json_t *v)
     return v;
 }
 
+char **orc_engine_secret_values(const json_t *plan)
+{
+    const json_t *names = json_object_get(plan, "secret_inputs"), *name;
+    const json_t *inputs = json_object_get(plan, "inputs");
+    size_t i, n = 0;
+    char **out;
+
+    if (json_array_size(names) == 0)
+        return NULL;
+    out = orc_calloc(json_array_size(names) + 1, sizeof(*out));
+    json_array_foreach(names, i, name) {
+        const char *secret = json_string_value(json_object_get(inputs, json_string_value(name)));
+        if (out && secret && strlen(secret) >= SECRET_MIN_LEN &&
+            (out[n] = orc_strdup(secret)) != NULL)
+            n++;
+    }
+    if (out && n == 0) {
+        orc_free(out);
+        out = NULL;
+    }
+    return out;
+}
+
+void orc_engine_secret_values_free(char **secrets)
+{
+    for (size_t i = 0; secrets && secrets[i]; i++)
+        orc_free(secrets[i]);
+    orc_free(secrets);
+}
+
+char *orc_engine_mask_text(char *const *secrets, const char *text)
+{
+    char *masked = NULL;
+
+    for (size_t i = 0; text && secrets && secrets[i]; i++) {
+        char *m = mask_in(masked ? masked : text, secrets[i]);
+        if (m) {
+            free(masked);
+            masked = m;
+        }
+    }
+    return masked;
+}
+
 json_t *orc_engine_outputs(const struct run *r, const json_t *plan)
 {
     const struct octx c = {r, plan};

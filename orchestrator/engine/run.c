@@ -42,6 +42,12 @@ static void fail_attempt(struct run *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r->error, sizeof(r->error), fmt, ap);
     va_end(ap);
+    {
+        char *masked = orc_engine_mask_text(r->secrets, r->error); /* drivers quote values */
+        if (masked)
+            snprintf(r->error, sizeof(r->error), "%s", masked);
+        free(masked);
+    }
     orc_log(ORC_LOG_WARN, LOG, "deployment %s: %s", r->uuid, r->error);
     for (size_t n = 0; n < r->nnodes; n++)
         for (size_t i = 0; i < r->nodes[n].ninst; i++)
@@ -146,11 +152,12 @@ static struct engine_site *site_by_name(struct orc_engine *eng, const char *name
 static int set_res_msg(struct run *r, struct inst *in, orc_res_state_t st, bool with_site,
                        unsigned extra, const orc_resource_t *vals, const char *message)
 {
+    char *masked = orc_engine_mask_text(r->secrets, message);
     orc_resource_t v;
     orc_res_update_t u = {.uuid = in->res_uuid,
                           .set = ORC_RES_F_STATE | extra,
                           .values = &v,
-                          .event_message = message};
+                          .event_message = masked ? masked : message};
     int rc;
 
     if (vals)
@@ -164,6 +171,7 @@ static int set_res_msg(struct run *r, struct inst *in, orc_res_state_t st, bool 
         v.provider_name = r->site ? (char *)r->site->def->driver : NULL;
     }
     rc = orc_store_resource_update(r->eng->store, &u, NULL);
+    free(masked);
     if (rc < 0)
         orc_log(ORC_LOG_ERROR, LOG, "deployment %s: storing %s: %s", r->uuid, in->name,
                 orc_store_errmsg(r->eng->store));
@@ -196,6 +204,7 @@ static void store_up(struct run *r, struct inst *in)
 static void drop_spec(struct run *r)
 {
     r->planned = r->plan != NULL;
+    r->secrets = orc_engine_secret_values(r->plan ? r->plan : r->dep->plan);
     json_decref(r->plan);
     r->plan = NULL;
     orc_free(r->dep->template_text);
@@ -258,6 +267,7 @@ static void timer_closed(uv_handle_t *h)
         orc_drv_op_reset(&r->probes[i].op);
     orc_free(r->probes);
     json_decref(r->plan);
+    orc_engine_secret_values_free(r->secrets);
     orc_deployment_free(r->dep);
     r->eng->closing_timers--;
     maybe_done(r->eng);
@@ -291,8 +301,10 @@ static json_t *run_outputs(struct run *r)
     return out;
 }
 
-static void finish(struct run *r, orc_dep_status_t st, const char *reason, json_t *outputs)
+static void finish(struct run *r, orc_dep_status_t st, const char *reason_in, json_t *outputs)
 {
+    char *masked = orc_engine_mask_text(r->secrets, reason_in);
+    const char *reason = masked ? masked : reason_in;
     orc_deployment_t v = {.status = st, .status_reason = (char *)reason, .outputs = outputs};
     orc_dep_update_t u = {
         .uuid = r->uuid, .set = ORC_DEP_F_STATUS | ORC_DEP_F_STATUS_REASON, .values = &v};
@@ -309,6 +321,7 @@ static void finish(struct run *r, orc_dep_status_t st, const char *reason, json_
     else
         orc_log(ORC_LOG_INFO, LOG, "deployment %s: %s%s%s", r->uuid, orc_dep_status_name(st),
                 reason ? ": " : "", reason ? reason : "");
+    free(masked);
     json_decref(outputs);
     r->phase = PH_DONE;
     notify(r);
@@ -791,9 +804,14 @@ static void attempt_end(struct run *r, bool ok)
     if (r->attempt_ended || r->attempt == 0) /* stored already, or no attempt (update) */
         return;
     r->attempt_ended = true;
-    if (orc_store_attempt_end(r->eng->store, r->uuid, r->attempt, ok, ok ? NULL : r->error) < 0)
-        orc_log(ORC_LOG_ERROR, LOG, "deployment %s: storing attempt %d: %s", r->uuid, r->attempt,
-                orc_store_errmsg(r->eng->store));
+    {
+        char *masked = ok ? NULL : orc_engine_mask_text(r->secrets, r->error);
+        if (orc_store_attempt_end(r->eng->store, r->uuid, r->attempt, ok,
+                                  ok ? NULL : masked ? masked : r->error) < 0)
+            orc_log(ORC_LOG_ERROR, LOG, "deployment %s: storing attempt %d: %s", r->uuid,
+                    r->attempt, orc_store_errmsg(r->eng->store));
+        free(masked);
+    }
     notify(r);
 }
 

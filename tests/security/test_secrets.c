@@ -3,7 +3,8 @@
  * secrets file that must be the daemon's own with mode 0600 (a looser mode, another
  * owner's file, a value that is not a string stop the start, naming the file but never
  * a value); template inputs that are secrets (named so, or declared with metadata
- * secret: true) are masked in outputs, extrainfo and the log. Every API response the
+ * secret: true) are masked in outputs, extrainfo and the log, and in what drivers say
+ * about the deployment (statusReason, events). Every API response the
  * test received and the daemon's whole log are then searched for each secret.
  */
 #define _GNU_SOURCE /* memmem */
@@ -147,6 +148,58 @@ static void test_no_secret_leaves(void **state)
 }
 
 /* The daemon must not start with this secrets file, and say want (never a value). */
+/* A secret input that reaches a driver's error message: the local site refuses the
+ * image name it was given, and the deployment's statusReason, its events, its log and
+ * the daemon's log show the value masked. */
+static void test_driver_messages_masked(void **state)
+{
+    static const char bad_image[] =
+        "tosca_definitions_version: tosca_simple_yaml_1_3\n"
+        "topology_template:\n"
+        "  inputs:\n"
+        "    registry_token: {type: string}\n"
+        "  node_templates:\n"
+        "    job:\n"
+        "      type: orc.nodes.Job\n"
+        "      properties:\n"
+        "        command: \"true\"\n"
+        "        image: {get_input: registry_token}\n";
+    static const char token[] = "Reg Tok3n!Value";
+    struct fx_daemon d;
+    char uuid[64], path[160], *text, *log;
+    json_t *body, *dep;
+    struct fx_resp r;
+
+    (void)state;
+    fx_start(&d, "orc-secrets", NULL, NULL);
+    body = json_pack("{ss s{ss} si}", "template", bad_image, "parameters", "registry_token",
+                     token, "maxProvidersRetry", 1);
+    text = json_dumps(body, 0);
+    json_decref(body);
+    assert_int_equal(fx_http(&d, "POST", "/deployments", NULL, text, &r), 201);
+    free(text);
+    snprintf(uuid, sizeof(uuid), "%s", json_string_value(json_object_get(r.json, "uuid")));
+    fx_resp_free(&r);
+    dep = fx_wait_status(&d, uuid, "CREATE_FAILED", 30000);
+    text = json_dumps(dep, 0);
+    if (strstr(text, "bad image name '******'") == NULL)
+        fail_msg("the reason does not show the masked image: %s", text);
+    free(text);
+    json_decref(dep);
+    static const char *const reads[] = {"", "/log", "/events", "/resources", "/extrainfo", NULL};
+    for (size_t i = 0; reads[i]; i++) {
+        snprintf(path, sizeof(path), "/deployments/%s%s", uuid, reads[i]);
+        assert_int_equal(fx_get(&d, path, &r), 200);
+        no_leak(path, r.body, r.len, token);
+        fx_resp_free(&r);
+    }
+    log = fx_read_file(d.log);
+    assert_non_null(log);
+    no_leak("the daemon's log", log, strlen(log), token);
+    free(log);
+    fx_stop(&d);
+}
+
 static void refused(const char *want)
 {
     char args[200], *text;
@@ -179,6 +232,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_secrets_files),
         cmocka_unit_test_teardown(test_no_secret_leaves, fx_teardown),
+        cmocka_unit_test_teardown(test_driver_messages_masked, fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

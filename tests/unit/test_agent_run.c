@@ -230,7 +230,7 @@ static void test_readiness(void **state)
     int st;
 
     (void)state;
-    int port = 20000 + (int)(getpid() % 20000);
+    int port = 20000 + (int)(getpid() % 12000); /* below the ephemeral ports (32768-) */
     snprintf(args, sizeof(args), "--ready-http=%d:/", port);
     snprintf(status, sizeof(status), "%s/st.json", dir);
     pid = fork();

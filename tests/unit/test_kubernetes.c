@@ -290,7 +290,7 @@ static void test_service(void **state)
     struct fx_daemon d;
     char uuid[64], port[16], url[128], *body = NULL;
     json_t *inv;
-    int p = 20000 + (int)(getpid() % 20000);
+    int p = 20000 + (int)(getpid() % 12000); /* below the ephemeral ports (32768-) */
 
     (void)state;
     start_sim("");

@@ -174,7 +174,7 @@ static void endpoint_answers(const struct daemon *d, const char *id, int port)
 static void serving_over_http(const struct daemon *d)
 {
     char body[8192], id[64] = "", path[128], text[4096], *json;
-    int port = 20000 + (int)(getpid() % 20000);
+    int port = 20000 + (int)(getpid() % 12000); /* below the ephemeral ports (32768-) */
     struct body b;
     json_t *req;
     FILE *fp = fopen("examples/gpu-serving.yaml", "r");
