@@ -1,10 +1,13 @@
 /*
- * Template loads and plans on a libuv worker thread (planner.h). Jobs wait in
- * a FIFO; the waiting ones go to the worker together, as one batch, whenever
- * no batch runs, so a busy loop hands over many per turn rather than one (a
- * plan takes microseconds; a turn of a loaded loop, a millisecond). The loop
- * thread owns the queue and the job records; the worker owns the libtosca
- * context, and the batch, from uv_queue_work to the after-work callback.
+ * Template loads and plans on the planner's own thread (planner.h). Jobs wait
+ * in a FIFO; the waiting ones go to the thread together, as one batch,
+ * whenever no batch runs, so a busy loop hands over many per turn rather than
+ * one (a plan takes microseconds; a turn of a loaded loop, a millisecond). The
+ * thread is the planner's alone, not libuv's pool: there getaddrinfo calls
+ * stuck on a dead DNS server could hold every worker and stall the answers of
+ * templates that fetch nothing. The loop thread owns the queue and the job
+ * records; the planner thread owns the libtosca context, and the batch from
+ * the hand-over to the async wake-up (both under the mutex).
  */
 #include <curl/curl.h>
 #include <string.h>
@@ -20,9 +23,9 @@ struct orc_plan_job {
     json_t *inputs;
     orc_plan_done_fn done;
     void *data;
-    bool in_batch;  /* handed to the worker */
+    bool in_batch;  /* handed to the thread */
     bool abandoned; /* in_batch, and no one wants the result: the loop thread's only */
-    /* the worker's results */
+    /* the thread's results */
     int rc;
     json_t *plan;
     tosca_diags_t diags;
@@ -32,12 +35,21 @@ struct orc_planner {
     uv_loop_t *loop;
     tosca_ctx_t *tosca;
     orc_plan_job_t *head, **tail; /* waiting */
-    uv_work_t work;
-    orc_plan_job_t *batch; /* running: a list through next */
-    bool batch_running;     /* from uv_queue_work until its after-work callback ends */
     unsigned waiting, in_batch;
+    bool batch_running; /* handed over, its answers not given yet (loop thread) */
     bool closing;
+    uv_thread_t thread;
+    uv_async_t ran; /* the thread finished the batch */
+    /* under mu: what the two threads hand each other */
+    uv_mutex_t mu;
+    uv_cond_t cond;
+    orc_plan_job_t *batch; /* to run (set by the loop), run (cleared by the loop) */
+    bool batch_ready;      /* set by the loop, cleared by the thread when done */
+    bool quit;
 };
+
+/* Most jobs in one batch: the first of a batch waits for the last before it answers. */
+#define BATCH_MAX 64
 
 static void job_free(orc_plan_job_t *job)
 {
@@ -49,38 +61,9 @@ static void job_free(orc_plan_job_t *job)
     orc_free(job);
 }
 
-static void planner_free(struct orc_planner *p)
+static void run_batch(struct orc_planner *p, orc_plan_job_t *batch)
 {
-    tosca_ctx_free(p->tosca);
-    orc_free(p);
-    curl_global_cleanup();
-}
-
-int orc_planner_new(uv_loop_t *loop, tosca_ctx_t *tosca, struct orc_planner **out)
-{
-    struct orc_planner *p = orc_calloc(1, sizeof(*p));
-
-    *out = NULL;
-    if (p == NULL || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        orc_free(p);
-        return ORC_ENOMEM;
-    }
-    p->loop = loop;
-    p->tosca = tosca;
-    p->tail = &p->head;
-    *out = p;
-    return 0;
-}
-
-/* Most jobs in one batch: the first of a batch waits for the last before it answers. */
-#define BATCH_MAX 64
-
-/* On the worker: the only code that touches the context. */
-static void run_batch(uv_work_t *w)
-{
-    struct orc_planner *p = w->data;
-
-    for (orc_plan_job_t *job = p->batch; job; job = job->next) {
+    for (orc_plan_job_t *job = batch; job; job = job->next) {
         tosca_template_t *t = NULL;
         job->rc = tosca_load_buffer(p->tosca, job->name, job->text, strlen(job->text), &t,
                                     &job->diags);
@@ -90,22 +73,69 @@ static void run_batch(uv_work_t *w)
     }
 }
 
+/* The planner thread: the only code that touches the context. */
+static void planner_thread(void *arg)
+{
+    struct orc_planner *p = arg;
+
+    uv_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->batch_ready && !p->quit)
+            uv_cond_wait(&p->cond, &p->mu);
+        if (p->quit)
+            break;
+        uv_mutex_unlock(&p->mu);
+        run_batch(p, p->batch);
+        uv_mutex_lock(&p->mu);
+        p->batch_ready = false;
+        uv_async_send(&p->ran);
+    }
+    uv_mutex_unlock(&p->mu);
+}
+
+static void planner_closed(uv_handle_t *h)
+{
+    struct orc_planner *p = h->data;
+
+    uv_cond_destroy(&p->cond);
+    uv_mutex_destroy(&p->mu);
+    tosca_ctx_free(p->tosca);
+    orc_free(p);
+    curl_global_cleanup();
+}
+
+/* Stops the idle thread and frees p once its handle closed. */
+static void planner_free(struct orc_planner *p)
+{
+    uv_mutex_lock(&p->mu);
+    p->quit = true;
+    uv_cond_signal(&p->cond);
+    uv_mutex_unlock(&p->mu);
+    uv_thread_join(&p->thread);
+    uv_close((uv_handle_t *)&p->ran, planner_closed);
+}
+
 static void start_batch(struct orc_planner *p);
 
 /* Answers each job of the batch that someone still wants, in order. A done may
  * abandon a later job of the batch, or submit: that waits for the next batch. */
-static void batch_ran(uv_work_t *w, int status)
+static void batch_ran(uv_async_t *a)
 {
-    struct orc_planner *p = w->data;
-    orc_plan_job_t *job = p->batch, *next;
+    struct orc_planner *p = a->data;
+    orc_plan_job_t *job, *next;
 
+    uv_mutex_lock(&p->mu);
+    if (p->batch_ready || !p->batch_running) { /* a wake-up of no finished batch */
+        uv_mutex_unlock(&p->mu);
+        return;
+    }
+    job = p->batch;
     p->batch = NULL;
+    uv_mutex_unlock(&p->mu);
     for (; job; job = next) {
         next = job->next;
         if (!job->abandoned) {
             json_t *plan = job->plan;
-            if (status < 0 && job->rc == 0)
-                job->rc = ORC_ECANCELED;
             job->plan = NULL; /* the callee's now */
             job->done(job->data, job->rc, job->rc == 0 ? plan : NULL, &job->diags);
             if (job->rc != 0)
@@ -123,7 +153,7 @@ static void batch_ran(uv_work_t *w, int status)
 
 static void start_batch(struct orc_planner *p)
 {
-    orc_plan_job_t **end = &p->batch;
+    orc_plan_job_t *batch = NULL, **end = &batch;
 
     if (p->batch_running || p->head == NULL)
         return;
@@ -140,12 +170,44 @@ static void start_batch(struct orc_planner *p)
     if (p->head == NULL)
         p->tail = &p->head;
     p->batch_running = true;
-    p->work.data = p;
-    if (uv_queue_work(p->loop, &p->work, run_batch, batch_ran) < 0) { /* only without a callback */
-        for (orc_plan_job_t *job = p->batch; job; job = job->next)
-            job->rc = ORC_ENOMEM;
-        batch_ran(&p->work, 0);
+    uv_mutex_lock(&p->mu);
+    p->batch = batch;
+    p->batch_ready = true;
+    uv_cond_signal(&p->cond);
+    uv_mutex_unlock(&p->mu);
+}
+
+int orc_planner_new(uv_loop_t *loop, tosca_ctx_t *tosca, struct orc_planner **out)
+{
+    struct orc_planner *p = orc_calloc(1, sizeof(*p));
+
+    *out = NULL;
+    if (p == NULL || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        orc_free(p);
+        return ORC_ENOMEM;
     }
+    p->loop = loop;
+    p->tosca = tosca;
+    p->tail = &p->head;
+    p->ran.data = p;
+    if (uv_mutex_init(&p->mu) < 0) {
+        orc_free(p);
+        curl_global_cleanup();
+        return ORC_ENOMEM;
+    }
+    if (uv_cond_init(&p->cond) < 0 || uv_async_init(loop, &p->ran, batch_ran) < 0) {
+        uv_mutex_destroy(&p->mu);
+        orc_free(p);
+        curl_global_cleanup();
+        return ORC_ENOMEM;
+    }
+    if (uv_thread_create(&p->thread, planner_thread, p) < 0) {
+        p->tosca = NULL; /* the caller keeps it on failure */
+        uv_close((uv_handle_t *)&p->ran, planner_closed);
+        return ORC_ENOMEM;
+    }
+    *out = p;
+    return 0;
 }
 
 int orc_planner_submit(struct orc_planner *p, const char *name, const char *template_text,

@@ -194,7 +194,7 @@ static void test_templates(void **state)
 struct type_server {
     int fd, port;
     pthread_t thread;
-    int hits;    /* requests answered */
+    int hits;    /* requests answered (counted before the answer is written) */
     int held;    /* requests for /tosca/slow.yaml waiting for release */
     int release; /* set: they are answered */
 };
@@ -228,9 +228,9 @@ static void *type_server_main(void *arg)
                  "HTTP/1.1 %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
                  found ? "200 OK" : "404 Not Found", found ? strlen(served_types) : 0,
                  found ? served_types : "");
+        __atomic_add_fetch(&ts->hits, 1, __ATOMIC_SEQ_CST); /* before the daemon can answer */
         if (write(c, answer, strlen(answer)) < 0)
             perror("type server");
-        __atomic_add_fetch(&ts->hits, 1, __ATOMIC_SEQ_CST);
         close(c);
     }
     return NULL;

@@ -167,19 +167,15 @@ static void test_driver_messages_masked(void **state)
     static const char token[] = "Reg Tok3n!Value";
     struct fx_daemon d;
     char uuid[64], path[160], *text, *log;
-    json_t *body, *dep;
+    json_t *dep;
     struct fx_resp r;
 
     (void)state;
     fx_start(&d, "orc-secrets", NULL, NULL);
-    body = json_pack("{ss s{ss} si}", "template", bad_image, "parameters", "registry_token",
-                     token, "maxProvidersRetry", 1);
-    text = json_dumps(body, 0);
-    json_decref(body);
-    assert_int_equal(fx_http(&d, "POST", "/deployments", NULL, text, &r), 201);
-    free(text);
-    snprintf(uuid, sizeof(uuid), "%s", json_string_value(json_object_get(r.json, "uuid")));
-    fx_resp_free(&r);
+    json_decref(fx_create(&d, bad_image,
+                          "{\"parameters\": {\"registry_token\": \"Reg Tok3n!Value\"}, "
+                          "\"maxProvidersRetry\": 1}",
+                          uuid));
     dep = fx_wait_status(&d, uuid, "CREATE_FAILED", 30000);
     text = json_dumps(dep, 0);
     if (strstr(text, "bad image name '******'") == NULL)

@@ -2,10 +2,11 @@
  * The planner (orchestrator/api/planner.h) on a real libuv loop and worker pool: jobs
  * answer in the order submitted with their plans or problems, abandoned jobs never
  * answer, close ends the waiting ones with ORC_ECANCELED and lets the running one finish,
- * and the queue is bounded.
+ * the queue is bounded, and a libuv pool whose every worker is stuck does not hold it up.
  */
 #include "testutil.h"
 
+#include <unistd.h>
 #include <uv.h>
 
 #include "api/planner.h"
@@ -127,9 +128,10 @@ static void abandoned_jobs_never_answer(void **state)
     assert_int_equal(orc_planner_submit(p, "t.yaml", good, NULL, on_done, &tags[3], NULL), 0);
     run_until(&loop, &a, 2);
     assert_int_equal(a.order[1], 3);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&loop, UV_RUN_NOWAIT);
     assert_int_equal(a.count, 2);
     orc_planner_close(p);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -168,12 +170,54 @@ static void close_cancels_waiting_and_bounds_the_queue(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* libuv's pool, every worker stuck (as in getaddrinfo on a dead DNS server), does not
+ * hold the planner up: it has a thread of its own. */
+static int pool_release, pool_done;
+
+static void stuck_work(uv_work_t *w)
+{
+    (void)w;
+    for (int i = 0; i < 3000 && !__atomic_load_n(&pool_release, __ATOMIC_SEQ_CST); i++)
+        usleep(10000);
+}
+
+static void stuck_done(uv_work_t *w, int status)
+{
+    (void)w;
+    (void)status;
+    pool_done++;
+}
+
+static void independent_of_the_pool(void **state)
+{
+    uv_loop_t loop;
+    uv_work_t stuck[16];
+    struct answers a = {0};
+    struct tag tag = {&a, 0};
+    struct orc_planner *p;
+
+    (void)state;
+    uv_loop_init(&loop);
+    for (int i = 0; i < 16; i++) /* more than the pool has threads */
+        assert_int_equal(uv_queue_work(&loop, &stuck[i], stuck_work, stuck_done), 0);
+    p = planner_new(&loop);
+    assert_int_equal(orc_planner_submit(p, "t.yaml", good, NULL, on_done, &tag, NULL), 0);
+    run_until(&loop, &a, 1);
+    assert_int_equal(a.rc[0], 0);
+    assert_int_equal(pool_done, 0); /* answered while the pool was still stuck */
+    __atomic_store_n(&pool_release, 1, __ATOMIC_SEQ_CST);
+    orc_planner_close(p);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(answers_in_order),
         cmocka_unit_test(abandoned_jobs_never_answer),
         cmocka_unit_test(close_cancels_waiting_and_bounds_the_queue),
+        cmocka_unit_test(independent_of_the_pool),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

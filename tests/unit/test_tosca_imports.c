@@ -662,6 +662,18 @@ static const char cached_types[] = V13 "node_types:\n"
                                        "  my.nodes.Cached:\n"
                                        "    derived_from: tosca.nodes.Root\n";
 
+/* A new cache directory that holds url's file (the types of my.nodes.Cached), whose path
+ * goes to path. */
+static char *cache_holding(const char *url, char *path, size_t size)
+{
+    char *dir = tmpdir_new(), name[80];
+
+    cache_name(url, name, sizeof(name));
+    write_text(dir, name, cached_types);
+    snprintf(path, size, "%s/%s", dir, name);
+    return dir;
+}
+
 /* An allowlisted URL is fetched into the cache once; a file already in the cache is used
  * without the network. */
 static void url_allowlist_from_cache(void **state)
@@ -674,13 +686,11 @@ static void url_allowlist_from_cache(void **state)
                                   "    c:\n"
                                   "      type: my.nodes.Cached\n";
     const char *const allow[] = {"https://types.example.org/", NULL};
-    char *dir = tmpdir_new(), name[80];
+    char path[PATH_MAX], *dir = cache_holding(url, path, sizeof(path));
     tosca_options_t o;
     ld_t l;
 
     (void)state;
-    cache_name(url, name, sizeof(name));
-    write_text(dir, name, cached_types);
     tosca_options_init(&o);
     o.url_allowlist = allow;
     o.cache_dir = dir;
@@ -703,15 +713,12 @@ static void url_cache_stale_copy_used_with_warning(void **state)
                                   "    c:\n"
                                   "      type: my.nodes.Cached\n";
     const char *const allow[] = {"http://127.0.0.1:9/v1/", NULL};
-    char *dir = tmpdir_new(), name[80], path[PATH_MAX];
+    char path[PATH_MAX], *dir = cache_holding(url, path, sizeof(path));
     struct timespec old[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
     tosca_options_t o;
     ld_t l;
 
     (void)state;
-    cache_name(url, name, sizeof(name));
-    write_text(dir, name, cached_types);
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
     assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
     tosca_options_init(&o);
     o.url_allowlist = allow;
