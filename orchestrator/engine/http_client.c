@@ -329,6 +329,12 @@ static void easy_common(struct transfer *t, const char *url, long timeout_ms, co
     curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->error);
     curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
     curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+    /* A transfer given up while its host name still resolves (a callback to a name whose
+     * DNS server does not answer) must not join the resolver thread here, on the loop: it
+     * would wait out the DNS timeout. The thread is left to finish and free itself. */
+    curl_easy_setopt(t->easy, CURLOPT_QUICK_EXIT, 1L);
+#endif
     if (ca_file)
         curl_easy_setopt(t->easy, CURLOPT_CAINFO, ca_file);
 }
