@@ -12,8 +12,12 @@
  * come within 5 s. Nothing may crash, leak or hang, and the server must answer a health
  * check after every input (else the target aborts: the daemon would be down).
  *
+ * A watchdog thread makes the loop print its stack when one turn takes over 2 s.
+ *
  * Build and run with tests/fuzz/fuzz.mk (`make fuzz`).
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +37,62 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define ANSWER_TIMEOUT_MS 5000
 
 static uv_loop_t loop;
+
+/* ---- the stall watchdog: when one turn of the loop takes over 2 s, the loop thread
+ * prints its own stack (SIGUSR1), once per stall, so that a hang says where it was ---- */
+
+void __sanitizer_print_stack_trace(void);
+
+#define STALL_MS 2000
+
+static pthread_t loop_thread;
+static uint64_t turn_started_ms; /* 0: not in a turn (atomic) */
+
+static void on_stall_signal(int sig)
+{
+    (void)sig;
+    fprintf(stderr, "fuzz_http: the loop has been in one turn for over %d ms, at:\n", STALL_MS);
+    __sanitizer_print_stack_trace();
+}
+
+static uint64_t now_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
+
+static void *watchdog_main(void *arg)
+{
+    uint64_t reported = 0;
+
+    (void)arg;
+    for (;;) {
+        uint64_t started = __atomic_load_n(&turn_started_ms, __ATOMIC_SEQ_CST);
+        if (started != 0 && started != reported && now_ms() - started > STALL_MS) {
+            reported = started;
+            pthread_kill(loop_thread, SIGUSR1);
+        }
+        usleep(100 * 1000);
+    }
+    return NULL;
+}
+
+static void watchdog_start(void)
+{
+    pthread_t t;
+
+    loop_thread = pthread_self();
+    signal(SIGUSR1, on_stall_signal);
+    if (pthread_create(&t, NULL, watchdog_main, NULL) == 0)
+        pthread_detach(t);
+}
+
+/* One turn of the loop, watched. */
+static void run_turn(void)
+{
+    __atomic_store_n(&turn_started_ms, now_ms(), __ATOMIC_SEQ_CST);
+    uv_run(&loop, UV_RUN_ONCE);
+    __atomic_store_n(&turn_started_ms, 0, __ATOMIC_SEQ_CST);
+}
 static orc_config_t cfg;
 static orc_api_t *api;
 static struct orc_services *svc;
@@ -142,7 +202,7 @@ static void exchange(const void *bytes, size_t len, char first[16])
     if (uv_tcp_connect(&x.connect, &x.tcp, (const struct sockaddr *)&server, on_connected) < 0)
         finish(&x);
     while (x.closed < 2)
-        uv_run(&loop, UV_RUN_ONCE);
+        run_turn();
     if (x.timed_out) {
         fprintf(stderr, "fuzz_http: no answer within %d ms\n", ANSWER_TIMEOUT_MS);
         abort();
@@ -185,6 +245,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     orc_api_set_ready(api, true);
+    watchdog_start();
     uv_ip4_addr("127.0.0.1", orc_api_listener_port(api, 0), &server);
     run_for(300);
     return 0;
