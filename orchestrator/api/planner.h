@@ -2,11 +2,11 @@
  * Template loads and plans off the event loop. libtosca reads a template,
  * its imports (files, and URLs from imports.urls, fetched with a blocking
  * transfer) and builds the plan; that can take seconds, so the planner runs
- * it on a libuv worker thread and hands the result back on the loop. Jobs run
- * one at a time, in the order submitted (those waiting go to the worker as one
+ * it on a thread of its own and hands the result back on the loop. Jobs run
+ * one at a time, in the order submitted (those waiting go to the thread as one
  * batch): the libtosca context (its cache of parsed type files) is touched by
- * one thread at a time, and a slow fetch holds one worker of the pool, never
- * all of them.
+ * one thread at a time, and a slow fetch delays templates only, never the
+ * loop or libuv's pool.
  */
 #ifndef ORC_API_PLANNER_H
 #define ORC_API_PLANNER_H
