@@ -219,20 +219,6 @@ static json_t *mask_value(json_t *v, const char *secret)
     return v;
 }
 
-json_t *orc_engine_mask_secrets(const json_t *plan, json_t *v)
-{
-    const json_t *names = json_object_get(plan, "secret_inputs"), *name;
-    const json_t *inputs = json_object_get(plan, "inputs");
-    size_t i;
-
-    json_array_foreach(names, i, name) {
-        const char *secret = json_string_value(json_object_get(inputs, json_string_value(name)));
-        if (secret && strlen(secret) >= SECRET_MIN_LEN)
-            v = mask_value(v, secret);
-    }
-    return v;
-}
-
 char **orc_engine_secret_values(const json_t *plan)
 {
     const json_t *names = json_object_get(plan, "secret_inputs"), *name;
@@ -261,6 +247,16 @@ void orc_engine_secret_values_free(char **secrets)
     for (size_t i = 0; secrets && secrets[i]; i++)
         orc_free(secrets[i]);
     orc_free(secrets);
+}
+
+json_t *orc_engine_mask_secrets(const json_t *plan, json_t *v)
+{
+    char **secrets = orc_engine_secret_values(plan);
+
+    for (size_t i = 0; secrets && secrets[i]; i++)
+        v = mask_value(v, secrets[i]);
+    orc_engine_secret_values_free(secrets);
+    return v;
 }
 
 char *orc_engine_mask_text(char *const *secrets, const char *text)
