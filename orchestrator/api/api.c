@@ -68,6 +68,7 @@ void orc_api_free(orc_api_t *api)
         orc_free(api->checks[i].name);
     orc_free(api->checks);
     orc_free(api->sources);
+    orc_api_openapi_cache_free(api);
     json_decref(api->schemas);
     json_decref(api->no_groups);
     orc_free(api);

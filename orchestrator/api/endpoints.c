@@ -126,11 +126,15 @@ static int get_metrics(orc_api_req_t *req, void *data)
 
 static int get_openapi(orc_api_req_t *req, void *data)
 {
-    json_t *doc = orc_api_openapi(req->api, orc_api_req_base_url(req));
+    size_t len = 0;
+    char *text = orc_api_openapi_text(req->api, orc_api_req_base_url(req), &len);
+    int rc;
 
-    if (doc == NULL)
+    if (text == NULL)
         return ORC_ENOMEM;
-    return orc_api_send_json_new(req, 200, doc);
+    rc = orc_api_send_body(req, 200, "application/json", text, len);
+    orc_free(text);
+    return rc;
 }
 
 static const orc_api_response_doc_t root_responses[] = {

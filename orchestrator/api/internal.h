@@ -170,11 +170,18 @@ struct orc_api_streams {
     uint64_t lost;     /* the client went away before the end */
 };
 
+/* The served /openapi.json text around its server URL, and what it was built from. */
+struct orc_openapi_cache {
+    char *head, *tail;
+    size_t routes, schemas;
+};
+
 struct orc_api_s {
     uv_loop_t *loop;
     const orc_config_t *cfg;
     struct orc_router router;
     json_t *schemas; /* components.schemas of the OpenAPI document */
+    struct orc_openapi_cache openapi;
     struct orc_ready_check *checks;
     size_t nchecks;
     struct orc_metrics_source *sources;
@@ -272,6 +279,10 @@ SSL_CTX *orc_tls_server_ctx(const char *cert_file, const char *key_file, char *e
 /* endpoints.c, openapi.c, metrics.c */
 int orc_api_register_builtin(orc_api_t *api);
 json_t *orc_api_openapi(orc_api_t *api, const char *server_url);
+/* The document's text for a request whose base URL is server_url ("/" when NULL or not
+ * UTF-8), from a cache; caller frees. NULL when out of memory. */
+char *orc_api_openapi_text(orc_api_t *api, const char *server_url, size_t *len);
+void orc_api_openapi_cache_free(orc_api_t *api);
 json_t *orc_openapi_operation(const orc_api_route_t *def, const struct orc_route *route, char *why,
                               size_t whylen);
 /* Renders every metric (built in and sources) as Prometheus text; caller frees. */

@@ -19,6 +19,9 @@
 
 static const double bucket_bounds[ORC_METRIC_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                          0.1,   0.25,   0.5,   1,    2.5,   5};
+/* The same bounds as the le labels print them (%g). */
+static const char *const bucket_labels[ORC_METRIC_BUCKETS] = {
+    "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5"};
 
 static const unsigned unmatched_methods[8] = {
     ORC_HTTP_GET,   ORC_HTTP_HEAD,   ORC_HTTP_POST,    ORC_HTTP_PUT,
@@ -120,6 +123,28 @@ struct orc_api_text_s {
     bool oom;
 };
 
+/* Room for more bytes and a NUL after len; false (and oom) when out of memory. */
+static bool text_reserve(orc_api_text_t *t, size_t more)
+{
+    size_t cap = t->cap ? t->cap : 4096;
+    char *grown;
+
+    if (t->oom)
+        return false;
+    if (t->len + more < t->cap)
+        return true;
+    while (cap <= t->len + more)
+        cap *= 2;
+    grown = orc_realloc(t->buf, cap);
+    if (grown == NULL) {
+        t->oom = true;
+        return false;
+    }
+    t->buf = grown;
+    t->cap = cap;
+    return true;
+}
+
 static void text_vprintf(orc_api_text_t *t, const char *fmt, va_list ap)
 {
     va_list again;
@@ -130,23 +155,35 @@ static void text_vprintf(orc_api_text_t *t, const char *fmt, va_list ap)
     va_copy(again, ap);
     n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0, fmt, ap);
     if (n >= 0 && t->len + (size_t)n >= t->cap) {
-        size_t cap = t->cap ? t->cap : 4096;
-        char *grown;
-        while (cap <= t->len + (size_t)n)
-            cap *= 2;
-        grown = orc_realloc(t->buf, cap);
-        if (grown == NULL) {
-            t->oom = true;
-            va_end(again);
-            return;
-        }
-        t->buf = grown;
-        t->cap = cap;
-        n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, again);
+        n = text_reserve(t, (size_t)n) ? vsnprintf(t->buf + t->len, t->cap - t->len, fmt, again)
+                                       : -1;
     }
     va_end(again);
     if (n > 0)
         t->len += (size_t)n;
+}
+
+/* The histograms' many lines are appended without printf: a scrape of every route's
+ * histogram stays cheap. */
+static void text_append(orc_api_text_t *t, const char *s, size_t n)
+{
+    if (!text_reserve(t, n))
+        return;
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
+static void text_append_u64(orc_api_text_t *t, uint64_t v)
+{
+    char digits[24];
+    size_t n = sizeof(digits);
+
+    do {
+        digits[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    text_append(t, digits + n, sizeof(digits) - n);
 }
 
 void orc_api_metrics_printf(orc_api_text_t *out, const char *fmt, ...)
@@ -197,11 +234,21 @@ static void render_histogram(const struct orc_metric_series *s, orc_api_text_t *
     char route[256];
     uint64_t cumulative = 0;
 
+    char prefix[400];
+    int n;
+
     label(s->route, route, sizeof(route));
+    n = snprintf(prefix, sizeof(prefix), "%s_bucket{method=\"%s\",route=\"%s\",le=\"", name,
+                 s->method, route);
+    if (n < 0 || (size_t)n >= sizeof(prefix))
+        return; /* cannot happen: method and route are bounded */
     for (size_t i = 0; i < ORC_METRIC_BUCKETS; i++) {
         cumulative += s->buckets[i];
-        orc_api_metrics_printf(t, "%s_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n", name,
-                               s->method, route, bucket_bounds[i], (unsigned long long)cumulative);
+        text_append(t, prefix, (size_t)n);
+        text_append(t, bucket_labels[i], strlen(bucket_labels[i]));
+        text_append(t, "\"} ", 3);
+        text_append_u64(t, cumulative);
+        text_append(t, "\n", 1);
     }
     orc_api_metrics_printf(t,
                            "%s_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n"

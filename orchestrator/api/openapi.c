@@ -6,7 +6,9 @@
  * lists exactly the routes the server answers. Every operation has the
  * error JSON as its default response; an error status documented with a
  * JSON body and no schema gets that schema too. operationIds are unique in
- * the document and every tag used is listed.
+ * the document and every tag used is listed. The served text is built once
+ * (again only when routes or schemas were added since): per request only the
+ * server URL, which depends on the request's Host, is spliced in.
  */
 #include <ctype.h>
 #include <string.h>
@@ -324,4 +326,74 @@ json_t *orc_api_openapi(orc_api_t *api, const char *server_url)
                     "servers", "url", server_url ? server_url : "/", "tags", tags, "paths", paths,
                     "components", components(api));
     return doc;
+}
+
+/* The server URL that marks where a request's URL goes in the cached text. */
+#define SERVER_URL_MARK "\x01server-url\x01"
+
+static void openapi_cache_clear(struct orc_openapi_cache *c)
+{
+    orc_free(c->head);
+    orc_free(c->tail);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Builds the document with the marker URL and cuts its text around the marker. */
+static int openapi_cache_fill(orc_api_t *api, struct orc_openapi_cache *c)
+{
+    json_t *doc = orc_api_openapi(api, SERVER_URL_MARK);
+    json_t *mark = json_string(SERVER_URL_MARK);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    char *mark_text = mark ? json_dumps(mark, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *at = text && mark_text ? strstr(text, mark_text) : NULL;
+    int rc = ORC_ENOMEM;
+
+    openapi_cache_clear(c);
+    if (at != NULL) {
+        c->head = orc_strndup(text, (size_t)(at - text));
+        c->tail = orc_strdup(at + strlen(mark_text));
+        if (c->head != NULL && c->tail != NULL) {
+            c->routes = api->router.count;
+            c->schemas = json_object_size(api->schemas);
+            rc = 0;
+        } else {
+            openapi_cache_clear(c);
+        }
+    }
+    free(mark_text);
+    free(text);
+    json_decref(mark);
+    json_decref(doc);
+    return rc;
+}
+
+char *orc_api_openapi_text(orc_api_t *api, const char *server_url, size_t *len)
+{
+    struct orc_openapi_cache *c = &api->openapi;
+    json_t *url = json_string(server_url ? server_url : "/");
+    char *url_text = url ? json_dumps(url, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *out = NULL;
+
+    if (c->head == NULL || c->routes != api->router.count ||
+        c->schemas != json_object_size(api->schemas))
+        openapi_cache_fill(api, c);
+    if (c->head != NULL) {
+        const char *u = url_text ? url_text : "\"/\""; /* a Host that is not UTF-8 */
+        size_t nh = strlen(c->head), nu = strlen(u), nt = strlen(c->tail);
+        out = orc_malloc(nh + nu + nt + 1);
+        if (out != NULL) {
+            memcpy(out, c->head, nh);
+            memcpy(out + nh, u, nu);
+            memcpy(out + nh + nu, c->tail, nt + 1);
+            *len = nh + nu + nt;
+        }
+    }
+    free(url_text);
+    json_decref(url);
+    return out;
+}
+
+void orc_api_openapi_cache_free(orc_api_t *api)
+{
+    openapi_cache_clear(&api->openapi);
 }

@@ -16,6 +16,8 @@
  *
  * Build and run with tests/fuzz/fuzz.mk (`make fuzz`).
  */
+#define _XOPEN_SOURCE 700 /* nftw's FTW_DEPTH */
+#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -222,10 +224,27 @@ static void run_for(uint64_t ms)
     }
 }
 
+/* The daemon's data directory, removed when the fuzzer exits. */
+static char shm_dir[] = "/dev/shm/orc-fuzz-http-XXXXXX", tmp_dir[] = "/tmp/orc-fuzz-http-XXXXXX";
+static char *data_dir;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void remove_data_dir(void)
+{
+    nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     /* the store's fsyncs are not under test: in memory when the machine has a tmpfs */
-    static char shm_dir[] = "/dev/shm/orc-fuzz-http-XXXXXX", tmp_dir[] = "/tmp/orc-fuzz-http-XXXXXX";
     char *dir = access("/dev/shm", W_OK) == 0 ? shm_dir : tmp_dir;
     char err[512];
     const char *args[] = {"fuzz", "--listen", "127.0.0.1:0", "--data-dir", dir, "--log-level",
@@ -238,6 +257,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz_http: setup: %s\n", err);
         abort();
     }
+    data_dir = dir;
+    atexit(remove_data_dir);
     orc_log_set_level(ORC_LOG_ERROR);
     if (uv_loop_init(&loop) != 0 || orc_api_new(&loop, &cfg, &api) < 0 ||
         orc_api_start(api) < 0 || orc_services_start(&loop, &cfg, api, &svc) < 0) {

@@ -479,6 +479,44 @@ static void openapi_lists_every_route(void **state)
     json_decref(doc);
 }
 
+/* The served text: the same document as orc_api_openapi for each server URL, rebuilt
+ * when a route or schema is added after it was first served. */
+static void openapi_text_is_cached_per_route_table(void **state)
+{
+    struct fixture *f = *state;
+    orc_api_route_t list = {.method = "GET", .pattern = "/things", .handler = dummy};
+    orc_api_route_t get = {.method = "GET", .pattern = "/things/{id}", .handler = dummy};
+    const char *urls[] = {"http://a.example:8080", "https://b.example/\"quoted\"", NULL,
+                          "http://\xff\xfe/"};
+    size_t len = 0;
+    char *text;
+    json_t *doc, *want;
+
+    assert_int_equal(orc_api_register(f->api, &list), 0);
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        text = orc_api_openapi_text(f->api, urls[i], &len);
+        assert_non_null(text);
+        assert_int_equal(strlen(text), len);
+        doc = json_loads(text, 0, NULL);
+        assert_non_null(doc);
+        /* not UTF-8, or none: the relative "/" */
+        want = orc_api_openapi(f->api, i < 2 ? urls[i] : "/");
+        assert_true(json_equal(doc, want));
+        json_decref(want);
+        json_decref(doc);
+        orc_free(text);
+    }
+    assert_int_equal(orc_api_register(f->api, &get), 0);
+    assert_int_equal(orc_api_register_schema(f->api, "Thing", "{\"type\":\"object\"}"), 0);
+    text = orc_api_openapi_text(f->api, "/", &len);
+    doc = json_loads(text, 0, NULL);
+    assert_non_null(json_object_get(json_object_get(doc, "paths"), "/things/{id}"));
+    assert_non_null(
+        json_object_get(json_object_get(json_object_get(doc, "components"), "schemas"), "Thing"));
+    json_decref(doc);
+    orc_free(text);
+}
+
 static void openapi_rejects_bad_documentation(void **state)
 {
     struct fixture *f = *state;
@@ -866,6 +904,7 @@ int main(void)
         cmocka_unit_test(media_types),
         cmocka_unit_test(error_json_and_status_mapping),
         cmocka_unit_test_setup_teardown(openapi_lists_every_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(openapi_text_is_cached_per_route_table, setup, teardown),
         cmocka_unit_test_setup_teardown(openapi_rejects_bad_documentation, setup, teardown),
         cmocka_unit_test_setup_teardown(metrics_text, setup, teardown),
         cmocka_unit_test(handlers_end_to_end),
