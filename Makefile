@@ -12,7 +12,7 @@ CC        ?= cc
 PREFIX    ?= /usr/local
 SHARED    ?= $(CURDIR)/../shared
 CORPUS    ?= $(SHARED)/corpus
-PKGS      := yaml-0.1 jansson libzip libcurl libuv sqlite3 libh2o openssl libssh2 libjwt
+PKGS      := yaml-0.1 jansson libzip libcurl libuv sqlite3 libpq libh2o openssl libssh2 libjwt
 TEST_PKGS := cmocka
 
 ifeq ($(SANITIZE),1)
@@ -74,6 +74,9 @@ ORCHCTL    := $(BUILD)/bin/orchctl
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 SEC_SRC    := $(wildcard tests/security/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) $(SEC_SRC:tests/security/%.c=$(BUILD)/tests/%)
+# the programs that start daemons (they include daemon_fixture.h): run again on PostgreSQL
+PG_SRC     := $(shell grep -l 'daemon_fixture.h' $(UNIT_SRC) $(SEC_SRC))
+PG_BIN     := $(patsubst tests/security/%.c,$(BUILD)/tests/%,$(PG_SRC:tests/unit/%.c=$(BUILD)/tests/%))
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 TYPES_YAML := $(wildcard tosca/types/*.yaml)
@@ -155,10 +158,11 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIBTOSCA) $(LIBORCH)
 
 test: all $(UNIT_BIN) $(if $(SANITIZE),,check-clang)
 	@sh deploy/install-deps.sh
-	@BUILD=$(BUILD) CORPUS=$(CORPUS) SANITIZE=$(SANITIZE) ORCHESTRATORD=$(DAEMON) \
+	@export BUILD=$(BUILD) CORPUS=$(CORPUS) SANITIZE=$(SANITIZE) ORCHESTRATORD=$(DAEMON) \
 	    PLUGIN_DIR=$(BUILD)/plugins TEST_PLUGIN_DIR=$(BUILD)/test-plugins ORCHCTL=$(ORCHCTL) \
-	    GPU_AGENT=$(GPU_AGENT) GPU_TRAIN=$(GPU_TRAIN) GPU_SERVE=$(GPU_SERVE) \
-	    sh tests/run.sh $(UNIT_BIN) tests/sim/contract_tests.sh
+	    GPU_AGENT=$(GPU_AGENT) GPU_TRAIN=$(GPU_TRAIN) GPU_SERVE=$(GPU_SERVE); \
+	    sh tests/run.sh $(UNIT_BIN) tests/sim/contract_tests.sh; sqlite_rc=$$?; \
+	    sh tests/run-pg.sh $(PG_BIN); [ $$sqlite_rc = 0 ] && [ $$? = 0 ]
 
 # The code builds warning-free with clang as well as gcc.
 check-clang:

@@ -13,10 +13,14 @@ set -eu
 # test sites (deploy/testbed/) that `make test` starts on loopback addresses;
 # none of them is started as a system service here (policy-rc.d below).
 # openssl: the certificates of the HTTP client's TLS test (test_http_client)
+# libpq-dev: libpq, for the store's PostgreSQL backend (pkg-config libpq).
+# postgresql: the server that the tests start themselves, from DIR, as the user
+# postgres that the package creates (deploy/testbed/postgres.sh); the package's
+# own cluster (15/main, port 5432) is created but not started, and not used.
 PACKAGES="build-essential pkg-config clang valgrind zip unzip curl python3 openssl
 libyaml-dev libjansson-dev libzip-dev libcurl4-openssl-dev libcmocka-dev libuv1-dev
-libsqlite3-dev libh2o-dev libssl-dev libssh2-1-dev libjwt-dev
-openssh-client openssh-server slurmctld slurmd slurm-client munge"
+libsqlite3-dev libh2o-dev libssl-dev libssh2-1-dev libjwt-dev libpq-dev
+openssh-client openssh-server slurmctld slurmd slurm-client munge postgresql"
 
 # Benchmark-only tools (tests/bench, docs/performance.md): wrk drives the HTTP
 # benches, nginx-light serves the static baseline they compare against, jq

@@ -75,6 +75,7 @@ static int set_import_roots(orc_config_t *cfg, const char *text, char *why, size
 static int set_import_urls(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_fetch_timeout(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_cache_ttl(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_store(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 
 enum { KEY_CONFIGURATION = 15, KEY_AUTH = 16 };
 
@@ -142,6 +143,10 @@ static const struct cfg_key cfg_keys[] = {
      set_fetch_timeout, "longest fetch of one URL import", "20s"},
     {"imports.cache_ttl", "ORCHESTRATOR_IMPORT_CACHE_TTL", NULL, "DURATION", false,
      set_cache_ttl, "age at which a cached URL import is fetched again", "1h"},
+    {"store", "ORCHESTRATOR_STORE", "--store", "STORE", false, set_store,
+     "sqlite (DATA_DIR/orchestrator.db), sqlite:PATH, or a postgresql:// URL (password from "
+     "PGPASSWORD or ~/.pgpass, not the URL)",
+     "sqlite"},
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -683,6 +688,26 @@ static int set_secrets_file(orc_config_t *cfg, const char *text, char *why, size
     return set_path(&cfg->secrets_file, text);
 }
 
+static int set_store(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    const char *at, *colon;
+
+    if (strcmp(text, "sqlite") == 0)
+        return replace_str(&cfg->store, NULL);
+    if (strncmp(text, "sqlite:", 7) == 0 && text[7] != '\0')
+        return replace_str(&cfg->store, text);
+    if (strncmp(text, "postgresql://", 13) != 0 && strncmp(text, "postgres://", 11) != 0)
+        return orc_failf(why, whylen, ORC_EINVAL,
+                         "sqlite, sqlite:PATH or a postgresql:// URL is expected");
+    /* a password in the URL would show in process lists and configuration files */
+    at = strchr(text, '@');
+    colon = strchr(strstr(text, "://") + 3, ':');
+    if ((at != NULL && colon != NULL && colon < at) || strstr(text, "password=") != NULL)
+        return orc_failf(why, whylen, ORC_EINVAL,
+                         "the URL carries a password: give it in PGPASSWORD or ~/.pgpass");
+    return replace_str(&cfg->store, text);
+}
+
 static int set_callback_private(orc_config_t *cfg, const char *text, char *why, size_t whylen)
 {
     static const char *const names[] = {"auto", "allow", "deny"};
@@ -745,6 +770,8 @@ void orc_config_fini(orc_config_t *cfg)
     orc_free(cfg->tls.ca_file);
     orc_free(cfg->secrets_file);
     cfg->secrets_file = NULL;
+    orc_free(cfg->store);
+    cfg->store = NULL;
     free_list(cfg->import_roots);
     free_list(cfg->import_urls);
     cfg->import_roots = cfg->import_urls = NULL;
@@ -1349,9 +1376,11 @@ void orc_config_log(const orc_config_t *cfg)
     char listen[600];
 
     listen_text(cfg, listen, sizeof(listen));
-    orc_log(ORC_LOG_INFO, "config", "%s%s; data_dir %s; sites %s; log_level %s; public_url %s",
+    orc_log(ORC_LOG_INFO, "config",
+            "%s%s; data_dir %s; store %s; sites %s; log_level %s; public_url %s",
             cfg->config_file ? "file " : "no configuration file",
             cfg->config_file ? cfg->config_file : "", cfg->data_dir,
+            cfg->store ? cfg->store : "sqlite",
             cfg->sites_file ? cfg->sites_file : "none (one site `local`)", levels[cfg->log_level],
             cfg->public_url ? cfg->public_url : "none (from Host)");
     orc_log(ORC_LOG_DEBUG, "config", "listen %s (%s)", listen,

@@ -105,6 +105,7 @@ typedef struct orc_config_s {
     json_t *configuration;          /* object of strings served by GET /configuration */
     orc_auth_conf_t auth;
     char *secrets_file; /* NULL: secrets from the environment only */
+    char *store;        /* "sqlite:PATH" or a postgresql:// URL; NULL: DATA_DIR/orchestrator.db */
     char **import_roots; /* NULL-terminated directories templates may import from; NULL: none */
     char **import_urls;  /* NULL-terminated http(s) URL prefixes they may import; NULL: none */
     uint64_t import_fetch_timeout_ms;

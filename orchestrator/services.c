@@ -189,10 +189,13 @@ static int open_parts(struct orc_services *svc, const orc_config_t *cfg)
     tosca_diags_t d;
     int rc;
 
-    snprintf(path, sizeof(path), "%s/orchestrator.db", cfg->data_dir);
+    if (cfg->store)
+        snprintf(path, sizeof(path), "%s", cfg->store);
+    else
+        snprintf(path, sizeof(path), "%s/orchestrator.db", cfg->data_dir);
     rc = orc_store_open(path, &svc->store, err, sizeof(err));
     if (rc < 0) {
-        orc_log(ORC_LOG_ERROR, LOG, "store %s: %s", path, err);
+        orc_log(ORC_LOG_ERROR, LOG, "%s", err);
         return rc;
     }
     rc = agent_key(svc);

@@ -175,6 +175,9 @@ bool orc_identity_is(const orc_identity_t *id, const char *issuer, const char *s
 /* The api the request came through. */
 orc_api_t *orc_api_req_api(const orc_api_req_t *req);
 
+/* Fails req for a store error rc whose message is detail: 503 with Retry-After
+ * when the store is busy or unreachable (ORC_EAGAIN, logged), else 500. */
+int orc_api_req_store_fail(orc_api_req_t *req, int rc, const char *detail);
 /* Records the error the router sends if the handler returns the result:
  * returns the ORC_E* code matching status (400 ORC_EINVAL, 404 ORC_ENOTFOUND,
  * 409 ORC_ECONFLICT, 413 ORC_ELIMIT, 403 ORC_EDENIED, 501 ORC_ENOTSUP, other

@@ -334,7 +334,7 @@ static int store_fail(orc_api_req_t *req, struct orc_deployments_api *ctx, int r
         return orc_api_req_fail(req, 404, "The deployment %s doesn't exist", uuid);
     if (rc == ORC_ECONFLICT)
         return orc_api_req_fail(req, 409, "%s", orc_store_errmsg(ctx->store));
-    return orc_api_req_fail(req, 500, "store: %s", orc_store_errmsg(ctx->store));
+    return orc_api_req_store_fail(req, rc, orc_store_errmsg(ctx->store));
 }
 
 bool orc_deployment_visible(const orc_identity_t *id, const orc_deployment_t *d)

@@ -135,7 +135,7 @@ static int check_deployment(orc_api_req_t *req, struct orc_events *ev, const cha
     if (rc == ORC_ENOTFOUND)
         return orc_api_req_fail(req, 404, "The deployment %s doesn't exist", id);
     if (rc < 0)
-        return orc_api_req_fail(req, 500, "store: %s", orc_store_errmsg(ev->store));
+        return orc_api_req_store_fail(req, rc, orc_store_errmsg(ev->store));
     return 0;
 }
 

@@ -374,6 +374,17 @@ static int code_for_status(int status)
     }
 }
 
+int orc_api_req_store_fail(orc_api_req_t *req, int rc, const char *detail)
+{
+    if (rc == ORC_EAGAIN) { /* busy, or the database cannot be reached (for now) */
+        orc_log(ORC_LOG_WARN, "http", "%s %s: store unavailable: %s", req->method_name, req->path,
+                detail);
+        orc_api_set_header(req, "retry-after", "1");
+        return orc_api_req_fail(req, 503, "the store is unavailable; retry shortly");
+    }
+    return orc_api_req_fail(req, 500, "store: %s", detail);
+}
+
 int orc_api_req_fail(orc_api_req_t *req, int status, const char *fmt, ...)
 {
     va_list ap;

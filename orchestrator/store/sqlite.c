@@ -391,23 +391,6 @@ int orc__sq_col_uuid(struct sq_store *q, sqlite3_stmt *st, int col, char out[ORC
     return 0;
 }
 
-int orc__sq_grow(void **items, size_t *cap, size_t count, size_t size)
-{
-    size_t ncap;
-    void *p;
-
-    if (count < *cap)
-        return 0;
-    ncap = *cap ? *cap * 2 : 16;
-    p = orc_realloc(*items, ncap * size);
-    if (p == NULL)
-        return ORC_ENOMEM;
-    memset((char *)p + *cap * size, 0, (ncap - *cap) * size);
-    *items = p;
-    *cap = ncap;
-    return 0;
-}
-
 void orc__sq_status_set(uint32_t mask, char *buf, size_t len)
 {
     size_t used = 0;
@@ -424,6 +407,16 @@ int orc__sq_event_insert(struct sq_store *q, const char *deployment_uuid, int64_
                          const char *type, const char *message, const json_t *data, int64_t *id)
 {
     return orc__sq_event_insert_text(q, deployment_uuid, time_ms, type, message, NULL, data, id);
+}
+
+int orc__sq_event_write(struct sq_store *q, const char *deployment_uuid, int64_t time_ms,
+                        struct orc__store_event *ev)
+{
+    int rc = orc__sq_event_insert_text(q, deployment_uuid, time_ms, ev->type, ev->message,
+                                       ev->data_text[0] ? ev->data_text : NULL, ev->data, NULL);
+
+    orc__store_event_clear(ev);
+    return rc;
 }
 
 int orc__sq_event_insert_text(struct sq_store *q, const char *deployment_uuid, int64_t time_ms,

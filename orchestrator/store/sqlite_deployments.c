@@ -85,7 +85,7 @@ static int read_deployments(struct sq_store *q, sqlite3_stmt *st, orc_deployment
     int rc;
 
     while ((rc = orc__sq_step(q, st, "list deployments")) == 1) {
-        rc = orc__sq_grow((void **)&out->items, &cap, out->count, sizeof(*out->items));
+        rc = orc__store_grow((void **)&out->items, &cap, out->count, sizeof(*out->items));
         if (rc < 0)
             return orc__store_failf(&q->base, rc, "list deployments: out of memory");
         rc = read_deployment(q, st, &out->items[out->count++], false);
@@ -152,13 +152,6 @@ static int insert_spec(struct sq_store *q, const char *uuid, const orc_deploymen
     return rc;
 }
 
-/* Event of a deployment's status: {"status": name, "version": n}. */
-static json_t *status_data(orc_dep_status_t st, int64_t version)
-{
-    return json_pack("{s:s, s:I}", "status", orc_dep_status_name(st), "version",
-                     (json_int_t)version);
-}
-
 static int insert_one(struct sq_store *q, orc_deployment_t *d, int64_t now)
 {
     char uuid[ORC_UUID_LEN];
@@ -170,7 +163,7 @@ static int insert_one(struct sq_store *q, orc_deployment_t *d, int64_t now)
     if (rc == 0)
         rc = insert_spec(q, uuid, d);
     if (rc == 0) {
-        data = status_data(ORC_DEP_CREATE_IN_PROGRESS, 1);
+        data = orc__store_status_data(ORC_DEP_CREATE_IN_PROGRESS, 1);
         rc = data ? 0 : orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
     }
     if (rc == 0)
@@ -337,7 +330,7 @@ static int page_deployments(struct sq_store *q, const orc_dep_query_t *f,
         return rc;
     bind_filter(&b, f, set, sizeof(set));
     orc__sq_b_int(&b, 6, f->size ? (int64_t)f->size : -1);
-    orc__sq_b_int(&b, 7, orc__sq_offset(f->page, f->size));
+    orc__sq_b_int(&b, 7, orc__store_page_offset(f->page, f->size));
     rc = orc__sq_b_done(&b, "list deployments");
     if (rc == 0)
         rc = read_deployments(q, b.st, out);
@@ -353,7 +346,7 @@ int orc__sq_deployment_list(orc_store_t *s, const orc_dep_query_t *f, orc_deploy
     /* one snapshot for the count and the page */
     if (rc == 0)
         rc = count_deployments(q, f, &out->total);
-    if (rc == 0 && (f->size == 0 || orc__sq_offset(f->page, f->size) < out->total))
+    if (rc == 0 && (f->size == 0 || orc__store_page_offset(f->page, f->size) < out->total))
         rc = page_deployments(q, f, out);
     rc = orc__sq_read_end(q, rc);
     if (rc < 0)
@@ -499,30 +492,11 @@ static int update_spec(struct sq_store *q, const orc_dep_update_t *u)
 static int update_event(struct sq_store *q, const orc_dep_update_t *u, orc_dep_status_t status,
                         int64_t version, int64_t now)
 {
-    const char *reason = u->values->status_reason;
-    bool st = (u->set & ORC_DEP_F_STATUS) != 0;
-    const char *type = u->event_type ? u->event_type
-                       : st          ? "deployment.status"
-                                     : "deployment.updated";
-    char *msg = NULL;
-    json_t *data = u->event_data ? json_incref(u->event_data) : status_data(status, version);
-    int rc;
+    struct orc__store_event ev;
 
-    if (u->event_message == NULL && st)
-        msg = (u->set & ORC_DEP_F_STATUS_REASON) && reason
-                  ? orc_asprintf("status %s: %s", orc_dep_status_name(status), reason)
-                  : orc_asprintf("status %s", orc_dep_status_name(status));
-    if (data == NULL || (u->event_message == NULL && st && msg == NULL))
-        rc = orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
-    else
-        rc = orc__sq_event_insert(q, u->uuid, now, type,
-                                  u->event_message ? u->event_message
-                                  : msg            ? msg
-                                                   : "deployment updated",
-                                  data, NULL);
-    orc_free(msg);
-    json_decref(data);
-    return rc;
+    if (orc__store_update_event(u, status, version, &ev) < 0)
+        return orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
+    return orc__sq_event_write(q, u->uuid, now, &ev);
 }
 
 static int update_body(struct sq_store *q, const orc_dep_update_t *u, int64_t *new_version)

@@ -60,7 +60,7 @@ static int list_events(struct sq_store *q, const char *uuid, int64_t after_id, s
     orc__sq_b_int(&b, 3, limit && limit < INT64_MAX ? (int64_t)limit : -1);
     rc = orc__sq_b_done(&b, "list events");
     while (rc == 0 && (rc = orc__sq_step(q, b.st, "list events")) == 1) {
-        rc = orc__sq_grow((void **)&out->items, &cap, out->count, sizeof(*out->items));
+        rc = orc__store_grow((void **)&out->items, &cap, out->count, sizeof(*out->items));
         if (rc < 0)
             rc = orc__store_failf(&q->base, rc, "list events: out of memory");
         else
@@ -88,27 +88,14 @@ int orc__sq_event_list(orc_store_t *s, const char *deployment_uuid, int64_t afte
 
 /* ---- site attempts ----------------------------------------------------------------- */
 
-static int attempt_event(struct sq_store *q, const char *uuid, const char *type, int attempt,
-                         const char *site, const char *error, bool ended, bool ok, int64_t now)
+static int attempt_event(struct sq_store *q, const char *uuid, int attempt, const char *site,
+                         const char *error, bool ended, bool ok, int64_t now)
 {
-    json_t *data = json_pack("{s:i, s:s}", "attempt", attempt, "site", site);
-    char *line = !ended ? orc_asprintf("attempt %d on site %s started", attempt, site)
-                 : ok   ? orc_asprintf("attempt %d on site %s succeeded", attempt, site)
-                        : orc_asprintf("attempt %d on site %s failed: %s", attempt, site,
-                                     error ? error : "unknown error");
-    int rc = 0;
+    struct orc__store_event ev;
 
-    if (data && ended)
-        rc = json_object_set_new(data, "ok", json_boolean(ok));
-    if (data && ended && !ok && error && rc == 0)
-        rc = json_object_set_new(data, "error", json_string(error));
-    if (data == NULL || line == NULL || rc != 0)
-        rc = orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
-    else
-        rc = orc__sq_event_insert(q, uuid, now, type, line, data, NULL);
-    orc_free(line);
-    json_decref(data);
-    return rc;
+    if (orc__store_attempt_event(attempt, site, error, ended, ok, &ev) < 0)
+        return orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
+    return orc__sq_event_write(q, uuid, now, &ev);
 }
 
 static int start_body(struct sq_store *q, const char *uuid, int attempt, const char *site,
@@ -134,7 +121,7 @@ static int start_body(struct sq_store *q, const char *uuid, int attempt, const c
         return orc__store_failf(&q->base, rc, "the deployment %s doesn't exist", uuid);
     if (rc < 0)
         return rc;
-    return attempt_event(q, uuid, "attempt.started", attempt, site, NULL, false, false, now);
+    return attempt_event(q, uuid, attempt, site, NULL, false, false, now);
 }
 
 int orc__sq_attempt_start(orc_store_t *s, const char *deployment_uuid, int attempt,
@@ -195,7 +182,7 @@ static int end_body(struct sq_store *q, const char *uuid, int attempt, bool ok, 
         orc__sq_release(b.st);
     }
     if (rc == 0)
-        rc = attempt_event(q, uuid, "attempt.ended", attempt, site, error, true, ok, now);
+        rc = attempt_event(q, uuid, attempt, site, error, true, ok, now);
     orc_free(site);
     return rc;
 }
@@ -241,7 +228,7 @@ static int list_attempts(struct sq_store *q, const char *uuid, orc_attempt_list_
     orc__sq_b_text(&b, 1, uuid);
     rc = orc__sq_b_done(&b, "list attempts");
     while (rc == 0 && (rc = orc__sq_step(q, b.st, "list attempts")) == 1) {
-        rc = orc__sq_grow((void **)&out->items, &cap, out->count, sizeof(*out->items));
+        rc = orc__store_grow((void **)&out->items, &cap, out->count, sizeof(*out->items));
         if (rc < 0)
             rc = orc__store_failf(&q->base, rc, "list attempts: out of memory");
         else

@@ -153,17 +153,6 @@ int orc__sq_col_json(struct sq_store *q, sqlite3_stmt *st, int col, json_t **out
 /* Copies a uuid column into a fixed buffer (ORC_EFORMAT if it is not one). */
 int orc__sq_col_uuid(struct sq_store *q, sqlite3_stmt *st, int col, char out[ORC_UUID_LEN]);
 
-/* OFFSET of a page: page * size, capped at INT64_MAX (past every end). */
-static inline int64_t orc__sq_offset(uint32_t page, uint32_t size)
-{
-    uint64_t off = (uint64_t)page * size;
-
-    return off > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)off;
-}
-
-/* Makes room for one more item in a growing array (capacity doubles). */
-int orc__sq_grow(void **items, size_t *cap, size_t count, size_t size);
-
 /* Appends an event inside the caller's transaction. id may be NULL. */
 /* The same with the data as JSON text already (data_text; NULL: data). */
 int orc__sq_event_insert_text(struct sq_store *q, const char *deployment_uuid, int64_t time_ms,
@@ -171,6 +160,11 @@ int orc__sq_event_insert_text(struct sq_store *q, const char *deployment_uuid, i
                               const json_t *data, int64_t *id);
 int orc__sq_event_insert(struct sq_store *q, const char *deployment_uuid, int64_t time_ms,
                          const char *type, const char *message, const json_t *data, int64_t *id);
+
+/* Appends what ev holds (backend_events.c) and clears ev; an ORC_ENOMEM from
+ * building it is the caller's to report. */
+int orc__sq_event_write(struct sq_store *q, const char *deployment_uuid, int64_t time_ms,
+                        struct orc__store_event *ev);
 
 /* 0 if the deployment exists, else ORC_ENOTFOUND (or a read error). */
 int orc__sq_deployment_exists(struct sq_store *q, const char *uuid);

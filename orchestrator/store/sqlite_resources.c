@@ -47,64 +47,15 @@ static int read_resource(struct sq_store *q, sqlite3_stmt *st, orc_resource_t *r
     return rc;
 }
 
-/* "vm[0]: CREATED" */
-static char *resource_line(const char *node, int index, orc_res_state_t st)
-{
-    return orc_asprintf("%s[%d]: %s", node, index, orc_res_state_name(st));
-}
-
-/* s as the inside of a JSON string (quotes, backslashes and control
- * characters escaped); false when out does not have the room. */
-static bool json_escape(const char *s, char *out, size_t size)
-{
-    size_t n = 0;
-
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (n + 7 >= size)
-            return false;
-        if (c == '"' || c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(out + n, size - n, "\\u%04x", c);
-        } else {
-            out[n++] = (char)c;
-        }
-    }
-    out[n] = '\0';
-    return true;
-}
-
-/* The event's data, {"resource","node","index","state"}, written as text:
- * this is on the engine's path for every transition. */
 static int resource_event(struct sq_store *q, const char *deployment_uuid, const char *type,
                           const char *uuid, const char *node, int index, orc_res_state_t st,
                           const char *message, int64_t now)
 {
-    char esc[512], data[768];
-    char *line = message ? NULL : resource_line(node, index, st);
-    int rc;
+    struct orc__store_event ev;
 
-    if (message == NULL && line == NULL)
+    if (orc__store_resource_event(type, uuid, node, index, st, message, &ev) < 0)
         return orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
-    if (json_escape(node, esc, sizeof(esc))) {
-        snprintf(data, sizeof(data),
-                 "{\"resource\":\"%s\",\"node\":\"%s\",\"index\":%d,"
-                 "\"state\":\"%s\"}",
-                 uuid, esc, index, orc_res_state_name(st));
-        rc = orc__sq_event_insert_text(q, deployment_uuid, now, type, message ? message : line,
-                                       data, NULL, NULL);
-    } else { /* a node name too long for the buffer: jansson writes it */
-        json_t *j = json_pack("{s:s, s:s, s:i, s:s}", "resource", uuid, "node", node, "index",
-                              index, "state", orc_res_state_name(st));
-        rc = j ? orc__sq_event_insert(q, deployment_uuid, now, type, message ? message : line, j,
-                                      NULL)
-               : orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
-        json_decref(j);
-    }
-    orc_free(line);
-    return rc;
+    return orc__sq_event_write(q, deployment_uuid, now, &ev);
 }
 
 /* ---- insert -------------------------------------------------------------------------- */
@@ -245,10 +196,10 @@ static int page_resources(struct sq_store *q, const orc_res_query_t *f, orc_reso
     orc__sq_b_text(&b, 1, f->deployment_uuid);
     orc__sq_b_text(&b, 2, f->node_type);
     orc__sq_b_int(&b, 3, f->size ? (int64_t)f->size : -1);
-    orc__sq_b_int(&b, 4, orc__sq_offset(f->page, f->size));
+    orc__sq_b_int(&b, 4, orc__store_page_offset(f->page, f->size));
     rc = orc__sq_b_done(&b, "list resources");
     while (rc == 0 && (rc = orc__sq_step(q, b.st, "list resources")) == 1) {
-        rc = orc__sq_grow((void **)&out->items, &cap, out->count, sizeof(*out->items));
+        rc = orc__store_grow((void **)&out->items, &cap, out->count, sizeof(*out->items));
         if (rc < 0)
             rc = orc__store_failf(&q->base, rc, "list resources: out of memory");
         else
@@ -267,7 +218,7 @@ int orc__sq_resource_list(orc_store_t *s, const orc_res_query_t *f, orc_resource
         rc = orc__sq_deployment_exists(q, f->deployment_uuid);
     if (rc == 0)
         rc = count_resources(q, f, &out->total);
-    if (rc == 0 && (f->size == 0 || orc__sq_offset(f->page, f->size) < out->total))
+    if (rc == 0 && (f->size == 0 || orc__store_page_offset(f->page, f->size) < out->total))
         rc = page_resources(q, f, out);
     rc = orc__sq_read_end(q, rc);
     if (rc < 0)

@@ -570,10 +570,8 @@ int orc_store_open(const char *target, orc_store_t **out, char *err, size_t errl
         return ORC_EINVAL;
     }
     *out = NULL;
-    if (strncmp(target, "postgres://", 11) == 0 || strncmp(target, "postgresql://", 13) == 0) {
-        set_err(err, errlen, "store: the PostgreSQL backend is not built yet");
-        return ORC_ENOTSUP;
-    }
+    if (strncmp(target, "postgres://", 11) == 0 || strncmp(target, "postgresql://", 13) == 0)
+        return orc__store_pg_ops.open(target, out, err, errlen);
     if (strncmp(target, "sqlite:", 7) == 0)
         target += 7;
     if (*target == '\0') {

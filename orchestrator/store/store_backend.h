@@ -82,6 +82,7 @@ struct orc_store_s {
 };
 
 extern const struct orc_store_ops orc__store_sqlite_ops;
+extern const struct orc_store_ops orc__store_pg_ops;
 
 /* Writes a one-line explanation into s->errmsg and returns rc. */
 int orc__store_failf(orc_store_t *s, int rc, const char *fmt, ...)
@@ -94,5 +95,40 @@ int orc__store_new_uuid(orc_store_t *s, char out[ORC_UUID_LEN]);
 /* Marks the open group as rolled back by rc (the backend's transaction is
  * gone): later writes of the group fail at once and the commit reports it. */
 int orc__store_group_break(orc_store_t *s, int rc);
+
+/* OFFSET of a page: page * size, capped at INT64_MAX (past every end). */
+static inline int64_t orc__store_page_offset(uint32_t page, uint32_t size)
+{
+    uint64_t off = (uint64_t)page * size;
+
+    return off > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)off;
+}
+
+/* Makes room for one more item in a growing array (capacity doubles). */
+int orc__store_grow(void **items, size_t *cap, size_t count, size_t size);
+
+/* The contents of an event a state change appends (backend_events.c):
+ * message is owned or the caller's; the data is data_text (JSON text) when
+ * that is set, else data. */
+struct orc__store_event {
+    const char *type;
+    const char *message;
+    char *owned; /* message, when built here */
+    json_t *data;
+    char data_text[768];
+};
+void orc__store_event_clear(struct orc__store_event *ev);
+/* Event of a deployment's status: {"status": name, "version": n}. */
+json_t *orc__store_status_data(orc_dep_status_t st, int64_t version);
+/* The event of a deployment update (status to its new value); ORC_ENOMEM. */
+int orc__store_update_event(const orc_dep_update_t *u, orc_dep_status_t status, int64_t version,
+                            struct orc__store_event *ev);
+/* attempt.started / attempt.ended; ORC_ENOMEM. */
+int orc__store_attempt_event(int attempt, const char *site, const char *error, bool ended, bool ok,
+                             struct orc__store_event *ev);
+/* A resource's event: {"resource","node","index","state"}, message "vm[0]: CREATED"
+ * unless given; ORC_ENOMEM. */
+int orc__store_resource_event(const char *type, const char *uuid, const char *node, int index,
+                              orc_res_state_t st, const char *message, struct orc__store_event *ev);
 
 #endif

@@ -60,7 +60,7 @@ JWT_OPTS       := -max_len=20000 -timeout=10 -rss_limit_mb=2048 \
 # The HTTP targets: the whole daemon (every subsystem but main.c, and
 # libtosca) serving on loopback inside the fuzzer; fuzz_http sends each input as a raw
 # request, fuzz_deployment as the body of a POST /deployments.
-ALL_PKGS       := yaml-0.1 jansson libzip libcurl libuv sqlite3 libh2o openssl libssh2 libjwt
+ALL_PKGS       := yaml-0.1 jansson libzip libcurl libuv sqlite3 libpq libh2o openssl libssh2 libjwt
 ALL_CFLAGS     := $(shell pkg-config --cflags $(ALL_PKGS) 2>/dev/null)
 ALL_LIBS       := $(shell pkg-config --libs $(ALL_PKGS) 2>/dev/null)
 HTTP_SRC       := $(filter-out orchestrator/main.c,$(wildcard \

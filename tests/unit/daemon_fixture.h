@@ -13,6 +13,7 @@
 #ifndef DAEMON_FIXTURE_H
 #define DAEMON_FIXTURE_H
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <strings.h>
@@ -22,6 +23,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 
 /* The daemon a failed assertion may leave running: the teardown kills it. */
 static pid_t live_pid;
@@ -74,6 +76,44 @@ static inline char **daemon_env(const char *const *extra)
  * restarts a daemon on the same address sets it for that start). */
 static const char *fx_listen;
 
+/* With ORC_TEST_PG_URL (a PostgreSQL database URL, tests/run-pg.sh), every daemon
+ * runs on PostgreSQL: on a database of its own, named after its directory (so a
+ * daemon restarted in the same directory finds its store again), made here
+ * when missing. Writes "ORCHESTRATOR_STORE=URL" to out; false without the
+ * variable. */
+static inline bool fx_pg_store(const char *dir, char *out, size_t len)
+{
+    const char *base = getenv("ORC_TEST_PG_URL");
+    const char *slash, *name = strrchr(dir, '/');
+    char db[96], sql[256];
+    size_t n = 0;
+    PGconn *c;
+    PGresult *r;
+
+    if (base == NULL || *base == '\0')
+        return false;
+    for (name = name ? name + 1 : dir; *name && n < sizeof(db) - 1; name++)
+        db[n++] = isalnum((unsigned char)*name) ? (char)tolower((unsigned char)*name) : '_';
+    db[n] = '\0';
+    c = PQconnectdb(base);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    snprintf(sql, sizeof(sql), "SELECT 1 FROM pg_database WHERE datname = '%s'", db);
+    r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+        r = PQexec(c, sql);
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    }
+    PQclear(r);
+    PQfinish(c);
+    slash = strrchr(strstr(base, "://") + 3, '/');
+    assert_non_null(slash);
+    snprintf(out, len, "ORCHESTRATOR_STORE=%.*s/%s", (int)(slash - base), base, db);
+    return true;
+}
+
 /* Starts $ORCHESTRATORD on 127.0.0.1:0 (fx_listen) with dir/var as its data directory
  * (and sites, when not NULL), logging to log, with the environment of
  * daemon_env(env); waits until the log names the address it listens on and
@@ -81,15 +121,25 @@ static const char *fx_listen;
 static inline pid_t daemon_spawn_env(const char *dir, const char *sites, const char *log, char *url,
                                      size_t urlsize, const char *const *env)
 {
-    char line[512], fmt[16], data[128];
+    char line[512], fmt[16], data[128], store[400];
     const char *bin = env_or("ORCHESTRATORD", "build/release/bin/orchestratord");
     const char *argv[] = {"orchestratord",          "--listen",
                           fx_listen ? fx_listen : "127.0.0.1:0",            "--data-dir", data,
                           sites ? "--sites" : NULL, sites,      NULL};
-    char **envp = daemon_env(env); /* built before the fork: the child only execs */
+    const char *with_store[64];
+    char **envp;
     pid_t pid;
     FILE *fp;
 
+    if (fx_pg_store(dir, store, sizeof(store))) { /* last: a test's own setting wins */
+        size_t n = 0;
+        for (size_t i = 0; env && env[i] && n < 62; i++)
+            with_store[n++] = env[i];
+        with_store[n++] = store;
+        with_store[n] = NULL;
+        env = with_store;
+    }
+    envp = daemon_env(env); /* built before the fork: the child only execs */
     snprintf(data, sizeof(data), "%s/var", dir);
     pid = fork();
     assert_true(pid >= 0);

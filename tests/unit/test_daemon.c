@@ -72,6 +72,7 @@ static void config_defaults(void **state)
     assert_string_equal(cfg.data_dir, "./var");
     assert_null(cfg.sites_file);
     assert_null(cfg.public_url);
+    assert_null(cfg.store);
     assert_null(cfg.config_file);
     assert_int_equal(cfg.log_level, ORC_LOG_INFO);
     assert_int_equal(cfg.limits.max_body_bytes, 4 << 20);
@@ -257,6 +258,12 @@ static void config_file_errors_name_the_place(void **state)
     expect_file_error("sites: /nonexistent/sites.yaml\n", ORC_EINVAL,
                       ":1:1: sites: cannot read sites file '/nonexistent/sites.yaml'");
     expect_file_error("public_url: ftp://x\n", ORC_EINVAL, "must start with http:// or https://");
+    expect_file_error("store: mysql://db/orch\n", ORC_EINVAL,
+                      ":1:1: store: sqlite, sqlite:PATH or a postgresql:// URL is expected");
+    expect_file_error("store: postgresql://orch:hunter2@db/orch\n", ORC_EINVAL,
+                      "the URL carries a password: give it in PGPASSWORD or ~/.pgpass");
+    expect_file_error("store: postgresql://db/orch?password=hunter2\n", ORC_EINVAL,
+                      "the URL carries a password");
 }
 
 static void config_env_and_cli_errors(void **state)
@@ -346,6 +353,7 @@ static void config_example_file_is_the_defaults(void **state)
     assert_string_equal(cfg.data_dir, def.data_dir);
     assert_null(cfg.sites_file);
     assert_null(cfg.public_url);
+    assert_null(cfg.store);
     assert_int_equal(cfg.log_level, def.log_level);
     assert_memory_equal(&cfg.limits, &def.limits, sizeof(cfg.limits));
     assert_true(json_equal(cfg.configuration, def.configuration));

@@ -941,8 +941,8 @@ static void stop_keep(struct fx_daemon *d)
 /* The daemon again, on the same port and data directory. */
 static void restart_on_port(struct fx_daemon *d, const char *sites, int port)
 {
-    char listen[32], data[128], plugins[512];
-    const char *extra[] = {"ORC_DRV_STRICT=1", plugins, NULL};
+    char listen[32], data[128], plugins[512], store[400];
+    const char *extra[] = {"ORC_DRV_STRICT=1", plugins, NULL, NULL};
     const char *argv[] = {"orchestratord", "--listen", listen, "--data-dir", data,
                           "--sites",       sites,      NULL};
     char **envp;
@@ -950,6 +950,8 @@ static void restart_on_port(struct fx_daemon *d, const char *sites, int port)
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
     snprintf(data, sizeof(data), "%s/var", d->dir);
     snprintf(plugins, sizeof(plugins), "ORCHESTRATOR_PLUGIN_DIR=%s", env_or("PLUGIN_DIR", ""));
+    if (fx_pg_store(d->dir, store, sizeof(store))) /* the same store again */
+        extra[2] = store;
     snprintf(d->log, sizeof(d->log), "%s/daemon-2.log", d->dir);
     envp = daemon_env(extra);
     d->pid = fork();

@@ -12,6 +12,11 @@
  * absence from the JSON, migration of a version-1 database, and a throughput
  * figure for single versus batched inserts (printed, never asserted). Each test runs on a
  * fresh database file in its own temporary folder, removed afterwards.
+ *
+ * Then the same tests run again on the PostgreSQL backend, against a real server
+ * (deploy/testbed/postgres.sh, started here and stopped at the end), each on an emptied
+ * database; the few that are about SQLite's files, pragmas and locks are skipped there.
+ * The "raw" helpers speak to either database as another process would.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,9 +28,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "testutil.h"
+
+#include "testbed_fixture.h"
 
 #include "store/json.h"
 #include "store/sqlite_internal.h" /* the connection, to interrupt it; the v1 schema */
@@ -39,6 +47,41 @@ struct fx {
     orc_store_t *s;
 };
 
+/* The PostgreSQL database of the second run; NULL during the SQLite run. */
+static const char *pg_url;
+
+#define SQLITE_ONLY()                                                                              \
+    do {                                                                                           \
+        if (pg_url != NULL)                                                                        \
+            skip();                                                                                \
+    } while (0)
+
+static bool is_pg(const char *path)
+{
+    return strncmp(path, "postgres", 8) == 0;
+}
+
+/* Runs SQL on a new connection to the PostgreSQL database; the first
+ * column of the first row as an integer (-1: none), or the failure asserted. */
+static int64_t pg_raw(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r;
+    int64_t v = -1;
+
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PQclear(PQexec(c, "SET client_min_messages = warning")); /* no NOTICEs of DROP ... CASCADE */
+    r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fprintf(stderr, "raw exec: %s\n", PQerrorMessage(c));
+    assert_true(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
@@ -51,6 +94,10 @@ static int setup(void **state)
         return -1;
     }
     snprintf(f->path, sizeof(f->path), "%s/data/store.db", f->dir);
+    if (pg_url != NULL) { /* a database as new as the SQLite run's file */
+        snprintf(f->path, sizeof(f->path), "%s", pg_url);
+        pg_raw(pg_url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+    }
     if (orc_store_open(f->path, &f->s, err, sizeof(err)) != 0) {
         fprintf(stderr, "open: %s\n", err);
         test_rm_tree(f->dir);
@@ -109,6 +156,10 @@ static sqlite3 *raw_open(const char *path)
 
 static void raw_exec(const char *path, const char *sql)
 {
+    if (is_pg(path)) {
+        pg_raw(path, sql);
+        return;
+    }
     sqlite3 *db = raw_open(path);
     char *msg = NULL;
     int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
@@ -122,6 +173,8 @@ static void raw_exec(const char *path, const char *sql)
 
 static int64_t raw_int(const char *path, const char *sql)
 {
+    if (is_pg(path))
+        return pg_raw(path, sql);
     sqlite3 *db = raw_open(path);
     sqlite3_stmt *st = NULL;
     int64_t v = -1;
@@ -132,6 +185,39 @@ static int64_t raw_int(const char *path, const char *sql)
     sqlite3_finalize(st);
     sqlite3_close(db);
     return v;
+}
+
+/* From another connection: every insert into table for which the SQL condition
+ * on NEW holds fails ("injected failure: name"), as a constraint would. */
+static void raw_fail_inserts(const char *path, const char *name, const char *table,
+                             const char *when)
+{
+    char sql[1024];
+
+    if (is_pg(path))
+        snprintf(sql, sizeof(sql),
+                 "CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                 " IF %s THEN RAISE EXCEPTION 'injected failure: %s'"
+                 " USING ERRCODE = 'integrity_constraint_violation'; END IF; RETURN NEW; END $$;"
+                 " CREATE TRIGGER %s BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %s()",
+                 name, when, name, name, table, name);
+    else
+        snprintf(sql, sizeof(sql),
+                 "CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s"
+                 " BEGIN SELECT RAISE(ABORT, 'injected failure: %s'); END",
+                 name, table, when, name);
+    raw_exec(path, sql);
+}
+
+static void raw_drop_trigger(const char *path, const char *name, const char *table)
+{
+    char sql[256];
+
+    if (is_pg(path))
+        snprintf(sql, sizeof(sql), "DROP TRIGGER %s ON %s; DROP FUNCTION %s()", name, table, name);
+    else
+        snprintf(sql, sizeof(sql), "DROP TRIGGER %s", name);
+    raw_exec(path, sql);
 }
 
 static size_t count_events(orc_store_t *s, const char *uuid, const char *type)
@@ -165,6 +251,7 @@ static bool file_exists(const char *path)
 
 static void open_creates_folder_file_and_wal(void **state)
 {
+    SQLITE_ONLY();
     struct fx *f = *state;
     orc_store_info_t info;
     struct stat st;
@@ -211,6 +298,10 @@ static void reopen_does_not_migrate_again(void **state)
     assert_int_equal(orc_store_deployment_get(f->s, d.uuid, &got), 0);
     assert_string_equal(got->created_by.subject, "bob");
     orc_deployment_free(got);
+    orc_store_info(f->s, &info);
+    assert_string_equal(info.backend, pg_url ? "postgresql" : "sqlite");
+    if (pg_url != NULL)
+        return;
     /* "sqlite:" prefix names the same backend */
     orc_store_close(f->s);
     f->s = NULL;
@@ -229,17 +320,19 @@ static void newer_schema_is_refused(void **state)
 
     orc_store_close(f->s);
     f->s = NULL;
-    raw_exec(f->path, "PRAGMA user_version = 7");
+    raw_exec(f->path, pg_url ? "UPDATE orc_schema SET version = 7" : "PRAGMA user_version = 7");
     assert_int_equal(orc_store_open(f->path, &s, err, sizeof(err)), ORC_ENOTSUP);
     assert_null(s);
     assert_non_null(strstr(err, "newer"));
     assert_non_null(strstr(err, "version 7"));
     /* untouched: still 7 */
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 7);
+    assert_int_equal(
+        raw_int(f->path, pg_url ? "SELECT version FROM orc_schema" : "PRAGMA user_version"), 7);
 }
 
 static void foreign_files_are_refused(void **state)
 {
+    SQLITE_ONLY();
     struct fx *f = *state;
     char other[400], junk[400], err[256] = "";
     orc_store_t *s = NULL;
@@ -268,6 +361,7 @@ static void foreign_files_are_refused(void **state)
 
 static void migration_is_one_transaction(void **state)
 {
+    SQLITE_ONLY();
     struct fx *f = *state;
     char path[400], err[256] = "";
     orc_store_t *s = NULL;
@@ -295,8 +389,12 @@ static void open_bad_targets(void **state)
     assert_int_equal(orc_store_open("", &s, err, sizeof(err)), ORC_EINVAL);
     assert_int_equal(orc_store_open("sqlite:", &s, err, sizeof(err)), ORC_EINVAL);
     assert_int_equal(orc_store_open(":memory:", NULL, err, sizeof(err)), ORC_EINVAL);
-    assert_int_equal(orc_store_open("postgres://db/orch", &s, err, sizeof(err)), ORC_ENOTSUP);
-    assert_non_null(strstr(err, "PostgreSQL"));
+    /* nothing listens there; the password is not repeated */
+    assert_int_equal(orc_store_open("postgresql://u:hunter2@127.0.0.1:1/orch", &s, err, sizeof(err)),
+                     ORC_EIO);
+    assert_null(s);
+    assert_non_null(strstr(err, "cannot connect"));
+    assert_null(strstr(err, "hunter2"));
     assert_int_equal(orc_store_open(":memory:", &s, NULL, 0), 0);
     {
         orc_deployment_t d = new_dep("i", "s", NULL);
@@ -867,9 +965,7 @@ static void failed_event_rolls_back_status(void **state)
 
     insert_dep(f->s, &d);
     /* another connection makes every status event fail */
-    raw_exec(f->path, "CREATE TRIGGER fail_status BEFORE INSERT ON events"
-                      " WHEN NEW.type = 'deployment.status'"
-                      " BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+    raw_fail_inserts(f->path, "fail_status", "events", "NEW.type = 'deployment.status'");
     assert_int_equal(
         orc_store_deployment_set_status(f->s, d.uuid, 1, ORC_DEP_CREATE_COMPLETE, "done", NULL),
         ORC_ECONFLICT);
@@ -881,7 +977,7 @@ static void failed_event_rolls_back_status(void **state)
     orc_deployment_free(got);
     assert_int_equal(count_events(f->s, d.uuid, NULL), 1);
     /* the handle still works and the same change then goes through */
-    raw_exec(f->path, "DROP TRIGGER fail_status");
+    raw_drop_trigger(f->path, "fail_status", "events");
     assert_int_equal(
         orc_store_deployment_set_status(f->s, d.uuid, 1, ORC_DEP_CREATE_COMPLETE, "done", NULL), 0);
     assert_int_equal(count_events(f->s, d.uuid, "deployment.status"), 1);
@@ -892,9 +988,7 @@ static void failed_event_rolls_back_insert(void **state)
     struct fx *f = *state;
     orc_deployment_t d = new_dep("i", "s", NULL);
 
-    raw_exec(f->path, "CREATE TRIGGER fail_created BEFORE INSERT ON events"
-                      " WHEN NEW.type = 'deployment.created'"
-                      " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    raw_fail_inserts(f->path, "fail_created", "events", "NEW.type = 'deployment.created'");
     assert_int_equal(orc_store_deployment_insert(f->s, &d), ORC_ECONFLICT);
     assert_string_equal(d.uuid, "");
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM deployments"), 0);
@@ -911,9 +1005,7 @@ static void failed_event_rolls_back_resource_state(void **state)
     insert_dep(f->s, &d);
     memcpy(r.deployment_uuid, d.uuid, ORC_UUID_LEN);
     assert_int_equal(orc_store_resource_insert(f->s, &r), 0);
-    raw_exec(f->path, "CREATE TRIGGER fail_state BEFORE INSERT ON events"
-                      " WHEN NEW.type = 'resource.state'"
-                      " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    raw_fail_inserts(f->path, "fail_state", "events", "NEW.type = 'resource.state'");
     assert_int_equal(orc_store_resource_set_state(f->s, r.uuid, 1, ORC_RES_CREATING, NULL),
                      ORC_ECONFLICT);
     assert_int_equal(orc_store_resource_get(f->s, NULL, r.uuid, &got), 0);
@@ -921,9 +1013,7 @@ static void failed_event_rolls_back_resource_state(void **state)
     assert_int_equal(got->version, 1);
     orc_resource_free(got);
     /* attempts too: the start is undone with its event */
-    raw_exec(f->path, "CREATE TRIGGER fail_attempt BEFORE INSERT ON events"
-                      " WHEN NEW.type = 'attempt.started'"
-                      " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    raw_fail_inserts(f->path, "fail_attempt", "events", "NEW.type = 'attempt.started'");
     assert_int_equal(orc_store_attempt_start(f->s, d.uuid, 1, "site-a"), ORC_ECONFLICT);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM site_attempts"), 0);
 }
@@ -935,9 +1025,7 @@ static void batch_insert_items_fail_alone(void **state)
     orc_deployment_t ds[N];
     int rcs[N];
 
-    raw_exec(f->path, "CREATE TRIGGER fail_cb BEFORE INSERT ON deployments"
-                      " WHEN NEW.callback = 'http://fail.example/'"
-                      " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    raw_fail_inserts(f->path, "fail_cb", "deployments", "NEW.callback = 'http://fail.example/'");
     for (int i = 0; i < N; i++)
         ds[i] = new_dep("iss", "carol", NULL);
     ds[7].template_text = NULL;                       /* invalid: never reaches SQL */
@@ -968,6 +1056,7 @@ static void batch_insert_items_fail_alone(void **state)
 
 static void busy_database_is_eagain(void **state)
 {
+    SQLITE_ONLY();
     struct fx *f = *state;
     orc_deployment_t d = new_dep("i", "s", NULL);
     sqlite3 *other = raw_open(f->path);
@@ -1606,11 +1695,8 @@ static void group_failed_writes_leave_no_trace(void **state)
     r = new_res(a.uuid, "vm", 0);
     assert_int_equal(orc_store_resource_insert(f->s, &r), 0);
     /* a constraint of the database that fails a write after its first row */
-    raw_exec(f->path, "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.message LIKE '%boom%'"
-                      " BEGIN SELECT RAISE(ABORT, 'injected'); END;"
-                      "CREATE TRIGGER cb BEFORE INSERT ON deployments"
-                      " WHEN NEW.callback = 'http://fail.example/'"
-                      " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    raw_fail_inserts(f->path, "boom", "events", "NEW.message LIKE '%boom%'");
+    raw_fail_inserts(f->path, "cb", "deployments", "NEW.callback = 'http://fail.example/'");
     assert_int_equal(orc_store_group_begin(f->s), 0);
     insert_dep(f->s, &b);
     /* ECONFLICT: version */
@@ -1674,8 +1760,7 @@ static void group_write_failing_after_its_row_loses_the_group(void **state)
     orc_deployment_t a = new_dep("iss", "a", NULL), b = new_dep("iss", "b", NULL);
 
     insert_dep(f->s, &a);
-    raw_exec(f->path, "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.message LIKE '%boom%'"
-                      " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    raw_fail_inserts(f->path, "boom", "events", "NEW.message LIKE '%boom%'");
     assert_int_equal(orc_store_group_begin(f->s), 0);
     insert_dep(f->s, &b);
     assert_true(
@@ -1715,6 +1800,7 @@ static off_t wal_size(const char *db_path)
 
 static void group_commit_failure_rolls_back(void **state)
 {
+    SQLITE_ONLY();
     struct fx *f = *state;
     orc_deployment_t a = new_dep("iss", "a", NULL), b = new_dep("iss", "b", NULL);
     orc_deployment_t c = new_dep("iss", "c", NULL);
@@ -1770,6 +1856,7 @@ static int interrupt_once(void *ud)
 
 static void group_lost_midway_fails_the_rest(void **state)
 {
+    SQLITE_ONLY();
     struct fx *f = *state;
     struct sq_store *q = (struct sq_store *)f->s;
     orc_deployment_t a = new_dep("iss", "a", NULL), b = new_dep("iss", "b", NULL);
@@ -1904,9 +1991,7 @@ static void resource_delete_scale_in(void **state)
     rs[1] = new_res(d.uuid, "worker", 1);
     assert_int_equal(orc_store_resource_insert(f->s, &rs[1]), 0);
     /* one transaction: a failing event keeps the row */
-    raw_exec(f->path, "CREATE TRIGGER no_del BEFORE INSERT ON events"
-                      " WHEN NEW.type = 'resource.deleted'"
-                      " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    raw_fail_inserts(f->path, "no_del", "events", "NEW.type = 'resource.deleted'");
     assert_int_equal(orc_store_resource_delete(f->s, rs[0].uuid, NULL), ORC_ECONFLICT);
     assert_int_equal(orc_store_resource_get(f->s, d.uuid, rs[0].uuid, &got), 0);
     orc_resource_free(got);
@@ -1988,6 +2073,7 @@ static void resource_spec_round_trip_not_in_json(void **state)
  * run by hand, with rows in it. */
 static void migration_from_schema_1(void **state)
 {
+    SQLITE_ONLY();
     struct fx *f = *state;
     char path[400], err[256] = "", sql[1024];
     const char *dep = "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b";
@@ -2063,8 +2149,9 @@ static void throughput_single_vs_batched(void **state)
             assert_int_equal(rcs[i], 0);
     }
     batched = BATCH * BATCHES / (now_s() - t0);
-    printf("store: durable inserts (WAL, synchronous=FULL, each with its event): "
-           "single %.0f/s, batched by %d %.0f/s (x%.1f)\n",
+    printf("store: inserts, each with its event (%s): single %.0f/s, batched by %d %.0f/s "
+           "(x%.1f)\n",
+           pg_url ? "PostgreSQL testbed on loopback, fsync off" : "SQLite WAL, synchronous=FULL",
            single, BATCH, batched, batched / single);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM deployments"),
                      SINGLE + BATCH * BATCHES);
@@ -2119,5 +2206,19 @@ int main(void)
         T(throughput_single_vs_batched),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    struct tb_pg pg;
+    int failed = cmocka_run_group_tests_name("store on sqlite", tests, NULL, NULL);
+
+    if (!tb_pg_start(&pg)) {
+        char *log = test_read_file(pg.log, NULL);
+        fprintf(stderr, "the PostgreSQL testbed did not start: %s\n", log ? log : "(no log)");
+        free(log);
+        tb_pg_stop(&pg);
+        return 1;
+    }
+    pg_url = pg.url;
+    failed += cmocka_run_group_tests_name("store on postgresql", tests, NULL, NULL);
+    pg_url = NULL;
+    tb_pg_stop(&pg);
+    return failed;
 }

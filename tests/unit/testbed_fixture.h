@@ -209,4 +209,41 @@ static inline int tb_node_procs(const char *work)
     return n;
 }
 
+/* A PostgreSQL server of deploy/testbed/postgres.sh, its database's URL in url. */
+struct tb_pg {
+    char dir[256];
+    char log[300];
+    char *url;
+};
+
+static inline bool tb_pg_start(struct tb_pg *tb)
+{
+    char args[300], env[300];
+
+    memset(tb, 0, sizeof(*tb));
+    snprintf(tb->dir, sizeof(tb->dir), "/tmp/orc-tb-pg-XXXXXX");
+    if (mkdtemp(tb->dir) == NULL)
+        return false;
+    snprintf(tb->log, sizeof(tb->log), "%s.log", tb->dir);
+    snprintf(args, sizeof(args), "start %s", tb->dir);
+    if (tb_run("postgres.sh", args, tb->log) != 0)
+        return false;
+    snprintf(env, sizeof(env), "%s/postgres.env", tb->dir);
+    tb->url = tb_env(env, "PG_URL");
+    return tb->url != NULL;
+}
+
+static inline void tb_pg_stop(struct tb_pg *tb)
+{
+    char args[300];
+
+    if (tb->dir[0] == '\0')
+        return;
+    snprintf(args, sizeof(args), "stop %s", tb->dir);
+    tb_run("postgres.sh", args, tb->log);
+    free(tb->url);
+    unlink(tb->log);
+    memset(tb, 0, sizeof(*tb));
+}
+
 #endif

@@ -1,0 +1,270 @@
+/*
+ * Event and site-attempt slots of the PostgreSQL backend, with the SQLite
+ * backend's semantics (sqlite_events.c): events read back after a given id
+ * (SSE resume), site attempts started and ended once, each with its event.
+ */
+#include <string.h>
+
+#include "pg_internal.h"
+
+static const char event_list_sql[] =
+    "SELECT id, deployment_uuid, time_ms, type, message, data FROM events"
+    " WHERE deployment_uuid = $1::text AND id > $2::bigint ORDER BY id LIMIT $3::bigint";
+static const char attempt_insert_sql[] =
+    "INSERT INTO site_attempts (deployment_uuid, attempt, site_name, started_ms)"
+    " VALUES ($1::text, $2::integer, $3::text, $4::bigint)";
+static const char attempt_head_sql[] = "SELECT site_name, ended_ms FROM site_attempts"
+                                       " WHERE deployment_uuid = $1::text AND attempt = $2::integer";
+static const char attempt_end_sql[] =
+    "UPDATE site_attempts SET ended_ms = $3::bigint, ok = $4::boolean, error = $5::text"
+    " WHERE deployment_uuid = $1::text AND attempt = $2::integer AND ended_ms IS NULL";
+static const char attempt_list_sql[] =
+    "SELECT deployment_uuid, attempt, site_name, started_ms, ended_ms, ok, error"
+    " FROM site_attempts WHERE deployment_uuid = $1::text ORDER BY attempt";
+
+/* ---- events ------------------------------------------------------------------ */
+
+int orc__pg_event_append(orc_store_t *s, orc_event_t *ev)
+{
+    struct pg_store *q = pg_of(s);
+    int64_t when = ev->time_ms ? ev->time_ms : orc_now_ms();
+    int64_t id = 0;
+    int rc = orc__pg_begin(q);
+
+    if (rc == 0)
+        rc = orc__pg_event_insert(q, ev->deployment_uuid, when, ev->type, ev->message, NULL,
+                                  ev->data, &id);
+    if (rc == ORC_ENOTFOUND)
+        orc__store_failf(s, rc, "the deployment %s doesn't exist", ev->deployment_uuid);
+    rc = orc__pg_end(q, rc);
+    if (rc < 0)
+        return rc;
+    ev->id = id;
+    ev->time_ms = when;
+    return 0;
+}
+
+static int read_event(struct pg_store *q, const PGresult *r, int i, orc_event_t *e)
+{
+    int rc = orc__pg_col_uuid(q, r, i, 1, e->deployment_uuid);
+
+    e->id = orc__pg_col_int(r, i, 0);
+    e->time_ms = orc__pg_col_int(r, i, 2);
+    if (rc == 0)
+        rc = orc__pg_col_text(q, r, i, 3, &e->type);
+    if (rc == 0)
+        rc = orc__pg_col_text(q, r, i, 4, &e->message);
+    if (rc == 0)
+        rc = orc__pg_col_json(q, r, i, 5, &e->data);
+    return rc;
+}
+
+static int list_events(struct pg_store *q, const char *uuid, int64_t after_id, size_t limit,
+                       orc_event_list_t *out)
+{
+    struct pg_params p = {0};
+    PGresult *r;
+    int rc;
+
+    orc__pg_p_text(&p, 1, uuid);
+    orc__pg_p_int(&p, 2, after_id);
+    orc__pg_p_opt_int(&p, 3, limit && limit < INT64_MAX ? (int64_t)limit : 0);
+    rc = orc__pg_exec(q, event_list_sql, &p, "list events", &r);
+    if (rc == 0 && PQntuples(r) > 0) {
+        out->items = orc_calloc((size_t)PQntuples(r), sizeof(*out->items));
+        if (out->items == NULL)
+            rc = orc__store_failf(&q->base, ORC_ENOMEM, "list events: out of memory");
+    }
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+        rc = read_event(q, r, i, &out->items[out->count++]);
+    PQclear(r);
+    return rc;
+}
+
+int orc__pg_event_list(orc_store_t *s, const char *deployment_uuid, int64_t after_id, size_t limit,
+                       orc_event_list_t *out)
+{
+    struct pg_store *q = pg_of(s);
+    int rc = orc__pg_read_begin(q);
+
+    if (rc == 0)
+        rc = orc__pg_deployment_exists(q, deployment_uuid);
+    if (rc == 0)
+        rc = list_events(q, deployment_uuid, after_id, limit, out);
+    rc = orc__pg_read_end(q, rc);
+    if (rc < 0)
+        orc_event_list_clear(out);
+    return rc;
+}
+
+/* ---- site attempts ----------------------------------------------------------------- */
+
+static int attempt_event(struct pg_store *q, const char *uuid, int attempt, const char *site,
+                         const char *error, bool ended, bool ok, int64_t now)
+{
+    struct orc__store_event ev;
+
+    if (orc__store_attempt_event(attempt, site, error, ended, ok, &ev) < 0)
+        return orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
+    return orc__pg_event_write(q, uuid, now, &ev);
+}
+
+/* The deployment must exist and the attempt must be new: both are checked
+ * before the insert, so that a refused start fails no statement (and so
+ * leaves an open group intact). */
+static int check_new_attempt(struct pg_store *q, const char *uuid, int attempt)
+{
+    struct pg_params p = {0};
+    PGresult *r;
+    int rc = orc__pg_deployment_exists(q, uuid);
+
+    orc__pg_p_text(&p, 1, uuid);
+    orc__pg_p_int(&p, 2, attempt);
+    if (rc == 0)
+        rc = orc__pg_exec(q, attempt_head_sql, &p, "read attempt", &r);
+    else
+        return rc;
+    if (rc == 0 && PQntuples(r) > 0)
+        rc = orc__store_failf(&q->base, ORC_ECONFLICT, "attempt %d of deployment %s exists already",
+                              attempt, uuid);
+    PQclear(r);
+    return rc;
+}
+
+static int start_body(struct pg_store *q, const char *uuid, int attempt, const char *site,
+                      int64_t now)
+{
+    struct pg_params p = {0};
+    int rc = check_new_attempt(q, uuid, attempt);
+
+    orc__pg_p_text(&p, 1, uuid);
+    orc__pg_p_int(&p, 2, attempt);
+    orc__pg_p_text(&p, 3, site);
+    orc__pg_p_int(&p, 4, now);
+    if (rc == 0)
+        rc = orc__pg_exec(q, attempt_insert_sql, &p, "start attempt", NULL);
+    if (rc == ORC_ECONFLICT)
+        return orc__store_failf(&q->base, rc, "attempt %d of deployment %s exists already", attempt,
+                                uuid);
+    if (rc == ORC_ENOTFOUND)
+        return orc__store_failf(&q->base, rc, "the deployment %s doesn't exist", uuid);
+    if (rc < 0)
+        return rc;
+    return attempt_event(q, uuid, attempt, site, NULL, false, false, now);
+}
+
+int orc__pg_attempt_start(orc_store_t *s, const char *deployment_uuid, int attempt,
+                          const char *site_name)
+{
+    struct pg_store *q = pg_of(s);
+    int rc = orc__pg_begin_lite(q);
+
+    if (rc == 0)
+        rc = start_body(q, deployment_uuid, attempt, site_name, orc_now_ms());
+    return orc__pg_end_lite(q, rc);
+}
+
+/* The attempt's site (new string) if it exists and is still running. */
+static int running_site(struct pg_store *q, const char *uuid, int attempt, char **site)
+{
+    struct pg_params p = {0};
+    PGresult *r;
+    int rc;
+
+    orc__pg_p_text(&p, 1, uuid);
+    orc__pg_p_int(&p, 2, attempt);
+    rc = orc__pg_exec(q, attempt_head_sql, &p, "read attempt", &r);
+    if (rc == 0 && PQntuples(r) == 0)
+        rc = orc__store_failf(&q->base, ORC_ENOTFOUND,
+                              "attempt %d of deployment %s was never started", attempt, uuid);
+    else if (rc == 0 && !orc__pg_col_null(r, 0, 1))
+        rc = orc__store_failf(&q->base, ORC_ECONFLICT, "attempt %d of deployment %s has ended",
+                              attempt, uuid);
+    else if (rc == 0)
+        rc = orc__pg_col_text(q, r, 0, 0, site);
+    PQclear(r);
+    return rc;
+}
+
+static int end_body(struct pg_store *q, const char *uuid, int attempt, bool ok, const char *error,
+                    int64_t now)
+{
+    struct pg_params p = {0};
+    char *site = NULL;
+    int rc = running_site(q, uuid, attempt, &site);
+
+    orc__pg_p_text(&p, 1, uuid);
+    orc__pg_p_int(&p, 2, attempt);
+    orc__pg_p_int(&p, 3, now);
+    orc__pg_p_bool(&p, 4, ok);
+    orc__pg_p_text(&p, 5, ok ? NULL : (error ? error : "unknown error"));
+    if (rc == 0)
+        rc = orc__pg_exec(q, attempt_end_sql, &p, "end attempt", NULL);
+    if (rc == 0)
+        rc = attempt_event(q, uuid, attempt, site, error, true, ok, now);
+    orc_free(site);
+    return rc;
+}
+
+int orc__pg_attempt_end(orc_store_t *s, const char *deployment_uuid, int attempt, bool ok,
+                        const char *error)
+{
+    struct pg_store *q = pg_of(s);
+    int rc = orc__pg_begin_lite(q);
+
+    if (rc == 0)
+        rc = end_body(q, deployment_uuid, attempt, ok, error, orc_now_ms());
+    return orc__pg_end_lite(q, rc);
+}
+
+static int read_attempt(struct pg_store *q, const PGresult *r, int i, orc_attempt_t *a)
+{
+    int rc = orc__pg_col_uuid(q, r, i, 0, a->deployment_uuid);
+
+    a->attempt = (int)orc__pg_col_int(r, i, 1);
+    a->started_ms = orc__pg_col_int(r, i, 3);
+    a->ended_ms = orc__pg_col_int(r, i, 4);
+    if (orc__pg_col_null(r, i, 5))
+        a->result = ORC_ATTEMPT_RUNNING;
+    else
+        a->result = orc__pg_col_bool(r, i, 5) ? ORC_ATTEMPT_OK : ORC_ATTEMPT_FAILED;
+    if (rc == 0)
+        rc = orc__pg_col_text(q, r, i, 2, &a->site_name);
+    if (rc == 0)
+        rc = orc__pg_col_text(q, r, i, 6, &a->error);
+    return rc;
+}
+
+static int list_attempts(struct pg_store *q, const char *uuid, orc_attempt_list_t *out)
+{
+    struct pg_params p = {0};
+    PGresult *r;
+    int rc;
+
+    orc__pg_p_text(&p, 1, uuid);
+    rc = orc__pg_exec(q, attempt_list_sql, &p, "list attempts", &r);
+    if (rc == 0 && PQntuples(r) > 0) {
+        out->items = orc_calloc((size_t)PQntuples(r), sizeof(*out->items));
+        if (out->items == NULL)
+            rc = orc__store_failf(&q->base, ORC_ENOMEM, "list attempts: out of memory");
+    }
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+        rc = read_attempt(q, r, i, &out->items[out->count++]);
+    PQclear(r);
+    return rc;
+}
+
+int orc__pg_attempt_list(orc_store_t *s, const char *deployment_uuid, orc_attempt_list_t *out)
+{
+    struct pg_store *q = pg_of(s);
+    int rc = orc__pg_read_begin(q);
+
+    if (rc == 0)
+        rc = orc__pg_deployment_exists(q, deployment_uuid);
+    if (rc == 0)
+        rc = list_attempts(q, deployment_uuid, out);
+    rc = orc__pg_read_end(q, rc);
+    if (rc < 0)
+        orc_attempt_list_clear(out);
+    return rc;
+}
