@@ -279,12 +279,6 @@ static int insert_item(struct pg_store *q, orc_deployment_t *d, int64_t now, int
     return rc;
 }
 
-/* An error that belongs to one item (its data), not to the database. */
-static bool item_error(int rc)
-{
-    return rc == ORC_ECONFLICT || rc == ORC_EINVAL || rc == ORC_ENOTFOUND || rc == ORC_ELIMIT;
-}
-
 static int insert_pass(struct pg_store *q, orc_deployment_t *ds, size_t n, int *rcs, bool isolate,
                        int64_t now, size_t *failed)
 {
@@ -317,7 +311,7 @@ int orc__pg_deployment_insert(orc_store_t *s, orc_deployment_t *ds, size_t n, in
 
     /* optimistic, as in the SQLite backend: all items in one go, and only if
      * one was refused again with a savepoint per item */
-    if (rc < 0 && batch && failed < n && rcs[failed] == rc && item_error(rc))
+    if (rc < 0 && batch && failed < n && rcs[failed] == rc && orc__store_item_error(rc))
         rc = insert_pass(q, ds, n, rcs, true, now, &failed);
     return rc;
 }
@@ -449,19 +443,6 @@ static int read_head(struct pg_store *q, const char *uuid, int64_t *version,
     return rc;
 }
 
-static int check_cas(struct pg_store *q, const orc_dep_update_t *u, int64_t version,
-                     orc_dep_status_t status)
-{
-    if (u->expect_version && u->expect_version != version)
-        return orc__store_failf(&q->base, ORC_ECONFLICT,
-                                "the deployment %s changed (version %lld, expected %lld)", u->uuid,
-                                (long long)version, (long long)u->expect_version);
-    if (u->from_statuses && !(u->from_statuses & ORC_DEP_MASK(status)))
-        return orc__store_failf(&q->base, ORC_ECONFLICT, "the deployment %s is %s", u->uuid,
-                                orc_dep_status_name(status));
-    return 0;
-}
-
 static void update_params(struct pg_params *p, const orc_dep_update_t *u)
 {
     const orc_deployment_t *v = u->values;
@@ -555,7 +536,7 @@ static int update_body(struct pg_store *q, const orc_dep_update_t *u, int64_t *n
     int rc = read_head(q, u->uuid, &version, &status);
 
     if (rc == 0)
-        rc = check_cas(q, u, version, status);
+        rc = orc__store_check_cas(&q->base, u, version, status);
     if (rc == 0)
         rc = update_row(q, u, version, now, new_version);
     if (rc == 0 && (u->set & (ORC_DEP_F_TEMPLATE | ORC_DEP_F_PARAMETERS | ORC_DEP_F_PLAN)))

@@ -106,7 +106,7 @@ bool orc__pg_col_null(const PGresult *r, int row, int col);
 int orc__pg_event_insert(struct pg_store *q, const char *deployment_uuid, int64_t time_ms,
                          const char *type, const char *message, const char *data_text,
                          const json_t *data, int64_t *id);
-/* Appends what ev holds (backend_events.c) and clears ev. */
+/* Appends what ev holds (backend_shared.c) and clears ev. */
 int orc__pg_event_write(struct pg_store *q, const char *deployment_uuid, int64_t time_ms,
                         struct orc__store_event *ev);
 /* 0 if the deployment exists, else ORC_ENOTFOUND (or a read error). */

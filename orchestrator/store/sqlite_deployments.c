@@ -202,12 +202,6 @@ static int insert_item(struct sq_store *q, orc_deployment_t *d, int64_t now, int
     return rc;
 }
 
-/* An error that belongs to one item (its data), not to the database. */
-static bool item_error(int rc)
-{
-    return rc == ORC_ECONFLICT || rc == ORC_EINVAL || rc == ORC_ENOTFOUND || rc == ORC_ELIMIT;
-}
-
 /* One transaction over the items whose rcs[i] is 0. Without isolation the
  * first failing item fails the pass (*failed is its index); with isolation
  * each item runs in its own savepoint and fails alone. */
@@ -245,7 +239,7 @@ int orc__sq_deployment_insert(orc_store_t *s, orc_deployment_t *ds, size_t n, in
      * savepoint journals every page it touches, which halves throughput).
      * If one item was refused, the batch is redone with a savepoint per item
      * so that the others still commit. */
-    if (rc < 0 && batch && failed < n && rcs[failed] == rc && item_error(rc))
+    if (rc < 0 && batch && failed < n && rcs[failed] == rc && orc__store_item_error(rc))
         rc = insert_pass(q, ds, n, rcs, true, now, &failed);
     return rc;
 }
@@ -400,19 +394,6 @@ static int read_head(struct sq_store *q, const char *uuid, int64_t *version,
     return rc;
 }
 
-static int check_cas(struct sq_store *q, const orc_dep_update_t *u, int64_t version,
-                     orc_dep_status_t status)
-{
-    if (u->expect_version && u->expect_version != version)
-        return orc__store_failf(&q->base, ORC_ECONFLICT,
-                                "the deployment %s changed (version %lld, expected %lld)", u->uuid,
-                                (long long)version, (long long)u->expect_version);
-    if (u->from_statuses && !(u->from_statuses & ORC_DEP_MASK(status)))
-        return orc__store_failf(&q->base, ORC_ECONFLICT, "the deployment %s is %s", u->uuid,
-                                orc_dep_status_name(status));
-    return 0;
-}
-
 static void bind_update(struct sq_bind *b, const orc_dep_update_t *u)
 {
     const orc_deployment_t *v = u->values;
@@ -506,7 +487,7 @@ static int update_body(struct sq_store *q, const orc_dep_update_t *u, int64_t *n
     int rc = read_head(q, u->uuid, &version, &status);
 
     if (rc == 0)
-        rc = check_cas(q, u, version, status);
+        rc = orc__store_check_cas(&q->base, u, version, status);
     if (rc == 0)
         rc = update_row(q, u, version, now, new_version);
     if (rc == 0 && (u->set & (ORC_DEP_F_TEMPLATE | ORC_DEP_F_PARAMETERS | ORC_DEP_F_PLAN)))

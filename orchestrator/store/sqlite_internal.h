@@ -161,7 +161,7 @@ int orc__sq_event_insert_text(struct sq_store *q, const char *deployment_uuid, i
 int orc__sq_event_insert(struct sq_store *q, const char *deployment_uuid, int64_t time_ms,
                          const char *type, const char *message, const json_t *data, int64_t *id);
 
-/* Appends what ev holds (backend_events.c) and clears ev; an ORC_ENOMEM from
+/* Appends what ev holds (backend_shared.c) and clears ev; an ORC_ENOMEM from
  * building it is the caller's to report. */
 int orc__sq_event_write(struct sq_store *q, const char *deployment_uuid, int64_t time_ms,
                         struct orc__store_event *ev);

@@ -107,7 +107,7 @@ static inline int64_t orc__store_page_offset(uint32_t page, uint32_t size)
 /* Makes room for one more item in a growing array (capacity doubles). */
 int orc__store_grow(void **items, size_t *cap, size_t count, size_t size);
 
-/* The contents of an event a state change appends (backend_events.c):
+/* The contents of an event a state change appends (backend_shared.c):
  * message is owned or the caller's; the data is data_text (JSON text) when
  * that is set, else data. */
 struct orc__store_event {
@@ -118,6 +118,12 @@ struct orc__store_event {
     char data_text[768];
 };
 void orc__store_event_clear(struct orc__store_event *ev);
+/* The compare half of a deployment update: ORC_ECONFLICT (explained) when the
+ * stored version or status is not what u expects. */
+int orc__store_check_cas(orc_store_t *s, const orc_dep_update_t *u, int64_t version,
+                         orc_dep_status_t status);
+/* An insert error that belongs to one item of a batch (its data), not to the database. */
+bool orc__store_item_error(int rc);
 /* Event of a deployment's status: {"status": name, "version": n}. */
 json_t *orc__store_status_data(orc_dep_status_t st, int64_t version);
 /* The event of a deployment update (status to its new value); ORC_ENOMEM. */

@@ -1,8 +1,9 @@
 /*
- * What every backend writes the same way: the contents of the events that
- * state changes append (type, one-line message, data) and the growth of the
- * arrays lists hand out. The backends store what these build, in the same
- * transaction as the change (store_backend.h).
+ * What every backend does the same way: the contents of the events that
+ * state changes append (type, one-line message, data), the compare half of a
+ * deployment update, which insert errors belong to one item of a batch, and
+ * the growth of the arrays lists hand out. The backends store what these
+ * build, in the same transaction as the change (store_backend.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +25,24 @@ int orc__store_grow(void **items, size_t *cap, size_t count, size_t size)
     *items = p;
     *cap = ncap;
     return 0;
+}
+
+int orc__store_check_cas(orc_store_t *s, const orc_dep_update_t *u, int64_t version,
+                         orc_dep_status_t status)
+{
+    if (u->expect_version && u->expect_version != version)
+        return orc__store_failf(s, ORC_ECONFLICT,
+                                "the deployment %s changed (version %lld, expected %lld)", u->uuid,
+                                (long long)version, (long long)u->expect_version);
+    if (u->from_statuses && !(u->from_statuses & ORC_DEP_MASK(status)))
+        return orc__store_failf(s, ORC_ECONFLICT, "the deployment %s is %s", u->uuid,
+                                orc_dep_status_name(status));
+    return 0;
+}
+
+bool orc__store_item_error(int rc)
+{
+    return rc == ORC_ECONFLICT || rc == ORC_EINVAL || rc == ORC_ENOTFOUND || rc == ORC_ELIMIT;
 }
 
 json_t *orc__store_status_data(orc_dep_status_t st, int64_t version)
