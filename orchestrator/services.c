@@ -18,6 +18,7 @@
 #include "engine/engine.h"
 #include "engine/sites.h"
 #include "secrets.h"
+#include "observe.h"
 #include "services.h"
 #include "store/commit.h"
 
@@ -37,6 +38,8 @@ struct orc_services {
     unsigned char agent_key[32];    /* of their tokens */
     orc_commit_t *commit;      /* group commit of the store's writes */
     struct orc_secrets *secrets; /* the secrets file; NULL: none */
+    orc_api_t *api;
+    struct orc_observe observe; /* what /metrics reads of the services */
     bool engine_ready;
     orc_services_done_fn done;
     void *done_data;
@@ -292,6 +295,13 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
         rc = orc_api_agent_register(api, &svc->agent_api);
     if (rc == 0)
         rc = orc_api_add_ready_check(api, "engine", engine_ready, svc);
+    svc->observe = (struct orc_observe){.store = svc->store,
+                                        .commit = svc->commit,
+                                        .reg = svc->reg,
+                                        .engine = svc->engine,
+                                        .planner = svc->planner};
+    if (rc == 0 && (rc = orc_api_add_metrics(api, orc_observe_metrics, &svc->observe)) == 0)
+        svc->api = api;
     if (rc == 0)
         rc = orc_engine_start(svc->engine, on_engine_ready, svc);
     if (rc < 0)
@@ -300,6 +310,8 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
     return 0;
 out_fail:
     orc_log(ORC_LOG_ERROR, LOG, "cannot start the orchestration services: %s", orc_strerror(rc));
+    if (svc->api)
+        orc_api_remove_metrics(svc->api, orc_observe_metrics, &svc->observe);
     orc_engine_free(svc->engine);
     orc_events_close(svc->events); /* freed once its timers closed */
     if (svc->commit) {             /* nothing waits on it yet */
@@ -346,6 +358,9 @@ static void on_engine_closed(struct orc_engine *eng, void *data)
 
 void orc_services_stop(struct orc_services *svc, orc_services_done_fn done, void *data)
 {
+    if (svc->api) /* what it reads closes from here on */
+        orc_api_remove_metrics(svc->api, orc_observe_metrics, &svc->observe);
+    svc->api = NULL;
     svc->done = done;
     svc->done_data = data;
     orc_engine_close(svc->engine, on_engine_closed, svc);

@@ -247,6 +247,8 @@ int orc_api_add_ready_check(orc_api_t *api, const char *name, orc_api_ready_fn f
 typedef struct orc_api_text_s orc_api_text_t;
 typedef void (*orc_api_metrics_fn)(void *data, orc_api_text_t *out);
 int orc_api_add_metrics(orc_api_t *api, orc_api_metrics_fn fn, void *data);
+/* Removes what orc_api_add_metrics(api, fn, data) added (nothing if it is not there). */
+void orc_api_remove_metrics(orc_api_t *api, orc_api_metrics_fn fn, void *data);
 void orc_api_metrics_printf(orc_api_text_t *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -379,3 +379,15 @@ int orc_api_add_metrics(orc_api_t *api, orc_api_metrics_fn fn, void *data)
     api->sources[api->nsources++] = (struct orc_metrics_source){fn, data};
     return 0;
 }
+
+void orc_api_remove_metrics(orc_api_t *api, orc_api_metrics_fn fn, void *data)
+{
+    for (size_t i = 0; i < api->nsources; i++) {
+        if (api->sources[i].fn == fn && api->sources[i].data == data) {
+            memmove(&api->sources[i], &api->sources[i + 1],
+                    (api->nsources - i - 1) * sizeof(api->sources[0]));
+            api->nsources--;
+            return;
+        }
+    }
+}

@@ -158,3 +158,12 @@ void orc_engine_callbacks_close(struct orc_engine *eng)
         finish(c); /* a delivery still in flight is dropped with the http client */
     }
 }
+
+size_t orc_engine_callbacks_pending(const struct orc_engine *eng)
+{
+    size_t n = 0;
+
+    for (const struct callback *c = eng->callbacks; c != NULL; c = c->next)
+        n++;
+    return n;
+}

@@ -70,7 +70,64 @@ struct orc_drv_registry {
     orc_op_t *defer_head, *defer_tail;
     struct orc_sshc *ssh; /* the SSH client lent to every site (host->ssh) */
     struct orc_http *http; /* the HTTP client lent to every site (host->http) */
+    struct orc_op_stats *stats; /* by driver and slot, for the metrics */
 };
+
+/* ---- operation statistics ------------------------------------------------ */
+
+const char *const orc_op_outcome_names[ORC_OP__OUTCOMES] = {"ok", "error", "canceled"};
+const double orc_op_bucket_bounds[ORC_OP_BUCKETS] = {0.01, 0.05, 0.1, 0.5, 1,   5,
+                                                     10,   30,   60,  300, 900, 1800};
+const char *const orc_op_bucket_labels[ORC_OP_BUCKETS] = {"0.01", "0.05", "0.1", "0.5",
+                                                          "1",    "5",    "10",  "30",
+                                                          "60",   "300",  "900", "1800"};
+
+static struct orc_op_stats *stats_of(struct orc_drv_registry *reg, const char *driver,
+                                     const char *slot)
+{
+    struct orc_op_stats *st;
+
+    for (st = reg->stats; st != NULL; st = st->next)
+        if (st->slot == slot && strcmp(st->slot, slot) == 0 && strcmp(st->driver, driver) == 0)
+            return st;
+    st = orc_calloc(1, sizeof(*st));
+    if (st == NULL)
+        return NULL; /* out of memory: this operation is not counted */
+    st->driver = driver;
+    st->slot = slot;
+    st->next = reg->stats;
+    reg->stats = st;
+    return st;
+}
+
+/* Counts an operation of site that ended with status. */
+static void op_count(struct orc_drv_site *s, const orc_op_t *op, int status)
+{
+    struct orc_op_stats *st = s && s->reg ? stats_of(s->reg, s->drv->vt.name, op->core_.slot)
+                                          : NULL;
+    double seconds = (double)(uv_hrtime() - op->core_.started_ns) / 1e9;
+
+    if (st == NULL)
+        return;
+    st->count[status == 0 ? ORC_OP_OK : status == ORC_ECANCELED ? ORC_OP_CANCELED : ORC_OP_ERROR]++;
+    st->observations++;
+    st->sum_seconds += seconds;
+    for (size_t i = 0; i < ORC_OP_BUCKETS; i++)
+        if (seconds <= orc_op_bucket_bounds[i]) {
+            st->buckets[i]++;
+            break;
+        }
+}
+
+const struct orc_op_stats *orc_drv_op_stats(const struct orc_drv_registry *reg)
+{
+    return reg->stats;
+}
+
+const struct orc_drv_site *orc_drv_sites(const struct orc_drv_registry *reg)
+{
+    return reg->sites;
+}
 
 /* ---- violations --------------------------------------------------------- */
 
@@ -158,6 +215,11 @@ static void registry_closed(uv_handle_t *h)
     }
     orc_free(reg->drvs);
     orc_free(reg->errs);
+    while (reg->stats != NULL) {
+        struct orc_op_stats *next = reg->stats->next;
+        orc_free(reg->stats);
+        reg->stats = next;
+    }
     orc_free(reg);
 }
 
@@ -1092,8 +1154,10 @@ static void deliver(orc_op_t *op, int status)
 {
     struct orc_drv_site *s = op->core_.site;
 
-    if (s != NULL)
+    if (s != NULL) {
+        op_count(s, op, status);
         site_op_done(s, op, status);
+    }
     op->core_.flags &= ~(OPF_INFLIGHT | OPF_QUEUED);
     op->core_.user_cb(op, status);
 }
@@ -1164,6 +1228,7 @@ int orc__drv_op_begin(struct orc_drv_site *s, orc_op_t *op, orc_op_cb cb, const 
     op->core_.status = 0;
     op->core_.dnext = NULL;
     op->core_.flags = OPF_INFLIGHT | OPF_IN_CALL;
+    op->core_.started_ns = uv_hrtime();
     op_link(s, op);
     if (need == ORC_DRV_SITE_NEW)
         s->st = ORC_DRV_SITE_OPENING;
@@ -1184,6 +1249,7 @@ int orc__drv_op_end(struct orc_drv_site *s, orc_op_t *op, int rc)
             violation(s->reg, s, "%s called back, then returned %d: callback dropped",
                       op->core_.slot, rc);
         op_unlink(s, op);
+        op_count(s, op, rc);
         op->core_.flags = OPF_FAILED;
         if (s->st == ORC_DRV_SITE_OPENING) {
             s->st = ORC_DRV_SITE_FAILED;

@@ -77,6 +77,33 @@ struct orc_drv_site {
     struct orc_drv_site *prev, *next;
 };
 
+/* ---- operation statistics (metrics) ---------------------------------------- */
+
+/* How an operation ended: 0, ORC_ECANCELED (a deadline, a close), anything else. */
+enum orc_op_outcome { ORC_OP_OK, ORC_OP_ERROR, ORC_OP_CANCELED, ORC_OP__OUTCOMES };
+extern const char *const orc_op_outcome_names[ORC_OP__OUTCOMES];
+
+#define ORC_OP_BUCKETS 12
+/* Upper bounds of the latency buckets, in seconds (0.01 s to 30 min), and as text. */
+extern const double orc_op_bucket_bounds[ORC_OP_BUCKETS];
+extern const char *const orc_op_bucket_labels[ORC_OP_BUCKETS];
+
+/* The operations of one driver slot ("provision") that ended, since the start. */
+struct orc_op_stats {
+    const char *driver; /* the driver's name (lives as long as the registry) */
+    const char *slot;
+    uint64_t count[ORC_OP__OUTCOMES];
+    uint64_t buckets[ORC_OP_BUCKETS]; /* per bucket (not cumulative); above the last: none */
+    uint64_t observations;
+    double sum_seconds;
+    struct orc_op_stats *next;
+};
+
+/* The list of every driver and slot that ended an operation (NULL: none yet). */
+const struct orc_op_stats *orc_drv_op_stats(const struct orc_drv_registry *reg);
+/* The sites of the registry (a list through ->next; NULL: none). */
+const struct orc_drv_site *orc_drv_sites(const struct orc_drv_registry *reg);
+
 /* ---- registry ------------------------------------------------------------ */
 
 typedef int (*orc_drv_secret_fn)(void *ctx, const char *name, char **value);

@@ -110,6 +110,8 @@ int orc_engine_resource_action(struct orc_engine *eng, const char *uuid, const c
 /* True while the engine works on the deployment. */
 bool orc_engine_busy(const struct orc_engine *eng, const char *uuid);
 size_t orc_engine_active(const struct orc_engine *eng);
+/* Callback deliveries waiting for their next try. */
+size_t orc_engine_callbacks_pending(const struct orc_engine *eng);
 
 /* ---- gpu-agent (agent.c) ---- */
 

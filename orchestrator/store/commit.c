@@ -80,14 +80,24 @@ static void update_idle(orc_commit_t *c)
         (void)uv_idle_stop(&c->idle);
 }
 
+const double orc_commit_bucket_bounds[ORC_COMMIT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                             0.025,  0.05,  0.1,    0.25,  1};
+const char *const orc_commit_bucket_labels[ORC_COMMIT_BUCKETS] = {
+    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "1"};
+
 /* Commits the open group and hands its waits their status. */
 static int end_group(orc_commit_t *c)
 {
     size_t writes = orc_store_group_writes(c->store);
     uint64_t t0 = uv_hrtime();
     int rc = orc_store_group_commit(c->store);
-
-    c->stats.commit_seconds_total += (double)(uv_hrtime() - t0) / 1e9;
+    double seconds = (double)(uv_hrtime() - t0) / 1e9;
+    c->stats.commit_seconds_total += seconds;
+    for (size_t i = 0; i < ORC_COMMIT_BUCKETS; i++)
+        if (seconds <= orc_commit_bucket_bounds[i]) {
+            c->stats.commit_buckets[i]++;
+            break;
+        }
     c->stats.groups++;
     c->stats.writes += writes;
     if (writes > c->stats.largest_group)

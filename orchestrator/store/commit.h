@@ -93,6 +93,11 @@ void orc_commit_close(orc_commit_t *c, void (*done)(void *ud), void *ud);
  * not freed (an error is logged): close it first. */
 void orc_commit_free(orc_commit_t *c);
 
+#define ORC_COMMIT_BUCKETS 10
+/* Upper bounds of the commit-duration buckets, in seconds (0.5 ms to 1 s), and as text. */
+extern const double orc_commit_bucket_bounds[ORC_COMMIT_BUCKETS];
+extern const char *const orc_commit_bucket_labels[ORC_COMMIT_BUCKETS];
+
 struct orc_commit_stats {
     uint64_t groups;             /* groups ended (committed or failed) */
     uint64_t writes;             /* write calls that joined those groups */
@@ -100,6 +105,7 @@ struct orc_commit_stats {
     uint64_t failed_groups;      /* groups whose commit failed */
     uint64_t largest_group;      /* most writes in one group */
     double commit_seconds_total; /* time spent in orc_store_group_commit */
+    uint64_t commit_buckets[ORC_COMMIT_BUCKETS]; /* commits by duration (not cumulative) */
 };
 void orc_commit_stats(const orc_commit_t *c, struct orc_commit_stats *out);
 

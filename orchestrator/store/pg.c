@@ -826,6 +826,7 @@ const struct orc_store_ops orc__store_pg_ops = {
     .deployment_get = orc__pg_deployment_get,
     .deployment_list = orc__pg_deployment_list,
     .deployment_list_in_status = orc__pg_deployment_list_in_status,
+    .deployment_counts = orc__pg_deployment_counts,
     .deployment_update = orc__pg_deployment_update,
     .deployment_delete = orc__pg_deployment_delete,
     .resources_insert = orc__pg_resources_insert,

@@ -65,6 +65,8 @@ static const char get_sql[] = "SELECT " DEP_COLS ", t.template, t.parameters, t.
                               " WHERE d.uuid = $1::text";
 static const char get_head_sql[] = "SELECT " DEP_COLS " FROM deployments d WHERE d.uuid = $1::text";
 static const char head_sql[] = "SELECT version, status FROM deployments WHERE uuid = $1::text";
+static const char status_counts_sql[] =
+    "SELECT status, count(*) FROM deployments WHERE NOT deleted GROUP BY status";
 static const char in_status_sql[] = "SELECT " DEP_COLS " FROM deployments d WHERE NOT d.deleted"
                                     " AND d.status = ANY ($1::text[]) ORDER BY d.uuid ASC";
 
@@ -418,6 +420,22 @@ int orc__pg_deployment_list_in_status(orc_store_t *s, uint32_t statuses, orc_dep
     if (rc < 0)
         orc_deployment_list_clear(out);
     out->total = (int64_t)out->count;
+    return rc;
+}
+
+int orc__pg_deployment_counts(orc_store_t *s, int64_t counts[ORC_DEP__COUNT])
+{
+    struct pg_store *q = pg_of(s);
+    orc_dep_status_t status;
+    PGresult *r;
+    int rc = orc__pg_exec(q, status_counts_sql, NULL, "count deployments", &r);
+
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        rc = col_status(q, r, i, 0, &status);
+        if (rc == 0)
+            counts[status] = orc__pg_col_int(r, i, 1);
+    }
+    PQclear(r);
     return rc;
 }
 

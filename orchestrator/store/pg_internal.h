@@ -119,6 +119,7 @@ int orc__pg_deployment_get(orc_store_t *s, const char *uuid, bool with_spec,
 int orc__pg_deployment_list(orc_store_t *s, const orc_dep_query_t *q, orc_deployment_list_t *out);
 int orc__pg_deployment_list_in_status(orc_store_t *s, uint32_t statuses,
                                       orc_deployment_list_t *out);
+int orc__pg_deployment_counts(orc_store_t *s, int64_t counts[ORC_DEP__COUNT]);
 int orc__pg_deployment_update(orc_store_t *s, const orc_dep_update_t *u, int64_t *new_version);
 int orc__pg_deployment_delete(orc_store_t *s, const char *uuid);
 int orc__pg_resources_insert(orc_store_t *s, orc_resource_t *rs, size_t n);

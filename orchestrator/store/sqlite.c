@@ -840,6 +840,7 @@ const struct orc_store_ops orc__store_sqlite_ops = {
     .deployment_get = orc__sq_deployment_get,
     .deployment_list = orc__sq_deployment_list,
     .deployment_list_in_status = orc__sq_deployment_list_in_status,
+    .deployment_counts = orc__sq_deployment_counts,
     .deployment_update = orc__sq_deployment_update,
     .deployment_delete = orc__sq_deployment_delete,
     .resources_insert = orc__sq_resources_insert,

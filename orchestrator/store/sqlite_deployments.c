@@ -369,6 +369,22 @@ int orc__sq_deployment_list_in_status(orc_store_t *s, uint32_t statuses, orc_dep
     return rc;
 }
 
+int orc__sq_deployment_counts(orc_store_t *s, int64_t counts[ORC_DEP__COUNT])
+{
+    struct sq_store *q = sq_of(s);
+    sqlite3_stmt *st;
+    orc_dep_status_t status;
+    int rc = orc__sq_stmt(q, SQ_DEP_STATUS_COUNTS, &st);
+
+    while (rc == 0 && (rc = orc__sq_step(q, st, "count deployments")) == 1) {
+        rc = col_enum_status(q, st, 0, &status);
+        if (rc == 0)
+            counts[status] = sqlite3_column_int64(st, 1);
+    }
+    orc__sq_release(st);
+    return rc;
+}
+
 /* ---- update ------------------------------------------------------------------------------ */
 
 /* Reads version and status of a deployment: the compare half of the CAS. */

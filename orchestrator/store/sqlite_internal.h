@@ -40,6 +40,7 @@ enum sq_stmt {
     SQ_DEP_LIST, /* + orc_dep_sort_t: one statement per sort order */
     SQ_DEP_LIST_LAST = SQ_DEP_LIST + ORC_DEP_SORT__COUNT - 1,
     SQ_DEP_IN_STATUS,
+    SQ_DEP_STATUS_COUNTS,
     SQ_RES_INSERT,
     SQ_RES_GET,
     SQ_RES_HEAD,
@@ -180,6 +181,7 @@ int orc__sq_deployment_get(orc_store_t *s, const char *uuid, bool with_spec,
 int orc__sq_deployment_list(orc_store_t *s, const orc_dep_query_t *q, orc_deployment_list_t *out);
 int orc__sq_deployment_list_in_status(orc_store_t *s, uint32_t statuses,
                                       orc_deployment_list_t *out);
+int orc__sq_deployment_counts(orc_store_t *s, int64_t counts[ORC_DEP__COUNT]);
 int orc__sq_deployment_update(orc_store_t *s, const orc_dep_update_t *u, int64_t *new_version);
 int orc__sq_deployment_delete(orc_store_t *s, const char *uuid);
 int orc__sq_resources_insert(orc_store_t *s, orc_resource_t *rs, size_t n);

@@ -215,6 +215,9 @@ const char *const orc__sq_sql[SQ__COUNT] = {
     [SQ_DEP_IN_STATUS] = "SELECT " DEP_COLS " FROM deployments d WHERE d.deleted = 0"
                          " AND instr(?1, ',' || d.status || ',') > 0 ORDER BY d.uuid ASC",
 
+    [SQ_DEP_STATUS_COUNTS] = "SELECT status, count(*) FROM deployments WHERE deleted = 0"
+                             " GROUP BY status",
+
     [SQ_RES_INSERT] =
         "INSERT INTO resources (uuid, deployment_uuid, node_name, node_type, instance_index,"
         " state, site_name, provider_name, physical_id, attributes, metadata, required_by,"

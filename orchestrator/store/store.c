@@ -751,6 +751,18 @@ int orc_store_deployment_list(orc_store_t *s, const orc_dep_query_t *q, orc_depl
     return s->ops->deployment_list(s, q, out);
 }
 
+int orc_store_deployment_counts(orc_store_t *s, int64_t counts[ORC_DEP__COUNT])
+{
+    int rc = begin_call(s);
+
+    if (rc == 0)
+        rc = check_out(s, counts);
+    if (rc < 0)
+        return rc;
+    memset(counts, 0, sizeof(int64_t) * ORC_DEP__COUNT);
+    return s->ops->deployment_counts(s, counts);
+}
+
 int orc_store_deployment_list_in_status(orc_store_t *s, uint32_t statuses,
                                         orc_deployment_list_t *out)
 {

@@ -361,6 +361,9 @@ int orc_store_deployment_list(orc_store_t *s, const orc_dep_query_t *q, orc_depl
 int orc_store_deployment_list_in_status(orc_store_t *s, uint32_t statuses,
                                         orc_deployment_list_t *out);
 
+/* How many deployments (not marked deleted) are in each status, by position. */
+int orc_store_deployment_counts(orc_store_t *s, int64_t counts[ORC_DEP__COUNT]);
+
 /* Fields an update writes (others keep their value); a NULL value clears. */
 enum {
     ORC_DEP_F_STATUS = 1u << 0,

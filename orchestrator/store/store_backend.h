@@ -31,6 +31,7 @@ struct orc_store_ops {
                           orc_deployment_t **out);
     int (*deployment_list)(orc_store_t *s, const orc_dep_query_t *q, orc_deployment_list_t *out);
     int (*deployment_list_in_status)(orc_store_t *s, uint32_t statuses, orc_deployment_list_t *out);
+    int (*deployment_counts)(orc_store_t *s, int64_t counts[ORC_DEP__COUNT]);
     int (*deployment_update)(orc_store_t *s, const orc_dep_update_t *u, int64_t *new_version);
     int (*deployment_delete)(orc_store_t *s, const char *uuid);
 

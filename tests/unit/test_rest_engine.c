@@ -326,6 +326,41 @@ static const char failover_sites[] =
     "    config: {inventory: \"@DIR@/good.json\", capacity: {cpus: 64, mem: 256 GiB,\n"
     "             gpus: {A100: 8}}}\n";
 
+/* The value of one series in a /metrics text (its whole name and labels), -1 if absent. */
+static double metric(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+/* What the failover above shows in /metrics: the failed provision of the broken site,
+ * the two that worked, both deployments complete, the store's commits. */
+static void assert_failover_metrics(struct fx_daemon *d)
+{
+    struct fx_resp r;
+    const char *text;
+
+    assert_int_equal(fx_get(d, "/metrics", &r), 200);
+    text = r.body;
+    assert_true(metric(text, "orchestrator_driver_operations_total{driver=\"sim\","
+                             "slot=\"provision\",outcome=\"error\"}") >= 1);
+    assert_true(metric(text, "orchestrator_driver_operations_total{driver=\"sim\","
+                             "slot=\"provision\",outcome=\"ok\"}") >= 2);
+    assert_true(metric(text, "orchestrator_driver_operation_duration_seconds_count{"
+                             "driver=\"sim\",slot=\"provision\"}") >= 3);
+    assert_true(metric(text, "orchestrator_deployments{status=\"CREATE_COMPLETE\"}") == 2);
+    assert_true(metric(text, "orchestrator_deployments{status=\"CREATE_FAILED\"}") == 0);
+    assert_true(metric(text, "orchestrator_store_commit_duration_seconds_count") > 0);
+    assert_true(metric(text, "orchestrator_driver_operations_in_flight{site=\"good\","
+                             "driver=\"sim\"}") >= 0);
+    assert_true(metric(text, "orchestrator_planner_queue") == 0);
+    fx_resp_free(&r);
+}
+
 static void failover_full_then_failing_then_good(void **state)
 {
     static const char two_a100[] = "{\"parameters\":{\"num_gpus\":2,\"gpu_model\":\"A100\"}}";
@@ -366,6 +401,7 @@ static void failover_full_then_failing_then_good(void **state)
     assert_int_equal(fx_sim_count(&d, "full", uuid), 0);
     assert_int_equal(fx_sim_count(&d, "broken", NULL), 0);
     assert_int_equal(fx_sim_count(&d, "good", uuid), 1);
+    assert_failover_metrics(&d);
     fx_stop(&d);
 }
 

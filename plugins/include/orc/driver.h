@@ -288,6 +288,7 @@ struct orc_op_s {
         const char *slot;
         uint32_t flags;
         int32_t status;
+        uint64_t started_ns; /* when the slot was called (metrics) */
     } core_;
 };
 
