@@ -13,6 +13,7 @@
 #include "base.h"
 
 static orc_log_level_t log_level = ORC_LOG_INFO;
+static orc_log_format_t log_format = ORC_LOG_TEXT;
 
 void *orc_malloc(size_t n)
 {
@@ -84,24 +85,134 @@ void orc_log_set_level(orc_log_level_t level)
     log_level = level;
 }
 
-void orc_log(orc_log_level_t level, const char *subsystem, const char *fmt, ...)
+void orc_log_set_format(orc_log_format_t format)
+{
+    log_format = format;
+}
+
+/* Length of the valid UTF-8 sequence at s (1 to 4), or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+    size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+                               : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+
+    if (n == 2 && s[0] < 0xc2)
+        return 0; /* overlong */
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* A line being built: written with one write, so that lines never interleave. */
+struct line_buf {
+    char text[16384];
+    size_t len;
+};
+
+/* The last bytes are kept for what closes the line ("}\n" after a field's quote). */
+#define LINE_CLOSE_ROOM 8
+
+static void buf_put(struct line_buf *b, const char *s, size_t n)
+{
+    if (b->len + n > sizeof(b->text) - LINE_CLOSE_ROOM)
+        return; /* an over-long value is cut off here, at a character boundary */
+    memcpy(b->text + b->len, s, n);
+    b->len += n;
+}
+
+static void buf_close(struct line_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+
+    memcpy(b->text + b->len, s, n);
+    b->len += n;
+}
+
+/* ,"key":"value" with JSON escapes; bytes that are not UTF-8 become '?'. */
+static void json_field(struct line_buf *b, const char *key, const char *v)
+{
+    const unsigned char *p = (const unsigned char *)v;
+    char esc[8];
+
+    buf_put(b, ",\"", 2);
+    buf_put(b, key, strlen(key));
+    buf_put(b, "\":\"", 3);
+    while (*p) {
+        size_t n = utf8_len(p);
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            buf_put(b, esc, 2);
+        } else if (*p < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", *p);
+            buf_put(b, esc, 6);
+        } else {
+            buf_put(b, n ? (const char *)p : "?", n ? n : 1);
+        }
+        p += n ? n : 1;
+    }
+    buf_close(b, "\"");
+}
+
+static void log_line(orc_log_level_t level, const char *subsystem, const orc_log_ctx_t *ctx,
+                     const char *msg)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};
+    struct line_buf b;
     struct timespec ts;
     struct tm tm;
-    char when[32], line[2048];
+    char when[32];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (log_format == ORC_LOG_TEXT) {
+        const char *what = ctx && ctx->deployment ? "deployment " : ctx && ctx->site ? "site " : "";
+        const char *name = ctx && ctx->deployment ? ctx->deployment : ctx && ctx->site ? ctx->site : "";
+        fprintf(stderr, "%s.%03ldZ %s %s: %s%s%s%s\n", when, ts.tv_nsec / 1000000, names[level],
+                subsystem, what, name, *what ? ": " : "", msg);
+        return;
+    }
+    b.len = (size_t)snprintf(b.text, sizeof(b.text), "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\"",
+                             when, ts.tv_nsec / 1000000, names[level]);
+    json_field(&b, "subsystem", subsystem);
+    if (ctx && ctx->deployment)
+        json_field(&b, "deployment", ctx->deployment);
+    if (ctx && ctx->site)
+        json_field(&b, "site", ctx->site);
+    if (ctx && ctx->node)
+        json_field(&b, "node", ctx->node);
+    json_field(&b, "message", msg);
+    buf_close(&b, "}\n");
+    fwrite(b.text, 1, b.len, stderr);
+}
+
+void orc_log(orc_log_level_t level, const char *subsystem, const char *fmt, ...)
+{
+    char line[2048];
     va_list ap;
 
     if (level < log_level)
         return;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s.%03ldZ %s %s: %s\n", when, ts.tv_nsec / 1000000, names[level], subsystem,
-            line);
+    log_line(level, subsystem, NULL, line);
+}
+
+void orc_log_ctx(orc_log_level_t level, const char *subsystem, const orc_log_ctx_t *ctx,
+                 const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+
+    if (level < log_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    log_line(level, subsystem, ctx, line);
 }
 
 int64_t orc_now_ms(void)

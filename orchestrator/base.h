@@ -31,10 +31,26 @@ int orc_failf(char *buf, size_t len, int rc, const char *fmt, ...)
 /* ---- logging ---- */
 typedef enum { ORC_LOG_DEBUG, ORC_LOG_INFO, ORC_LOG_WARN, ORC_LOG_ERROR } orc_log_level_t;
 
-/* Lines go to stderr as "2026-11-26T15:24:07.123Z level subsystem: message". */
+typedef enum { ORC_LOG_TEXT, ORC_LOG_JSON } orc_log_format_t;
+
+/* What a line is about; each field may be NULL. */
+typedef struct {
+    const char *deployment; /* its uuid */
+    const char *site;
+    const char *node; /* a node instance: "vm[0]" */
+} orc_log_ctx_t;
+
+/* Lines go to stderr, one per call. Text: "2026-11-26T15:24:07.123Z level subsystem:
+ * message", with "deployment UUID: " (else "site NAME: ") before the message when the
+ * context names one.
+ * JSON (orc_log_set_format): one object per line, {"time", "level", "subsystem",
+ * "deployment", "site", "node" (those the context has), "message"}. */
 void orc_log_set_level(orc_log_level_t level);
+void orc_log_set_format(orc_log_format_t format);
 void orc_log(orc_log_level_t level, const char *subsystem, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+void orc_log_ctx(orc_log_level_t level, const char *subsystem, const orc_log_ctx_t *ctx,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* ---- time ---- */
 /* Wall clock, milliseconds since the epoch (UTC). */

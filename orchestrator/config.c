@@ -76,6 +76,7 @@ static int set_import_urls(orc_config_t *cfg, const char *text, char *why, size_
 static int set_fetch_timeout(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_cache_ttl(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_store(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_log_format(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 
 enum { KEY_CONFIGURATION = 15, KEY_AUTH = 16 };
 
@@ -147,6 +148,8 @@ static const struct cfg_key cfg_keys[] = {
      "sqlite (DATA_DIR/orchestrator.db), sqlite:PATH, or a postgresql:// URL (password from "
      "PGPASSWORD or ~/.pgpass, not the URL)",
      "sqlite"},
+    {"log_format", "ORCHESTRATOR_LOG_FORMAT", "--log-format", "FORMAT", false, set_log_format,
+     "text, or json: one object per line with deployment, site and node when known", "text"},
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -686,6 +689,15 @@ static int set_tls_ca(orc_config_t *cfg, const char *text, char *why, size_t why
 static int set_secrets_file(orc_config_t *cfg, const char *text, char *why, size_t whylen)
 {
     return set_path(&cfg->secrets_file, text);
+}
+
+static int set_log_format(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    if (strcmp(text, "text") == 0 || strcmp(text, "json") == 0) {
+        cfg->log_format = text[0] == 'j' ? ORC_LOG_JSON : ORC_LOG_TEXT;
+        return 0;
+    }
+    return orc_failf(why, whylen, ORC_EINVAL, "'%s' is not a log format (text, json)", text);
 }
 
 static int set_store(orc_config_t *cfg, const char *text, char *why, size_t whylen)

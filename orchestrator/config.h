@@ -99,6 +99,7 @@ typedef struct orc_config_s {
     char *data_dir;
     char *sites_file; /* NULL: the embedded default, one site `local` (local driver) */
     orc_log_level_t log_level;
+    orc_log_format_t log_format;
     char *public_url; /* NULL: absolute links from the request's Host header */
     orc_limits_t limits;
     orc_engine_conf_t engine;

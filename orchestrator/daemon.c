@@ -273,6 +273,7 @@ int orc_daemon_run(const orc_config_t *cfg)
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
     orc_log_set_level(cfg->log_level);
+    orc_log_set_format(cfg->log_format);
     orc_log(ORC_LOG_INFO, "daemon", "%s %s (commit %s) starting, pid %ld", ORC_NAME, ORC_VERSION,
             ORC_GIT_COMMIT, (long)getpid());
     orc_config_log(cfg);

@@ -29,8 +29,8 @@ static void event(struct callback *c, const char *type, const char *fmt, ...)
     memcpy(ev.deployment_uuid, c->uuid, ORC_UUID_LEN);
     ev.message = msg;
     orc_store_event_append(c->eng->store, &ev); /* borrows type and message */
-    orc_log(strcmp(type, "callback.delivered") == 0 ? ORC_LOG_INFO : ORC_LOG_WARN, LOG,
-            "deployment %s: %s", c->uuid, msg);
+    orc_log_ctx(strcmp(type, "callback.delivered") == 0 ? ORC_LOG_INFO : ORC_LOG_WARN, LOG,
+                &(orc_log_ctx_t){.deployment = c->uuid}, "%s", msg);
     if (c->eng->opts.notify)
         c->eng->opts.notify(c->eng->opts.notify_ud, c->uuid);
 }

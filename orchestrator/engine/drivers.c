@@ -770,7 +770,7 @@ static void host_log(const struct orc_host_api *host, int level, const char *fmt
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     snprintf(sub, sizeof(sub), "driver %s", site->drv->vt.name);
-    orc_log((orc_log_level_t)level, sub, "site %s: %s", site->conf.name, msg);
+    orc_log_ctx((orc_log_level_t)level, sub, &(orc_log_ctx_t){.site = site->conf.name}, "%s", msg);
 }
 
 static void timer_closed(uv_handle_t *h)

@@ -77,8 +77,9 @@ static void resume_all(struct orc_engine *eng)
             rc = orc_engine_update(eng, d->uuid);
         else
             rc = orc_engine_create(eng, d->uuid);
-        orc_log(rc < 0 ? ORC_LOG_ERROR : ORC_LOG_INFO, LOG, "resuming %s (%s): %s", d->uuid,
-                orc_dep_status_name(d->status), rc < 0 ? orc_strerror(rc) : "ok");
+        orc_log_ctx(rc < 0 ? ORC_LOG_ERROR : ORC_LOG_INFO, LOG,
+                    &(orc_log_ctx_t){.deployment = d->uuid}, "resuming (%s): %s",
+                    orc_dep_status_name(d->status), rc < 0 ? orc_strerror(rc) : "ok");
         if ((rc == ORC_EFORMAT || rc == ORC_ENOTFOUND) && d->status != ORC_DEP_DELETE_IN_PROGRESS)
             orc_store_deployment_set_status(eng->store, d->uuid, 0,
                                             d->status == ORC_DEP_CREATE_IN_PROGRESS

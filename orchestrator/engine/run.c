@@ -14,6 +14,27 @@
 #include "http_client.h"
 
 #define LOG "engine"
+
+/* A line of the engine's log about run r: its deployment, its site once it has one, and
+ * the node instance in ("vm[0]") when not NULL. */
+static void run_log(const struct run *r, orc_log_level_t level, const struct inst *in,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void run_log(const struct run *r, orc_log_level_t level, const struct inst *in,
+                    const char *fmt, ...)
+{
+    orc_log_ctx_t ctx = {.deployment = r->uuid, .site = r->site ? r->site->def->name : NULL};
+    char msg[1536], node[ORC_DRV_NAME_LEN + 16];
+    va_list ap;
+
+    if (in != NULL) {
+        snprintf(node, sizeof(node), "%s[%u]", in->node->name, in->index);
+        ctx.node = node;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    orc_log_ctx(level, LOG, &ctx, "%s", msg);
+}
 #define DEFAULT_PARALLEL 8
 
 static void run_step(struct run *r);
@@ -48,7 +69,7 @@ static void fail_attempt(struct run *r, const char *fmt, ...)
             snprintf(r->error, sizeof(r->error), "%s", masked);
         free(masked);
     }
-    orc_log(ORC_LOG_WARN, LOG, "deployment %s: %s", r->uuid, r->error);
+    run_log(r, ORC_LOG_WARN, NULL, "%s", r->error);
     for (size_t n = 0; n < r->nnodes; n++)
         for (size_t i = 0; i < r->nodes[n].ninst; i++)
             if (orc_drv_op_inflight(&r->nodes[n].inst[i].op) && r->site)
@@ -173,8 +194,7 @@ static int set_res_msg(struct run *r, struct inst *in, orc_res_state_t st, bool 
     rc = orc_store_resource_update(r->eng->store, &u, NULL);
     free(masked);
     if (rc < 0)
-        orc_log(ORC_LOG_ERROR, LOG, "deployment %s: storing %s: %s", r->uuid, in->name,
-                orc_store_errmsg(r->eng->store));
+        run_log(r, ORC_LOG_ERROR, in, "storing %s: %s", in->name, orc_store_errmsg(r->eng->store));
     in->res_state = st;
     notify(r);
     return rc;
@@ -292,7 +312,7 @@ static json_t *run_outputs(struct run *r)
     if (!r->has_outputs)
         return json_object();
     if (orc_store_deployment_get(r->eng->store, r->uuid, &d) < 0) {
-        orc_log(ORC_LOG_ERROR, LOG, "deployment %s: reading its plan for the outputs: %s", r->uuid,
+        run_log(r, ORC_LOG_ERROR, NULL, "reading its plan for the outputs: %s",
                 orc_store_errmsg(r->eng->store));
         return json_object();
     }
@@ -316,11 +336,11 @@ static void finish(struct run *r, orc_dep_status_t st, const char *reason_in, js
         u.set |= ORC_DEP_F_PROVIDER_NAME;
     }
     if (orc_store_deployment_update(r->eng->store, &u, NULL) < 0)
-        orc_log(ORC_LOG_ERROR, LOG, "deployment %s: storing %s: %s", r->uuid,
-                orc_dep_status_name(st), orc_store_errmsg(r->eng->store));
+        run_log(r, ORC_LOG_ERROR, NULL, "storing %s: %s", orc_dep_status_name(st),
+                orc_store_errmsg(r->eng->store));
     else
-        orc_log(ORC_LOG_INFO, LOG, "deployment %s: %s%s%s", r->uuid, orc_dep_status_name(st),
-                reason ? ": " : "", reason ? reason : "");
+        run_log(r, ORC_LOG_INFO, NULL, "%s%s%s", orc_dep_status_name(st), reason ? ": " : "",
+                reason ? reason : "");
     free(masked);
     json_decref(outputs);
     r->phase = PH_DONE;
@@ -606,9 +626,8 @@ static void forget_hosted(struct run *r, const struct inst *top)
         for (size_t k = 0; k < h->ninst; k++)
             if (h->inst[k].index == top->index && h->inst[k].act != ACT_REMOVE &&
                 orc__agent_forget(r->eng, r->uuid, &h->inst[k]) < 0)
-                orc_log(ORC_LOG_WARN, LOG, "deployment %s: %s[%u]: forgetting its agent's "
-                        "reports: %s", r->uuid, h->name, h->inst[k].index,
-                        orc_store_errmsg(r->eng->store));
+                run_log(r, ORC_LOG_WARN, &h->inst[k], "%s[%u]: forgetting its agent's reports: %s",
+                        h->name, h->inst[k].index, orc_store_errmsg(r->eng->store));
     }
 }
 
@@ -742,7 +761,7 @@ static void on_deprovision(orc_op_t *op, int status)
         return;
     r->inflight--;
     if (status < 0) {
-        orc_log(ORC_LOG_WARN, LOG, "deployment %s: deprovision %s: %s", r->uuid, in->name,
+        run_log(r, ORC_LOG_WARN, in, "deprovision %s: %s", in->name,
                 op->error[0] ? op->error : orc_strerror(status));
         snprintf(r->error + strlen(r->error), sizeof(r->error) - strlen(r->error),
                  "%scannot delete %s[%u]: %s", r->error[0] ? "; " : "", in->node->name, in->index,
@@ -808,8 +827,8 @@ static void attempt_end(struct run *r, bool ok)
         char *masked = ok ? NULL : orc_engine_mask_text(r->secrets, r->error);
         if (orc_store_attempt_end(r->eng->store, r->uuid, r->attempt, ok,
                                   ok ? NULL : masked ? masked : r->error) < 0)
-            orc_log(ORC_LOG_ERROR, LOG, "deployment %s: storing attempt %d: %s", r->uuid,
-                    r->attempt, orc_store_errmsg(r->eng->store));
+            run_log(r, ORC_LOG_ERROR, NULL, "storing attempt %d: %s", r->attempt,
+                    orc_store_errmsg(r->eng->store));
         free(masked);
     }
     notify(r);
@@ -843,8 +862,8 @@ static void drop_row(struct run *r, struct inst *in)
     in->st = I_DONE;
     in->on_site = false;
     if (orc_store_resource_delete(r->eng->store, in->res_uuid, NULL) < 0)
-        orc_log(ORC_LOG_ERROR, LOG, "deployment %s: removing %s[%u]: %s", r->uuid, in->node->name,
-                in->index, orc_store_errmsg(r->eng->store));
+        run_log(r, ORC_LOG_ERROR, in, "removing %s[%u]: %s", in->node->name, in->index,
+                orc_store_errmsg(r->eng->store));
     notify(r);
 }
 
@@ -940,8 +959,7 @@ static void run_step(struct run *r)
     if (r->phase == PH_DELETE) {
         if (deprovision_all(r)) {
             if (r->failed && r->force)
-                orc_log(ORC_LOG_WARN, LOG, "deployment %s: deleted by force, despite: %s", r->uuid,
-                        r->error);
+                run_log(r, ORC_LOG_WARN, NULL, "deleted by force, despite: %s", r->error);
             if (r->failed && !r->force)
                 finish(r, ORC_DEP_DELETE_FAILED, r->error, NULL);
             else if (orc_store_deployment_mark_deleted(r->eng->store, r->uuid, 0) == 0)
@@ -1063,8 +1081,7 @@ static void attempt_next(struct run *r)
     while (orc_store_attempt_start(r->eng->store, r->uuid, r->attempt, r->site->def->name) ==
            ORC_ECONFLICT)
         r->attempt++; /* numbers of an earlier life of this deployment */
-    orc_log(ORC_LOG_INFO, LOG, "deployment %s: attempt %d on site %s", r->uuid, r->attempt,
-            r->site->def->name);
+    run_log(r, ORC_LOG_INFO, NULL, "attempt %d on site %s", r->attempt, r->site->def->name);
     for (size_t i = 0; i < r->nnodes; i++)
         for (size_t k = 0; k < r->nodes[i].ninst; k++)
             r->nodes[i].inst[k].st = I_PENDING;
@@ -1286,7 +1303,7 @@ void orc_engine_abandon(struct orc_engine *eng, const char *uuid)
 
     if (r == NULL)
         return;
-    orc_log(ORC_LOG_WARN, LOG, "deployment %s: the engine lets go of it", uuid);
+    run_log(r, ORC_LOG_WARN, NULL, "the engine lets go of it");
     runs_remove(eng, r); /* not found any more: the deployment is free */
     r->abandoned = true;
     eng->abandoned++;
@@ -1338,7 +1355,7 @@ int orc_engine_update(struct orc_engine *eng, const char *uuid)
         finish(r, ORC_DEP_UPDATE_FAILED, r->error, NULL);
         return 0;
     }
-    orc_log(ORC_LOG_INFO, LOG, "deployment %s: update on site %s", r->uuid, r->site->def->name);
+    run_log(r, ORC_LOG_INFO, NULL, "update on site %s", r->site->def->name);
     start_deadline(r);
     run_step(r);
     return 0;
@@ -1384,7 +1401,7 @@ static void on_user_action(orc_op_t *op, int status)
     if (status < 0) { /* back where it was, and why in the event */
         snprintf(msg, sizeof(msg), "node %s[%u]: %s failed: %s", in->node->name, in->index, verb,
                  op->error[0] ? op->error : orc_strerror(status));
-        orc_log(ORC_LOG_WARN, LOG, "deployment %s: %s", r->uuid, msg);
+        run_log(r, ORC_LOG_WARN, in, "%s", msg);
         set_res_msg(r, in, r->action_start ? ORC_RES_STOPPED : ORC_RES_STARTED, false, 0, NULL,
                     msg);
     } else if (r->action_start) {

@@ -160,8 +160,10 @@ static inline pid_t daemon_spawn_env(const char *dir, const char *sites, const c
         fp = fopen(log, "r");
         while (fp && fgets(line, sizeof(line), fp)) {
             char *at = strstr(line, "listening on http"); /* http:// or https:// */
-            if (at)
+            if (at) {
                 sscanf(at + strlen("listening on "), fmt, url);
+                url[strcspn(url, "\"")] = '\0'; /* a JSON log line: the message ends there */
+            }
         }
         if (fp)
             fclose(fp);

@@ -258,6 +258,8 @@ static void config_file_errors_name_the_place(void **state)
     expect_file_error("sites: /nonexistent/sites.yaml\n", ORC_EINVAL,
                       ":1:1: sites: cannot read sites file '/nonexistent/sites.yaml'");
     expect_file_error("public_url: ftp://x\n", ORC_EINVAL, "must start with http:// or https://");
+    expect_file_error("log_format: xml\n", ORC_EINVAL,
+                      ":1:1: log_format: 'xml' is not a log format (text, json)");
     expect_file_error("store: mysql://db/orch\n", ORC_EINVAL,
                       ":1:1: store: sqlite, sqlite:PATH or a postgresql:// URL is expected");
     expect_file_error("store: postgresql://orch:hunter2@db/orch\n", ORC_EINVAL,

@@ -819,6 +819,54 @@ static void callback_given_up_daemon_healthy(void **state)
     receiver_stop(&rv);
 }
 
+/* ---- structured logs ---- */
+
+/* With log_format json every line of the daemon's log is one JSON object; the lines about a
+ * deployment name it, those of its attempt the site, those of a node instance the node. */
+static void json_logs_name_deployment_site_and_node(void **state)
+{
+    const char *env[] = {"ORCHESTRATOR_LOG_FORMAT=json", "ORCHESTRATOR_LOG_LEVEL=debug", NULL};
+    struct fx_daemon d;
+    char uuid[64], *text, *line, *save = NULL;
+    bool saw_complete = false, saw_site_line = false;
+    size_t lines = 0;
+
+    (void)state;
+    fx_start(&d, "test-rest-jsonlog", fast_site, env);
+    json_decref(fx_create(&d, fx_training, NULL, uuid));
+    json_decref(fx_wait_status(&d, uuid, "CREATE_COMPLETE", 10000));
+    text = fx_read_file(d.log); /* each line is written whole: the last one may be missing */
+    assert_non_null(text);
+    if (strrchr(text, '\n'))
+        strrchr(text, '\n')[1] = '\0';
+    for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_error_t err;
+        json_t *j = json_loads(line, 0, &err);
+        const char *dep, *msg;
+        if (j == NULL)
+            fail_msg("not a JSON line: %s (%s)", line, err.text);
+        assert_non_null(json_string_value(json_object_get(j, "time")));
+        assert_non_null(json_string_value(json_object_get(j, "level")));
+        assert_non_null(json_string_value(json_object_get(j, "subsystem")));
+        msg = json_string_value(json_object_get(j, "message"));
+        dep = json_string_value(json_object_get(j, "deployment"));
+        assert_non_null(msg);
+        if (dep && strcmp(dep, uuid) == 0 && strcmp(msg, "CREATE_COMPLETE") == 0) {
+            assert_string_equal(json_string_value(json_object_get(j, "site")), "sim-a");
+            saw_complete = true;
+        }
+        if (json_object_get(j, "site") && !dep) /* the driver's own lines */
+            saw_site_line = true;
+        json_decref(j);
+        lines++;
+    }
+    assert_true(lines > 5);
+    assert_true(saw_complete);
+    assert_true(saw_site_line);
+    free(text);
+    fx_stop(&d);
+}
+
 /* ---- the OpenAPI document holds for every exchange above ---- */
 
 static void openapi_documents_every_exchange(void **state)
@@ -846,6 +894,7 @@ int main(void)
         cmocka_unit_test_teardown(timeout_ends_the_create, fx_teardown),
         cmocka_unit_test_teardown(callback_retried_until_delivered, fx_teardown),
         cmocka_unit_test_teardown(callback_given_up_daemon_healthy, fx_teardown),
+        cmocka_unit_test_teardown(json_logs_name_deployment_site_and_node, fx_teardown),
         cmocka_unit_test_teardown(openapi_documents_every_exchange, fx_teardown),
     };
 
