@@ -55,6 +55,12 @@ enum sq_stmt {
     SQ_ATT_HEAD,
     SQ_ATT_END,
     SQ_ATT_LIST,
+    SQ_LEASE_ACQUIRE,
+    SQ_LEASE_HOLDER,
+    SQ_LEASE_RENEW,
+    SQ_LEASE_CANDIDATES,
+    SQ_LEASE_TAKE,
+    SQ_LEASE_RELEASE,
     SQ_META_SET,
     SQ_META_GET,
     SQ_META_DELETE,
@@ -190,6 +196,11 @@ int orc__sq_resource_get(orc_store_t *s, const char *deployment_uuid, const char
 int orc__sq_resource_list(orc_store_t *s, const orc_res_query_t *q, orc_resource_list_t *out);
 int orc__sq_resource_update(orc_store_t *s, const orc_res_update_t *u, int64_t *new_version);
 int orc__sq_resource_delete(orc_store_t *s, const char *uuid, const char *event_message);
+int orc__sq_lease_acquire(orc_store_t *s, const char *uuid, const char *owner, int64_t ttl_ms);
+int orc__sq_lease_renew(orc_store_t *s, const char *owner, int64_t ttl_ms, orc_lease_list_t *held);
+int orc__sq_lease_claim_expired(orc_store_t *s, const char *owner, int64_t ttl_ms,
+                                uint32_t statuses, size_t max, bool with_own, orc_lease_list_t *got);
+int orc__sq_lease_release(orc_store_t *s, const char *uuid, const char *owner);
 int orc__sq_event_append(orc_store_t *s, orc_event_t *ev);
 int orc__sq_event_list(orc_store_t *s, const char *deployment_uuid, int64_t after_id, size_t limit,
                        orc_event_list_t *out);

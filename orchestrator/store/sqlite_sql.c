@@ -108,9 +108,16 @@ static const char schema_v1[] =
  * engine restarts what changed); not part of the API's JSON */
 static const char schema_v2[] = "ALTER TABLE resources ADD COLUMN spec TEXT;";
 
+/* which daemon works on a deployment, until when (docs/store.md, Leases) */
+static const char schema_v3[] =
+    "ALTER TABLE deployments ADD COLUMN lease_owner TEXT;"
+    "ALTER TABLE deployments ADD COLUMN lease_expires_ms INTEGER;"
+    "CREATE INDEX deployments_lease ON deployments (lease_owner) WHERE lease_owner IS NOT NULL;";
+
 const struct orc__sq_migration orc__sq_migrations[] = {
     {"deployments, templates, resources, events, site attempts, meta", schema_v1},
     {"resources.spec: the node specification a resource was deployed with", schema_v2},
+    {"deployments.lease_owner, lease_expires_ms: leases of several daemons", schema_v3},
 };
 const int orc__sq_migration_count =
     (int)(sizeof(orc__sq_migrations) / sizeof(orc__sq_migrations[0]));
@@ -259,6 +266,25 @@ const char *const orc__sq_sql[SQ__COUNT] = {
                    " WHERE deployment_uuid = ?1 AND attempt = ?2 AND ended_ms IS NULL",
     [SQ_ATT_LIST] = "SELECT deployment_uuid, attempt, site_name, started_ms, ended_ms, ok,"
                     " error FROM site_attempts WHERE deployment_uuid = ?1 ORDER BY attempt",
+
+    /* ?1 uuid, ?2 owner, ?3 now, ?4 ttl */
+    [SQ_LEASE_ACQUIRE] = "UPDATE deployments SET lease_owner = ?2, lease_expires_ms = ?3 + ?4"
+                         " WHERE uuid = ?1 AND (lease_owner IS NULL OR lease_owner = ?2"
+                         " OR lease_expires_ms < ?3) RETURNING 1",
+    [SQ_LEASE_HOLDER] = "SELECT lease_owner, lease_expires_ms FROM deployments WHERE uuid = ?1",
+    /* ?1 owner, ?2 now, ?3 ttl */
+    [SQ_LEASE_RENEW] = "UPDATE deployments SET lease_expires_ms = ?2 + ?3"
+                       " WHERE lease_owner = ?1 AND deleted = 0 RETURNING uuid, status, version",
+    /* ?1 owner (NULL: not its own), ?2 now, ?3 ",S1,S2,", ?4 max */
+    [SQ_LEASE_CANDIDATES] = "SELECT uuid, lease_owner FROM deployments WHERE deleted = 0"
+                            " AND instr(?3, ',' || status || ',') > 0"
+                            " AND (lease_owner IS NULL OR lease_owner = ?1"
+                            " OR lease_expires_ms < ?2) ORDER BY uuid LIMIT ?4",
+    /* ?1 uuid, ?2 owner, ?3 now, ?4 ttl */
+    [SQ_LEASE_TAKE] = "UPDATE deployments SET lease_owner = ?2, lease_expires_ms = ?3 + ?4"
+                      " WHERE uuid = ?1 RETURNING uuid, status, version",
+    [SQ_LEASE_RELEASE] = "UPDATE deployments SET lease_owner = NULL, lease_expires_ms = NULL"
+                         " WHERE uuid = ?1 AND lease_owner = ?2",
 
     [SQ_META_SET] = "INSERT INTO meta (key, value, updated_ms) VALUES (?1, ?2, ?3)"
                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"

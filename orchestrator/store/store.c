@@ -1005,6 +1005,87 @@ int orc_store_meta_get(orc_store_t *s, const char *key, char **value)
     return rc < 0 ? rc : s->ops->meta_get(s, key, value);
 }
 
+void orc_lease_list_clear(orc_lease_list_t *l)
+{
+    if (l == NULL)
+        return;
+    for (size_t i = 0; i < l->count; i++)
+        orc_free(l->items[i].previous_owner);
+    orc_free(l->items);
+    memset(l, 0, sizeof(*l));
+}
+
+static int check_lease(orc_store_t *s, const char *owner, int64_t ttl_ms)
+{
+    int rc = check_text(s, owner, "lease owner");
+
+    if (rc == 0 && ttl_ms <= 0)
+        rc = orc__store_failf(s, ORC_EINVAL, "a lease lasts a positive time");
+    return rc;
+}
+
+int orc_store_lease_acquire(orc_store_t *s, const char *uuid, const char *owner, int64_t ttl_ms)
+{
+    int rc = begin_write(s);
+
+    if (rc == 0)
+        rc = check_uuid(s, uuid, "deployment");
+    if (rc == 0)
+        rc = check_lease(s, owner, ttl_ms);
+    return rc < 0 ? rc : s->ops->lease_acquire(s, uuid, owner, ttl_ms);
+}
+
+int orc_store_lease_renew(orc_store_t *s, const char *owner, int64_t ttl_ms,
+                          orc_lease_list_t *held)
+{
+    int rc = begin_write(s);
+
+    if (rc == 0)
+        rc = check_out(s, held);
+    if (rc == 0)
+        rc = check_lease(s, owner, ttl_ms);
+    if (rc < 0)
+        return rc;
+    memset(held, 0, sizeof(*held));
+    rc = s->ops->lease_renew(s, owner, ttl_ms, held);
+    if (rc < 0)
+        orc_lease_list_clear(held);
+    return rc;
+}
+
+int orc_store_lease_claim_expired(orc_store_t *s, const char *owner, int64_t ttl_ms,
+                                  uint32_t statuses, size_t max, bool with_own, orc_lease_list_t *got)
+{
+    int rc = begin_write(s);
+
+    if (rc == 0)
+        rc = check_out(s, got);
+    if (rc == 0)
+        rc = check_lease(s, owner, ttl_ms);
+    if (rc < 0)
+        return rc;
+    memset(got, 0, sizeof(*got));
+    if (statuses >> ORC_DEP__COUNT)
+        return orc__store_failf(s, ORC_EINVAL, "status mask names unknown statuses");
+    if (statuses == 0 || max == 0)
+        return 0;
+    rc = s->ops->lease_claim_expired(s, owner, ttl_ms, statuses, max, with_own, got);
+    if (rc < 0)
+        orc_lease_list_clear(got);
+    return rc;
+}
+
+int orc_store_lease_release(orc_store_t *s, const char *uuid, const char *owner)
+{
+    int rc = begin_write(s);
+
+    if (rc == 0)
+        rc = check_uuid(s, uuid, "deployment");
+    if (rc == 0)
+        rc = check_text(s, owner, "lease owner");
+    return rc < 0 ? rc : s->ops->lease_release(s, uuid, owner);
+}
+
 int orc_store_meta_delete(orc_store_t *s, const char *key)
 {
     int rc = begin_write(s);

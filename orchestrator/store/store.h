@@ -498,6 +498,46 @@ int orc_store_attempt_end(orc_store_t *s, const char *deployment_uuid, int attem
 /* Attempts of a deployment, by number. */
 int orc_store_attempt_list(orc_store_t *s, const char *deployment_uuid, orc_attempt_list_t *out);
 
+/* ---- leases: which daemon works on a deployment ----------------------------
+ *
+ * Several daemons on one database each work only on the deployments whose
+ * lease they hold. A lease names its owner (a daemon's instance name) and
+ * expires ttl_ms after it was last taken or renewed, by the database's clock
+ * (PostgreSQL) or this machine's (SQLite): an owner that stops renewing loses
+ * its deployments to whoever claims them next. Leases change no version and
+ * append no event. */
+
+typedef struct {
+    char uuid[ORC_UUID_LEN];
+    orc_dep_status_t status;
+    int64_t version;
+    char *previous_owner; /* claim_expired: who held it before (NULL: nobody) */
+} orc_lease_t;
+
+typedef struct {
+    orc_lease_t *items;
+    size_t count;
+} orc_lease_list_t;
+
+void orc_lease_list_clear(orc_lease_list_t *l);
+
+/* Takes the lease of one deployment for owner: 0 when it was free, expired or
+ * owner's already (then renewed); ORC_ECONFLICT when another owner holds it
+ * (the message names it); ORC_ENOTFOUND when there is no such deployment. */
+int orc_store_lease_acquire(orc_store_t *s, const char *uuid, const char *owner, int64_t ttl_ms);
+/* Renews every lease owner holds; held lists them (deployments not marked
+ * deleted), with their stored status and version. */
+int orc_store_lease_renew(orc_store_t *s, const char *owner, int64_t ttl_ms,
+                          orc_lease_list_t *held);
+/* Claims for owner up to max deployments (not marked deleted) in one of
+ * statuses whose lease is free or expired, or owner's own when with_own (a
+ * daemon that restarts under the same name), oldest first; concurrent
+ * claimers never get the same one. */
+int orc_store_lease_claim_expired(orc_store_t *s, const char *owner, int64_t ttl_ms,
+                                  uint32_t statuses, size_t max, bool with_own, orc_lease_list_t *got);
+/* Gives the lease back (nothing when owner does not hold it). */
+int orc_store_lease_release(orc_store_t *s, const char *uuid, const char *owner);
+
 /* ---- daemon metadata (key/value) ---------------------------------------- */
 
 int orc_store_meta_set(orc_store_t *s, const char *key, const char *value);

@@ -52,6 +52,12 @@ struct orc_store_ops {
                        const char *error);
     int (*attempt_list)(orc_store_t *s, const char *deployment_uuid, orc_attempt_list_t *out);
 
+    int (*lease_acquire)(orc_store_t *s, const char *uuid, const char *owner, int64_t ttl_ms);
+    int (*lease_renew)(orc_store_t *s, const char *owner, int64_t ttl_ms, orc_lease_list_t *held);
+    int (*lease_claim_expired)(orc_store_t *s, const char *owner, int64_t ttl_ms,
+                               uint32_t statuses, size_t max, bool with_own, orc_lease_list_t *got);
+    int (*lease_release)(orc_store_t *s, const char *uuid, const char *owner);
+
     int (*meta_set)(orc_store_t *s, const char *key, const char *value);
     int (*meta_get)(orc_store_t *s, const char *key, char **value);
     int (*meta_delete)(orc_store_t *s, const char *key);

@@ -20,6 +20,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <regex.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -262,8 +263,8 @@ static void open_creates_folder_file_and_wal(void **state)
 
     orc_store_info(f->s, &info);
     assert_string_equal(info.backend, "sqlite");
-    assert_int_equal(info.schema_version, 2);
-    assert_int_equal(info.migrations_applied, 2);
+    assert_int_equal(info.schema_version, 3);
+    assert_int_equal(info.migrations_applied, 3);
     assert_int_equal(stat(f->path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     insert_dep(f->s, &d);
@@ -276,7 +277,7 @@ static void open_creates_folder_file_and_wal(void **state)
     assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
     sqlite3_finalize(q);
     sqlite3_close(db);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
     assert_int_equal(raw_int(f->path, "PRAGMA application_id"), 0x4F524348);
 }
 
@@ -293,7 +294,7 @@ static void reopen_does_not_migrate_again(void **state)
     f->s = NULL;
     assert_int_equal(orc_store_open(f->path, &f->s, err, sizeof(err)), 0);
     orc_store_info(f->s, &info);
-    assert_int_equal(info.schema_version, 2);
+    assert_int_equal(info.schema_version, 3);
     assert_int_equal(info.migrations_applied, 0);
     assert_int_equal(orc_store_deployment_get(f->s, d.uuid, &got), 0);
     assert_string_equal(got->created_by.subject, "bob");
@@ -1616,6 +1617,180 @@ static int64_t dep_version_raw(const char *path, const char *uuid)
     return raw_int(path, sql);
 }
 
+/* ---- leases ------------------------------------------------------------------------------ */
+
+static bool lease_has(const orc_lease_list_t *l, const char *uuid)
+{
+    for (size_t i = 0; i < l->count; i++)
+        if (strcmp(l->items[i].uuid, uuid) == 0)
+            return true;
+    return false;
+}
+
+static void leases_acquire_renew_release(void **state)
+{
+    struct fx *f = *state;
+    orc_deployment_t d = new_dep("i", "s", NULL), e = new_dep("i", "s", NULL);
+    orc_lease_list_t held;
+    char missing[ORC_UUID_LEN];
+
+    insert_dep(f->s, &d);
+    insert_dep(f->s, &e);
+    assert_int_equal(orc_store_lease_acquire(f->s, d.uuid, "daemon-a", 60000), 0);
+    assert_int_equal(orc_store_lease_acquire(f->s, d.uuid, "daemon-b", 60000), ORC_ECONFLICT);
+    assert_non_null(strstr(orc_store_errmsg(f->s), "leased to daemon-a"));
+    assert_int_equal(orc_store_lease_acquire(f->s, d.uuid, "daemon-a", 60000), 0); /* again */
+    snprintf(missing, sizeof(missing), "%s", d.uuid);
+    missing[ORC_UUID_LEN - 2] = missing[ORC_UUID_LEN - 2] == '0' ? '1' : '0';
+    assert_int_equal(orc_store_lease_acquire(f->s, missing, "daemon-a", 60000), ORC_ENOTFOUND);
+    /* renewing lists what is held, with status and version */
+    assert_int_equal(orc_store_lease_renew(f->s, "daemon-a", 60000, &held), 0);
+    assert_int_equal(held.count, 1);
+    assert_string_equal(held.items[0].uuid, d.uuid);
+    assert_int_equal(held.items[0].status, ORC_DEP_CREATE_IN_PROGRESS);
+    assert_int_equal(held.items[0].version, 1);
+    orc_lease_list_clear(&held);
+    /* leases change no version and append no event */
+    assert_int_equal(dep_version_raw(f->path, d.uuid), 1);
+    assert_int_equal(count_events(f->s, d.uuid, NULL), 1);
+    /* only the owner gives it back */
+    assert_int_equal(orc_store_lease_release(f->s, d.uuid, "daemon-b"), 0);
+    assert_int_equal(orc_store_lease_acquire(f->s, d.uuid, "daemon-b", 60000), ORC_ECONFLICT);
+    assert_int_equal(orc_store_lease_release(f->s, d.uuid, "daemon-a"), 0);
+    assert_int_equal(orc_store_lease_acquire(f->s, d.uuid, "daemon-b", 60000), 0);
+    /* a deployment marked deleted is held no more */
+    assert_int_equal(orc_store_deployment_mark_deleted(f->s, d.uuid, 0), 0);
+    assert_int_equal(orc_store_lease_renew(f->s, "daemon-b", 60000, &held), 0);
+    assert_int_equal(held.count, 0);
+    orc_lease_list_clear(&held);
+    /* bad input */
+    assert_int_equal(orc_store_lease_acquire(f->s, e.uuid, "", 60000), ORC_EINVAL);
+    assert_int_equal(orc_store_lease_acquire(f->s, e.uuid, NULL, 60000), ORC_EINVAL);
+    assert_int_equal(orc_store_lease_acquire(f->s, e.uuid, "a", 0), ORC_EINVAL);
+    assert_int_equal(orc_store_lease_acquire(f->s, "nope", "a", 1000), ORC_EINVAL);
+    assert_int_equal(orc_store_lease_renew(f->s, "a", 1000, NULL), ORC_EINVAL);
+    assert_int_equal(orc_store_lease_claim_expired(f->s, "a", 1000, 1u << 31, 1, false, &held),
+                     ORC_EINVAL);
+}
+
+static void leases_expire_and_are_claimed(void **state)
+{
+    struct fx *f = *state;
+    orc_deployment_t ds[4];
+    orc_lease_list_t got, held;
+
+    for (int i = 0; i < 4; i++) {
+        ds[i] = new_dep("i", "s", NULL);
+        insert_dep(f->s, &ds[i]);
+    }
+    assert_int_equal(
+        orc_store_deployment_set_status(f->s, ds[3].uuid, 1, ORC_DEP_CREATE_COMPLETE, NULL, NULL),
+        0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(orc_store_lease_acquire(f->s, ds[i].uuid, "daemon-a", 50), 0);
+    /* not expired yet: nothing to claim for another, all of it for the owner (a restart) */
+    assert_int_equal(
+        orc_store_lease_claim_expired(f->s, "daemon-b", 60000, ORC_DEP_MASK_IN_PROGRESS, 10, false,
+                                      &got),
+        0);
+    assert_int_equal(got.count, 0);
+    orc_lease_list_clear(&got);
+    assert_int_equal(
+        orc_store_lease_claim_expired(f->s, "daemon-a", 60000, ORC_DEP_MASK_IN_PROGRESS, 10, true,
+                                      &got),
+        0);
+    assert_int_equal(got.count, 3);
+    assert_string_equal(got.items[0].previous_owner, "daemon-a");
+    orc_lease_list_clear(&got);
+    for (int i = 0; i < 3; i++) /* short again */
+        assert_int_equal(orc_store_lease_acquire(f->s, ds[i].uuid, "daemon-a", 50), 0);
+    orc_lease_list_clear(&got);
+    usleep(120 * 1000);
+    /* expired: daemon-b takes the three in progress, oldest first, not the complete one */
+    assert_int_equal(
+        orc_store_lease_claim_expired(f->s, "daemon-b", 60000, ORC_DEP_MASK_IN_PROGRESS, 2, false,
+                                      &got),
+        0);
+    assert_int_equal(got.count, 2);
+    assert_true(lease_has(&got, ds[0].uuid) && lease_has(&got, ds[1].uuid));
+    assert_string_equal(got.items[0].previous_owner, "daemon-a");
+    assert_int_equal(got.items[0].status, ORC_DEP_CREATE_IN_PROGRESS);
+    orc_lease_list_clear(&got);
+    assert_int_equal(
+        orc_store_lease_claim_expired(f->s, "daemon-b", 60000, ORC_DEP_MASK_IN_PROGRESS, 10, false,
+                                      &got),
+        0);
+    assert_int_equal(got.count, 1); /* the third; its own two only with_own */
+    assert_string_equal(got.items[0].uuid, ds[2].uuid);
+    assert_false(lease_has(&got, ds[3].uuid));
+    orc_lease_list_clear(&got);
+    /* the old owner learns that it lost them */
+    assert_int_equal(orc_store_lease_renew(f->s, "daemon-a", 60000, &held), 0);
+    assert_int_equal(held.count, 0);
+    orc_lease_list_clear(&held);
+    assert_int_equal(orc_store_lease_renew(f->s, "daemon-b", 60000, &held), 0);
+    assert_int_equal(held.count, 3);
+    orc_lease_list_clear(&held);
+    assert_int_equal(orc_store_lease_acquire(f->s, ds[0].uuid, "daemon-a", 60000), ORC_ECONFLICT);
+}
+
+/* Two daemons claim at the same time, one deployment per claim, until none is left:
+ * each deployment goes to exactly one of them. */
+struct claimer {
+    const char *path, *owner;
+    char (*uuids)[ORC_UUID_LEN]; /* what it got */
+    size_t count;
+    int rc;
+};
+
+static void *claim_all(void *arg)
+{
+    struct claimer *c = arg;
+    orc_store_t *s = NULL;
+    orc_lease_list_t one;
+    char err[256];
+
+    c->rc = orc_store_open(c->path, &s, err, sizeof(err));
+    while (c->rc == 0) {
+        c->rc = orc_store_lease_claim_expired(s, c->owner, 60000, ORC_DEP_MASK_IN_PROGRESS, 1,
+                                              false, &one);
+        if (c->rc == 0 && one.count == 0)
+            break;
+        for (size_t i = 0; c->rc == 0 && i < one.count; i++)
+            memcpy(c->uuids[c->count++], one.items[i].uuid, ORC_UUID_LEN);
+        orc_lease_list_clear(&one);
+    }
+    orc_store_close(s);
+    return NULL;
+}
+
+static void leases_claims_never_overlap(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 60 };
+    static char got_a[N][ORC_UUID_LEN], got_b[N][ORC_UUID_LEN];
+    struct claimer a = {f->path, "daemon-a", got_a, 0, 0}, b = {f->path, "daemon-b", got_b, 0, 0};
+    orc_deployment_t ds[N];
+    pthread_t ta, tb;
+
+    for (int i = 0; i < N; i++) {
+        ds[i] = new_dep("i", "s", NULL);
+        insert_dep(f->s, &ds[i]);
+    }
+    assert_int_equal(pthread_create(&ta, NULL, claim_all, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, claim_all, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(a.count + b.count, N);
+    for (size_t i = 0; i < a.count; i++)
+        for (size_t j = 0; j < b.count; j++)
+            assert_string_not_equal(got_a[i], got_b[j]);
+    print_message("leases: %zu and %zu of %d claimed by two daemons at once\n", a.count, b.count,
+                  N);
+}
+
 static void group_writes_invisible_until_commit(void **state)
 {
     struct fx *f = *state;
@@ -2101,9 +2276,9 @@ static void migration_from_schema_1(void **state)
 
     assert_int_equal(orc_store_open(path, &s, err, sizeof(err)), 0);
     orc_store_info(s, &info);
-    assert_int_equal(info.schema_version, 2);
-    assert_int_equal(info.migrations_applied, 1);
-    assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(info.schema_version, 3);
+    assert_int_equal(info.migrations_applied, 2); /* steps 2 and 3 */
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 3);
     assert_int_equal(orc_store_resource_get(s, dep, res, &got), 0);
     assert_string_equal(got->node_name, "vm");
     assert_int_equal(got->state, ORC_RES_STARTED);
@@ -2203,6 +2378,9 @@ int main(void)
         T(resource_delete_scale_in),
         T(resource_spec_round_trip_not_in_json),
         T(migration_from_schema_1),
+        T(leases_acquire_renew_release),
+        T(leases_expire_and_are_claimed),
+        T(leases_claims_never_overlap),
         T(throughput_single_vs_batched),
     };
 
