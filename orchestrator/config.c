@@ -77,6 +77,8 @@ static int set_fetch_timeout(orc_config_t *cfg, const char *text, char *why, siz
 static int set_cache_ttl(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_store(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_log_format(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_lease_time(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_instance(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 
 enum { KEY_CONFIGURATION = 15, KEY_AUTH = 16 };
 
@@ -150,6 +152,12 @@ static const struct cfg_key cfg_keys[] = {
      "sqlite"},
     {"log_format", "ORCHESTRATOR_LOG_FORMAT", "--log-format", "FORMAT", false, set_log_format,
      "text, or json: one object per line with deployment, site and node when known", "text"},
+    {"engine.lease_time", "ORCHESTRATOR_LEASE_TIME", NULL, "DURATION", false, set_lease_time,
+     "on PostgreSQL: how long a daemon's hold on a deployment lasts without renewal (renewed "
+     "every third of it; a dead daemon's deployments are taken over after it)",
+     "15s"},
+    {"engine.instance", "ORCHESTRATOR_INSTANCE", NULL, "NAME", false, set_instance,
+     "this daemon's name among those sharing a PostgreSQL store (unique)", "HOST:DATA_DIR"},
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -659,6 +667,18 @@ static int set_fetch_timeout(orc_config_t *cfg, const char *text, char *why, siz
     return set_duration_in(&cfg->import_fetch_timeout_ms, text, 1000, 600 * 1000, why, whylen);
 }
 
+static int set_lease_time(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    return set_duration_in(&cfg->engine.lease_ms, text, 300, 600 * 1000, why, whylen);
+}
+
+static int set_instance(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    if (text[0] == '\0' || strlen(text) > 100)
+        return orc_failf(why, whylen, ORC_EINVAL, "a name of 1 to 100 characters is expected");
+    return replace_str(&cfg->engine.instance, text);
+}
+
 static int set_cache_ttl(orc_config_t *cfg, const char *text, char *why, size_t whylen)
 {
     return set_duration_in(&cfg->import_cache_ttl_ms, text, 1000, 30ull * 24 * 3600 * 1000, why,
@@ -756,6 +776,7 @@ int orc_config_init(orc_config_t *cfg)
     cfg->engine.callback_attempts = 8;
     cfg->engine.callback_backoff_ms = 1000;
     cfg->engine.deadline_minute_ms = 60 * 1000;
+    cfg->engine.lease_ms = 15 * 1000;
     cfg->data_dir = orc_strdup("./var");
     cfg->configuration = json_object();
     cfg->auth.clock_skew_s = 60;
@@ -784,6 +805,8 @@ void orc_config_fini(orc_config_t *cfg)
     cfg->secrets_file = NULL;
     orc_free(cfg->store);
     cfg->store = NULL;
+    orc_free(cfg->engine.instance);
+    cfg->engine.instance = NULL;
     free_list(cfg->import_roots);
     free_list(cfg->import_urls);
     cfg->import_roots = cfg->import_urls = NULL;

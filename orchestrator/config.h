@@ -88,6 +88,8 @@ typedef struct orc_engine_conf_s {
     unsigned callback_attempts;   /* tries of a callback POST */
     uint64_t callback_backoff_ms; /* first retry delay, doubled each time */
     uint64_t deadline_minute_ms;  /* a minute of timeoutMins/providerTimeoutMins (tests: less) */
+    uint64_t lease_ms;            /* several daemons on PostgreSQL: a lease without renewal */
+    char *instance;               /* this daemon's name in leases; NULL: HOST:DATA_DIR */
     int callback_private;         /* 0 auto (allowed without auth), 1 allow, 2 deny */
 } orc_engine_conf_t;
 
@@ -117,7 +119,7 @@ typedef struct orc_config_s {
         char *ca_file; /* handed to gpu-agents (ORC_AGENT_CA_FILE); NULL: their system's */
     } tls;
     bool auth_enabled;              /* auth.issuers is not empty */
-    orc_config_source_t source[32]; /* per key of the table in config.c */
+    orc_config_source_t source[40]; /* per key of the table in config.c */
 } orc_config_t;
 
 /* True when callbacks may reach public addresses only (engine.callback_private). */

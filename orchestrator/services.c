@@ -35,6 +35,7 @@ struct orc_services {
     struct orc_events *events; /* live event streams */
     struct orc_agent_api agent_api;
     char agent_url[128];            /* where gpu-agents report */
+    char instance[PATH_MAX + 80];   /* this daemon's name in leases */
     unsigned char agent_key[32];    /* of their tokens */
     orc_commit_t *commit;      /* group commit of the store's writes */
     struct orc_secrets *secrets; /* the secrets file; NULL: none */
@@ -245,6 +246,25 @@ static int open_parts(struct orc_services *svc, const orc_config_t *cfg)
     return rc;
 }
 
+/* engine.instance, else HOST:DATA_DIR (absolute): unique among the daemons of a store
+ * (two daemons never share a data directory), and the same after a restart, which then
+ * takes its deployments back at once. */
+static void instance_name(struct orc_services *svc, const orc_config_t *cfg)
+{
+    char host[64] = "localhost", dir[PATH_MAX];
+
+    if (cfg->engine.instance) {
+        snprintf(svc->instance, sizeof(svc->instance), "%s", cfg->engine.instance);
+    } else {
+        gethostname(host, sizeof(host) - 1);
+        if (realpath(cfg->data_dir, dir) == NULL)
+            snprintf(dir, sizeof(dir), "%s", cfg->data_dir);
+        snprintf(svc->instance, sizeof(svc->instance), "%s:%s", host, dir);
+    }
+    orc_log(ORC_LOG_INFO, LOG, "instance %s: leases of %llu ms on the shared store", svc->instance,
+            (unsigned long long)cfg->engine.lease_ms);
+}
+
 int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
                        struct orc_services **out)
 {
@@ -275,6 +295,11 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
     opts.callback_public_only = orc_config_callbacks_public_only(cfg);
     opts.agent_key = svc->agent_key;
     opts.agent_key_len = sizeof(svc->agent_key);
+    if (cfg->store && strncmp(cfg->store, "postgres", 8) == 0) { /* several daemons may share it */
+        instance_name(svc, cfg);
+        opts.instance = svc->instance;
+        opts.lease_ms = cfg->engine.lease_ms;
+    }
     if (rc == 0)
         rc = orc_engine_new(loop, svc->store, svc->reg, &svc->sites, &opts, &svc->engine);
     if (rc < 0)

@@ -56,37 +56,45 @@ out_free:
     return ORC_ENOMEM;
 }
 
+void orc__engine_resume(struct orc_engine *eng, const char *uuid, orc_dep_status_t status)
+{
+    int rc;
+
+    if (orc_engine_busy(eng, uuid))
+        return; /* already running */
+    if (status == ORC_DEP_DELETE_IN_PROGRESS)
+        rc = orc_engine_delete(eng, uuid);
+    else if (status == ORC_DEP_UPDATE_IN_PROGRESS)
+        rc = orc_engine_update(eng, uuid);
+    else
+        rc = orc_engine_create(eng, uuid);
+    orc_log_ctx(rc < 0 ? ORC_LOG_ERROR : ORC_LOG_INFO, LOG, &(orc_log_ctx_t){.deployment = uuid},
+                "resuming (%s): %s", orc_dep_status_name(status),
+                rc < 0 ? orc_strerror(rc) : "ok");
+    if ((rc == ORC_EFORMAT || rc == ORC_ENOTFOUND) && status != ORC_DEP_DELETE_IN_PROGRESS)
+        orc_store_deployment_set_status(eng->store, uuid, 0,
+                                        status == ORC_DEP_CREATE_IN_PROGRESS
+                                            ? ORC_DEP_CREATE_FAILED
+                                            : ORC_DEP_UPDATE_FAILED,
+                                        "its stored plan cannot be read", NULL);
+}
+
 static void resume_all(struct orc_engine *eng)
 {
     orc_deployment_list_t l = {0};
 
+    eng->started = true;
+    if (orc__leases_on(eng)) { /* what it holds and what is free: through the leases */
+        orc__leases_start(eng);
+        return;
+    }
     if (orc_store_deployment_list_in_status(eng->store, ORC_DEP_MASK_IN_PROGRESS, &l) < 0) {
         orc_log(ORC_LOG_ERROR, LOG, "cannot list deployments to resume: %s",
                 orc_store_errmsg(eng->store));
         return;
     }
-    eng->started = true;
-    for (size_t i = 0; i < l.count; i++) {
-        const orc_deployment_t *d = &l.items[i];
-        int rc;
-        if (orc_engine_busy(eng, d->uuid))
-            continue; /* already running */
-        if (d->status == ORC_DEP_DELETE_IN_PROGRESS)
-            rc = orc_engine_delete(eng, d->uuid);
-        else if (d->status == ORC_DEP_UPDATE_IN_PROGRESS)
-            rc = orc_engine_update(eng, d->uuid);
-        else
-            rc = orc_engine_create(eng, d->uuid);
-        orc_log_ctx(rc < 0 ? ORC_LOG_ERROR : ORC_LOG_INFO, LOG,
-                    &(orc_log_ctx_t){.deployment = d->uuid}, "resuming (%s): %s",
-                    orc_dep_status_name(d->status), rc < 0 ? orc_strerror(rc) : "ok");
-        if ((rc == ORC_EFORMAT || rc == ORC_ENOTFOUND) && d->status != ORC_DEP_DELETE_IN_PROGRESS)
-            orc_store_deployment_set_status(eng->store, d->uuid, 0,
-                                            d->status == ORC_DEP_CREATE_IN_PROGRESS
-                                                ? ORC_DEP_CREATE_FAILED
-                                                : ORC_DEP_UPDATE_FAILED,
-                                            "its stored plan cannot be read", NULL);
-    }
+    for (size_t i = 0; i < l.count; i++)
+        orc__engine_resume(eng, l.items[i].uuid, l.items[i].status);
     orc_deployment_list_clear(&l);
 }
 
@@ -330,6 +338,7 @@ int orc_engine_close(struct orc_engine *eng, orc_engine_done_fn done, void *ud)
             orc__run_free(r);
     }
     close_ready_idle(eng);
+    orc__leases_close(eng);
     orc_engine_callbacks_close(eng);
     eng->closing_timers++;
     orc_http_close(eng->http, on_http_closed, eng);

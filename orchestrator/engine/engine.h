@@ -53,6 +53,11 @@ struct orc_engine_opts {
     bool callback_public_only; /* callbacks reach public addresses only (docs/security.md) */
     const unsigned char *agent_key;
     size_t agent_key_len;
+    /* Several daemons on one database (leases.c): this daemon's instance name and how
+     * long a lease lasts without renewal. lease_ms 0 or instance NULL: no leases (one
+     * daemon works on everything). */
+    const char *instance;
+    uint64_t lease_ms;
 };
 
 /* Creates an engine over an open store and a driver registry. sites is

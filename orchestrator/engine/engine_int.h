@@ -185,6 +185,8 @@ struct orc_engine {
     bool own_commit;
     struct callback *callbacks;
     uv_idle_t *ready_idle; /* start without sites: answers on a later iteration */
+    uv_timer_t lease_timer; /* leases.c: renewal and take-over */
+    bool lease_timer_on;
 };
 
 /* run.c: the run working on a deployment, or NULL */
@@ -210,6 +212,21 @@ void orc__boot_replace(struct run *r);
 /* The boot spec of a compute instance for drivers with ORC_DRV_CAP_AGENT_BOOT (driver.h,
  * orc_node_req.boot_json): orc_malloc'd JSON text, or NULL (out of memory). */
 char *orc__boot_spec(struct run *r, const struct inst *host);
+
+/* engine.c: starts the run a stored deployment in progress needs (create, update or
+ * delete), as after a restart. */
+void orc__engine_resume(struct orc_engine *eng, const char *uuid, orc_dep_status_t status);
+
+/* leases.c (several daemons on one database) */
+bool orc__leases_on(const struct orc_engine *eng);
+/* Takes the lease of uuid before the engine works on it: 0 (taken, or leases off), 1
+ * (another daemon holds it: leave it to that one), < 0 (the store's error). */
+int orc__lease_take(struct orc_engine *eng, const char *uuid);
+void orc__lease_release(struct orc_engine *eng, const char *uuid);
+/* After the start's resume: takes what this daemon held before and what is free, then
+ * renews, reconciles and takes over every third of the lease time. */
+void orc__leases_start(struct orc_engine *eng);
+void orc__leases_close(struct orc_engine *eng);
 
 /* engine.c: calls the close callback once everything is closed */
 void orc__engine_maybe_done(struct orc_engine *eng);

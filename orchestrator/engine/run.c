@@ -296,6 +296,8 @@ static void timer_closed(uv_handle_t *h)
 
 void orc__run_free(struct run *r)
 {
+    if (!r->stopping && !r->abandoned) /* ended: another daemon may take it from here */
+        orc__lease_release(r->eng, r->uuid);
     runs_remove(r->eng, r);
     r->eng->closing_timers++; /* handle closes pending, counted for close */
     uv_close((uv_handle_t *)&r->timer, timer_closed);
@@ -1253,6 +1255,9 @@ int orc_engine_create_plan(struct orc_engine *eng, const char *uuid, json_t *pla
         return ORC_ECONFLICT;
     if (!eng->started)
         return 0; /* stored: the start picks it up with the others in progress */
+    rc = orc__lease_take(eng, uuid);
+    if (rc != 0)
+        return rc < 0 ? rc : 0; /* 1: another daemon works on it */
     rc = run_new_planned(eng, uuid, RUN_CREATE, plan, &r);
     if (rc < 0)
         return rc;
@@ -1288,6 +1293,9 @@ int orc_engine_delete_opts(struct orc_engine *eng, const char *uuid, bool force)
         }
         return 0;
     }
+    rc = orc__lease_take(eng, uuid);
+    if (rc != 0)
+        return rc < 0 ? rc : 0; /* 1: its owner sees the delete stored and does it */
     rc = run_new(eng, uuid, RUN_DELETE, &r);
     if (rc < 0)
         return rc;
@@ -1332,6 +1340,9 @@ int orc_engine_update(struct orc_engine *eng, const char *uuid)
         return ORC_ECONFLICT;
     if (!eng->started)
         return 0; /* stored: the start picks it up with the others in progress */
+    rc = orc__lease_take(eng, uuid);
+    if (rc != 0)
+        return rc < 0 ? rc : 0; /* 1: its owner sees the update stored and does it */
     rc = run_new(eng, uuid, RUN_UPDATE, &r);
     if (rc < 0)
         return rc;
@@ -1482,6 +1493,11 @@ int orc_engine_resource_action(struct orc_engine *eng, const char *uuid, const c
     snprintf(why, whylen, "%s", "");
     if (orc__engine_find_run(eng, uuid) || !eng->started)
         return ORC_ECONFLICT;
+    rc = orc__lease_take(eng, uuid);
+    if (rc == 1)
+        snprintf(why, whylen, "another daemon is working on this deployment; retry shortly");
+    if (rc != 0)
+        return rc < 0 ? rc : ORC_ECONFLICT;
     rc = run_new(eng, uuid, RUN_ACTION, &r);
     if (rc < 0)
         return rc;
