@@ -18,6 +18,7 @@
 #include "engine/engine.h"
 #include "engine/sites.h"
 #include "secrets.h"
+#include "changes.h"
 #include "observe.h"
 #include "services.h"
 #include "store/commit.h"
@@ -41,6 +42,7 @@ struct orc_services {
     struct orc_secrets *secrets; /* the secrets file; NULL: none */
     orc_api_t *api;
     struct orc_observe observe; /* what /metrics reads of the services */
+    struct orc_changes *changes; /* other daemons' events (PostgreSQL); NULL: none */
     bool engine_ready;
     orc_services_done_fn done;
     void *done_data;
@@ -327,6 +329,14 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
                                         .planner = svc->planner};
     if (rc == 0 && (rc = orc_api_add_metrics(api, orc_observe_metrics, &svc->observe)) == 0)
         svc->api = api;
+    if (rc == 0 && opts.lease_ms > 0) { /* other daemons' events reach the streams here */
+        int crc = orc_changes_start(loop, svc->store, orc_events_notify, svc->events,
+                                    &svc->changes);
+        if (crc < 0)
+            orc_log(ORC_LOG_WARN, LOG, "no notifications from the store (%s): streams show "
+                                       "other daemons' events only as this one reads them",
+                    orc_store_errmsg(svc->store));
+    }
     if (rc == 0)
         rc = orc_engine_start(svc->engine, on_engine_ready, svc);
     if (rc < 0)
@@ -337,6 +347,7 @@ out_fail:
     orc_log(ORC_LOG_ERROR, LOG, "cannot start the orchestration services: %s", orc_strerror(rc));
     if (svc->api)
         orc_api_remove_metrics(svc->api, orc_observe_metrics, &svc->observe);
+    orc_changes_close(svc->changes);
     orc_engine_free(svc->engine);
     orc_events_close(svc->events); /* freed once its timers closed */
     if (svc->commit) {             /* nothing waits on it yet */
@@ -386,6 +397,8 @@ void orc_services_stop(struct orc_services *svc, orc_services_done_fn done, void
     if (svc->api) /* what it reads closes from here on */
         orc_api_remove_metrics(svc->api, orc_observe_metrics, &svc->observe);
     svc->api = NULL;
+    orc_changes_close(svc->changes);
+    svc->changes = NULL;
     svc->done = done;
     svc->done_data = data;
     orc_engine_close(svc->engine, on_engine_closed, svc);

@@ -18,6 +18,9 @@
 
 #include "pg_internal.h"
 
+/* the NOTIFY channel of appended events (payload: the deployment's uuid) */
+#define PG_CHANNEL "orc_events"
+
 /* "ORCH": the advisory lock migrations hold, and orc_schema.application. */
 #define PG_APPLICATION_ID 0x4F524348
 #define PG_APPLICATION "orchestrator"
@@ -183,6 +186,12 @@ static bool reconnect(struct pg_store *q)
     q->nprepared = 0; /* prepared statements belong to the old session */
     if (PQstatus(q->conn) != CONNECTION_OK)
         return false;
+    if (q->listening) { /* so does LISTEN */
+        PGresult *r = PQexec(q->conn, "LISTEN " PG_CHANNEL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            orc_log(ORC_LOG_WARN, "store", "LISTEN again: %s", PQerrorMessage(q->conn));
+        PQclear(r);
+    }
     orc_log(ORC_LOG_WARN, "store", "the PostgreSQL connection was lost; connected again");
     return true;
 }
@@ -507,9 +516,11 @@ int orc__pg_col_uuid(struct pg_store *q, const PGresult *r, int row, int col,
 
 /* ---- shared writes ----------------------------------------------------------------------- */
 
+/* the insert and its notification (delivered to the listeners at the commit) */
 static const char event_insert_sql[] =
-    "INSERT INTO events (deployment_uuid, time_ms, type, message, data)"
-    " VALUES ($1::text, $2::bigint, $3::text, $4::text, $5::text) RETURNING id";
+    "WITH e AS (INSERT INTO events (deployment_uuid, time_ms, type, message, data)"
+    " VALUES ($1::text, $2::bigint, $3::text, $4::text, $5::text) RETURNING id)"
+    " SELECT id, pg_notify('" PG_CHANNEL "', $1::text) FROM e";
 
 int orc__pg_event_insert(struct pg_store *q, const char *deployment_uuid, int64_t time_ms,
                          const char *type, const char *message, const char *data_text,
@@ -818,6 +829,37 @@ static int pg_meta_delete(orc_store_t *s, const char *key)
     return orc__pg_end(q, rc);
 }
 
+/* ---- notifications ------------------------------------------------------------------ */
+
+static int pg_listen(orc_store_t *s)
+{
+    struct pg_store *q = pg_of(s);
+    int rc = orc__pg_simple(q, "LISTEN " PG_CHANNEL, "listen");
+
+    q->listening = rc == 0;
+    return rc;
+}
+
+static int pg_changes_fd(orc_store_t *s)
+{
+    return PQsocket(pg_of(s)->conn);
+}
+
+static int pg_changes_read(orc_store_t *s, void (*fn)(void *ud, const char *uuid), void *ud)
+{
+    struct pg_store *q = pg_of(s);
+    PGnotify *n;
+
+    if (!q->in_tx && PQconsumeInput(q->conn) == 0) /* the connection broke: reconnects later */
+        return fail_with(q, ORC_EAGAIN, "notifications", PQerrorMessage(q->conn));
+    while ((n = PQnotifies(q->conn)) != NULL) {
+        if (strcmp(n->relname, PG_CHANNEL) == 0 && orc_uuid_valid(n->extra))
+            fn(ud, n->extra);
+        PQfreemem(n);
+    }
+    return 0;
+}
+
 const struct orc_store_ops orc__store_pg_ops = {
     .name = "postgresql",
     .open = pg_open,
@@ -843,6 +885,9 @@ const struct orc_store_ops orc__store_pg_ops = {
     .lease_renew = orc__pg_lease_renew,
     .lease_claim_expired = orc__pg_lease_claim_expired,
     .lease_release = orc__pg_lease_release,
+    .listen = pg_listen,
+    .changes_fd = pg_changes_fd,
+    .changes_read = pg_changes_read,
     .meta_set = pg_meta_set,
     .meta_get = pg_meta_get,
     .meta_delete = pg_meta_delete,

@@ -36,7 +36,8 @@ struct pg_store {
     PGconn *conn;
     const char *prepared[PG_MAX_STATEMENTS]; /* SQL texts prepared as "orc<i>" */
     int nprepared;
-    bool in_tx; /* a transaction of ours is open (BEGIN sent) */
+    bool in_tx;     /* a transaction of ours is open (BEGIN sent) */
+    bool listening; /* LISTEN sent: again after a reconnection */
 };
 
 static inline struct pg_store *pg_of(orc_store_t *s)

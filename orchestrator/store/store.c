@@ -1086,6 +1086,27 @@ int orc_store_lease_release(orc_store_t *s, const char *uuid, const char *owner)
     return rc < 0 ? rc : s->ops->lease_release(s, uuid, owner);
 }
 
+int orc_store_listen(orc_store_t *s)
+{
+    if (s == NULL)
+        return ORC_EINVAL;
+    if (s->ops->listen == NULL)
+        return orc__store_failf(s, ORC_ENOTSUP, "the %s store has no notifications", s->ops->name);
+    return s->ops->listen(s);
+}
+
+int orc_store_changes_fd(orc_store_t *s)
+{
+    return s && s->ops->changes_fd ? s->ops->changes_fd(s) : -1;
+}
+
+int orc_store_changes_read(orc_store_t *s, void (*fn)(void *ud, const char *uuid), void *ud)
+{
+    if (s == NULL || fn == NULL)
+        return ORC_EINVAL;
+    return s->ops->changes_read ? s->ops->changes_read(s, fn, ud) : 0;
+}
+
 int orc_store_meta_delete(orc_store_t *s, const char *key)
 {
     int rc = begin_write(s);

@@ -538,6 +538,21 @@ int orc_store_lease_claim_expired(orc_store_t *s, const char *owner, int64_t ttl
 /* Gives the lease back (nothing when owner does not hold it). */
 int orc_store_lease_release(orc_store_t *s, const char *uuid, const char *owner);
 
+/* ---- changes made through other daemons ------------------------------------
+ *
+ * On PostgreSQL every event appended also notifies (NOTIFY, at its commit) the
+ * handles on the same database that listen: so a daemon learns of the events of
+ * deployments other daemons work on (its live event streams show them). SQLite has
+ * one daemon: ORC_ENOTSUP. */
+
+/* Starts listening on this handle (again after a reconnection). */
+int orc_store_listen(orc_store_t *s);
+/* The socket to watch for readability while listening; -1 when there is none now. It
+ * changes after a reconnection: watch the new one. */
+int orc_store_changes_fd(orc_store_t *s);
+/* Takes what arrived and calls fn(ud, deployment_uuid) for each notification. */
+int orc_store_changes_read(orc_store_t *s, void (*fn)(void *ud, const char *uuid), void *ud);
+
 /* ---- daemon metadata (key/value) ---------------------------------------- */
 
 int orc_store_meta_set(orc_store_t *s, const char *key, const char *value);

@@ -58,6 +58,11 @@ struct orc_store_ops {
                                uint32_t statuses, size_t max, bool with_own, orc_lease_list_t *got);
     int (*lease_release)(orc_store_t *s, const char *uuid, const char *owner);
 
+    /* NULL: the backend has no notifications (orc_store_listen is ORC_ENOTSUP) */
+    int (*listen)(orc_store_t *s);
+    int (*changes_fd)(orc_store_t *s);
+    int (*changes_read)(orc_store_t *s, void (*fn)(void *ud, const char *uuid), void *ud);
+
     int (*meta_set)(orc_store_t *s, const char *key, const char *value);
     int (*meta_get)(orc_store_t *s, const char *key, char **value);
     int (*meta_delete)(orc_store_t *s, const char *key);

@@ -4,7 +4,9 @@
  * through the first is taken over by the second when the first is killed with SIGKILL
  * in the middle of its provisioning, and completes there, once (the cloud holds its
  * node once); a delete sent to the second daemon while the first works on a deployment
- * is done by the first, which holds the lease. The database is ORC_TEST_PG_URL's
+ * is done by the first, which holds the lease; the live event stream of a deployment,
+ * opened on the second daemon while the first works on it, shows the first's events
+ * as they happen (NOTIFY). The database is ORC_TEST_PG_URL's
  * (tests/run-pg.sh) or a server started here (deploy/testbed/postgres.sh).
  */
 #include <signal.h>
@@ -180,11 +182,63 @@ static void delete_through_the_other_daemon(void **state)
     fx_stop(&a);
 }
 
+/* An event stream read until its text holds want (then cut), or the time runs out. */
+struct stream_read {
+    char text[65536];
+    size_t len;
+    const char *want;
+};
+
+static size_t on_stream(char *p, size_t size, size_t n, void *ud)
+{
+    struct stream_read *sr = ud;
+    size_t k = size * n;
+
+    if (sr->len + k >= sizeof(sr->text))
+        k = sizeof(sr->text) - 1 - sr->len;
+    memcpy(sr->text + sr->len, p, k);
+    sr->len += k;
+    sr->text[sr->len] = '\0';
+    return strstr(sr->text, sr->want) ? 0 : size * n; /* 0: enough, cut */
+}
+
+static void stream_on_the_other_daemon(void **state)
+{
+    static struct stream_read sr;
+    struct fx_daemon a, b;
+    struct curl_slist *h = curl_slist_append(NULL, "Accept: text/event-stream");
+    char uuid[64], url[256];
+    CURL *c = curl_easy_init();
+
+    (void)state;
+    fresh_database("test-ha-stream");
+    start_daemon(&a, "ha-a");
+    start_daemon(&b, "ha-b");
+    json_decref(fx_create(&a, fx_training, NULL, uuid));
+    memset(&sr, 0, sizeof(sr));
+    sr.want = "CREATE_COMPLETE";
+    snprintf(url, sizeof(url), "%s/deployments/%s/events", b.url, uuid);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sr);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 15000L); /* the create takes about 3 s */
+    curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    if (strstr(sr.text, "CREATE_COMPLETE") == NULL)
+        fail_msg("b's stream did not show a's CREATE_COMPLETE: %s", sr.text);
+    assert_non_null(strstr(sr.text, "attempt.started"));
+    fx_stop(&b);
+    fx_stop(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(taken_over_when_its_daemon_dies, fx_teardown),
         cmocka_unit_test_teardown(delete_through_the_other_daemon, fx_teardown),
+        cmocka_unit_test_teardown(stream_on_the_other_daemon, fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
