@@ -2,7 +2,8 @@
  * The daemon's own metrics, beside the HTTP ones of api/metrics.c (docs/api.md,
  * Metrics): deployments by status (counted in the store at each scrape), the
  * work in the daemon (runs, templates waiting for the planner, callbacks
- * waiting to be retried, driver operations in flight per site), driver
+ * waiting to be retried, driver operations in flight per site), leases held and
+ * take-overs (several daemons on PostgreSQL), driver
  * operations ended by driver, slot and outcome with their latency, and the
  * store's group commits (how many, their writes, their duration).
  */
@@ -51,6 +52,28 @@ static void work_in_progress(const struct orc_observe *o, orc_api_text_t *t)
                                "orchestrator_driver_operations_in_flight{site=\"%s\","
                                "driver=\"%s\"} %u\n",
                                s->conf.name, s->drv->vt.name, s->inflight);
+}
+
+static void leases(const struct orc_observe *o, orc_api_text_t *t)
+{
+    uint64_t takeovers;
+    size_t held;
+    bool on;
+
+    if (o->engine == NULL)
+        return;
+    orc_engine_lease_stats(o->engine, &on, &held, &takeovers);
+    if (!on)
+        return; /* one daemon: no leases */
+    orc_api_metrics_printf(t,
+                           "# HELP orchestrator_leases_held Deployments this daemon held a lease "
+                           "on at its last renewal.\n# TYPE orchestrator_leases_held gauge\n"
+                           "orchestrator_leases_held %zu\n"
+                           "# HELP orchestrator_takeovers_total Deployments taken over from a "
+                           "daemon that stopped renewing.\n"
+                           "# TYPE orchestrator_takeovers_total counter\n"
+                           "orchestrator_takeovers_total %llu\n",
+                           held, (unsigned long long)takeovers);
 }
 
 static void operation_counts(const struct orc_observe *o, orc_api_text_t *t)
@@ -129,6 +152,7 @@ void orc_observe_metrics(void *data, orc_api_text_t *out)
     if (o->store != NULL)
         deployments_by_status(o, out);
     work_in_progress(o, out);
+    leases(o, out);
     operation_counts(o, out);
     operation_latency(o, out);
     store_commits(o, out);

@@ -115,6 +115,10 @@ int orc_engine_resource_action(struct orc_engine *eng, const char *uuid, const c
 /* True while the engine works on the deployment. */
 bool orc_engine_busy(const struct orc_engine *eng, const char *uuid);
 size_t orc_engine_active(const struct orc_engine *eng);
+/* Leases (several daemons on one store): whether they are used, how many this daemon held
+ * at its last renewal, and how many deployments it took over from other daemons. */
+void orc_engine_lease_stats(const struct orc_engine *eng, bool *on, size_t *held,
+                            uint64_t *takeovers);
 /* Callback deliveries waiting for their next try. */
 size_t orc_engine_callbacks_pending(const struct orc_engine *eng);
 

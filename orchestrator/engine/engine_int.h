@@ -187,6 +187,8 @@ struct orc_engine {
     uv_idle_t *ready_idle; /* start without sites: answers on a later iteration */
     uv_timer_t lease_timer; /* leases.c: renewal and take-over */
     bool lease_timer_on;
+    size_t leases_held;      /* at the last renewal */
+    uint64_t takeovers;      /* deployments taken over from another daemon */
 };
 
 /* run.c: the run working on a deployment, or NULL */

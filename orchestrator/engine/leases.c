@@ -110,6 +110,7 @@ static void take_over(struct orc_engine *eng, bool with_own)
             memcpy(ev.deployment_uuid, it->uuid, ORC_UUID_LEN);
             ev.message = msg;
             orc_store_event_append(eng->store, &ev);
+            eng->takeovers++;
             orc_log_ctx(ORC_LOG_WARN, LOG, &(orc_log_ctx_t){.deployment = it->uuid}, "%s", msg);
         }
         if (orc__engine_find_run(eng, it->uuid) == NULL)
@@ -130,6 +131,7 @@ static void on_lease_tick(uv_timer_t *t)
         orc_log(ORC_LOG_ERROR, LOG, "renewing leases: %s", orc_store_errmsg(eng->store));
         return; /* the next tick tries again; runs go on until another daemon takes them */
     }
+    eng->leases_held = l.count;
     let_go_of_lost(eng, &l);
     start_held(eng, &l);
     orc_lease_list_clear(&l);
@@ -164,4 +166,12 @@ void orc__leases_close(struct orc_engine *eng)
     eng->lease_timer_on = false;
     eng->closing_timers++;
     uv_close((uv_handle_t *)&eng->lease_timer, lease_timer_closed);
+}
+
+void orc_engine_lease_stats(const struct orc_engine *eng, bool *on, size_t *held,
+                            uint64_t *takeovers)
+{
+    *on = orc__leases_on(eng);
+    *held = eng->leases_held;
+    *takeovers = eng->takeovers;
 }
