@@ -236,6 +236,7 @@ static int sim_site_open(void *state, const struct orc_host_api *host,
 
     s->host = host;
     s->conf = conf;
+    s->lock_fd = -1;
     rc = sim_config(s, op);
     if (rc == 0)
         rc = check_credentials(s, op);
@@ -916,6 +917,7 @@ static void on_timer(void *arg)
     struct sim_pending *p = arg;
 
     p->timer = 0;
+    sim_share_begin(p->sim); /* shared: the file's state first */
     if (p->canceled && p->kind != SIM_CLOSE) {
         complete(p, ORC_ECANCELED);
         return;

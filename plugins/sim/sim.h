@@ -80,6 +80,12 @@ struct sim {
     int64_t next_due; /* the earliest of those times; INT64_MAX: none */
     bool dirty;       /* the file is behind memory */
     uint64_t flush_timer;
+    /* shared: several daemons' sites on one inventory (sim_share_begin) */
+    bool shared;
+    int lock_fd;          /* PATH.lock, flock'd while locked; -1: not open */
+    bool locked;
+    uint64_t unlock_timer;
+    struct { long long ino, size, mtime_ns; } seen; /* the file as last read or written */
     /* operations */
     struct sim_pending *pending;             /* in flight */
     struct sim_pending *done_head, *done_tail; /* completed, callbacks not delivered yet */
@@ -102,6 +108,12 @@ int sim_load(struct sim *s, orc_op_t *op);
 /* Writes the inventory file atomically (no-op without a path) and clears
  * s->dirty. 0 or < 0. */
 int sim_persist(struct sim *s);
+/* Shared inventories: from here to the end of this loop turn this process holds the
+ * inventory's lock and works on the file as it is (read again if another process wrote
+ * it); the changes of the turn are written before the lock is let go. No-op unless the
+ * site's config says `shared: true`. */
+void sim_share_begin(struct sim *s);
+void sim_share_end(struct sim *s);
 /* Marks the file behind memory: written on the next loop iteration, and in
  * any case before the next operation's callback (sim.c). */
 void sim_dirty(struct sim *s);

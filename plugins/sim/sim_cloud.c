@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -266,6 +268,8 @@ static int config_key(struct sim *s, orc_op_t *op, const char *k, const json_t *
         return want_bool(op, k, n, &s->fsync);
     if (strcmp(k, "leave_failed") == 0)
         return want_bool(op, k, n, &s->leave_failed);
+    if (strcmp(k, "shared") == 0)
+        return want_bool(op, k, n, &s->shared);
     if (strcmp(k, "public_ip") == 0)
         return want_bool(op, k, n, &s->public_ip);
     if (strcmp(k, "capacity") == 0)
@@ -280,7 +284,8 @@ static int config_key(struct sim *s, orc_op_t *op, const char *k, const json_t *
         return 0; /* after capacity: see sim_config */
     return orc_op_failf(op, ORC_EINVAL,
                         "sim: unknown config key '%s' (inventory, seed, capacity, price, latency, "
-                        "failures, hangs, leave_failed, public_ip, max_gpus_per_node, fsync)",
+                        "failures, hangs, leave_failed, public_ip, max_gpus_per_node, fsync, "
+                        "shared)",
                         k);
 }
 
@@ -323,6 +328,10 @@ int sim_config(struct sim *s, orc_op_t *op)
 
 void sim_config_free(struct sim *s)
 {
+    sim_share_end(s);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    s->lock_fd = -1;
     s->host->free(s->path);
     s->path = NULL;
     json_decref(s->resources);
@@ -760,6 +769,20 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+/* What the inventory file is now, to tell later whether another process wrote it. */
+static void remember_file(struct sim *s)
+{
+    struct stat st;
+
+    if (stat(s->path, &st) != 0) {
+        memset(&s->seen, 0, sizeof(s->seen));
+        return;
+    }
+    s->seen.ino = (long long)st.st_ino;
+    s->seen.size = (long long)st.st_size;
+    s->seen.mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+}
+
 int sim_persist(struct sim *s)
 {
     char *tmp = NULL, *text = NULL;
@@ -798,6 +821,8 @@ int sim_persist(struct sim *s)
         rc = -errno;
     if (rc == 0 && rename(tmp, s->path) != 0)
         rc = -errno;
+    if (rc == 0)
+        remember_file(s);
     if (rc < 0)
         unlink(tmp);
 out:
@@ -852,6 +877,7 @@ void sim_settle(struct sim *s, int64_t now)
     json_t *unused;
     void *tmp;
 
+    sim_share_begin(s); /* shared: the file's state first */
     if (now < s->next_due)
         return;
     s->next_due = INT64_MAX;
@@ -903,4 +929,77 @@ void sim_dirty(struct sim *s)
     s->dirty = true;
     if (s->flush_timer == 0 && s->path != NULL)
         s->flush_timer = s->host->timer_start(s->host, 0, flush_fired, s);
+}
+
+/* ---- shared inventories ------------------------------------------------------------------ */
+
+/* The resources and counters as the file has them now (another process wrote it). */
+static void reload(struct sim *s)
+{
+    json_error_t jerr;
+    json_t *doc = json_load_file(s->path, 0, &jerr), *res;
+
+    res = doc ? json_object_get(doc, "resources") : NULL;
+    if (json_is_object(res)) {
+        json_object_clear(s->resources);
+        if (json_object_update(s->resources, res) == 0) {
+            json_t *counters = json_object_get(doc, "counters");
+            s->provisioned = json_integer_value(json_object_get(counters, "provisioned"));
+            s->deprovisioned = json_integer_value(json_object_get(counters, "deprovisioned"));
+            sim_recount(s);
+        }
+    }
+    json_decref(doc);
+    remember_file(s);
+}
+
+static void unlock_fired(void *arg)
+{
+    struct sim *s = arg;
+
+    s->unlock_timer = 0;
+    sim_share_end(s);
+}
+
+void sim_share_begin(struct sim *s)
+{
+    struct stat st;
+    char *lock;
+    size_t n;
+
+    if (!s->shared || s->path == NULL || s->locked)
+        return;
+    if (s->lock_fd < 0) {
+        n = strlen(s->path);
+        lock = s->host->malloc(n + 6);
+        if (lock == NULL)
+            return;
+        memcpy(lock, s->path, n);
+        memcpy(lock + n, ".lock", 6);
+        s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        s->host->free(lock);
+        if (s->lock_fd < 0)
+            return;
+    }
+    if (flock(s->lock_fd, LOCK_EX) != 0)
+        return;
+    s->locked = true;
+    if (stat(s->path, &st) == 0 &&
+        ((long long)st.st_ino != s->seen.ino || (long long)st.st_size != s->seen.size ||
+         (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != s->seen.mtime_ns))
+        reload(s);
+    s->unlock_timer = s->host->timer_start(s->host, 0, unlock_fired, s);
+}
+
+void sim_share_end(struct sim *s)
+{
+    if (!s->locked)
+        return;
+    if (s->unlock_timer != 0)
+        s->host->timer_stop(s->host, s->unlock_timer);
+    s->unlock_timer = 0;
+    if (s->dirty)
+        sim_persist(s);
+    flock(s->lock_fd, LOCK_UN);
+    s->locked = false;
 }

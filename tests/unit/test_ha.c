@@ -1,9 +1,10 @@
 /*
  * Several daemons on one PostgreSQL store (docs/engine.md, Several daemons): two
- * daemons share a database and a sim site (one inventory path); a deployment created
- * through the first is taken over by the second when the first is killed with SIGKILL
- * in the middle of its provisioning, and completes there, once (one resource row, one
- * attempt resumed); a delete sent to the second daemon while the first works on a
+ * daemons share a database and a sim cloud (one inventory file, `shared: true`: each
+ * turn of either daemon's driver works on the file under its lock); a deployment
+ * created through the first is taken over by the second when the first is killed with
+ * SIGKILL in the middle of its provisioning, and completes there, once (the cloud
+ * provisioned each node once; one resource row per node; one attempt, resumed); a delete sent to the second daemon while the first works on a
  * deployment is done by the first, which holds the lease; the live event stream of a deployment,
  * opened on the second daemon while the first works on it, shows the first's events
  * as they happen (NOTIFY). The database is ORC_TEST_PG_URL's
@@ -43,7 +44,8 @@ static int setup_all(void **state)
              "sites:\n"
              "  - name: cloud\n"
              "    driver: sim\n"
-             "    config: {inventory: \"%s/cloud.json\", latency: {default: 50, provision: 2500}}\n",
+             "    config: {inventory: \"%s/cloud.json\", shared: true,\n"
+             "             latency: {default: 50, provision: 2500}}\n",
              shared_dir);
     return fx_examples_load(state);
 }
@@ -106,6 +108,16 @@ static size_t cloud_count(const char *uuid)
     return fx_sim_count(&view, "cloud", uuid);
 }
 
+/* How many provisions the sim cloud made, whichever daemon asked. */
+static long cloud_provisioned(void)
+{
+    struct fx_daemon view;
+
+    memset(&view, 0, sizeof(view));
+    snprintf(view.dir, sizeof(view.dir), "%s", shared_dir);
+    return fx_sim_counter(&view, "cloud", "provisioned");
+}
+
 static bool has_event(struct fx_daemon *d, const char *uuid, const char *type)
 {
     json_t *ev = fx_events(d, uuid, type);
@@ -118,7 +130,7 @@ static bool has_event(struct fx_daemon *d, const char *uuid, const char *type)
 static void taken_over_when_its_daemon_dies(void **state)
 {
     struct fx_daemon a, b;
-    char uuid[64], status[64];
+    char uuid[64], warm[64], status[64];
     double killed, taken = 0;
     json_t *dep;
 
@@ -126,6 +138,9 @@ static void taken_over_when_its_daemon_dies(void **state)
     fresh_database("test-ha-takeover");
     start_daemon(&a, "ha-a");
     start_daemon(&b, "ha-b");
+    /* one deployment made by a alone first: b's cloud must not forget it */
+    json_decref(fx_create(&a, fx_training, NULL, warm));
+    json_decref(fx_wait_status(&a, warm, "CREATE_COMPLETE", 20000));
     json_decref(fx_create(&a, fx_training, NULL, uuid));
     for (int i = 0; i < 500 && !has_event(&a, uuid, "attempt.started"); i++)
         fx_sleep_ms(10);
@@ -144,10 +159,8 @@ static void taken_over_when_its_daemon_dies(void **state)
     json_decref(dep);
     fx_status(&b, uuid, status, sizeof(status), NULL);
     assert_string_equal(status, "CREATE_COMPLETE");
-    /* once: one resource row per node, created by the first daemon; the second resumed the
-     * attempt the first had started (the sim cloud of each daemon lives in that daemon's
-     * memory, so the inventory file cannot tell whether the node was made twice: a
-     * cloud simulator process shared by both can, the soak test's next step) */
+    /* once: the cloud made each node once (the second found the first's by name), one
+     * resource row per node, and the second resumed the attempt the first had started */
     {
         char path[128];
         json_t *created = fx_events(&b, uuid, "resource.created");
@@ -159,6 +172,9 @@ static void taken_over_when_its_daemon_dies(void **state)
                                                             "totalElements")));
         assert_true(json_array_size(created) >= 1);
         assert_int_equal(json_array_size(started), 1);
+        assert_int_equal(cloud_count(uuid), 1); /* the example's one compute node */
+        assert_int_equal(cloud_count(warm), 1); /* kept: b worked on the file a wrote */
+        assert_int_equal(cloud_provisioned(), 2); /* one node each, none twice */
         json_decref(created);
         json_decref(started);
         json_decref(res);
