@@ -77,6 +77,8 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) $(SEC_SRC:tests/securi
 # the programs that start daemons (they include daemon_fixture.h): run again on PostgreSQL
 PG_SRC     := $(shell grep -l 'daemon_fixture.h' $(UNIT_SRC) $(SEC_SRC))
 PG_BIN     := $(patsubst tests/security/%.c,$(BUILD)/tests/%,$(PG_SRC:tests/unit/%.c=$(BUILD)/tests/%))
+# those about several daemons on one database (test_ha, test_soak) run in that pass only
+PG_ONLY    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(shell grep -l 'tb_pg_start' $(PG_SRC)))
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 TYPES_YAML := $(wildcard tosca/types/*.yaml)
@@ -161,8 +163,9 @@ test: all $(UNIT_BIN) $(if $(SANITIZE),,check-clang)
 	@export BUILD=$(BUILD) CORPUS=$(CORPUS) SANITIZE=$(SANITIZE) ORCHESTRATORD=$(DAEMON) \
 	    PLUGIN_DIR=$(BUILD)/plugins TEST_PLUGIN_DIR=$(BUILD)/test-plugins ORCHCTL=$(ORCHCTL) \
 	    GPU_AGENT=$(GPU_AGENT) GPU_TRAIN=$(GPU_TRAIN) GPU_SERVE=$(GPU_SERVE); \
-	    sh tests/run.sh $(UNIT_BIN) tests/sim/contract_tests.sh; sqlite_rc=$$?; \
-	    sh tests/run-pg.sh $(PG_BIN); [ $$sqlite_rc = 0 ] && [ $$? = 0 ]
+	    sh tests/run.sh $(filter-out $(PG_ONLY),$(UNIT_BIN)) tests/sim/contract_tests.sh; \
+	    sqlite_rc=$$?; \
+	    sh tests/run-pg.sh $(PG_BIN); pg_rc=$$?; [ $$sqlite_rc = 0 ] && [ $$pg_rc = 0 ]
 
 # The code builds warning-free with clang as well as gcc.
 check-clang:

@@ -236,7 +236,6 @@ static int sim_site_open(void *state, const struct orc_host_api *host,
 
     s->host = host;
     s->conf = conf;
-    s->lock_fd = -1;
     rc = sim_config(s, op);
     if (rc == 0)
         rc = check_credentials(s, op);

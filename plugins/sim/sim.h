@@ -82,8 +82,7 @@ struct sim {
     uint64_t flush_timer;
     /* shared: several daemons' sites on one inventory (sim_share_begin) */
     bool shared;
-    int lock_fd;          /* PATH.lock, flock'd while locked; -1: not open */
-    bool locked;
+    bool locked;          /* holds the lock of its directory's shared inventories */
     uint64_t unlock_timer;
     struct { long long ino, size, mtime_ns; } seen; /* the file as last read or written */
     /* operations */

@@ -329,9 +329,6 @@ int sim_config(struct sim *s, orc_op_t *op)
 void sim_config_free(struct sim *s)
 {
     sim_share_end(s);
-    if (s->lock_fd >= 0)
-        close(s->lock_fd);
-    s->lock_fd = -1;
     s->host->free(s->path);
     s->path = NULL;
     json_decref(s->resources);
@@ -953,6 +950,53 @@ static void reload(struct sim *s)
     remember_file(s);
 }
 
+/* The lock of shared inventories: one per directory and process, taken once however many
+ * of this process's sim sites use it (flock conflicts between two descriptors of one
+ * process, and two locks taken in different orders by two daemons would deadlock). */
+struct share_lock {
+    char *dir;
+    int fd;
+    int holders;
+};
+static struct share_lock share_locks[4];
+
+static struct share_lock *share_lock_of(struct sim *s)
+{
+    const char *slash = strrchr(s->path, '/');
+    size_t n = slash ? (size_t)(slash - s->path) : 1;
+    struct share_lock *free_slot = NULL;
+    char *path;
+
+    for (size_t i = 0; i < sizeof(share_locks) / sizeof(share_locks[0]); i++) {
+        struct share_lock *l = &share_locks[i];
+        if (l->dir == NULL && free_slot == NULL)
+            free_slot = l;
+        if (l->dir != NULL && strlen(l->dir) == n && strncmp(l->dir, s->path, n) == 0)
+            return l;
+    }
+    if (free_slot == NULL)
+        return NULL;
+    path = malloc(n + 32);
+    free_slot->dir = malloc(n + 1);
+    if (path == NULL || free_slot->dir == NULL) {
+        free(path);
+        free(free_slot->dir);
+        free_slot->dir = NULL;
+        return NULL;
+    }
+    memcpy(free_slot->dir, slash ? s->path : ".", n);
+    free_slot->dir[n] = '\0';
+    snprintf(path, n + 32, "%s/.sim-shared.lock", free_slot->dir);
+    free_slot->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    free(path);
+    if (free_slot->fd < 0) {
+        free(free_slot->dir);
+        free_slot->dir = NULL;
+        return NULL;
+    }
+    return free_slot;
+}
+
 static void unlock_fired(void *arg)
 {
     struct sim *s = arg;
@@ -963,26 +1007,15 @@ static void unlock_fired(void *arg)
 
 void sim_share_begin(struct sim *s)
 {
+    struct share_lock *l;
     struct stat st;
-    char *lock;
-    size_t n;
 
     if (!s->shared || s->path == NULL || s->locked)
         return;
-    if (s->lock_fd < 0) {
-        n = strlen(s->path);
-        lock = s->host->malloc(n + 6);
-        if (lock == NULL)
-            return;
-        memcpy(lock, s->path, n);
-        memcpy(lock + n, ".lock", 6);
-        s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        s->host->free(lock);
-        if (s->lock_fd < 0)
-            return;
-    }
-    if (flock(s->lock_fd, LOCK_EX) != 0)
+    l = share_lock_of(s);
+    if (l == NULL || (l->holders == 0 && flock(l->fd, LOCK_EX) != 0))
         return;
+    l->holders++;
     s->locked = true;
     if (stat(s->path, &st) == 0 &&
         ((long long)st.st_ino != s->seen.ino || (long long)st.st_size != s->seen.size ||
@@ -993,6 +1026,8 @@ void sim_share_begin(struct sim *s)
 
 void sim_share_end(struct sim *s)
 {
+    struct share_lock *l;
+
     if (!s->locked)
         return;
     if (s->unlock_timer != 0)
@@ -1000,6 +1035,8 @@ void sim_share_end(struct sim *s)
     s->unlock_timer = 0;
     if (s->dirty)
         sim_persist(s);
-    flock(s->lock_fd, LOCK_UN);
     s->locked = false;
+    l = share_lock_of(s);
+    if (l != NULL && --l->holders == 0)
+        flock(l->fd, LOCK_UN);
 }
