@@ -21,8 +21,9 @@ for bin in "$@"; do
     rc=$?
     cat "$out"
     # cmocka prints "[  PASSED  ] N test(s)." and "[  FAILED  ] N test(s), listed below:"
-    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -n 1)
-    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -n 1)
+    # once per group (test_store runs two: SQLite, then PostgreSQL)
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | awk '{ s += $1 } END { print s + 0 }')
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | awk '{ s += $1 } END { print s + 0 }')
     passed=$((passed + ${p:-0}))
     if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then
         f=1 # crashed, timed out or valgrind error: count the binary as one failure
