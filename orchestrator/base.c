@@ -188,31 +188,34 @@ static void log_line(orc_log_level_t level, const char *subsystem, const orc_log
     fwrite(b.text, 1, b.len, stderr);
 }
 
-void orc_log(orc_log_level_t level, const char *subsystem, const char *fmt, ...)
+static void log_v(orc_log_level_t level, const char *subsystem, const orc_log_ctx_t *ctx,
+                  const char *fmt, va_list ap)
 {
     char line[2048];
-    va_list ap;
 
     if (level < log_level)
         return;
-    va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
+    log_line(level, subsystem, ctx, line);
+}
+
+void orc_log(orc_log_level_t level, const char *subsystem, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_v(level, subsystem, NULL, fmt, ap);
     va_end(ap);
-    log_line(level, subsystem, NULL, line);
 }
 
 void orc_log_ctx(orc_log_level_t level, const char *subsystem, const orc_log_ctx_t *ctx,
                  const char *fmt, ...)
 {
-    char line[2048];
     va_list ap;
 
-    if (level < log_level)
-        return;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    log_v(level, subsystem, ctx, fmt, ap);
     va_end(ap);
-    log_line(level, subsystem, ctx, line);
 }
 
 int64_t orc_now_ms(void)

@@ -185,6 +185,39 @@ struct body {
     size_t len;
 };
 
+static inline size_t on_body(char *p, size_t s, size_t n, void *ud);
+
+/* One JSON request to base_url + path (a daemon that may be killed under it): the HTTP
+ * status, 0 when nothing answered; the body parsed in *out when out is not NULL. */
+static inline long fx_call(const char *base_url, const char *method, const char *path,
+                           const char *json, json_t **out)
+{
+    char url[256];
+    long code = 0;
+    struct body b = {NULL, 0};
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    json_error_t err;
+
+    snprintf(url, sizeof(url), "%s%s", base_url, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    if (json)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    if (out)
+        *out = b.data ? json_loads(b.data, 0, &err) : NULL;
+    free(b.data);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return code;
+}
+
 static inline size_t on_body(char *p, size_t s, size_t n, void *ud)
 {
     struct body *b = ud;

@@ -44,34 +44,11 @@ static void daemon_kill(struct daemon *d)
     live_pid = 0;
 }
 
-/* One request; 0 when the daemon did not answer (it may be dead). */
+/* One request to d; 0 when it did not answer (it may be dead). */
 static long http(const struct daemon *d, const char *method, const char *path, const char *json,
                  json_t **out)
 {
-    char url[256];
-    long code = 0;
-    struct body b = {NULL, 0};
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    json_error_t err;
-
-    snprintf(url, sizeof(url), "%s%s", d->url, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    if (json)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    if (out)
-        *out = b.data ? json_loads(b.data, 0, &err) : NULL;
-    free(b.data);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return code;
+    return fx_call(d->url, method, path, json, out);
 }
 
 /* Every deployment the daemon knows, with its status. */
