@@ -86,14 +86,22 @@ descendants() {
         }'
 }
 
-# random port in 20000..59999 that is free (TCP, root namespace); the ss
-# flags say free of what: -Hltn nothing listens on it, -Htan no socket uses it
+# random port that is free (TCP, root namespace), from 20000 up to the start of
+# the ephemeral range (ip_local_port_range; 20000..59999 if that starts below
+# 20100): a server cannot bind a port a client socket holds, and a client's
+# TIME-WAIT keeps its port for 60 s, so ports no client is given stay bindable
+# (and free while a server is killed, for its restart). The ss flags say free
+# of what: -Hltn nothing listens on it, -Htan no socket uses it
 pick_port() { # ss-flags
     _try=0
+    _lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true)
+    is_int "${_lo:-x}" || _lo=32768
+    _span=40000
+    [ "$_lo" -le 20100 ] || _span=$((_lo - 20000))
     while [ $_try -lt 200 ]; do
         _try=$((_try + 1))
         _r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-        _p=$((20000 + _r % 40000))
+        _p=$((20000 + _r % _span))
         case " $USED_PORTS " in *" $_p "*) continue ;; esac
         if [ -z "$(ss "$1" "sport = :$_p" 2>/dev/null)" ]; then
             USED_PORTS="$USED_PORTS $_p"

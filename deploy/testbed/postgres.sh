@@ -183,21 +183,8 @@ EOF
     if [ "$_att" = 0 ]; then ipcrm -m "$_id" 2>/dev/null || true; fi
 }
 
-# A free port (pick_port) below the ephemeral range (ip_local_port_range):
-# the server cannot bind a port that a client socket holds, and a client's
-# TIME-WAIT holds its port for 60 s (clients do not set SO_REUSEADDR). A port
-# no client is given stays free while the server is killed, for restart.
+# A free port no socket uses, below the ephemeral range (lib.sh's pick_port).
 pick_server_port() {
-    _lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true)
-    is_int "${_lo:-x}" || _lo=32768
-    if [ "$_lo" -gt 20100 ]; then
-        _i=0
-        while [ $_i -lt 100 ]; do
-            _i=$((_i + 1))
-            _p=$(pick_port -Htan)
-            if [ "$_p" -lt "$_lo" ]; then echo "$_p"; return 0; fi
-        done
-    fi
     pick_port -Htan
 }
 

@@ -96,6 +96,10 @@ static void kill_daemon(struct fx_daemon *d)
     kill(d->pid, SIGKILL);
     waitpid(d->pid, NULL, 0);
     live_pid = 0;
+    if (fx_cur_curl == d->curl)
+        fx_cur_curl = NULL;
+    curl_easy_cleanup(d->curl); /* fx_stop does not apply to it */
+    d->curl = NULL;
 }
 
 /* The sim cloud's resources of a deployment (the inventory both daemons write). */

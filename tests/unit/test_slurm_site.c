@@ -93,16 +93,22 @@ static void slurm_node(const char *what)
 
     snprintf(args, sizeof(args), "node %s %s", E.slurm.dir, what);
     if (tb_run("slurm.sh", args, E.slurm.log) != 0) {
+        static char msg[4096];
         char *log = test_read_file(E.slurm.log, NULL);
-        fail_msg("slurm.sh node %s failed: %s", what, log ? log : "");
+        snprintf(msg, sizeof(msg), "%s", log ? log : ""); /* fail_msg does not come back */
+        free(log);
+        fail_msg("slurm.sh node %s failed: %s", what, msg);
     }
 }
 
 static void fail_with_log(const char *what, const char *log)
 {
+    static char msg[4096];
     char *text = test_read_file(log, NULL);
 
-    fail_msg("%s did not start: %s", what, text ? text : "(no log)");
+    snprintf(msg, sizeof(msg), "%s", text ? text : "(no log)"); /* fail_msg does not come back */
+    free(text);
+    fail_msg("%s did not start: %s", what, msg);
 }
 
 /* Both testbeds, fresh; the test is skipped when their scripts are not there. */
