@@ -126,7 +126,7 @@ struct orc_api_text_s {
 /* Room for more bytes and a NUL after len; false (and oom) when out of memory. */
 static bool text_reserve(orc_api_text_t *t, size_t more)
 {
-    size_t cap = t->cap ? t->cap : 4096;
+    size_t cap = t->cap ? t->cap : 65536; /* a scrape is some tens of KB */
     char *grown;
 
     if (t->oom)
@@ -163,18 +163,16 @@ static void text_vprintf(orc_api_text_t *t, const char *fmt, va_list ap)
         t->len += (size_t)n;
 }
 
-/* The histograms' many lines are appended without printf: a scrape of every route's
- * histogram stays cheap. */
-static void text_append(orc_api_text_t *t, const char *s, size_t n)
+/* Bytes copied in where text_reserve already made room (the histograms' many lines are
+ * written without printf and with one reservation each: a scrape of every route's histogram
+ * stays cheap). */
+static void text_put(orc_api_text_t *t, const char *s, size_t n)
 {
-    if (!text_reserve(t, n))
-        return;
     memcpy(t->buf + t->len, s, n);
     t->len += n;
-    t->buf[t->len] = '\0';
 }
 
-static void text_append_u64(orc_api_text_t *t, uint64_t v)
+static void text_put_u64(orc_api_text_t *t, uint64_t v)
 {
     char digits[24];
     size_t n = sizeof(digits);
@@ -183,7 +181,7 @@ static void text_append_u64(orc_api_text_t *t, uint64_t v)
         digits[--n] = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    text_append(t, digits + n, sizeof(digits) - n);
+    text_put(t, digits + n, sizeof(digits) - n);
 }
 
 void orc_api_metrics_printf(orc_api_text_t *out, const char *fmt, ...)
@@ -242,14 +240,18 @@ static void render_histogram(const struct orc_metric_series *s, orc_api_text_t *
                  s->method, route);
     if (n < 0 || (size_t)n >= sizeof(prefix))
         return; /* cannot happen: method and route are bounded */
+    /* Each line: prefix, a label of at most 6 bytes, "} ", up to 20 digits, newline. */
+    if (!text_reserve(t, ORC_METRIC_BUCKETS * ((size_t)n + 6 + 3 + 20 + 1)))
+        return;
     for (size_t i = 0; i < ORC_METRIC_BUCKETS; i++) {
         cumulative += s->buckets[i];
-        text_append(t, prefix, (size_t)n);
-        text_append(t, bucket_labels[i], strlen(bucket_labels[i]));
-        text_append(t, "\"} ", 3);
-        text_append_u64(t, cumulative);
-        text_append(t, "\n", 1);
+        text_put(t, prefix, (size_t)n);
+        text_put(t, bucket_labels[i], strlen(bucket_labels[i]));
+        text_put(t, "\"} ", 3);
+        text_put_u64(t, cumulative);
+        text_put(t, "\n", 1);
     }
+    t->buf[t->len] = '\0';
     orc_api_metrics_printf(t,
                            "%s_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n"
                            "%s_sum{method=\"%s\",route=\"%s\"} %.9f\n"
