@@ -58,6 +58,7 @@ static int set_max_header(orc_config_t *cfg, const char *text, char *why, size_t
 static int set_json_depth(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_request_timeout(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_max_connections(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_max_streams(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_shutdown_timeout(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_max_parallel_ops(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_callback_attempts(orc_config_t *cfg, const char *text, char *why, size_t whylen);
@@ -80,7 +81,6 @@ static int set_log_format(orc_config_t *cfg, const char *text, char *why, size_t
 static int set_lease_time(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_instance(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 
-enum { KEY_CONFIGURATION = 15, KEY_AUTH = 16 };
 
 static const struct cfg_key cfg_keys[] = {
     {"listen", "ORCHESTRATOR_LISTEN", "--listen", "ADDR:PORT[,...]", true, set_listen,
@@ -104,6 +104,8 @@ static const struct cfg_key cfg_keys[] = {
      set_request_timeout, "time to receive a request; idle keep-alive; stalled writes", "30s"},
     {"limits.max_connections", "ORCHESTRATOR_MAX_CONNECTIONS", NULL, "N", false,
      set_max_connections, "open client connections", "1024"},
+    {"limits.max_streams", "ORCHESTRATOR_MAX_STREAMS", NULL, "N", false, set_max_streams,
+     "event streams open at once (each holds a connection; 503 above)", "256"},
     {"limits.shutdown_timeout", "ORCHESTRATOR_SHUTDOWN_TIMEOUT", NULL, "DURATION", false,
      set_shutdown_timeout, "graceful shutdown deadline for in-flight requests", "10s"},
     {"engine.max_parallel_ops", "ORCHESTRATOR_MAX_PARALLEL_OPS", NULL, "N", false,
@@ -547,6 +549,11 @@ static int set_max_connections(orc_config_t *cfg, const char *text, char *why, s
     return set_uint_in(&cfg->limits.max_connections, text, 1, 1000000, why, whylen);
 }
 
+static int set_max_streams(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    return set_uint_in(&cfg->limits.max_streams, text, 1, 1000000, why, whylen);
+}
+
 static int set_shutdown_timeout(orc_config_t *cfg, const char *text, char *why, size_t whylen)
 {
     return set_duration_in(&cfg->limits.shutdown_timeout_ms, text, 0, 3600 * 1000, why, whylen);
@@ -766,6 +773,7 @@ int orc_config_init(orc_config_t *cfg)
     cfg->limits.json_max_depth = 64;
     cfg->limits.request_timeout_ms = 30 * 1000;
     cfg->limits.max_connections = 1024;
+    cfg->limits.max_streams = 256;
     cfg->limits.shutdown_timeout_ms = 10 * 1000;
     cfg->limits.user_rate = 20;
     cfg->limits.user_burst = 100;
@@ -956,6 +964,7 @@ static int apply_configuration(orc_config_t *cfg, const json_t *v, const struct 
 {
     const char *name;
     json_t *item, *copy;
+    size_t index = 0;
     char where[512];
 
     origin_prefix(o, "configuration", NULL, where, sizeof(where));
@@ -972,7 +981,8 @@ static int apply_configuration(orc_config_t *cfg, const json_t *v, const struct 
         return orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
     json_decref(cfg->configuration);
     cfg->configuration = copy;
-    cfg->source[KEY_CONFIGURATION] = o->src;
+    key_by_name("configuration", &index);
+    cfg->source[index] = o->src;
     return 0;
 }
 
@@ -1025,11 +1035,11 @@ static int apply_file_value(orc_config_t *cfg, const struct cfg_origin *o, const
         return unknown_key(o, k1, k2, err, errlen);
     if (json_is_null(v))
         return 0; /* "key: ~" keeps the default */
-    if (index == KEY_CONFIGURATION)
+    if (strcmp(name, "configuration") == 0)
         return apply_configuration(cfg, v, o, err, errlen);
-    if (index == KEY_AUTH) {
+    if (strcmp(name, "auth") == 0) {
         origin_prefix(o, "auth", NULL, where, sizeof(where));
-        cfg->source[KEY_AUTH] = o->src;
+        cfg->source[index] = o->src;
         return orc_config_apply_auth(cfg, v, where, err, errlen);
     }
     if (json_to_text(v, cfg_keys[index].list, text, sizeof(text)) < 0) {

@@ -53,6 +53,7 @@ typedef struct orc_limits_s {
     uint64_t request_timeout_ms;  /* to receive a whole request; idle keep-alive;
                                    * a response write that makes no progress */
     unsigned max_connections;     /* open client connections; more get 503 */
+    unsigned max_streams;         /* open event streams (SSE); more get 503 */
     uint64_t shutdown_timeout_ms; /* graceful shutdown deadline */
     /* per authenticated user (authentication off: none) */
     unsigned user_rate;        /* requests per second (429 above); 0: no limit */

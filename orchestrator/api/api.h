@@ -271,14 +271,13 @@ void orc_api_metrics_printf(orc_api_text_t *out, const char *fmt, ...)
  *
  * Shutdown: when the server starts draining it ends every open stream (what
  * was written still goes out, then the end of the body, then the connection
- * closes); new streams are refused with 503. At most ORC_API_MAX_STREAMS
+ * closes); new streams are refused with 503. At most limits.max_streams
  * streams are open at once: orc_api_stream_start() refuses more with 503.
  *
  * Metrics: orchestrator_http_streams_open, _total, _rejected_total,
  * _cut_total (cut off by the server), _lost_total (the client went away
  * first) and _limit. A stream counts once in orchestrator_http_requests_total, with
  * its status, but not in the duration histogram. */
-#define ORC_API_MAX_STREAMS 256                /* open streams (limits.max_streams to come) */
 #define ORC_API_STREAM_MAX_BUFFER (1024 * 1024) /* bytes buffered per stream */
 #define ORC_API_STREAM_SNDBUF (64 * 1024)       /* SO_SNDBUF of a streaming connection */
 

@@ -192,7 +192,7 @@ static int check_start(orc_api_req_t *req, int status, const char *content_type,
         return ORC_EINVAL;
     if (api->draining)
         return refuse(req, "the server is shutting down");
-    if (api->streams.open >= ORC_API_MAX_STREAMS) {
+    if (api->streams.open >= api->cfg->limits.max_streams) {
         snprintf(why, sizeof(why), "too many open streams: %zu, the limit (retry later)",
                  api->streams.open);
         orc_log(ORC_LOG_WARN, "http", "%s %s: refused: %s", req->method_name, req->path, why);
@@ -425,7 +425,7 @@ void orc_api_streams_metrics(void *data, orc_api_text_t *out)
         "orchestrator_http_streams_lost_total %llu\n"
         "# HELP orchestrator_http_streams_limit The most streams open at once.\n"
         "# TYPE orchestrator_http_streams_limit gauge\n"
-        "orchestrator_http_streams_limit %d\n",
+        "orchestrator_http_streams_limit %u\n",
         st->open, (unsigned long long)st->total, (unsigned long long)st->rejected,
-        (unsigned long long)st->cut, (unsigned long long)st->lost, ORC_API_MAX_STREAMS);
+        (unsigned long long)st->cut, (unsigned long long)st->lost, api->cfg->limits.max_streams);
 }

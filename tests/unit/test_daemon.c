@@ -80,6 +80,7 @@ static void config_defaults(void **state)
     assert_int_equal(cfg.limits.json_max_depth, 64);
     assert_int_equal(cfg.limits.request_timeout_ms, 30000);
     assert_int_equal(cfg.limits.max_connections, 1024);
+    assert_int_equal(cfg.limits.max_streams, 256);
     assert_int_equal(cfg.limits.shutdown_timeout_ms, 10000);
     assert_int_equal(json_object_size(cfg.configuration), 0);
     assert_int_equal(orc_config_source(&cfg, "listen"), ORC_CFG_DEFAULT);
@@ -241,6 +242,8 @@ static void config_file_errors_name_the_place(void **state)
                       ":2:3: limits.request_timeout: 'forever' is not a duration");
     expect_file_error("limits:\n  max_connections: 0\n", ORC_EINVAL,
                       ":2:3: limits.max_connections: '0' is out of range (1 to 1000000)");
+    expect_file_error("limits:\n  max_streams: 0\n", ORC_EINVAL,
+                      ":2:3: limits.max_streams: '0' is out of range (1 to 1000000)");
     expect_file_error("limits: 5\n", ORC_EINVAL, ":1:1: limits: a map is expected");
     expect_file_error("limits.max_body_bytes: 5\n", ORC_EINVAL,
                       ":1:1: unknown key 'limits.max_body_bytes'");
