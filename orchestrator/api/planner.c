@@ -20,6 +20,7 @@ struct orc_plan_job {
     orc_plan_job_t *next; /* in the waiting queue, or the batch */
     char *name;
     char *text;
+    size_t text_len;
     json_t *inputs;
     orc_plan_done_fn done;
     void *data;
@@ -36,6 +37,7 @@ struct orc_planner {
     tosca_ctx_t *tosca;
     orc_plan_job_t *head, **tail; /* waiting */
     unsigned waiting, in_batch;
+    size_t waiting_bytes; /* of the waiting jobs' template texts */
     bool batch_running; /* handed over, its answers not given yet (loop thread) */
     bool closing;
     uv_thread_t thread;
@@ -104,6 +106,13 @@ static void planner_closed(uv_handle_t *h)
     curl_global_cleanup();
 }
 
+/* A job leaves the waiting queue (for the thread, or for good). */
+static void waiting_left(struct orc_planner *p, const orc_plan_job_t *job)
+{
+    p->waiting--;
+    p->waiting_bytes -= job->text_len;
+}
+
 /* Stops the idle thread and frees p once its handle closed. */
 static void planner_free(struct orc_planner *p)
 {
@@ -164,7 +173,7 @@ static void start_batch(struct orc_planner *p)
         job->in_batch = true;
         *end = job;
         end = &job->next;
-        p->waiting--;
+        waiting_left(p, job);
         p->in_batch++;
     }
     if (p->head == NULL)
@@ -214,13 +223,15 @@ int orc_planner_submit(struct orc_planner *p, const char *name, const char *temp
                        const json_t *inputs, orc_plan_done_fn done, void *data,
                        orc_plan_job_t **out)
 {
+    size_t len = strlen(template_text);
     orc_plan_job_t *job;
 
     if (out)
         *out = NULL;
     if (p->closing)
         return ORC_ECANCELED;
-    if (p->waiting >= ORC_PLANNER_MAX_WAITING)
+    if (p->waiting >= ORC_PLANNER_MAX_WAITING ||
+        (p->waiting > 0 && p->waiting_bytes + len > ORC_PLANNER_MAX_WAITING_BYTES))
         return ORC_ELIMIT;
     job = orc_calloc(1, sizeof(*job));
     if (job == NULL)
@@ -229,6 +240,7 @@ int orc_planner_submit(struct orc_planner *p, const char *name, const char *temp
     job->planner = p;
     job->name = orc_strdup(name);
     job->text = orc_strdup(template_text);
+    job->text_len = len;
     job->inputs = inputs ? json_deep_copy(inputs) : NULL;
     if (job->name == NULL || job->text == NULL || (inputs && job->inputs == NULL)) {
         job_free(job);
@@ -239,6 +251,7 @@ int orc_planner_submit(struct orc_planner *p, const char *name, const char *temp
     *p->tail = job;
     p->tail = &job->next;
     p->waiting++;
+    p->waiting_bytes += len;
     if (out)
         *out = job;
     start_batch(p);
@@ -258,7 +271,7 @@ void orc_planner_abandon(orc_plan_job_t *job)
             *at = job->next;
             if (p->tail == &job->next)
                 p->tail = at;
-            p->waiting--;
+            waiting_left(p, job);
             job_free(job);
             return;
         }
@@ -272,7 +285,7 @@ void orc_planner_close(struct orc_planner *p)
     while (p->head != NULL) {
         orc_plan_job_t *job = p->head;
         p->head = job->next;
-        p->waiting--;
+        waiting_left(p, job);
         job->done(job->data, ORC_ECANCELED, NULL, &job->diags);
         job_free(job);
     }

@@ -25,8 +25,11 @@ typedef struct orc_plan_job orc_plan_job_t;
  * the call only. */
 typedef void (*orc_plan_done_fn)(void *data, int rc, json_t *plan, const tosca_diags_t *d);
 
-/* Most jobs that may wait behind the running one; more are refused. */
-#define ORC_PLANNER_MAX_WAITING 256
+/* Most jobs that may wait behind the running ones, and most bytes of template text they
+ * may hold (one job always may); more are refused. Each waiting job is a request whose
+ * client waits on its connection, so limits.max_connections bounds them too. */
+#define ORC_PLANNER_MAX_WAITING 4096
+#define ORC_PLANNER_MAX_WAITING_BYTES (64u << 20)
 
 /* Creates a planner that owns tosca (freed with it). 0 and *out, or ORC_ENOMEM. */
 int orc_planner_new(uv_loop_t *loop, tosca_ctx_t *tosca, struct orc_planner **out);
@@ -39,7 +42,8 @@ void orc_planner_close(struct orc_planner *p);
 /* Queues the load of template_text (named name in messages) and its plan with
  * inputs (copied; NULL: none). done runs exactly once, on a later loop turn,
  * unless the job is abandoned. Returns 0 and *out (NULL-able), ORC_ELIMIT
- * when ORC_PLANNER_MAX_WAITING jobs wait already, ORC_ECANCELED when p is
+ * when ORC_PLANNER_MAX_WAITING jobs wait already or their texts and this one would
+ * exceed ORC_PLANNER_MAX_WAITING_BYTES, ORC_ECANCELED when p is
  * closing, or ORC_ENOMEM. */
 int orc_planner_submit(struct orc_planner *p, const char *name, const char *template_text,
                        const json_t *inputs, orc_plan_done_fn done, void *data,

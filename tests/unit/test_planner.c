@@ -24,10 +24,10 @@ static const char bad[] = "tosca_definitions_version: tosca_simple_yaml_1_3\n"
                           "    box: {type: no.such.Type}\n";
 
 struct answers {
-    int order[512];
-    int rc[512];
-    bool planned[512];
-    bool named_type[512]; /* the problem named no.such.Type */
+    int order[ORC_PLANNER_MAX_WAITING + 2];
+    int rc[ORC_PLANNER_MAX_WAITING + 2];
+    bool planned[ORC_PLANNER_MAX_WAITING + 2];
+    bool named_type[ORC_PLANNER_MAX_WAITING + 2]; /* the problem named no.such.Type */
     int count;
 };
 
@@ -170,6 +170,54 @@ static void close_cancels_waiting_and_bounds_the_queue(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The waiting texts are bounded in bytes too: large templates are refused once 64 MiB
+ * wait, while one alone is always taken. */
+static void the_queue_is_bounded_in_bytes(void **state)
+{
+    uv_loop_t loop;
+    static struct answers a;
+    static struct tag tags[8];
+    size_t quarter = ORC_PLANNER_MAX_WAITING_BYTES / 4;
+    char *big = malloc(ORC_PLANNER_MAX_WAITING_BYTES + 2);
+    struct orc_planner *p;
+
+    (void)state;
+    assert_non_null(big);
+    memset(big, '#', ORC_PLANNER_MAX_WAITING_BYTES + 1); /* a YAML comment */
+    memset(&a, 0, sizeof(a));
+    uv_loop_init(&loop);
+    p = planner_new(&loop);
+    tags[0] = (struct tag){&a, 0};
+    assert_int_equal(orc_planner_submit(p, "t.yaml", good, NULL, on_done, &tags[0], NULL), 0);
+    big[ORC_PLANNER_MAX_WAITING_BYTES + 1] = '\0'; /* alone, over the bound: taken */
+    tags[1] = (struct tag){&a, 1};
+    assert_int_equal(orc_planner_submit(p, "big.yaml", big, NULL, on_done, &tags[1], NULL), 0);
+    big[quarter] = '\0';
+    tags[2] = (struct tag){&a, 2}; /* behind it: refused */
+    assert_int_equal(orc_planner_submit(p, "q.yaml", big, NULL, on_done, &tags[2], NULL),
+                     ORC_ELIMIT);
+    orc_planner_close(p);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    /* four quarters fit, a fifth does not */
+    memset(&a, 0, sizeof(a));
+    uv_loop_init(&loop);
+    p = planner_new(&loop);
+    assert_int_equal(orc_planner_submit(p, "t.yaml", good, NULL, on_done, &tags[0], NULL), 0);
+    for (int i = 1; i <= 4; i++) {
+        tags[i] = (struct tag){&a, i};
+        assert_int_equal(orc_planner_submit(p, "q.yaml", big, NULL, on_done, &tags[i], NULL), 0);
+    }
+    tags[5] = (struct tag){&a, 5};
+    assert_int_equal(orc_planner_submit(p, "q.yaml", big, NULL, on_done, &tags[5], NULL),
+                     ORC_ELIMIT);
+    orc_planner_close(p);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(a.count, 5);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(big);
+}
+
 /* libuv's pool, every worker stuck (as in getaddrinfo on a dead DNS server), does not
  * hold the planner up: it has a thread of its own. */
 static int pool_release, pool_done;
@@ -217,6 +265,7 @@ int main(void)
         cmocka_unit_test(answers_in_order),
         cmocka_unit_test(abandoned_jobs_never_answer),
         cmocka_unit_test(close_cancels_waiting_and_bounds_the_queue),
+        cmocka_unit_test(the_queue_is_bounded_in_bytes),
         cmocka_unit_test(independent_of_the_pool),
     };
 
