@@ -172,7 +172,7 @@ check-clang:
 	@command -v clang >/dev/null || { echo "clang is missing (deploy/install-deps.sh)"; exit 1; }
 	@$(MAKE) -s CC=clang BUILD=build/clang SANITIZE= all
 
-# Benchmarks (docs/performance.md): BENCH=tosca|http|creates|engine|rss|agent (a list;
+# Benchmarks (docs/performance.md): BENCH=tosca|http|creates|engine|scale|rss|agent|ssh|slurm (a list;
 # default all). Installs the benchmark-only tools (wrk, nginx-light, jq) first.
 bench: all $(BENCH_BIN)
 	@sh deploy/install-deps.sh --bench

@@ -18,11 +18,15 @@
     "d.provider_timeout_mins, d.max_providers_retry, d.keep_last_attempt, "                        \
     "d.deleted, d.version, d.created_ms, d.updated_ms"
 
-/* $1 include deleted, $2 issuer, $3 subject, $4 group (NULL: any), $5 excluded
- * statuses (text[]); $6 $7 $8 the viewer's issuer, subject and groups (a JSON
- * array): only their own deployments and their groups' ($6 NULL: everything) */
-#define DEP_FILTER                                                                                 \
-    " FROM deployments d WHERE ($1::boolean OR NOT d.deleted)"                                     \
+/* $2 issuer, $3 subject, $4 group (NULL: any), $5 excluded statuses (text[]); $6 $7 $8 the
+ * viewer's issuer, subject and groups (a JSON array): only their own deployments and their
+ * groups' ($6 NULL: everything). Those not deleted are read through the partial index
+ * deployments_live (the deleted ones stay in the store for good: a count must not scan
+ * them); $1 (include deleted) is sent to both and read by DEP_FILTER_ALL only. */
+#define DEP_FILTER_LIVE                                                                            \
+    " FROM deployments d WHERE NOT d.deleted AND $1::boolean IS NOT NULL" DEP_FILTER_REST
+#define DEP_FILTER_ALL " FROM deployments d WHERE $1::boolean" DEP_FILTER_REST
+#define DEP_FILTER_REST                                                                            \
     " AND ($2::text IS NULL OR d.created_by_issuer = $2::text)"                                    \
     " AND ($3::text IS NULL OR d.created_by_subject = $3::text)"                                   \
     " AND ($4::text IS NULL OR d.user_group = $4::text)"                                           \
@@ -32,19 +36,31 @@
     "      OR d.user_group IN (SELECT jsonb_array_elements_text($8::jsonb)))"
 
 /* $9 limit (NULL: none), $10 offset */
-#define DEP_LIST(order)                                                                            \
-    "SELECT " DEP_COLS DEP_FILTER " ORDER BY " order " LIMIT $9::bigint OFFSET $10::bigint"
+#define DEP_LIST(filter, order)                                                                    \
+    "SELECT " DEP_COLS filter " ORDER BY " order " LIMIT $9::bigint OFFSET $10::bigint"
 
-static const char *const list_sql[ORC_DEP_SORT__COUNT] = {
-    [ORC_DEP_SORT_NEWEST] = DEP_LIST("d.uuid DESC"),
-    [ORC_DEP_SORT_OLDEST] = DEP_LIST("d.uuid ASC"),
-    [ORC_DEP_SORT_UPDATED_DESC] = DEP_LIST("d.updated_ms DESC, d.uuid DESC"),
-    [ORC_DEP_SORT_UPDATED_ASC] = DEP_LIST("d.updated_ms ASC, d.uuid ASC"),
-    [ORC_DEP_SORT_STATUS_ASC] = DEP_LIST("d.status ASC, d.uuid DESC"),
-    [ORC_DEP_SORT_STATUS_DESC] = DEP_LIST("d.status DESC, d.uuid DESC"),
+static const char *const list_sql[2][ORC_DEP_SORT__COUNT] = {
+    /* [include deleted][sort] */
+    {
+        [ORC_DEP_SORT_NEWEST] = DEP_LIST(DEP_FILTER_LIVE, "d.uuid DESC"),
+        [ORC_DEP_SORT_OLDEST] = DEP_LIST(DEP_FILTER_LIVE, "d.uuid ASC"),
+        [ORC_DEP_SORT_UPDATED_DESC] = DEP_LIST(DEP_FILTER_LIVE, "d.updated_ms DESC, d.uuid DESC"),
+        [ORC_DEP_SORT_UPDATED_ASC] = DEP_LIST(DEP_FILTER_LIVE, "d.updated_ms ASC, d.uuid ASC"),
+        [ORC_DEP_SORT_STATUS_ASC] = DEP_LIST(DEP_FILTER_LIVE, "d.status ASC, d.uuid DESC"),
+        [ORC_DEP_SORT_STATUS_DESC] = DEP_LIST(DEP_FILTER_LIVE, "d.status DESC, d.uuid DESC"),
+    },
+    {
+        [ORC_DEP_SORT_NEWEST] = DEP_LIST(DEP_FILTER_ALL, "d.uuid DESC"),
+        [ORC_DEP_SORT_OLDEST] = DEP_LIST(DEP_FILTER_ALL, "d.uuid ASC"),
+        [ORC_DEP_SORT_UPDATED_DESC] = DEP_LIST(DEP_FILTER_ALL, "d.updated_ms DESC, d.uuid DESC"),
+        [ORC_DEP_SORT_UPDATED_ASC] = DEP_LIST(DEP_FILTER_ALL, "d.updated_ms ASC, d.uuid ASC"),
+        [ORC_DEP_SORT_STATUS_ASC] = DEP_LIST(DEP_FILTER_ALL, "d.status ASC, d.uuid DESC"),
+        [ORC_DEP_SORT_STATUS_DESC] = DEP_LIST(DEP_FILTER_ALL, "d.status DESC, d.uuid DESC"),
+    },
 };
 
-static const char count_sql[] = "SELECT count(*)" DEP_FILTER;
+static const char *const count_sql[2] = {"SELECT count(*)" DEP_FILTER_LIVE,
+                                         "SELECT count(*)" DEP_FILTER_ALL};
 
 static const char insert_sql[] =
     "INSERT INTO deployments (uuid, status, status_reason, task, created_by_issuer,"
@@ -346,7 +362,7 @@ int orc__pg_deployment_get(orc_store_t *s, const char *uuid, bool with_spec, orc
     return 0;
 }
 
-/* The DEP_FILTER parameters $1..$8. */
+/* The DEP_FILTER_LIVE and _ALL parameters $1..$8. */
 static void filter_params(struct pg_params *p, const orc_dep_query_t *f)
 {
     orc__pg_p_bool(p, 1, f->include_deleted);
@@ -366,7 +382,7 @@ static int count_deployments(struct pg_store *q, const orc_dep_query_t *f, int64
     int rc;
 
     filter_params(&p, f);
-    rc = orc__pg_exec(q, count_sql, &p, "count deployments", &r);
+    rc = orc__pg_exec(q, count_sql[f->include_deleted], &p, "count deployments", &r);
     if (rc == 0)
         *total = orc__pg_col_int(r, 0, 0);
     PQclear(r);
@@ -383,7 +399,7 @@ static int page_deployments(struct pg_store *q, const orc_dep_query_t *f,
     filter_params(&p, f);
     orc__pg_p_opt_int(&p, 9, f->size);
     orc__pg_p_int(&p, 10, orc__store_page_offset(f->page, f->size));
-    rc = orc__pg_exec(q, list_sql[f->sort], &p, "list deployments", &r);
+    rc = orc__pg_exec(q, list_sql[f->include_deleted][f->sort], &p, "list deployments", &r);
     if (rc == 0)
         rc = read_deployments(q, r, out);
     PQclear(r);

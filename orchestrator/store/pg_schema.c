@@ -106,10 +106,16 @@ static const char schema_v3[] =
     "ALTER TABLE deployments ADD COLUMN lease_owner TEXT, ADD COLUMN lease_expires_ms BIGINT;"
     "CREATE INDEX deployments_lease ON deployments (lease_owner) WHERE lease_owner IS NOT NULL;";
 
+static const char schema_v4[] =
+    "CREATE INDEX deployments_live ON deployments (uuid) WHERE NOT deleted;"
+    "CREATE INDEX deployments_live_status ON deployments (status) WHERE NOT deleted;";
+
 const struct orc__pg_migration orc__pg_migrations[] = {
     {"deployments, templates, resources, events, site attempts, meta", schema_v1},
     {"resources.spec: the node specification a resource was deployed with", schema_v2},
     {"deployments.lease_owner, lease_expires_ms: leases of several daemons", schema_v3},
+    {"deployments_live, deployments_live_status: indexes of the deployments not deleted",
+     schema_v4},
 };
 const int orc__pg_migration_count =
     (int)(sizeof(orc__pg_migrations) / sizeof(orc__pg_migrations[0]));

@@ -275,7 +275,7 @@ int orc__sq_deployment_get(orc_store_t *s, const char *uuid, bool with_spec, orc
     return 0;
 }
 
-/* Binds the DEP_FILTER parameters ?1..?5 and ?8..?10 (sqlite_sql.c). */
+/* Binds the DEP_FILTER_LIVE and _ALL parameters ?1..?5 and ?8..?10 (sqlite_sql.c). */
 static void bind_filter(struct sq_bind *b, const orc_dep_query_t *f, char *set, size_t len)
 {
     orc__sq_status_set(f->excluded_statuses, set, len);
@@ -295,7 +295,7 @@ static int count_deployments(struct sq_store *q, const orc_dep_query_t *f, int64
 {
     char set[256];
     struct sq_bind b = {.q = q};
-    int rc = orc__sq_stmt(q, SQ_DEP_COUNT, &b.st);
+    int rc = orc__sq_stmt(q, f->include_deleted ? SQ_DEP_COUNT_ALL : SQ_DEP_COUNT, &b.st);
 
     if (rc < 0)
         return rc;
@@ -318,7 +318,8 @@ static int page_deployments(struct sq_store *q, const orc_dep_query_t *f,
 {
     char set[256];
     struct sq_bind b = {.q = q};
-    int rc = orc__sq_stmt(q, (enum sq_stmt)(SQ_DEP_LIST + f->sort), &b.st);
+    int rc = orc__sq_stmt(
+        q, (enum sq_stmt)((f->include_deleted ? SQ_DEP_LIST_ALL : SQ_DEP_LIST) + f->sort), &b.st);
 
     if (rc < 0)
         return rc;

@@ -36,9 +36,12 @@ enum sq_stmt {
     SQ_TPL_UPDATE,
     SQ_DEP_DELETE,
     SQ_DEP_EXISTS,
-    SQ_DEP_COUNT,
-    SQ_DEP_LIST, /* + orc_dep_sort_t: one statement per sort order */
+    SQ_DEP_COUNT,     /* of the deployments not deleted */
+    SQ_DEP_COUNT_ALL, /* deleted ones too */
+    SQ_DEP_LIST,      /* + orc_dep_sort_t: one statement per sort order */
     SQ_DEP_LIST_LAST = SQ_DEP_LIST + ORC_DEP_SORT__COUNT - 1,
+    SQ_DEP_LIST_ALL, /* deleted ones too; + orc_dep_sort_t */
+    SQ_DEP_LIST_ALL_LAST = SQ_DEP_LIST_ALL + ORC_DEP_SORT__COUNT - 1,
     SQ_DEP_IN_STATUS,
     SQ_DEP_STATUS_COUNTS,
     SQ_RES_INSERT,
@@ -199,7 +202,8 @@ int orc__sq_resource_delete(orc_store_t *s, const char *uuid, const char *event_
 int orc__sq_lease_acquire(orc_store_t *s, const char *uuid, const char *owner, int64_t ttl_ms);
 int orc__sq_lease_renew(orc_store_t *s, const char *owner, int64_t ttl_ms, orc_lease_list_t *held);
 int orc__sq_lease_claim_expired(orc_store_t *s, const char *owner, int64_t ttl_ms,
-                                uint32_t statuses, size_t max, bool with_own, orc_lease_list_t *got);
+                                uint32_t statuses, size_t max, bool with_own,
+                                orc_lease_list_t *got);
 int orc__sq_lease_release(orc_store_t *s, const char *uuid, const char *owner);
 int orc__sq_event_append(orc_store_t *s, orc_event_t *ev);
 int orc__sq_event_list(orc_store_t *s, const char *deployment_uuid, int64_t after_id, size_t limit,

@@ -114,10 +114,18 @@ static const char schema_v3[] =
     "ALTER TABLE deployments ADD COLUMN lease_expires_ms INTEGER;"
     "CREATE INDEX deployments_lease ON deployments (lease_owner) WHERE lease_owner IS NOT NULL;";
 
+/* the deployments not deleted, apart: lists and counts read them without the deleted ones
+ * (which a store keeps for good) */
+static const char schema_v4[] =
+    "CREATE INDEX deployments_live ON deployments (uuid) WHERE deleted = 0;"
+    "CREATE INDEX deployments_live_status ON deployments (status) WHERE deleted = 0;";
+
 const struct orc__sq_migration orc__sq_migrations[] = {
     {"deployments, templates, resources, events, site attempts, meta", schema_v1},
     {"resources.spec: the node specification a resource was deployed with", schema_v2},
     {"deployments.lease_owner, lease_expires_ms: leases of several daemons", schema_v3},
+    {"deployments_live, deployments_live_status: indexes of the deployments not deleted",
+     schema_v4},
 };
 const int orc__sq_migration_count =
     (int)(sizeof(orc__sq_migrations) / sizeof(orc__sq_migrations[0]));
@@ -132,11 +140,14 @@ const int orc__sq_migration_count =
     "d.provider_timeout_mins, d.max_providers_retry, d.keep_last_attempt, "                        \
     "d.deleted, d.version, d.created_ms, d.updated_ms"
 
-/* ?1 include deleted, ?2 issuer, ?3 subject, ?4 group (NULL: any),
- * ?5 ",S1,S2," excluded statuses; ?8 ?9 ?10 the viewer's issuer, subject and groups (a
- * JSON array): only their own deployments and their groups' (?8 NULL: everything) */
-#define DEP_FILTER                                                                                 \
-    " FROM deployments d WHERE (?1 OR d.deleted = 0)"                                              \
+/* ?2 issuer, ?3 subject, ?4 group (NULL: any), ?5 ",S1,S2," excluded statuses; ?8 ?9 ?10
+ * the viewer's issuer, subject and groups (a JSON array): only their own deployments and
+ * their groups' (?8 NULL: everything). Those not deleted are read through the partial
+ * index deployments_live (a store keeps every deleted deployment: a count must not scan
+ * them); ?1 (include deleted) is bound to both and read by DEP_FILTER_ALL only. */
+#define DEP_FILTER_LIVE " FROM deployments d WHERE d.deleted = 0" DEP_FILTER_REST
+#define DEP_FILTER_ALL " FROM deployments d WHERE ?1" DEP_FILTER_REST
+#define DEP_FILTER_REST                                                                            \
     " AND (?2 IS NULL OR d.created_by_issuer = ?2)"                                                \
     " AND (?3 IS NULL OR d.created_by_subject = ?3)"                                               \
     " AND (?4 IS NULL OR d.user_group = ?4)"                                                       \
@@ -145,7 +156,8 @@ const int orc__sq_migration_count =
     "      OR d.user_group IN (SELECT value FROM json_each(?10)))"
 
 /* ?6 limit (-1: none), ?7 offset */
-#define DEP_LIST(order) "SELECT " DEP_COLS DEP_FILTER " ORDER BY " order " LIMIT ?6 OFFSET ?7"
+#define DEP_LIST(filter, order)                                                                    \
+    "SELECT " DEP_COLS filter " ORDER BY " order " LIMIT ?6 OFFSET ?7"
 
 /* column order read by sq_read_resource() */
 #define RES_COLS                                                                                   \
@@ -212,13 +224,20 @@ const char *const orc__sq_sql[SQ__COUNT] = {
                       " WHERE deployment_uuid = ?1",
     [SQ_DEP_DELETE] = "DELETE FROM deployments WHERE uuid = ?1",
     [SQ_DEP_EXISTS] = "SELECT 1 FROM deployments WHERE uuid = ?1",
-    [SQ_DEP_COUNT] = "SELECT count(*)" DEP_FILTER,
-    [SQ_DEP_LIST + ORC_DEP_SORT_NEWEST] = DEP_LIST("d.uuid DESC"),
-    [SQ_DEP_LIST + ORC_DEP_SORT_OLDEST] = DEP_LIST("d.uuid ASC"),
-    [SQ_DEP_LIST + ORC_DEP_SORT_UPDATED_DESC] = DEP_LIST("d.updated_ms DESC, d.uuid DESC"),
-    [SQ_DEP_LIST + ORC_DEP_SORT_UPDATED_ASC] = DEP_LIST("d.updated_ms ASC, d.uuid ASC"),
-    [SQ_DEP_LIST + ORC_DEP_SORT_STATUS_ASC] = DEP_LIST("d.status ASC, d.uuid DESC"),
-    [SQ_DEP_LIST + ORC_DEP_SORT_STATUS_DESC] = DEP_LIST("d.status DESC, d.uuid DESC"),
+    [SQ_DEP_COUNT] = "SELECT count(*)" DEP_FILTER_LIVE,
+    [SQ_DEP_COUNT_ALL] = "SELECT count(*)" DEP_FILTER_ALL,
+    [SQ_DEP_LIST + ORC_DEP_SORT_NEWEST] = DEP_LIST(DEP_FILTER_LIVE, "d.uuid DESC"),
+    [SQ_DEP_LIST + ORC_DEP_SORT_OLDEST] = DEP_LIST(DEP_FILTER_LIVE, "d.uuid ASC"),
+    [SQ_DEP_LIST + ORC_DEP_SORT_UPDATED_DESC] = DEP_LIST(DEP_FILTER_LIVE, "d.updated_ms DESC, d.uuid DESC"),
+    [SQ_DEP_LIST + ORC_DEP_SORT_UPDATED_ASC] = DEP_LIST(DEP_FILTER_LIVE, "d.updated_ms ASC, d.uuid ASC"),
+    [SQ_DEP_LIST + ORC_DEP_SORT_STATUS_ASC] = DEP_LIST(DEP_FILTER_LIVE, "d.status ASC, d.uuid DESC"),
+    [SQ_DEP_LIST + ORC_DEP_SORT_STATUS_DESC] = DEP_LIST(DEP_FILTER_LIVE, "d.status DESC, d.uuid DESC"),
+    [SQ_DEP_LIST_ALL + ORC_DEP_SORT_NEWEST] = DEP_LIST(DEP_FILTER_ALL, "d.uuid DESC"),
+    [SQ_DEP_LIST_ALL + ORC_DEP_SORT_OLDEST] = DEP_LIST(DEP_FILTER_ALL, "d.uuid ASC"),
+    [SQ_DEP_LIST_ALL + ORC_DEP_SORT_UPDATED_DESC] = DEP_LIST(DEP_FILTER_ALL, "d.updated_ms DESC, d.uuid DESC"),
+    [SQ_DEP_LIST_ALL + ORC_DEP_SORT_UPDATED_ASC] = DEP_LIST(DEP_FILTER_ALL, "d.updated_ms ASC, d.uuid ASC"),
+    [SQ_DEP_LIST_ALL + ORC_DEP_SORT_STATUS_ASC] = DEP_LIST(DEP_FILTER_ALL, "d.status ASC, d.uuid DESC"),
+    [SQ_DEP_LIST_ALL + ORC_DEP_SORT_STATUS_DESC] = DEP_LIST(DEP_FILTER_ALL, "d.status DESC, d.uuid DESC"),
     [SQ_DEP_IN_STATUS] = "SELECT " DEP_COLS " FROM deployments d WHERE d.deleted = 0"
                          " AND instr(?1, ',' || d.status || ',') > 0 ORDER BY d.uuid ASC",
 

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The benchmarks' entry point (make bench; docs/performance.md): runs the
-# parts named in BENCH (default all: tosca http creates engine rss agent ssh slurm), prints
+# parts named in BENCH (default all: tosca http creates engine scale rss agent ssh slurm), prints
 # each part's rounds, then a summary table of the medians with the goals and
 # the figures of the previous run (from the results file, when there is one),
 # and stores this run's figures in that file. Exit status: 0 when every part
@@ -12,7 +12,7 @@
 #
 # Knobs (environment): BENCH, BENCH_ROUNDS (3), BENCH_HTTP_ROUNDS (5),
 # BENCH_SECONDS (wrk run length, 5), BENCH_HTTP_FILL (1000), BENCH_CREATES
-# (5000 per round), BENCH_CREATE_CONC (50), BENCH_DEPLOYMENTS (10000),
+# (5000 per round), BENCH_CREATE_CONC (50), BENCH_DEPLOYMENTS (10000), BENCH_SCALE_DEPLOYMENTS (2000),
 # BENCH_ENGINE_DAEMON_ROUNDS (BENCH_ROUNDS), BENCH_RSS_LATENCY_MS (300000),
 # BENCH_AGENT_ROUNDS (20), BENCH_SSH_DEPLOYMENTS (100), BENCH_SSH_HOSTS (10), BENCH_TMPDIR (BUILD/bench-tmp), BENCH_RESULTS (BUILD/bench-results.txt).
 set -u -o pipefail
@@ -25,6 +25,8 @@ cd "$here/../.." || exit 1
 . "$here/parts.sh"
 # shellcheck source=sites.sh
 . "$here/sites.sh"
+# shellcheck source=scale.sh
+. "$here/scale.sh"
 
 BUILD=${BUILD:-build/release}
 CORPUS=${CORPUS:-../shared/corpus}
@@ -45,7 +47,7 @@ BENCH_RSS_LATENCY_MS=${BENCH_RSS_LATENCY_MS:-300000}
 BENCH_TMPDIR=${BENCH_TMPDIR:-$BUILD/bench-tmp}
 BENCH_RESULTS=${BENCH_RESULTS:-$BUILD/bench-results.txt}
 HTTP_CONNS=50
-ALL_PARTS="tosca http creates engine rss agent ssh slurm"
+ALL_PARTS="tosca http creates engine scale rss agent ssh slurm"
 
 [ "$BENCH" = all ] && BENCH=$ALL_PARTS
 for p in $BENCH; do
@@ -113,6 +115,14 @@ ROWS=(
     "engine_deployments_per_s|  deployments||/s"
     "engine_daemon_node_ops_per_s|  the same through orchestratord||ops/s"
     "engine_daemon_deployments_per_s|  deployments||/s"
+    "scale_sqlite1_deployments_per_s|scale: 1 daemon on SQLite, deployments||/s"
+    "scale_sqlite1_node_ops_per_s|  node operations||ops/s"
+    "scale_pg1_deployments_per_s|  1 daemon on PostgreSQL, deployments||/s"
+    "scale_pg1_node_ops_per_s|  node operations||ops/s"
+    "scale_pg2_deployments_per_s|  2 daemons on PostgreSQL, deployments||/s"
+    "scale_pg2_node_ops_per_s|  node operations||ops/s"
+    "scale_pg3_deployments_per_s|  3 daemons on PostgreSQL, deployments||/s"
+    "scale_pg3_node_ops_per_s|  node operations||ops/s"
     "rss_kb_per_deployment|RSS per in-flight deployment|v <= 20|kB"
     "rss_idle_kb|  VmRSS idle||kB"
     "rss_hwm_kb|  VmHWM with all in flight||kB"

@@ -38,11 +38,20 @@
 #define AL_DRAIN_S 120.0
 #define AL_KEEP_ERRORS 5
 
-enum al_step { AL_CREATE, AL_WATCH, AL_GET, AL_LIST, AL_RESOURCES, AL_DELETE, AL_UNWATCH,
-               AL_GONE, AL_NSTEPS };
+enum al_step {
+    AL_CREATE,
+    AL_WATCH,
+    AL_GET,
+    AL_LIST,
+    AL_RESOURCES,
+    AL_DELETE,
+    AL_UNWATCH,
+    AL_GONE,
+    AL_NSTEPS
+};
 
-static const char *const al_step_names[AL_NSTEPS] = {
-    "create", "watch", "get", "list", "resources", "delete", "unwatch", "gone"};
+static const char *const al_step_names[AL_NSTEPS] = {"create",    "watch",  "get",     "list",
+                                                     "resources", "delete", "unwatch", "gone"};
 
 struct al_opts {
     const char *urls[AL_MAX_DAEMONS]; /* http://127.0.0.1:PORT */
@@ -139,13 +148,17 @@ static inline void al_error(struct al_client *c, long status, const char *why)
 /* Queues the request of the client's current step. */
 static inline void al_send(struct al_client *c, CURLM *multi)
 {
-    static const char *const methods[AL_NSTEPS] = {"POST", "GET", "GET",    "GET",
+    static const char *const methods[AL_NSTEPS] = {"POST", "GET",    "GET", "GET",
                                                    "GET",  "DELETE", "GET", "GET"};
     bool stream = c->step == AL_WATCH || c->step == AL_UNWATCH;
 
     switch (c->step) {
-    case AL_CREATE: snprintf(c->url, sizeof(c->url), "%s/deployments", c->base); break;
-    case AL_LIST: snprintf(c->url, sizeof(c->url), "%s/deployments?size=10", c->base); break;
+    case AL_CREATE:
+        snprintf(c->url, sizeof(c->url), "%s/deployments", c->base);
+        break;
+    case AL_LIST:
+        snprintf(c->url, sizeof(c->url), "%s/deployments?size=10", c->base);
+        break;
     case AL_WATCH:
     case AL_UNWATCH:
         snprintf(c->url, sizeof(c->url), "%s/deployments/%s/events", c->base, c->uuid);
@@ -153,7 +166,9 @@ static inline void al_send(struct al_client *c, CURLM *multi)
     case AL_RESOURCES:
         snprintf(c->url, sizeof(c->url), "%s/deployments/%s/resources", c->base, c->uuid);
         break;
-    default: snprintf(c->url, sizeof(c->url), "%s/deployments/%s", c->base, c->uuid); break;
+    default:
+        snprintf(c->url, sizeof(c->url), "%s/deployments/%s", c->base, c->uuid);
+        break;
     }
     curl_easy_setopt(c->easy, CURLOPT_URL, c->url);
     curl_easy_setopt(c->easy, CURLOPT_CUSTOMREQUEST, methods[c->step]);
@@ -213,7 +228,7 @@ static inline enum al_step al_check(struct al_client *c, CURLcode res, long stat
         break;
     case AL_UNWATCH:
         if (status == 404 || (status == 200 && (strstr(body, "deployment.deleted") != NULL ||
-                                                 strstr(body, "DELETE_COMPLETE") != NULL)))
+                                                strstr(body, "DELETE_COMPLETE") != NULL)))
             return AL_GONE;
         break;
     case AL_GONE:
@@ -222,7 +237,8 @@ static inline enum al_step al_check(struct al_client *c, CURLcode res, long stat
             return AL_NSTEPS;
         }
         break;
-    default: break;
+    default:
+        break;
     }
     al_error(c, status, "unexpected answer");
     return AL_NSTEPS;

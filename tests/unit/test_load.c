@@ -21,7 +21,8 @@ static const char sites_yaml[] =
     "sites:\n"
     "  - name: cloud\n"
     "    driver: sim\n"
-    "    config: {inventory: \"@DIR@/cloud.json\", capacity: {cpus: 1000000, mem: 1000 TiB, gpus: {}},\n"
+    "    config: {inventory: \"@DIR@/cloud.json\", capacity: {cpus: 1000000, mem: 1000 TiB, gpus: "
+    "{}},\n"
     "             latency: {default: {fixed_ms: 5, jitter_ms: 20},\n"
     "                       provision: {fixed_ms: 200, jitter_ms: 300}}}\n";
 
@@ -68,9 +69,8 @@ static void assert_nothing_left(struct fx_daemon *d, long cycles)
 {
     json_t *list = fx_get_json(d, "/deployments?size=1");
 
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(list, "page"),
-                                                        "totalElements")),
-                     0);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(list, "page"), "totalElements")), 0);
     json_decref(list);
     assert_int_equal(fx_sim_count(d, "cloud", NULL), 0);
     assert_int_equal(fx_sim_counter(d, "cloud", "provisioned"), cycles);
@@ -119,8 +119,7 @@ static void clients_mixing_every_call_get_only_expected_answers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(clients_mixing_every_call_get_only_expected_answers,
-                                  fx_teardown),
+        cmocka_unit_test_teardown(clients_mixing_every_call_get_only_expected_answers, fx_teardown),
     };
 
     curl_global_init(CURL_GLOBAL_DEFAULT);

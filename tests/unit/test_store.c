@@ -263,8 +263,8 @@ static void open_creates_folder_file_and_wal(void **state)
 
     orc_store_info(f->s, &info);
     assert_string_equal(info.backend, "sqlite");
-    assert_int_equal(info.schema_version, 3);
-    assert_int_equal(info.migrations_applied, 3);
+    assert_int_equal(info.schema_version, 4);
+    assert_int_equal(info.migrations_applied, 4);
     assert_int_equal(stat(f->path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     insert_dep(f->s, &d);
@@ -277,8 +277,13 @@ static void open_creates_folder_file_and_wal(void **state)
     assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
     sqlite3_finalize(q);
     sqlite3_close(db);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4);
     assert_int_equal(raw_int(f->path, "PRAGMA application_id"), 0x4F524348);
+    /* the deployments not deleted have indexes of their own (schema 4) */
+    assert_int_equal(raw_int(f->path,
+                             "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                             " AND name IN ('deployments_live', 'deployments_live_status')"),
+                     2);
 }
 
 static void reopen_does_not_migrate_again(void **state)
@@ -294,7 +299,7 @@ static void reopen_does_not_migrate_again(void **state)
     f->s = NULL;
     assert_int_equal(orc_store_open(f->path, &f->s, err, sizeof(err)), 0);
     orc_store_info(f->s, &info);
-    assert_int_equal(info.schema_version, 3);
+    assert_int_equal(info.schema_version, 4);
     assert_int_equal(info.migrations_applied, 0);
     assert_int_equal(orc_store_deployment_get(f->s, d.uuid, &got), 0);
     assert_string_equal(got->created_by.subject, "bob");
@@ -2276,9 +2281,9 @@ static void migration_from_schema_1(void **state)
 
     assert_int_equal(orc_store_open(path, &s, err, sizeof(err)), 0);
     orc_store_info(s, &info);
-    assert_int_equal(info.schema_version, 3);
-    assert_int_equal(info.migrations_applied, 2); /* steps 2 and 3 */
-    assert_int_equal(raw_int(path, "PRAGMA user_version"), 3);
+    assert_int_equal(info.schema_version, 4);
+    assert_int_equal(info.migrations_applied, 3); /* steps 2 to 4 */
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 4);
     assert_int_equal(orc_store_resource_get(s, dep, res, &got), 0);
     assert_string_equal(got->node_name, "vm");
     assert_int_equal(got->state, ORC_RES_STARTED);
