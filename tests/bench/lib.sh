@@ -85,21 +85,28 @@ EOF
 # sites file DIR/sites.yaml; sets DAEMON_PID and DAEMON_URL once the engine
 # is ready. Its log is DIR/daemon.log.
 daemon_start() {
-    local dir=$1 url=""
+    local dir=$1
     ORCHESTRATOR_PLUGIN_DIR="$PLUGIN_DIR" taskset -c "$CPU_DAEMON" "$ORCHESTRATORD" \
         --listen 127.0.0.1:0 --data-dir "$dir/var" --sites "$dir/sites.yaml" \
         >"$dir/daemon.log" 2>&1 &
     DAEMON_PID=$!
     BENCH_PIDS="$BENCH_PIDS $DAEMON_PID"
+    daemon_wait_ready "$DAEMON_PID" "$dir/daemon.log"
+}
+
+# Waits until the daemon PID, logging to LOG, says its engine is ready (else
+# fails, showing the log); sets DAEMON_URL to the address it listens on.
+daemon_wait_ready() {
+    local pid=$1 log=$2 url=""
     for _ in $(seq 1 300); do
-        if grep -q "engine ready" "$dir/daemon.log" 2>/dev/null; then
-            url=$(grep -o 'listening on http://[0-9.:]*' "$dir/daemon.log" | head -1)
+        if grep -q "engine ready" "$log" 2>/dev/null; then
+            url=$(grep -o 'listening on http://[0-9.:]*' "$log" | head -1)
             break
         fi
-        kill -0 "$DAEMON_PID" 2>/dev/null || break
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
-    [ -n "$url" ] || { cat "$dir/daemon.log" >&2; bench_die "orchestratord did not start"; }
+    [ -n "$url" ] || { cat "$log" >&2; bench_die "orchestratord did not start"; }
     DAEMON_URL=${url#listening on }
 }
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The scale-out bench (sourced by tests/bench/run.sh, bash; helpers in lib.sh):
 # BENCH_SCALE_DEPLOYMENTS (2000) deployments of tests/bench/templates/cluster4.yaml (four
 # nodes each) posted over HTTP, spread evenly over 1, 2 and 3 daemons sharing one
@@ -29,7 +30,7 @@ scale_pg_db() {
 # Starts daemon I of a round in DIR/dI with store STORE (empty: SQLite in its data
 # directory); appends its pid and URL to SCALE_PIDS and SCALE_URLS.
 scale_daemon_start() {
-    local dir=$1/d$2 store=$3 url="" pid
+    local dir=$1/d$2 store=$3 pid
     mkdir -p "$dir"
     sim_sites "$dir/sites.yaml" 100000000
     ORCHESTRATOR_PLUGIN_DIR="$PLUGIN_DIR" ORCHESTRATOR_STORE="$store" ORCHESTRATOR_INSTANCE="bench-d$2" \
@@ -37,17 +38,9 @@ scale_daemon_start() {
         >"$dir/daemon.log" 2>&1 &
     pid=$!
     BENCH_PIDS="$BENCH_PIDS $pid"
-    for _ in $(seq 1 300); do
-        if grep -q "engine ready" "$dir/daemon.log" 2>/dev/null; then
-            url=$(grep -o 'listening on http://[0-9.:]*' "$dir/daemon.log" | head -1)
-            break
-        fi
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    [ -n "$url" ] || { cat "$dir/daemon.log" >&2; bench_die "orchestratord did not start"; }
+    daemon_wait_ready "$pid" "$dir/daemon.log"
     SCALE_PIDS="$SCALE_PIDS $pid"
-    SCALE_URLS="$SCALE_URLS ${url#listening on }"
+    SCALE_URLS="$SCALE_URLS $DAEMON_URL"
 }
 
 # One round: scale_round K STORE_KIND (sqlite|pg) NAME; sets ROUND_SECS.
@@ -96,7 +89,7 @@ scale_round() {
 }
 
 part_scale() {
-    local r cfg k kind key secs m n
+    local r cfg k kind key m n
     declare -A all
     BENCH_SCALE_DEPLOYMENTS=${BENCH_SCALE_DEPLOYMENTS:-2000}
     bench_tmpdir body
@@ -114,7 +107,8 @@ part_scale() {
     n=$BENCH_SCALE_DEPLOYMENTS
     for cfg in sqlite:1 pg:1 pg:2 pg:3; do
         kind=${cfg%:*} k=${cfg#*:}
-        m=$(printf '%s\n' ${all[$cfg]} | median)
+        # shellcheck disable=SC2086 # the round times, one word each
+        m=$(printf "%s\n" ${all[$cfg]} | median)
         key="scale_${kind}${k}"
         result "${key}_deployments_per_s" "$(awk -v n=$(((n / k) * k)) -v s="$m" 'BEGIN { printf "%.0f", n / s }')"
         result "${key}_node_ops_per_s" "$(awk -v n=$(((n / k) * k * 4)) -v s="$m" 'BEGIN { printf "%.0f", n / s }')"

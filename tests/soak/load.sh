@@ -8,9 +8,9 @@
 set -eu
 BUILD=${BUILD:-build/release}
 make -s BUILD="$BUILD" all "$BUILD/tests/test_load"
-export ORCHESTRATORD=${ORCHESTRATORD:-$BUILD/bin/orchestratord}
-export PLUGIN_DIR=${PLUGIN_DIR:-$BUILD/plugins}
-export LOAD_CLIENTS=${LOAD_CLIENTS:-500}
-export LOAD_SECONDS=${LOAD_SECONDS:-300}
-export LOAD_RSS_GROWTH_PCT=${LOAD_RSS_GROWTH_PCT:-10}
+export ORCHESTRATORD="${ORCHESTRATORD:-$BUILD/bin/orchestratord}"
+export PLUGIN_DIR="${PLUGIN_DIR:-$BUILD/plugins}"
+export LOAD_CLIENTS="${LOAD_CLIENTS:-500}"
+export LOAD_SECONDS="${LOAD_SECONDS:-300}"
+export LOAD_RSS_GROWTH_PCT="${LOAD_RSS_GROWTH_PCT:-10}"
 exec "$BUILD/tests/test_load"
