@@ -39,20 +39,10 @@
 #define DEP_LIST(filter, order)                                                                    \
     "SELECT " DEP_COLS filter " ORDER BY " order " LIMIT $9::bigint OFFSET $10::bigint"
 
-/* A list statement per sort order, at base + orc_dep_sort_t. */
-/* clang-format off */
-#define DEP_LISTS(base, filter)                                                                    \
-    [(base) + ORC_DEP_SORT_NEWEST] = DEP_LIST(filter, "d.uuid DESC"),                              \
-    [(base) + ORC_DEP_SORT_OLDEST] = DEP_LIST(filter, "d.uuid ASC"),                               \
-    [(base) + ORC_DEP_SORT_UPDATED_DESC] = DEP_LIST(filter, "d.updated_ms DESC, d.uuid DESC"),     \
-    [(base) + ORC_DEP_SORT_UPDATED_ASC] = DEP_LIST(filter, "d.updated_ms ASC, d.uuid ASC"),        \
-    [(base) + ORC_DEP_SORT_STATUS_ASC] = DEP_LIST(filter, "d.status ASC, d.uuid DESC"),            \
-    [(base) + ORC_DEP_SORT_STATUS_DESC] = DEP_LIST(filter, "d.status DESC, d.uuid DESC"),
-/* clang-format on */
-
 /* [include deleted][sort] */
-static const char *const list_sql[2][ORC_DEP_SORT__COUNT] = {{DEP_LISTS(0, DEP_FILTER_LIVE)},
-                                                             {DEP_LISTS(0, DEP_FILTER_ALL)}};
+static const char *const list_sql[2][ORC_DEP_SORT__COUNT] = {
+    {ORC_STORE_DEP_LISTS(DEP_LIST, 0, DEP_FILTER_LIVE)},
+    {ORC_STORE_DEP_LISTS(DEP_LIST, 0, DEP_FILTER_ALL)}};
 
 static const char *const count_sql[2] = {"SELECT count(*)" DEP_FILTER_LIVE,
                                          "SELECT count(*)" DEP_FILTER_ALL};

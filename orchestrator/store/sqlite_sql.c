@@ -171,16 +171,6 @@ const int orc__sq_migration_count =
 
 /* Updates write "col = CASE WHEN flag THEN value ELSE col END" for every
  * column: one statement updates any subset of the columns. */
-/* A list statement per sort order, at base + orc_dep_sort_t. */
-/* clang-format off */
-#define DEP_LISTS(base, filter)                                                                    \
-    [(base) + ORC_DEP_SORT_NEWEST] = DEP_LIST(filter, "d.uuid DESC"),                              \
-    [(base) + ORC_DEP_SORT_OLDEST] = DEP_LIST(filter, "d.uuid ASC"),                               \
-    [(base) + ORC_DEP_SORT_UPDATED_DESC] = DEP_LIST(filter, "d.updated_ms DESC, d.uuid DESC"),     \
-    [(base) + ORC_DEP_SORT_UPDATED_ASC] = DEP_LIST(filter, "d.updated_ms ASC, d.uuid ASC"),        \
-    [(base) + ORC_DEP_SORT_STATUS_ASC] = DEP_LIST(filter, "d.status ASC, d.uuid DESC"),            \
-    [(base) + ORC_DEP_SORT_STATUS_DESC] = DEP_LIST(filter, "d.status DESC, d.uuid DESC"),
-/* clang-format on */
 
 const char *const orc__sq_sql[SQ__COUNT] = {
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
@@ -237,8 +227,8 @@ const char *const orc__sq_sql[SQ__COUNT] = {
     [SQ_DEP_EXISTS] = "SELECT 1 FROM deployments WHERE uuid = ?1",
     [SQ_DEP_COUNT] = "SELECT count(*)" DEP_FILTER_LIVE,
     [SQ_DEP_COUNT_ALL] = "SELECT count(*)" DEP_FILTER_ALL,
-    DEP_LISTS(SQ_DEP_LIST, DEP_FILTER_LIVE)
-    DEP_LISTS(SQ_DEP_LIST_ALL, DEP_FILTER_ALL)
+    ORC_STORE_DEP_LISTS(DEP_LIST, SQ_DEP_LIST, DEP_FILTER_LIVE)
+    ORC_STORE_DEP_LISTS(DEP_LIST, SQ_DEP_LIST_ALL, DEP_FILTER_ALL)
     [SQ_DEP_IN_STATUS] = "SELECT " DEP_COLS " FROM deployments d WHERE d.deleted = 0"
                          " AND instr(?1, ',' || d.status || ',') > 0 ORDER BY d.uuid ASC",
 

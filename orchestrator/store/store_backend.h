@@ -1,5 +1,5 @@
 /*
- * What a store backend implements (SQLite today, PostgreSQL later) and the
+ * What a store backend implements (SQLite and PostgreSQL) and the
  * little it gets from store.c. store.c validates every argument (NULLs, uuid
  * syntax, enum ranges, JSON types) before it calls a slot, so that slots deal
  * only with storage; a slot maps its library's errors to ORC_E* codes at one
@@ -20,6 +20,18 @@
 
 #define ORC_STORE_ERRMSG_LEN 256
 
+/* The list statements of a backend, one per orc_dep_sort_t at base + sort, each
+ * LIST(filter, "ORDER BY terms") (both backends order the same way; d is deployments). */
+/* clang-format off */
+#define ORC_STORE_DEP_LISTS(LIST, base, filter)                                                    \
+    [(base) + ORC_DEP_SORT_NEWEST] = LIST(filter, "d.uuid DESC"),                                  \
+    [(base) + ORC_DEP_SORT_OLDEST] = LIST(filter, "d.uuid ASC"),                                   \
+    [(base) + ORC_DEP_SORT_UPDATED_DESC] = LIST(filter, "d.updated_ms DESC, d.uuid DESC"),         \
+    [(base) + ORC_DEP_SORT_UPDATED_ASC] = LIST(filter, "d.updated_ms ASC, d.uuid ASC"),            \
+    [(base) + ORC_DEP_SORT_STATUS_ASC] = LIST(filter, "d.status ASC, d.uuid DESC"),                \
+    [(base) + ORC_DEP_SORT_STATUS_DESC] = LIST(filter, "d.status DESC, d.uuid DESC"),
+/* clang-format on */
+
 struct orc_store_ops {
     const char *name;
     /* target is the backend-specific part ("PATH", ":memory:"). */
@@ -27,8 +39,7 @@ struct orc_store_ops {
     void (*close)(orc_store_t *s);
 
     int (*deployment_insert)(orc_store_t *s, orc_deployment_t *ds, size_t n, int *rcs, bool batch);
-    int (*deployment_get)(orc_store_t *s, const char *uuid, bool with_spec,
-                          orc_deployment_t **out);
+    int (*deployment_get)(orc_store_t *s, const char *uuid, bool with_spec, orc_deployment_t **out);
     int (*deployment_list)(orc_store_t *s, const orc_dep_query_t *q, orc_deployment_list_t *out);
     int (*deployment_list_in_status)(orc_store_t *s, uint32_t statuses, orc_deployment_list_t *out);
     int (*deployment_counts)(orc_store_t *s, int64_t counts[ORC_DEP__COUNT]);
@@ -54,8 +65,8 @@ struct orc_store_ops {
 
     int (*lease_acquire)(orc_store_t *s, const char *uuid, const char *owner, int64_t ttl_ms);
     int (*lease_renew)(orc_store_t *s, const char *owner, int64_t ttl_ms, orc_lease_list_t *held);
-    int (*lease_claim_expired)(orc_store_t *s, const char *owner, int64_t ttl_ms,
-                               uint32_t statuses, size_t max, bool with_own, orc_lease_list_t *got);
+    int (*lease_claim_expired)(orc_store_t *s, const char *owner, int64_t ttl_ms, uint32_t statuses,
+                               size_t max, bool with_own, orc_lease_list_t *got);
     int (*lease_release)(orc_store_t *s, const char *uuid, const char *owner);
 
     /* NULL: the backend has no notifications (orc_store_listen is ORC_ENOTSUP) */
