@@ -81,7 +81,6 @@ static int set_log_format(orc_config_t *cfg, const char *text, char *why, size_t
 static int set_lease_time(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_instance(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 
-
 static const struct cfg_key cfg_keys[] = {
     {"listen", "ORCHESTRATOR_LISTEN", "--listen", "ADDR:PORT[,...]", true, set_listen,
      "addresses to listen on (port 0: ephemeral); loopback only unless auth is configured",
