@@ -1282,7 +1282,7 @@ static orc_config_action_t cli_action(int argc, char *const argv[])
 /* ---- checks across keys --------------------------------------------------------------- */
 
 /* A certificate needs its key and the other way round; the key is no one else's to read. */
-static int check_tls(const orc_config_t *cfg, char *err, size_t errlen)
+int orc_config_check_tls(const orc_config_t *cfg, char *err, size_t errlen)
 {
     struct stat st;
 
@@ -1349,7 +1349,7 @@ int orc_config_load(orc_config_t *cfg, int argc, char *const argv[], char *const
     }
     if (rc < 0)
         return rc;
-    rc = check_tls(cfg, err, errlen);
+    rc = orc_config_check_tls(cfg, err, errlen);
     return rc < 0 ? rc : check_loopback(cfg, err, errlen);
 }
 

@@ -166,5 +166,9 @@ int orc_config_apply_auth(orc_config_t *cfg, const json_t *v, const char *where,
                           size_t errlen);
 void orc_config_auth_fini(orc_auth_conf_t *a);
 int orc_config_parse_log_level(const char *text, orc_log_level_t *out, char *why, size_t whylen);
+/* tls.cert_file and tls.key_file go together, and the key file is no one else's to read
+ * (mode 0600 or stricter): 0, or ORC_EINVAL with err naming the file. At start, and again
+ * when the daemon reloads its certificate. */
+int orc_config_check_tls(const orc_config_t *cfg, char *err, size_t errlen);
 
 #endif

@@ -33,6 +33,7 @@ struct orc_daemon {
     void (*svc_done)(struct orc_daemon *d);
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_signal_t sighup; /* reloads the TLS certificate */
     bool stopping;
 };
 
@@ -156,6 +157,7 @@ static void on_subsystems_stopped(struct orc_daemon *d)
 {
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
 }
 
 static void on_failed_start_closed(orc_api_t *api, void *data)
@@ -185,17 +187,40 @@ static void on_signal(uv_signal_t *handle, int signum)
     orc_api_shutdown(d->api, on_api_closed, d);
 }
 
+/* SIGHUP: a renewed certificate is served from the next connection on, without a restart;
+ * when the new files are refused the one in use stays. */
+static void on_sighup(uv_signal_t *handle, int signum)
+{
+    struct orc_daemon *d = handle->data;
+    char err[600];
+    int rc;
+
+    (void)signum;
+    rc = orc_api_reload_tls(d->api, err, sizeof(err));
+    if (rc == 0)
+        orc_log(ORC_LOG_INFO, "daemon", "SIGHUP: TLS certificate %s and key %s read again",
+                d->cfg->tls.cert_file, d->cfg->tls.key_file);
+    else if (rc == ORC_ENOTSUP)
+        orc_log(ORC_LOG_INFO, "daemon", "SIGHUP: nothing to reload: %s", err);
+    else
+        orc_log(ORC_LOG_ERROR, "daemon", "SIGHUP: %s; the certificate in use stays", err);
+}
+
 static int start_signals(struct orc_daemon *d)
 {
     int rc;
 
     uv_signal_init(&d->loop, &d->sigterm);
     uv_signal_init(&d->loop, &d->sigint);
+    uv_signal_init(&d->loop, &d->sighup);
     d->sigterm.data = d;
     d->sigint.data = d;
+    d->sighup.data = d;
     rc = uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     if (rc == 0)
         rc = uv_signal_start(&d->sigint, on_signal, SIGINT);
+    if (rc == 0)
+        rc = uv_signal_start(&d->sighup, on_sighup, SIGHUP);
     return rc;
 }
 

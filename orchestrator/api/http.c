@@ -544,6 +544,26 @@ static void timers_start(struct orc_httpd *http)
     uv_unref((uv_handle_t *)&http->sweep);
 }
 
+int orc_api_reload_tls(orc_api_t *api, char *err, size_t errlen)
+{
+    struct orc_httpd *http = api->http;
+    SSL_CTX *fresh;
+    int rc;
+
+    if (api->cfg->tls.cert_file == NULL || http->accept_ctx.ssl_ctx == NULL)
+        return orc_failf(err, errlen, ORC_ENOTSUP, "the API is not on TLS (tls.cert_file)");
+    rc = orc_config_check_tls(api->cfg, err, errlen);
+    if (rc < 0)
+        return rc;
+    fresh = orc_tls_server_ctx(api->cfg->tls.cert_file, api->cfg->tls.key_file, err, errlen);
+    if (fresh == NULL)
+        return ORC_EINVAL;
+    /* each open connection's SSL holds a reference to the context it was accepted with */
+    SSL_CTX_free(http->accept_ctx.ssl_ctx);
+    http->accept_ctx.ssl_ctx = fresh;
+    return 0;
+}
+
 int orc_api_start(orc_api_t *api)
 {
     struct orc_httpd *http = api->http;

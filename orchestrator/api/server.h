@@ -54,6 +54,12 @@ void orc_api_shutdown_now(orc_api_t *api);
  * ran and the loop has run its close callbacks. */
 void orc_api_free(orc_api_t *api);
 
+/* Reads tls.cert_file and tls.key_file again (a renewed certificate) and serves them to
+ * the connections accepted from now on; those open keep theirs. 0, or ORC_ENOTSUP (the
+ * API is not on TLS) or ORC_EINVAL (the key's mode, a file that is not PEM, a key that is
+ * not the certificate's) with err saying why; then the certificate in use stays. */
+int orc_api_reload_tls(orc_api_t *api, char *err, size_t errlen);
+
 /* A readiness flag of the daemon itself, reported by /readyz as "daemon". */
 void orc_api_set_ready(orc_api_t *api, bool ready);
 

@@ -4,7 +4,8 @@
  * TLS 1.2 and 1.3 pass, TLS 1.1 and plain HTTP do not; links are https; gpu-agents
  * report over HTTPS and verify the server with tls.ca_file. A key readable by others,
  * a certificate without its key and a certificate that is not one stop the start with
- * a message naming the file.
+ * a message naming the file. SIGHUP serves a renewed certificate without a restart and
+ * keeps the one in use when the new files are refused.
  */
 #include "testutil.h"
 
@@ -14,7 +15,7 @@
 
 #include "config.h"
 
-static char dir[64], cert[128], key[128], other_key[128];
+static char dir[64], cert[128], key[128], other_key[128], cert2[128], key2[128];
 
 static void run_ok(const char *cmd)
 {
@@ -39,6 +40,14 @@ static int group_setup(void **state)
              "-out '%s' 2>/dev/null && chmod 600 '%s' '%s'",
              key, cert, other_key, key, other_key);
     run_ok(cmd);
+    snprintf(cert2, sizeof(cert2), "%s/cert2.pem", dir); /* the renewed one */
+    snprintf(key2, sizeof(key2), "%s/key2.pem", dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '%s' -out '%s' "
+             "2>/dev/null && chmod 600 '%s'",
+             key2, cert2, key2);
+    run_ok(cmd);
     fx_ca_file = cert;
     return 0;
 }
@@ -53,16 +62,16 @@ static int group_teardown(void **state)
     return fx_examples_free(state);
 }
 
-/* One GET of url with TLS at most max_tls (CURL_SSLVERSION_MAX_*; 0: any) and at least
- * min_tls; the CURLcode. */
-static CURLcode probe(const char *url, long min_tls, long max_tls, long *status)
+/* One GET of url, verifying the server with the certificate ca, with TLS at most max_tls
+ * (CURL_SSLVERSION_MAX_*; 0: any) and at least min_tls; the CURLcode. */
+static CURLcode probe_ca(const char *url, const char *ca, long min_tls, long max_tls, long *status)
 {
     CURL *c = curl_easy_init();
     struct body b = {NULL, 0};
     CURLcode rc;
 
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CAINFO, cert);
+    curl_easy_setopt(c, CURLOPT_CAINFO, ca);
     curl_easy_setopt(c, CURLOPT_SSLVERSION, min_tls | max_tls);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
@@ -75,6 +84,11 @@ static CURLcode probe(const char *url, long min_tls, long max_tls, long *status)
     return rc;
 }
 
+static CURLcode probe(const char *url, long min_tls, long max_tls, long *status)
+{
+    return probe_ca(url, cert, min_tls, max_tls, status);
+}
+
 /* The attributes of node (instance 0) from extrainfo (a new reference, maybe {}). */
 static json_t *node_attrs(struct fx_daemon *d, const char *uuid, const char *node)
 {
@@ -84,9 +98,9 @@ static json_t *node_attrs(struct fx_daemon *d, const char *uuid, const char *nod
 
     snprintf(path, sizeof(path), "/deployments/%s/extrainfo", uuid);
     all = fx_get_json(d, path);
-    json_array_foreach(all, i, e)
-        if (strcmp(json_string_value(json_object_get(e, "node")), node) == 0 && !found)
-            found = json_incref(json_object_get(e, "attributes"));
+    json_array_foreach(
+        all, i, e) if (strcmp(json_string_value(json_object_get(e, "node")), node) == 0 && !found)
+        found = json_incref(json_object_get(e, "attributes"));
     json_decref(all);
     return found ? found : json_object();
 }
@@ -122,8 +136,8 @@ static void test_https(void **state)
     tmpl = fx_service_template((unsigned)test_free_port());
     dep = fx_create(&d, tmpl, NULL, uuid);
     free(tmpl);
-    self = json_string_value(json_object_get(json_array_get(json_object_get(dep, "links"), 0),
-                                             "href"));
+    self = json_string_value(
+        json_object_get(json_array_get(json_object_get(dep, "links"), 0), "href"));
     assert_int_equal(strncmp(self, "https://", 8), 0);
     json_decref(dep);
     json_decref(fx_wait_status(&d, uuid, "CREATE_COMPLETE", 30000));
@@ -179,8 +193,9 @@ static void test_bad_settings(void **state)
     char open_key[160], cmd[600];
 
     (void)state;
-    expect_config(cert, NULL, ORC_EINVAL, "tls: give both cert_file and key_file (key_file is "
-                                          "missing)");
+    expect_config(cert, NULL, ORC_EINVAL,
+                  "tls: give both cert_file and key_file (key_file is "
+                  "missing)");
     expect_config(NULL, key, ORC_EINVAL, "cert_file is missing");
     expect_config(cert, key, 0, NULL);
     snprintf(open_key, sizeof(open_key), "%s/open.pem", dir);
@@ -193,11 +208,70 @@ static void test_bad_settings(void **state)
     expect_no_start(other_key, key, "tls.cert_file");
 }
 
+/* Waits (10 s at most) until the daemon's log holds want. */
+static void wait_log(struct fx_daemon *d, const char *want)
+{
+    for (int i = 0; i < 200; i++) {
+        char *log = fx_read_file(d->log);
+        bool found = log && strstr(log, want);
+        free(log);
+        if (found)
+            return;
+        fx_sleep_ms(50);
+    }
+    fx_dump_log(d);
+    fail_msg("the log never said: %s", want);
+}
+
+/* SIGHUP reads the certificate and key again: a renewed certificate is served from the
+ * next connection on; files refused on reload leave the one in use. */
+static void test_certificate_reload(void **state)
+{
+    struct fx_daemon d;
+    char live_cert[160], live_key[160], env1[200], env2[200], cmd[800];
+    const char *env[] = {env1, env2, NULL};
+    long status;
+
+    (void)state;
+    snprintf(live_cert, sizeof(live_cert), "%s/live-cert.pem", dir);
+    snprintf(live_key, sizeof(live_key), "%s/live-key.pem", dir);
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && cp -p '%s' '%s'", cert, live_cert, key, live_key);
+    run_ok(cmd);
+    snprintf(env1, sizeof(env1), "ORCHESTRATOR_TLS_CERT_FILE=%s", live_cert);
+    snprintf(env2, sizeof(env2), "ORCHESTRATOR_TLS_KEY_FILE=%s", live_key);
+    fx_start(&d, "orc-tls-reload", NULL, env);
+    assert_int_equal(probe_ca(d.url, cert, 0, 0, &status), CURLE_OK);
+    assert_int_not_equal(probe_ca(d.url, cert2, 0, 0, &status), CURLE_OK);
+    /* renewed: the new pair in place, then SIGHUP */
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && cp '%s' '%s'", cert2, live_cert, key2, live_key);
+    run_ok(cmd);
+    assert_int_equal(kill(d.pid, SIGHUP), 0);
+    wait_log(&d, "SIGHUP: TLS certificate");
+    assert_int_equal(probe_ca(d.url, cert2, 0, 0, &status), CURLE_OK);
+    assert_int_equal(status, 200);
+    assert_int_not_equal(probe_ca(d.url, cert, 0, 0, &status), CURLE_OK);
+    /* a key others may read, then a key that is not the certificate's: refused, the
+     * renewed certificate stays in use */
+    snprintf(cmd, sizeof(cmd), "chmod 644 '%s'", live_key);
+    run_ok(cmd);
+    assert_int_equal(kill(d.pid, SIGHUP), 0);
+    wait_log(&d, "is mode 0644: a private key must not be readable by group or others (chmod "
+                 "600 it); the certificate in use stays");
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 600 '%s'", other_key, live_key, live_key);
+    run_ok(cmd);
+    assert_int_equal(kill(d.pid, SIGHUP), 0);
+    wait_log(&d, "is not the key of tls.cert_file");
+    assert_int_equal(probe_ca(d.url, cert2, 0, 0, &status), CURLE_OK);
+    assert_int_equal(status, 200);
+    fx_stop(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_settings),
         cmocka_unit_test_teardown(test_https, fx_teardown),
+        cmocka_unit_test_teardown(test_certificate_reload, fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
