@@ -958,12 +958,12 @@ static int json_to_text(const json_t *v, bool list, char *buf, size_t len)
     return 0;
 }
 
-static int apply_configuration(orc_config_t *cfg, const json_t *v, const struct cfg_origin *o,
-                               char *err, size_t errlen)
+/* The `configuration` map (the key table's entry index) into cfg->configuration. */
+static int apply_configuration(orc_config_t *cfg, size_t index, const json_t *v,
+                               const struct cfg_origin *o, char *err, size_t errlen)
 {
     const char *name;
     json_t *item, *copy;
-    size_t index = 0;
     char where[512];
 
     origin_prefix(o, "configuration", NULL, where, sizeof(where));
@@ -980,7 +980,6 @@ static int apply_configuration(orc_config_t *cfg, const json_t *v, const struct 
         return orc_failf(err, errlen, ORC_ENOMEM, "out of memory");
     json_decref(cfg->configuration);
     cfg->configuration = copy;
-    key_by_name("configuration", &index);
     cfg->source[index] = o->src;
     return 0;
 }
@@ -1035,7 +1034,7 @@ static int apply_file_value(orc_config_t *cfg, const struct cfg_origin *o, const
     if (json_is_null(v))
         return 0; /* "key: ~" keeps the default */
     if (strcmp(name, "configuration") == 0)
-        return apply_configuration(cfg, v, o, err, errlen);
+        return apply_configuration(cfg, index, v, o, err, errlen);
     if (strcmp(name, "auth") == 0) {
         origin_prefix(o, "auth", NULL, where, sizeof(where));
         cfg->source[index] = o->src;
