@@ -85,6 +85,11 @@ void orc_log_set_level(orc_log_level_t level)
     log_level = level;
 }
 
+bool orc_log_enabled(orc_log_level_t level)
+{
+    return level >= log_level;
+}
+
 void orc_log_set_format(orc_log_format_t format)
 {
     log_format = format;

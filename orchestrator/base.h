@@ -47,6 +47,8 @@ typedef struct {
  * "deployment", "site", "node" (those the context has), "message"}. */
 void orc_log_set_level(orc_log_level_t level);
 void orc_log_set_format(orc_log_format_t format);
+/* Whether a line at level would be written (what to skip preparing when not). */
+bool orc_log_enabled(orc_log_level_t level);
 void orc_log(orc_log_level_t level, const char *subsystem, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void orc_log_ctx(orc_log_level_t level, const char *subsystem, const orc_log_ctx_t *ctx,

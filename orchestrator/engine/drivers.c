@@ -64,6 +64,8 @@ struct orc_drv_registry {
     void *secret_ctx;
     orc_drv_agent_fn agent_fn;
     void *agent_ctx;
+    orc_drv_resource_fn resource_fn;
+    void *resource_ctx;
     uint64_t violations;
     bool strict;
     uv_timer_t defer; /* delivers held callbacks on a later iteration */
@@ -255,6 +257,12 @@ void orc_drv_set_agent_source(struct orc_drv_registry *reg, orc_drv_agent_fn fn,
 {
     reg->agent_fn = fn;
     reg->agent_ctx = ctx;
+}
+
+void orc_drv_set_resource_source(struct orc_drv_registry *reg, orc_drv_resource_fn fn, void *ctx)
+{
+    reg->resource_fn = fn;
+    reg->resource_ctx = ctx;
 }
 
 uint64_t orc_drv_violations(const struct orc_drv_registry *reg)
@@ -754,23 +762,54 @@ static int host_op_output_set(orc_op_t *op, const char *data, size_t len)
 #define SITE_OF_HOST(h)                                                                     \
     ((struct orc_drv_site *)((char *)(h) - offsetof(struct orc_drv_site, host)))
 
-static void host_log(const struct orc_host_api *host, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void host_log(const struct orc_host_api *host, int level, const char *fmt, ...)
+static void host_vlog(const struct orc_host_api *host, const char *resource, int level,
+                      const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+static void host_vlog(const struct orc_host_api *host, const char *resource, int level,
+                      const char *fmt, va_list ap)
 {
     const struct orc_drv_site *site = SITE_OF_HOST(host);
-    char msg[1024], sub[48];
-    va_list ap;
+    const struct orc_drv_registry *reg = site->reg;
+    orc_log_ctx_t ctx = {.site = site->conf.name};
+    char msg[1024], sub[48], deployment[ORC_UUID_LEN], node[128];
 
     if (level < ORC_DRV_LOG_DEBUG)
         level = ORC_DRV_LOG_DEBUG;
     if (level > ORC_DRV_LOG_ERROR)
         level = ORC_DRV_LOG_ERROR;
-    va_start(ap, fmt);
+    if (!orc_log_enabled((orc_log_level_t)level))
+        return;
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     snprintf(sub, sizeof(sub), "driver %s", site->drv->vt.name);
-    orc_log_ctx((orc_log_level_t)level, sub, &(orc_log_ctx_t){.site = site->conf.name}, "%s", msg);
+    if (orc_drv_resource_deployment(resource, deployment)) {
+        ctx.deployment = deployment;
+        if (reg->resource_fn != NULL &&
+            reg->resource_fn(reg->resource_ctx, deployment, resource, node, sizeof(node)) == 0)
+            ctx.node = node;
+    }
+    orc_log_ctx((orc_log_level_t)level, sub, &ctx, "%s", msg);
+}
+
+static void host_log(const struct orc_host_api *host, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void host_log(const struct orc_host_api *host, int level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    host_vlog(host, NULL, level, fmt, ap);
+    va_end(ap);
+}
+
+static void host_log_resource(const struct orc_host_api *host, const char *resource, int level,
+                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void host_log_resource(const struct orc_host_api *host, const char *resource, int level,
+                              const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    host_vlog(host, resource, level, fmt, ap);
+    va_end(ap);
 }
 
 static void timer_closed(uv_handle_t *h)
@@ -1032,6 +1071,7 @@ int orc_drv_site_new(struct orc_drv_registry *reg, const char *driver,
         .http = &host_http,
         .ssh = &host_ssh,
         .agent_state = host_agent_state,
+        .log_resource = host_log_resource,
     };
     s->next = reg->sites;
     if (reg->sites)
@@ -1289,6 +1329,24 @@ int orc_drv_cancel(struct orc_drv_site *s, orc_op_t *target)
 }
 
 /* ---- resource names ---------------------------------------------------------------- */
+
+bool orc_drv_resource_deployment(const char *name, char out[ORC_UUID_LEN])
+{
+    size_t o = 0;
+
+    if (name == NULL || strncmp(name, "orc-", 4) != 0)
+        return false;
+    for (size_t i = 0; i < 32; i++) {
+        char c = name[4 + i];
+        if (!isxdigit((unsigned char)c))
+            return false;
+        if (i == 8 || i == 12 || i == 16 || i == 20)
+            out[o++] = '-';
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return name[36] == '-';
+}
 
 int orc_drv_resource_name(const char *deployment, const char *node, uint32_t index,
                           char out[ORC_DRV_NAME_LEN])

@@ -158,6 +158,13 @@ typedef int (*orc_drv_agent_fn)(void *ctx, const char *deployment, const char *r
                                 char **json);
 void orc_drv_set_agent_source(struct orc_drv_registry *reg, orc_drv_agent_fn fn, void *ctx);
 
+/* The node instance ("vm[0]") of a deployment that a provider-side name is, for
+ * host->log_resource (whose deployment the name itself says: orc_drv_resource_deployment):
+ * 0 and node written, or ORC_ENOTFOUND. Default: none (lines name the deployment only). */
+typedef int (*orc_drv_resource_fn)(void *ctx, const char *deployment, const char *resource,
+                                   char *node, size_t node_len);
+void orc_drv_set_resource_source(struct orc_drv_registry *reg, orc_drv_resource_fn fn, void *ctx);
+
 /* Contract violations seen so far (all sites). */
 uint64_t orc_drv_violations(const struct orc_drv_registry *reg);
 void orc_drv_set_strict(struct orc_drv_registry *reg, bool abort_on_violation);
@@ -175,6 +182,9 @@ uv_loop_t *orc_drv_loop(const struct orc_drv_registry *reg);
  * is empty. */
 int orc_drv_resource_name(const char *deployment, const char *node, uint32_t index,
                           char out[ORC_DRV_NAME_LEN]);
+/* The deployment a provider-side name of orc_drv_resource_name belongs to: true and its
+ * uuid in out, or false when name is not such a name. */
+bool orc_drv_resource_deployment(const char *name, char out[37]);
 
 /* ---- sites -------------------------------------------------------------------- */
 

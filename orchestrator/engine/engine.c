@@ -28,7 +28,6 @@ int orc_engine_new(uv_loop_t *loop, orc_store_t *store, struct orc_drv_registry 
     eng->store = store;
     eng->reg = reg;
     eng->sites = sites;
-    orc_drv_set_agent_source(reg, orc__agent_state, eng);
     if (opts)
         eng->opts = *opts;
     eng->commit = eng->opts.commit;
@@ -42,6 +41,8 @@ int orc_engine_new(uv_loop_t *loop, orc_store_t *store, struct orc_drv_registry 
     }
     if (orc_http_new(loop, &eng->http) < 0)
         goto out_commit;
+    orc_drv_set_agent_source(reg, orc__agent_state, eng);
+    orc_drv_set_resource_source(reg, orc__resource_node, eng);
     *out = eng;
     return 0;
 out_commit:
@@ -351,6 +352,7 @@ void orc_engine_free(struct orc_engine *eng)
     if (eng == NULL)
         return;
     orc_drv_set_agent_source(eng->reg, NULL, NULL); /* the registry may outlive the engine */
+    orc_drv_set_resource_source(eng->reg, NULL, NULL);
     orc_free(eng->esites);
     orc_free(eng->rindex);
     orc_free(eng);

@@ -204,6 +204,11 @@ void orc__agent_keep_attrs(const json_t *old, json_t *fresh);
 /* host->agent_state (drivers.h orc_drv_agent_fn; ctx is the engine): what the agent of
  * a resource reported, from the store. */
 int orc__agent_state(void *ctx, const char *deployment, const char *resource, char **json);
+/* The node instance ("vm[0]") of the run of deployment that the provider-side name
+ * resource is (drivers.h orc_drv_resource_fn; ctx is the engine): 0, or ORC_ENOTFOUND
+ * when no run in memory has it. */
+int orc__resource_node(void *ctx, const char *deployment, const char *resource, char *node,
+                       size_t node_len);
 /* Drops what a workload's agent reported (agent keys of its attributes, in the run and the
  * store): its node was deprovisioned to be made again. 0 or < 0 (the store's error). */
 int orc__agent_forget(struct orc_engine *eng, const char *deployment, struct inst *in);

@@ -155,6 +155,23 @@ void orc__inst_physical_id(const struct inst *in, char *out, size_t size)
         snprintf(out, size, "%s", in->name);
 }
 
+int orc__resource_node(void *ctx, const char *deployment, const char *resource, char *node,
+                       size_t node_len)
+{
+    const struct run *r = orc__engine_find_run(ctx, deployment);
+
+    for (size_t i = 0; r != NULL && i < r->nnodes; i++) {
+        const struct nrun *n = &r->nodes[i];
+        for (size_t k = 0; !n->hosted && k < n->ninst; k++) {
+            if (strcmp(n->inst[k].name, resource) == 0) {
+                snprintf(node, node_len, "%s[%u]", n->name, n->inst[k].index);
+                return 0;
+            }
+        }
+    }
+    return ORC_ENOTFOUND;
+}
+
 /* ---- the fields a run keeps of a plan node ---- */
 
 static uint64_t jint(const json_t *o, const char *k)

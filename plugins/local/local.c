@@ -230,8 +230,9 @@ static void node_kill_fire(void *arg)
     struct local_node *n = arg;
 
     n->kill_timer = 0;
-    n->s->host->log(n->s->host, ORC_DRV_LOG_WARN,
-                    "local: node %s: workloads still running after SIGTERM: SIGKILL", n->name);
+    orc_host_log_resource(n->s->host, n->name, ORC_DRV_LOG_WARN,
+                          "local: node %s: workloads still running after SIGTERM: SIGKILL",
+                          n->name);
     for (struct local_wl *w = n->wls; w != NULL; w = w->next)
         local_wl_kill(w);
 }
@@ -325,7 +326,7 @@ static void node_delete_step(struct local_node *n)
     local_node_unlink(s, n);
     local_gpus_release(n);
     local_persist(s);
-    s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s deleted", n->name);
+    orc_host_log_resource(s->host, n->name, ORC_DRV_LOG_INFO, "local: node %s deleted", n->name);
     ops = n->del_ops;
     n->del_ops = NULL;
     local_node_free(n);
@@ -560,10 +561,10 @@ static int node_create(struct local *s, orc_op_t *op, const struct orc_node_req 
         local_trash(s, n->name, true);
         goto out_unlink;
     }
-    s->host->log(s->host, ORC_DRV_LOG_INFO,
-                 "local: node %s created (%s, %u cpus, %" PRIu64 " bytes, %u GPU%s%s%s)", n->name,
-                 local_kind_name(n->kind), n->cpus, n->mem, n->ngpus, n->ngpus == 1 ? "" : "s",
-                 n->ngpus ? " " : "", n->gpu_model);
+    orc_host_log_resource(s->host, n->name, ORC_DRV_LOG_INFO,
+                          "local: node %s created (%s, %u cpus, %" PRIu64 " bytes, %u GPU%s%s%s)",
+                          n->name, local_kind_name(n->kind), n->cpus, n->mem, n->ngpus,
+                          n->ngpus == 1 ? "" : "s", n->ngpus ? " " : "", n->gpu_model);
     rc = local_report(s, op, n);
     n = NULL;
     goto out;
@@ -607,8 +608,9 @@ static int existing_status(struct local *s, orc_op_t *op, const struct local_nod
     if (rc < 0)
         return rc;
     if (n->cpus != req->num_cpus || n->mem != req->mem_size || n->ngpus != req->num_gpus)
-        s->host->log(s->host, ORC_DRV_LOG_WARN,
-                     "local: %s exists with other requirements: returning it as it is", n->name);
+        orc_host_log_resource(s->host, n->name, ORC_DRV_LOG_WARN,
+                              "local: %s exists with other requirements: returning it as it is",
+                              n->name);
     if (n->deleting)
         return orc_op_failf(op, ORC_ECONFLICT, "local: %s is being deleted", n->name);
     if (n->failed)
@@ -704,7 +706,7 @@ static int report_op(struct local *s, orc_op_t *op, enum lop_kind kind, const ch
         if (n != NULL && kind == LOP_ADOPT && !n->deleting) {
             for (struct local_wl *w = n->wls; w != NULL; w = w->next)
                 local_wl_attach(w); /* no-op for what is watched already */
-            s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s adopted", name);
+            orc_host_log_resource(s->host, name, ORC_DRV_LOG_INFO, "local: node %s adopted", name);
         }
         rc = local_report(s, op, n);
     }

@@ -193,7 +193,8 @@ int local_stop(void *state, orc_op_t *op, const char *name)
         goto out_defer;
     }
     if (!n->stopped)
-        s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s stopping", n->name);
+        orc_host_log_resource(s->host, n->name, ORC_DRV_LOG_INFO, "local: node %s stopping",
+                              n->name);
     n->stopped = true;
     live = hold_all(n);
     local_persist(s);
@@ -274,7 +275,8 @@ int local_start(void *state, orc_op_t *op, const char *name)
     if (lo == NULL)
         return ORC_ENOMEM;
     if (todo) {
-        s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s starting", n->name);
+        orc_host_log_resource(s->host, n->name, ORC_DRV_LOG_INFO, "local: node %s starting",
+                              n->name);
         n->stopped = false;
         rc = resume_all(s, lo, n);
         local_persist(s);

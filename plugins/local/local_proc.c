@@ -801,7 +801,8 @@ static void wl_note(struct local_wl *w, const char *fmt, ...)
     n = strlen(line);
     line[n++] = '\n';
     if (write(fd, line, n) < 0)
-        s->host->log(s->host, ORC_DRV_LOG_DEBUG, "local: cannot write to %s's log", w->id);
+        orc_host_log_resource(s->host, w->node->name, ORC_DRV_LOG_DEBUG,
+                              "local: cannot write to %s's log", w->id);
     close(fd);
 }
 
@@ -946,8 +947,9 @@ static void service_down(struct local_wl *w, const char *what, bool agent_gave_u
                                        "service %s stopped %u times within %" PRIu64
                                        " s (last: %s)",
                                        w->id, s->max_failures, s->window_ms / 1000, what);
-        s->host->log(s->host, ORC_DRV_LOG_ERROR, "local: node %s: %s: node FAILED", n->name,
-                     n->failed ? n->failed : what);
+        orc_host_log_resource(s->host, n->name, ORC_DRV_LOG_ERROR,
+                              "local: node %s: %s: node FAILED", n->name,
+                              n->failed ? n->failed : what);
         wl_note(w, "%s; giving up", what);
         local_persist(s);
         return;
@@ -955,12 +957,13 @@ static void service_down(struct local_wl *w, const char *what, bool agent_gave_u
     w->st = LOCAL_WL_BACKOFF;
     delay = w->backoff_ms;
     w->backoff_ms = w->backoff_ms * 2 > s->backoff_max_ms ? s->backoff_max_ms : w->backoff_ms * 2;
-    s->host->log(s->host, ORC_DRV_LOG_WARN,
-                 "local: node %s: service %s %s; restart in %" PRIu64 " ms", n->name, w->id, what,
-                 delay);
+    orc_host_log_resource(s->host, n->name, ORC_DRV_LOG_WARN,
+                          "local: node %s: service %s %s; restart in %" PRIu64 " ms", n->name,
+                          w->id, what, delay);
     wl_note(w, "%s; restarting in %" PRIu64 " ms", what, delay);
     if (tick_start(w, delay, wl_restart) < 0)
-        s->host->log(s->host, ORC_DRV_LOG_ERROR, "local: cannot arm the restart of %s", w->id);
+        orc_host_log_resource(s->host, w->node->name, ORC_DRV_LOG_ERROR,
+                              "local: cannot arm the restart of %s", w->id);
     local_persist(s);
 }
 
@@ -977,8 +980,8 @@ static void wl_stopped(struct local_wl *w)
     if (w->held && !n->deleting) {
         if (!w->service)
             wl_status_file(w);
-        s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s: %s %s stopped", n->name,
-                     w->service ? "service" : "job", w->id);
+        orc_host_log_resource(s->host, n->name, ORC_DRV_LOG_INFO, "local: node %s: %s %s stopped",
+                              n->name, w->service ? "service" : "job", w->id);
         local_persist(s);
     }
     local_node_kick(n);
@@ -1026,7 +1029,8 @@ static void wl_ended(struct local_wl *w, int64_t code, int sig, bool known, bool
         return;
     }
     w->st = known ? LOCAL_WL_EXITED : LOCAL_WL_LOST;
-    s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s: job %s %s", n->name, w->id, what);
+    orc_host_log_resource(s->host, n->name, ORC_DRV_LOG_INFO, "local: node %s: job %s %s", n->name,
+                          w->id, what);
     wl_status_file(w);
     local_persist(s);
 }
@@ -1046,8 +1050,9 @@ static void wl_restart(struct local_wl *w)
         service_down(w, what, false);
         return;
     }
-    s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s: service %s restarted (pid %ld)",
-                 w->node->name, w->id, (long)w->pid);
+    orc_host_log_resource(s->host, w->node->name, ORC_DRV_LOG_INFO,
+                          "local: node %s: service %s restarted (pid %ld)", w->node->name, w->id,
+                          (long)w->pid);
     local_persist(s);
 }
 
@@ -1107,9 +1112,9 @@ void local_wl_attach(struct local_wl *w)
         if (w->polled) {
             wl_poll(w); /* alive: polled from now on; gone: restarted or recorded */
             if (w->polled)
-                s->host->log(s->host, ORC_DRV_LOG_INFO,
-                             "local: node %s: workload %s (pid %ld) re-attached", w->node->name,
-                             w->id, (long)w->pid);
+                orc_host_log_resource(s->host, w->node->name, ORC_DRV_LOG_INFO,
+                                      "local: node %s: workload %s (pid %ld) re-attached",
+                                      w->node->name, w->id, (long)w->pid);
         } else {
             wl_ended(w, 0, 0, false, false);
         }
@@ -1118,7 +1123,8 @@ void local_wl_attach(struct local_wl *w)
         if (w->tick != NULL && uv_is_active((uv_handle_t *)&w->tick->t))
             break; /* its restart is armed already */
         if (tick_start(w, w->backoff_ms, wl_restart) < 0)
-            s->host->log(s->host, ORC_DRV_LOG_ERROR, "local: cannot arm the restart of %s", w->id);
+            orc_host_log_resource(s->host, w->node->name, ORC_DRV_LOG_ERROR,
+                                  "local: cannot arm the restart of %s", w->id);
         break;
     default:
         break;
@@ -1232,8 +1238,9 @@ int local_wl_start(struct local *s, orc_op_t *op, struct local_node *n,
     }
     w->next = n->wls;
     n->wls = w;
-    s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s: %s %s started (pid %ld)", n->name,
-                 w->service ? "service" : "job", id, (long)w->pid);
+    orc_host_log_resource(s->host, n->name, ORC_DRV_LOG_INFO,
+                          "local: node %s: %s %s started (pid %ld)", n->name,
+                          w->service ? "service" : "job", id, (long)w->pid);
     local_persist(s);
     *out = w;
     return 0;
@@ -1304,9 +1311,10 @@ static void wl_kill_fire(void *arg)
     struct local *s = w->node->s;
 
     w->kill_timer = 0;
-    s->host->log(s->host, ORC_DRV_LOG_WARN,
-                 "local: node %s: workload %s still running %" PRIu64 " ms after SIGTERM: SIGKILL",
-                 w->node->name, w->id, s->stop_timeout_ms);
+    orc_host_log_resource(s->host, w->node->name, ORC_DRV_LOG_WARN,
+                          "local: node %s: workload %s still running %" PRIu64
+                          " ms after SIGTERM: SIGKILL",
+                          w->node->name, w->id, s->stop_timeout_ms);
     local_wl_kill(w);
 }
 
@@ -1321,8 +1329,9 @@ bool local_wl_hold(struct local_wl *w, bool resume)
         return false; /* not running (or its end was just recorded) */
     if (w->kill_timer == 0)
         w->kill_timer = s->host->timer_start(s->host, s->stop_timeout_ms, wl_kill_fire, w);
-    s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s: %s %s stopping (process group %ld)",
-                 w->node->name, w->service ? "service" : "job", w->id, (long)w->pid);
+    orc_host_log_resource(s->host, w->node->name, ORC_DRV_LOG_INFO,
+                          "local: node %s: %s %s stopping (process group %ld)", w->node->name,
+                          w->service ? "service" : "job", w->id, (long)w->pid);
     return true;
 }
 
@@ -1346,8 +1355,9 @@ int local_wl_release(struct local_wl *w, char *err, size_t errlen)
         return rc;
     w->held = false;
     w->resume = false;
-    s->host->log(s->host, ORC_DRV_LOG_INFO, "local: node %s: %s %s started again (pid %ld)",
-                 w->node->name, w->service ? "service" : "job", w->id, (long)w->pid);
+    orc_host_log_resource(s->host, w->node->name, ORC_DRV_LOG_INFO,
+                          "local: node %s: %s %s started again (pid %ld)", w->node->name,
+                          w->service ? "service" : "job", w->id, (long)w->pid);
     return 0;
 }
 

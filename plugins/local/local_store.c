@@ -448,8 +448,8 @@ static int wl_from(struct local_node *n, const char *id, const json_t *o)
     json_int_t port = json_integer_value(json_object_get(o, "port"));
 
     if (!local_wl_id_ok(id) || json_array_size(json_object_get(o, "argv")) == 0) {
-        s->host->log(s->host, ORC_DRV_LOG_WARN, "local: %s: dropping bad workload record '%s'",
-                     n->name, id);
+        orc_host_log_resource(s->host, n->name, ORC_DRV_LOG_WARN,
+                              "local: %s: dropping bad workload record '%s'", n->name, id);
         return 0;
     }
     w = s->host->calloc(1, sizeof(*w));
@@ -560,9 +560,10 @@ static int load_state(struct local *s, orc_op_t *op, json_t *doc)
             continue;
         }
         if (!marker_exists(s, name)) {
-            s->host->log(s->host, ORC_DRV_LOG_WARN,
-                         "local: node %s has no %s (its provisioning did not finish): dropped",
-                         name, MARKER_FILE);
+            orc_host_log_resource(
+                s->host, name, ORC_DRV_LOG_WARN,
+                "local: node %s has no %s (its provisioning did not finish): dropped", name,
+                MARKER_FILE);
             local_trash(s, name, false);
             continue;
         }
@@ -608,9 +609,10 @@ static int scan_dir(struct local *s, orc_op_t *op, bool *foreign)
         n = json_is_object(m) ? node_from(s, e, m, &rc) : NULL;
         json_decref(m);
         if (n != NULL) {
-            s->host->log(s->host, ORC_DRV_LOG_WARN,
-                         "local: node %s was missing from state.json: recovered from its %s", e,
-                         MARKER_FILE);
+            orc_host_log_resource(
+                s->host, e, ORC_DRV_LOG_WARN,
+                "local: node %s was missing from state.json: recovered from its %s", e,
+                MARKER_FILE);
             local_node_link(s, n);
         }
     }
@@ -733,8 +735,8 @@ void local_store_bind_gpus(struct local *s)
                 continue;
             }
             snprintf(msg, sizeof(msg), "GPU %u %s", g, why);
-            s->host->log(s->host, ORC_DRV_LOG_ERROR, "local: node %s: %s: marked FAILED", n->name,
-                         msg);
+            orc_host_log_resource(s->host, n->name, ORC_DRV_LOG_ERROR,
+                                  "local: node %s: %s: marked FAILED", n->name, msg);
             if (n->failed == NULL)
                 n->failed = local_strdup(s, msg);
         }

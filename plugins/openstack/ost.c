@@ -404,8 +404,8 @@ void oop_retry_later(struct oop *o, int status, const char *what, oop_step step)
         oop_fail_call(o, status, what);
         return;
     }
-    o->s->host->log(o->s->host, ORC_DRV_LOG_DEBUG, "openstack: %s: %s; again in %u ms", o->name,
-                    what, wait);
+    orc_host_log_resource(o->s->host, o->name, ORC_DRV_LOG_DEBUG,
+                          "openstack: %s: %s; again in %u ms", o->name, what, wait);
     o->retry_step = step;
     rc = oop_wait(o, wait, retry_now);
     if (rc < 0)

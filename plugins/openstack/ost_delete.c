@@ -282,8 +282,9 @@ static void d_again(struct oop *o, const char *what)
         oop_fail(o, ORC_EDRIVER, "%s of %s still listed after its deletion", what, o->name);
         return;
     }
-    o->s->host->log(o->s->host, ORC_DRV_LOG_WARN,
-                    "openstack: %s of %s still listed after its deletion: again", what, o->name);
+    orc_host_log_resource(o->s->host, o->name, ORC_DRV_LOG_WARN,
+                          "openstack: %s of %s still listed after its deletion: again", what,
+                          o->name);
     o->phase_deadline_ms = 0;
     d_list(o, 0);
 }
@@ -350,8 +351,8 @@ static void dp_done(struct oop *o, int status)
     if (o->op)
         o->op->exists = o->existed;
     if (status == 0)
-        o->s->host->log(o->s->host, ORC_DRV_LOG_INFO, "openstack: %s %s", o->name,
-                        o->existed ? "deleted" : "was not there");
+        orc_host_log_resource(o->s->host, o->name, ORC_DRV_LOG_INFO, "openstack: %s %s", o->name,
+                              o->existed ? "deleted" : "was not there");
     oop_done(o, status);
 }
 

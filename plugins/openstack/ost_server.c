@@ -204,7 +204,8 @@ static void prov_on_fail(struct oop *o, int code)
         oop_done(o, code);
         return;
     }
-    o->s->host->log(o->s->host, ORC_DRV_LOG_INFO, "%s: deleting what was made", o->err);
+    orc_host_log_resource(o->s->host, o->name, ORC_DRV_LOG_INFO, "%s: deleting what was made",
+                          o->err);
     o->then = prov_cleaned;
     o->deadline_ms = cld_now_ms() + o->s->c.delete_timeout_ms;
     o->tries = 0;
@@ -253,9 +254,9 @@ static void p_dedupe_listed(struct oop *o, int status)
     o->list = json_array();
     json_array_foreach(ours, i, srv) {
         if (strcmp(cld_jstr(srv, "id", ""), o->server_id) != 0) {
-            o->s->host->log(o->s->host, ORC_DRV_LOG_WARN,
-                            "openstack: server %s has a duplicate (%s): deleting it", o->name,
-                            cld_jstr(srv, "id", ""));
+            orc_host_log_resource(o->s->host, o->name, ORC_DRV_LOG_WARN,
+                                  "openstack: server %s has a duplicate (%s): deleting it", o->name,
+                                  cld_jstr(srv, "id", ""));
             json_array_append_new(o->list, json_string(cld_jstr(srv, "id", "")));
         }
     }
@@ -538,8 +539,9 @@ static void p_created(struct oop *o, int status)
     }
     ost_copy(o->server_id, sizeof(o->server_id), cld_jstr(srv, "id", ""));
     o->build_deadline_ms = cld_now_ms() + o->s->c.build_timeout_ms;
-    o->s->host->log(o->s->host, ORC_DRV_LOG_INFO, "openstack: server %s (%s) created, flavor %s",
-                    o->name, o->server_id, o->flavor_name);
+    orc_host_log_resource(o->s->host, o->name, ORC_DRV_LOG_INFO,
+                          "openstack: server %s (%s) created, flavor %s", o->name, o->server_id,
+                          o->flavor_name);
     if (oop_wait(o, o->wait_ms, p_poll) < 0)
         oop_fail(o, ORC_ENOMEM, "out of memory");
 }
@@ -914,8 +916,9 @@ static void p_looked(struct oop *o, int status)
         return;
     }
     if (json_array_size(ours) > 0) {
-        o->s->host->log(o->s->host, ORC_DRV_LOG_INFO, "openstack: server %s exists (%s): taken",
-                        o->name, cld_jstr(json_array_get(ours, 0), "status", "?"));
+        orc_host_log_resource(o->s->host, o->name, ORC_DRV_LOG_INFO,
+                              "openstack: server %s exists (%s): taken", o->name,
+                              cld_jstr(json_array_get(ours, 0), "status", "?"));
         p_adopt(o, json_array_get(ours, 0));
     } else {
         p_image(o, 0);

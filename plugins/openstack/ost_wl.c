@@ -57,16 +57,18 @@ static void wl_up(struct oop *o)
         return;
     }
     o->op->exit_status = -1;
-    s->host->log(s->host, ORC_DRV_LOG_INFO, "openstack: %s: workload %s is up%s%s", o->name,
-                 o->workload, o->nports ? " at " : "", o->nports ? url : "");
+    orc_host_log_resource(s->host, o->name, ORC_DRV_LOG_INFO,
+                          "openstack: %s: workload %s is up%s%s", o->name, o->workload,
+                          o->nports ? " at " : "", o->nports ? url : "");
     oop_done(o, 0);
 }
 
 static void wl_ended(struct oop *o, int exit_status)
 {
     o->op->exit_status = exit_status;
-    o->s->host->log(o->s->host, ORC_DRV_LOG_INFO, "openstack: %s: job %s ended with status %d",
-                    o->name, o->workload, exit_status);
+    orc_host_log_resource(o->s->host, o->name, ORC_DRV_LOG_INFO,
+                          "openstack: %s: job %s ended with status %d", o->name, o->workload,
+                          exit_status);
     oop_done(o, 0);
 }
 
@@ -150,8 +152,8 @@ static void wl_agent(struct oop *o)
             o->heard_ms = cld_now_ms();
         }
     } else if (rc != ORC_ENOTFOUND) {
-        s->host->log(s->host, ORC_DRV_LOG_WARN, "openstack: %s: the agent's reports: %s", o->name,
-                     orc_strerror(rc));
+        orc_host_log_resource(s->host, o->name, ORC_DRV_LOG_WARN,
+                              "openstack: %s: the agent's reports: %s", o->name, orc_strerror(rc));
     }
     if (state && wl_state(o, state, wl)) {
         json_decref(st);
@@ -172,8 +174,9 @@ static void wl_listed(struct oop *o, int status)
 
     if (status < 0 || o->call.code != 200) { /* the API is out of reach: the agent still says */
         char msg[160];
-        s->host->log(s->host, ORC_DRV_LOG_DEBUG, "openstack: %s: reading the server: %s", o->name,
-                     status < 0 ? o->call.error : oop_api_msg(o, msg, sizeof(msg)));
+        orc_host_log_resource(s->host, o->name, ORC_DRV_LOG_DEBUG,
+                              "openstack: %s: reading the server: %s", o->name,
+                              status < 0 ? o->call.error : oop_api_msg(o, msg, sizeof(msg)));
         wl_agent(o);
         return;
     }

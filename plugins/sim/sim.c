@@ -343,6 +343,9 @@ static int provision_new(struct sim *s, orc_op_t *op, const struct orc_node_req 
     }
     p->origin = true;
     s->provisioned++;
+    orc_host_log_resource(s->host, req->name, ORC_DRV_LOG_DEBUG, "sim: %s created (%s%s%s)",
+                          req->name, model[0] ? model : "no GPU", p->fail ? ", to fail" : "",
+                          hang ? ", to hang" : "");
     return 0;
 }
 
@@ -494,6 +497,7 @@ static void fire_deprovision(struct sim_pending *p)
     if (json_object_get(s->resources, p->name) != NULL) {
         sim_record_del(s, p->name);
         s->deprovisioned++;
+        orc_host_log_resource(s->host, p->name, ORC_DRV_LOG_DEBUG, "sim: %s deleted", p->name);
     }
     complete(p, 0);
 }

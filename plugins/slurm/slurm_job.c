@@ -158,9 +158,9 @@ static void job_finish(struct sop *so, int exit_status)
     struct rmt_cmd c;
 
     so->op->exit_status = exit_status;
-    so->s->host->log(so->s->host, ORC_DRV_LOG_INFO, "slurm: job %s of %s/%s ended %s, status %d",
-                     so->w->jobid, so->name, so->wl_id, so->w->ji.state[0] ? so->w->ji.state : "?",
-                     exit_status);
+    orc_host_log_resource(so->s->host, so->name, ORC_DRV_LOG_INFO,
+                          "slurm: job %s of %s/%s ended %s, status %d", so->w->jobid, so->name,
+                          so->wl_id, so->w->ji.state[0] ? so->w->ji.state : "?", exit_status);
     sl_cmd_begin(so->s, &c);
     rmt_cmd_rawf(&c, " tail -c %u", SL_TAIL_BYTES);
     wl_path(so, &c, ".log");
@@ -209,8 +209,8 @@ static void submitted(struct sop *so, int status)
         return;
     }
     w->since_ms = sl_mono_ms();
-    so->s->host->log(so->s->host, ORC_DRV_LOG_INFO, "slurm: submitted job %s for %s/%s", w->jobid,
-                     so->name, so->wl_id);
+    orc_host_log_resource(so->s->host, so->name, ORC_DRV_LOG_INFO,
+                          "slurm: submitted job %s for %s/%s", w->jobid, so->name, so->wl_id);
     sop_wait_poll(so, poll_job);
 }
 
@@ -295,8 +295,9 @@ static void pending(struct sop *so)
         sop_wait_poll(so, poll_job);
         return;
     }
-    s->host->log(s->host, ORC_DRV_LOG_INFO, "slurm: job %s of %s pending too long (%s): scancel",
-                 w->jobid, so->name, w->ji.reason);
+    orc_host_log_resource(s->host, so->name, ORC_DRV_LOG_INFO,
+                          "slurm: job %s of %s pending too long (%s): scancel", w->jobid, so->name,
+                          w->ji.reason);
     sl_cmd_begin(s, &c);
     rmt_cmd_raw(&c, " scancel");
     rmt_cmd_word(&c, w->jobid);

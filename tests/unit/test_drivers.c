@@ -899,6 +899,23 @@ static void resource_names(void **state)
     assert_int_equal(orc_drv_resource_name(NULL, "n", 0, a), ORC_EINVAL);
 }
 
+/* A name says whose deployment it is (host->log_resource reads it); other names do not. */
+static void resource_names_say_their_deployment(void **state)
+{
+    const char *dep = "01936a4e-7b2c-7def-8123-456789abcdef";
+    char name[ORC_DRV_NAME_LEN], back[37];
+
+    (void)state;
+    assert_int_equal(orc_drv_resource_name(dep, "A very long node name indeed", 12, name), 0);
+    assert_true(orc_drv_resource_deployment(name, back));
+    assert_string_equal(back, dep);
+    assert_false(orc_drv_resource_deployment("vm-1", back));
+    assert_false(orc_drv_resource_deployment("orc-01936a4e7b2c7def8123456789abcdeX-n-0", back));
+    assert_false(orc_drv_resource_deployment("orc-01936a4e7b2c7def8123456789abcdef", back));
+    assert_false(orc_drv_resource_deployment("orc-01936a4e", back));
+    assert_false(orc_drv_resource_deployment(NULL, back));
+}
+
 /* ---- sites file ----------------------------------------------------------------------------- */
 
 static bool errs_have(const struct orc_sites_errors *e, const char *text)
@@ -1108,6 +1125,7 @@ int main(void)
         cmocka_unit_test(size_units),
         cmocka_unit_test(host_services),
         cmocka_unit_test(resource_names),
+        cmocka_unit_test(resource_names_say_their_deployment),
         cmocka_unit_test(sites_valid_file),
         cmocka_unit_test(sites_every_error_reported),
         cmocka_unit_test(sites_shapes_and_syntax),

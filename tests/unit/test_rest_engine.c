@@ -822,13 +822,14 @@ static void callback_given_up_daemon_healthy(void **state)
 /* ---- structured logs ---- */
 
 /* With log_format json every line of the daemon's log is one JSON object; the lines about a
- * deployment name it, those of its attempt the site, those of a node instance the node. */
+ * deployment name it, those of its attempt the site, those of a node instance the node; a
+ * driver's own line about a resource (host->log_resource) names all three. */
 static void json_logs_name_deployment_site_and_node(void **state)
 {
     const char *env[] = {"ORCHESTRATOR_LOG_FORMAT=json", "ORCHESTRATOR_LOG_LEVEL=debug", NULL};
     struct fx_daemon d;
     char uuid[64], *text, *line, *save = NULL;
-    bool saw_complete = false, saw_site_line = false;
+    bool saw_complete = false, saw_site_line = false, saw_driver_node_line = false;
     size_t lines = 0;
 
     (void)state;
@@ -857,12 +858,20 @@ static void json_logs_name_deployment_site_and_node(void **state)
         }
         if (json_object_get(j, "site") && !dep) /* the driver's own lines */
             saw_site_line = true;
+        if (strcmp(json_string_value(json_object_get(j, "subsystem")), "driver sim") == 0 &&
+            strstr(msg, " created (") != NULL) { /* the sim's line about a node it made */
+            assert_string_equal(dep, uuid);
+            assert_string_equal(json_string_value(json_object_get(j, "site")), "sim-a");
+            assert_string_equal(json_string_value(json_object_get(j, "node")), "train_node[0]");
+            saw_driver_node_line = true;
+        }
         json_decref(j);
         lines++;
     }
     assert_true(lines > 5);
     assert_true(saw_complete);
     assert_true(saw_site_line);
+    assert_true(saw_driver_node_line);
     free(text);
     fx_stop(&d);
 }

@@ -313,7 +313,7 @@ static inline int orc_op_failf(orc_op_t *op, int code, const char *fmt, ...)
 
 /* ---- host services ---------------------------------------------------------- */
 
-#define ORC_HOST_API_VERSION 4
+#define ORC_HOST_API_VERSION 5
 
 enum orc_log_level_drv { ORC_DRV_LOG_DEBUG = 0, ORC_DRV_LOG_INFO, ORC_DRV_LOG_WARN, ORC_DRV_LOG_ERROR };
 
@@ -373,7 +373,20 @@ struct orc_host_api {
      * ORC_ENOTSUP (this daemon keeps no agent reports). */
     int (*agent_state)(const struct orc_host_api *host, const char *deployment,
                        const char *resource, char **json);
+
+    /* version 5: log, for a line about one resource (resource: a name the core gave in
+     * orc_node_req.name): the line also names the deployment and the node instance
+     * ("vm[0]") that resource is, as the daemon's JSON log's "deployment" and "node"
+     * fields. Use orc_host_log_resource(), which falls back to log in older daemons. */
+    void (*log_resource)(const struct orc_host_api *host, const char *resource, int level,
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 };
+
+/* host->log_resource where the daemon has it (host API 5), else host->log. */
+#define orc_host_log_resource(host, resource, level, ...)                                          \
+    ((host)->version >= 5 && (host)->log_resource != NULL                                          \
+         ? (host)->log_resource((host), (resource), (level), __VA_ARGS__)                          \
+         : (host)->log((host), (level), __VA_ARGS__))
 
 /* ---- the SSH client (host API 2) ----------------------------------------------- */
 
