@@ -173,6 +173,9 @@ static void parse_node_names(struct topo *p, const tosca_ynode_t *map)
                                              map->u.map.items[i].value, i);
         if (node == NULL)
             return;
+        if (node->name[0] == '\0') /* nothing could name it: not in a requirement, not at a site */
+            note(p, tosca_error(p->d, &map->u.map.items[i].key->mark, "bad-name",
+                                "a node template needs a name (this one is empty)"));
         t->nodes[t->node_count++] = node;
         note(p, tosca_hmap_put(&t->node_index, node->name, node, NULL));
     }
@@ -381,6 +384,19 @@ static void resolve_relationship(struct topo *p, tosca_node_tpl_t *n, tosca_req_
     }
 }
 
+/* A node cannot be hosted on itself (a dependency on itself is merely ignored). */
+static void check_self_host(struct topo *p, const tosca_node_tpl_t *n, tosca_req_assign_t *r)
+{
+    if (r->target != n ||
+        !(strcmp(r->name, "host") == 0 ||
+          (r->rel_type && tosca_type_is(r->rel_type, "tosca.relationships.HostedOn"))))
+        return;
+    r->target = NULL;
+    note(p, tosca_error(p->d, &r->mark, "self-host",
+                        "node template '%s': requirement '%s' hosts the node on itself", n->name,
+                        r->name));
+}
+
 static void check_req_capability(struct topo *p, const tosca_node_tpl_t *n,
                                  tosca_req_assign_t *r)
 {
@@ -433,6 +449,7 @@ static void parse_one_req(struct topo *p, tosca_node_tpl_t *n, tosca_req_assign_
         r->target = find_node_of_type(p, r->def->node_type, n);
     resolve_target(p, n, r);
     resolve_relationship(p, n, r, rel);
+    check_self_host(p, n, r);
     check_req_capability(p, n, r);
 }
 

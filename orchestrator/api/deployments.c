@@ -390,6 +390,15 @@ static int owner_only(orc_api_req_t *req, const orc_deployment_t *d)
                             d->uuid);
 }
 
+/* Logs why the engine did not start what was stored (rc < 0); a plan it cannot run
+ * (ORC_EFORMAT) the engine has marked failed and logged itself. */
+static void not_started(int rc, const char *uuid, const char *what)
+{
+    if (rc < 0 && rc != ORC_EFORMAT)
+        orc_log_ctx(ORC_LOG_ERROR, "api", &(orc_log_ctx_t){.deployment = uuid},
+                    "%sstored but not started: %s", what, orc_strerror(rc));
+}
+
 /* The rest of a create, with the plan: stored, answered 201 once durable, started. */
 static int create_finish(orc_api_req_t *req, void *data)
 {
@@ -425,8 +434,7 @@ static int create_finish(orc_api_req_t *req, void *data)
         else
             rc = reply_when_durable(req, ctx, 201, j); /* durable before the 201 */
     }
-    if (orc_engine_create_plan(ctx->engine, d.uuid, w->plan) < 0)
-        orc_log(ORC_LOG_ERROR, "api", "deployment %s stored but not started", d.uuid);
+    not_started(orc_engine_create_plan(ctx->engine, d.uuid, w->plan), d.uuid, "");
     return rc;
 }
 
@@ -1041,9 +1049,7 @@ static int update_finish(orc_api_req_t *req, void *data)
     if (rc < 0)
         return rc;
     rc = reply_when_durable(req, ctx, 202, NULL);
-    if (orc_engine_update(ctx->engine, w->d->uuid) < 0)
-        orc_log(ORC_LOG_ERROR, "api", "deployment %s: update stored but not started",
-                w->d->uuid);
+    not_started(orc_engine_update(ctx->engine, w->d->uuid), w->d->uuid, "its update ");
     return rc;
 }
 

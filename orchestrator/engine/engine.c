@@ -72,12 +72,19 @@ void orc__engine_resume(struct orc_engine *eng, const char *uuid, orc_dep_status
     orc_log_ctx(rc < 0 ? ORC_LOG_ERROR : ORC_LOG_INFO, LOG, &(orc_log_ctx_t){.deployment = uuid},
                 "resuming (%s): %s", orc_dep_status_name(status),
                 rc < 0 ? orc_strerror(rc) : "ok");
-    if ((rc == ORC_EFORMAT || rc == ORC_ENOTFOUND) && status != ORC_DEP_DELETE_IN_PROGRESS)
-        orc_store_deployment_set_status(eng->store, uuid, 0,
-                                        status == ORC_DEP_CREATE_IN_PROGRESS
-                                            ? ORC_DEP_CREATE_FAILED
-                                            : ORC_DEP_UPDATE_FAILED,
-                                        "its stored plan cannot be read", NULL);
+    if (rc == ORC_ENOTFOUND && status != ORC_DEP_DELETE_IN_PROGRESS)
+        orc__engine_fail_unrunnable(eng, uuid, status == ORC_DEP_UPDATE_IN_PROGRESS);
+}
+
+void orc__engine_fail_unrunnable(struct orc_engine *eng, const char *uuid, bool update)
+{
+    int rc = orc_store_deployment_set_status(eng->store, uuid, 0,
+                                             update ? ORC_DEP_UPDATE_FAILED : ORC_DEP_CREATE_FAILED,
+                                             "its stored plan cannot be run (malformed)", NULL);
+
+    orc_log_ctx(rc < 0 ? ORC_LOG_ERROR : ORC_LOG_WARN, LOG, &(orc_log_ctx_t){.deployment = uuid},
+                "its plan cannot be run: %s%s", update ? "UPDATE_FAILED" : "CREATE_FAILED",
+                rc < 0 ? " not stored" : "");
 }
 
 static void resume_all(struct orc_engine *eng)

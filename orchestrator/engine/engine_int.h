@@ -204,6 +204,9 @@ void orc__agent_keep_attrs(const json_t *old, json_t *fresh);
 /* host->agent_state (drivers.h orc_drv_agent_fn; ctx is the engine): what the agent of
  * a resource reported, from the store. */
 int orc__agent_state(void *ctx, const char *deployment, const char *resource, char **json);
+/* Marks a deployment whose stored plan the engine cannot build a run of (ORC_EFORMAT)
+ * CREATE_FAILED (update: UPDATE_FAILED) instead of leaving it in progress for ever. */
+void orc__engine_fail_unrunnable(struct orc_engine *eng, const char *uuid, bool update);
 /* The node instance ("vm[0]") of the run of deployment that the provider-side name
  * resource is (drivers.h orc_drv_resource_fn; ctx is the engine): 0, or ORC_ENOTFOUND
  * when no run in memory has it. */

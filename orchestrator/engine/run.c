@@ -1259,6 +1259,8 @@ int orc_engine_create_plan(struct orc_engine *eng, const char *uuid, json_t *pla
     if (rc != 0)
         return rc < 0 ? rc : 0; /* 1: another daemon works on it */
     rc = run_new_planned(eng, uuid, RUN_CREATE, plan, &r);
+    if (rc == ORC_EFORMAT)
+        orc__engine_fail_unrunnable(eng, uuid, false);
     if (rc < 0)
         return rc;
     if (r->dep->status != ORC_DEP_CREATE_IN_PROGRESS || !r->planned) {
@@ -1344,6 +1346,8 @@ int orc_engine_update(struct orc_engine *eng, const char *uuid)
     if (rc != 0)
         return rc < 0 ? rc : 0; /* 1: its owner sees the update stored and does it */
     rc = run_new(eng, uuid, RUN_UPDATE, &r);
+    if (rc == ORC_EFORMAT)
+        orc__engine_fail_unrunnable(eng, uuid, true);
     if (rc < 0)
         return rc;
     if (r->dep->status != ORC_DEP_UPDATE_IN_PROGRESS || !r->planned) {

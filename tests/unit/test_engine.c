@@ -76,6 +76,38 @@ static void no_site_fits_fails_at_once(void **state)
     stop_engine(f);
 }
 
+/* A stored plan the engine cannot build a run of (a node hosted on itself, as an older
+ * planner let through) fails the create at once instead of leaving it in progress. */
+static void unrunnable_plan_fails_at_once(void **state)
+{
+    struct fx *f = *state;
+    char *text = test_read_file("examples/gpu-training.yaml", NULL);
+    json_t *inputs = json_object(), *plan;
+    orc_deployment_t dep = {0}, *d = NULL;
+
+    assert_non_null(text);
+    start_engine(f, three_sites);
+    plan = plan_text(f, text, inputs);
+    json_object_set_new(json_array_get(json_object_get(plan, "nodes"), 0), "host",
+                        json_string("train_node"));
+    dep.created_by.issuer = "https://issuer.test";
+    dep.created_by.subject = "alice";
+    dep.template_text = text;
+    dep.parameters = inputs;
+    dep.plan = plan;
+    assert_int_equal(orc_store_deployment_insert(f->store, &dep), 0);
+    assert_int_equal(orc_engine_create_plan(f->eng, dep.uuid, plan), ORC_EFORMAT);
+    assert_false(orc_engine_busy(f->eng, dep.uuid));
+    assert_int_equal(orc_store_deployment_get(f->store, dep.uuid, &d), 0);
+    assert_int_equal(d->status, ORC_DEP_CREATE_FAILED);
+    assert_non_null(strstr(d->status_reason, "cannot be run"));
+    orc_deployment_free(d);
+    json_decref(plan);
+    json_decref(inputs);
+    free(text);
+    stop_engine(f);
+}
+
 static void every_site_fails_lists_each(void **state)
 {
     struct fx *f = *state;
@@ -301,6 +333,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(training_completes_after_failover, setup, teardown),
         cmocka_unit_test_setup_teardown(no_site_fits_fails_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(unrunnable_plan_fails_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(every_site_fails_lists_each, setup, teardown),
         cmocka_unit_test_setup_teardown(restart_redrives_without_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(callback_retried_until_delivered, setup, teardown),

@@ -1184,6 +1184,52 @@ static void dependency_cycle(void **state)
     unload(&l);
 }
 
+/* A node hosted on itself is refused (by the requirement's name or its HostedOn
+ * relationship), where it stands; the engine could not run it. */
+static void self_host(void **state)
+{
+    static const char by_name[] = V13 "topology_template:\n"
+                                      "  node_templates:\n"
+                                      "    vm:\n"
+                                      "      type: tosca.nodes.Compute\n"
+                                      "      requirements:\n"
+                                      "        - host: vm\n";
+    static const char by_rel[] = V13 "topology_template:\n"
+                                     "  node_templates:\n"
+                                     "    app:\n"
+                                     "      type: tosca.nodes.SoftwareComponent\n"
+                                     "      requirements:\n"
+                                     "        - runs_on:\n"
+                                     "            node: app\n"
+                                     "            relationship: tosca.relationships.HostedOn\n";
+    ld_t l;
+
+    (void)state;
+    load(&l, by_name);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "self-host", line_of(by_name, "        - host: vm"), "'host'");
+    unload(&l);
+    load(&l, by_rel);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "self-host", line_of(by_rel, "        - runs_on:"), "'runs_on'");
+    unload(&l);
+}
+
+static void empty_node_name(void **state)
+{
+    static const char src[] = V13 "topology_template:\n"
+                                  "  node_templates:\n"
+                                  "    \"\":\n"
+                                  "      type: tosca.nodes.Compute\n";
+    ld_t l;
+
+    (void)state;
+    load(&l, src);
+    EXPECT_FAIL(&l);
+    EXPECT_ERR(&l, "bad-name", line_of(src, "    \"\":"), "empty");
+    unload(&l);
+}
+
 static void groups_and_policies(void **state)
 {
     static const char src[] = V13 "topology_template:\n"
@@ -1995,6 +2041,8 @@ int main(void)
         cmocka_unit_test(artifacts),
         cmocka_unit_test(copy_node),
         cmocka_unit_test(dependency_cycle),
+        cmocka_unit_test(self_host),
+        cmocka_unit_test(empty_node_name),
         cmocka_unit_test(groups_and_policies),
         cmocka_unit_test(outputs_without_value),
         cmocka_unit_test(substitution_mappings),
