@@ -80,7 +80,7 @@ void orc__engine_fail_unrunnable(struct orc_engine *eng, const char *uuid, bool 
 {
     int rc = orc_store_deployment_set_status(eng->store, uuid, 0,
                                              update ? ORC_DEP_UPDATE_FAILED : ORC_DEP_CREATE_FAILED,
-                                             "its stored plan cannot be run (malformed)", NULL);
+                                             "its stored plan cannot be run", NULL);
 
     orc_log_ctx(rc < 0 ? ORC_LOG_ERROR : ORC_LOG_WARN, LOG, &(orc_log_ctx_t){.deployment = uuid},
                 "its plan cannot be run: %s%s", update ? "UPDATE_FAILED" : "CREATE_FAILED",
