@@ -46,11 +46,16 @@ static const char *arg_str(const tosca_ynode_t *a, size_t i)
     return n && n->kind == TOSCA_Y_SCALAR ? n->u.scalar.str : NULL;
 }
 
+bool tosca_req_hosted_on(const tosca_req_assign_t *r)
+{
+    return r->rel_type && tosca_type_is(r->rel_type, "tosca.relationships.HostedOn");
+}
+
 const tosca_node_tpl_t *tosca_node_host(const tosca_node_tpl_t *n)
 {
     for (size_t i = 0; n && i < n->req_count; i++) {
         const tosca_req_assign_t *r = &n->reqs[i];
-        if (r->target && r->rel_type && tosca_type_is(r->rel_type, "tosca.relationships.HostedOn"))
+        if (r->target && tosca_req_hosted_on(r))
             return r->target;
     }
     for (size_t i = 0; n && i < n->req_count; i++)

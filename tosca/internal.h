@@ -242,6 +242,9 @@ json_t *tosca_eval(tosca_eval_t *e, const tosca_node_tpl_t *self, const tosca_yn
 /* The node a node is hosted on (first requirement whose relationship derives
  * from tosca.relationships.HostedOn), or NULL. */
 const tosca_node_tpl_t *tosca_node_host(const tosca_node_tpl_t *n);
+/* Whether a requirement's relationship is a HostedOn (what tosca_node_host looks for
+ * first; then a requirement named "host"). */
+bool tosca_req_hosted_on(const tosca_req_assign_t *r);
 /* Value of a node's property: assigned, else the nearest default. NULL if none. */
 const tosca_ynode_t *tosca_node_property(const tosca_node_tpl_t *n, const char *name);
 /* Name of a function call node without the 2.0 '$' ("get_input"), or NULL. */

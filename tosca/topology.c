@@ -387,9 +387,7 @@ static void resolve_relationship(struct topo *p, tosca_node_tpl_t *n, tosca_req_
 /* A node cannot be hosted on itself (a dependency on itself is merely ignored). */
 static void check_self_host(struct topo *p, const tosca_node_tpl_t *n, tosca_req_assign_t *r)
 {
-    if (r->target != n ||
-        !(strcmp(r->name, "host") == 0 ||
-          (r->rel_type && tosca_type_is(r->rel_type, "tosca.relationships.HostedOn"))))
+    if (r->target != n || !(tosca_req_hosted_on(r) || strcmp(r->name, "host") == 0))
         return;
     r->target = NULL;
     note(p, tosca_error(p->d, &r->mark, "self-host",
