@@ -163,9 +163,9 @@ static void text_vprintf(orc_api_text_t *t, const char *fmt, va_list ap)
         t->len += (size_t)n;
 }
 
-/* Bytes copied in where text_reserve already made room (the histograms' many lines are
- * written without printf and with one reservation each: a scrape of every route's histogram
- * stays cheap). */
+/* Bytes copied in where text_reserve already made room (the request and histogram lines,
+ * many, are written without printf and with one reservation per series: a scrape of every
+ * route's series stays cheap). */
 static void text_put(orc_api_text_t *t, const char *s, size_t n)
 {
     memcpy(t->buf + t->len, s, n);
@@ -210,55 +210,94 @@ static const char *label(const char *v, char *buf, size_t len)
     return buf;
 }
 
-static void render_requests(orc_api_t *api, orc_api_text_t *t)
+/* A series' labels as a line starts them: `NAME{method="M",route="R"` (route escaped); its
+ * length, or 0 when it would not fit (cannot happen: method and route are bounded). */
+static size_t series_prefix(const struct orc_metric_series *s, const char *name, char *buf,
+                            size_t len)
 {
     char route[256];
+    int n = snprintf(buf, len, "%s{method=\"%s\",route=\"%s\"", name, s->method,
+                     label(s->route, route, sizeof(route)));
+
+    return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
+}
+
+/* seconds with nine decimals, as %.9f would, without printf (the sums of every series). */
+static void text_put_seconds(orc_api_text_t *t, double seconds)
+{
+    uint64_t ns = (uint64_t)(seconds * 1e9 + 0.5);
+    char frac[9];
+
+    text_put_u64(t, ns / 1000000000u);
+    text_put(t, ".", 1);
+    ns %= 1000000000u;
+    for (int i = 8; i >= 0; i--, ns /= 10)
+        frac[i] = (char)('0' + ns % 10);
+    text_put(t, frac, sizeof(frac));
+}
+
+/* Each line a series writes: its prefix, at most 40 bytes of other labels and separators,
+ * up to 20 digits and 10 decimals, a newline. */
+#define LINE_ROOM(prefix_len) ((prefix_len) + 40 + 31 + 1)
+
+static void render_requests(orc_api_t *api, orc_api_text_t *t)
+{
+    char prefix[400];
 
     orc_api_metrics_printf(t, "# HELP orchestrator_http_requests_total HTTP requests answered, by "
                               "method, route pattern and status.\n"
                               "# TYPE orchestrator_http_requests_total counter\n");
-    for (struct orc_metric_series *s = api->metrics.series; s != NULL; s = s->next)
-        for (size_t i = 0; i < s->nstatuses; i++)
-            orc_api_metrics_printf(t,
-                                   "orchestrator_http_requests_total{method=\"%s\",route=\"%s\","
-                                   "status=\"%d\"} %llu\n",
-                                   s->method, label(s->route, route, sizeof(route)),
-                                   s->statuses[i].status, (unsigned long long)s->statuses[i].count);
+    for (struct orc_metric_series *s = api->metrics.series; s != NULL; s = s->next) {
+        size_t n = series_prefix(s, "orchestrator_http_requests_total", prefix, sizeof(prefix));
+
+        if (n == 0 || !text_reserve(t, s->nstatuses * LINE_ROOM(n)))
+            return;
+        for (size_t i = 0; i < s->nstatuses; i++) {
+            text_put(t, prefix, n);
+            text_put(t, ",status=\"", 9);
+            text_put_u64(t, (uint64_t)(unsigned)s->statuses[i].status);
+            text_put(t, "\"} ", 3);
+            text_put_u64(t, s->statuses[i].count);
+            text_put(t, "\n", 1);
+        }
+        t->buf[t->len] = '\0';
+    }
 }
 
 static void render_histogram(const struct orc_metric_series *s, orc_api_text_t *t)
 {
-    const char *name = "orchestrator_http_request_duration_seconds";
-    char route[256];
+    char bucket[400], sum[400], count[400];
+    size_t nb = series_prefix(s, "orchestrator_http_request_duration_seconds_bucket", bucket,
+                              sizeof(bucket));
+    size_t ns =
+        series_prefix(s, "orchestrator_http_request_duration_seconds_sum", sum, sizeof(sum));
+    size_t nc =
+        series_prefix(s, "orchestrator_http_request_duration_seconds_count", count, sizeof(count));
     uint64_t cumulative = 0;
 
-    char prefix[400];
-    int n;
-
-    label(s->route, route, sizeof(route));
-    n = snprintf(prefix, sizeof(prefix), "%s_bucket{method=\"%s\",route=\"%s\",le=\"", name,
-                 s->method, route);
-    if (n < 0 || (size_t)n >= sizeof(prefix))
-        return; /* cannot happen: method and route are bounded */
-    /* Each line: prefix, a label of at most 6 bytes, "} ", up to 20 digits, newline. */
-    if (!text_reserve(t, ORC_METRIC_BUCKETS * ((size_t)n + 6 + 3 + 20 + 1)))
+    if (nb == 0 || ns == 0 || nc == 0 ||
+        !text_reserve(t, (ORC_METRIC_BUCKETS + 1) * LINE_ROOM(nb) + LINE_ROOM(ns) + LINE_ROOM(nc)))
         return;
-    for (size_t i = 0; i < ORC_METRIC_BUCKETS; i++) {
-        cumulative += s->buckets[i];
-        text_put(t, prefix, (size_t)n);
-        text_put(t, bucket_labels[i], strlen(bucket_labels[i]));
+    for (size_t i = 0; i <= ORC_METRIC_BUCKETS; i++) {
+        const char *le = i < ORC_METRIC_BUCKETS ? bucket_labels[i] : "+Inf";
+
+        cumulative = i < ORC_METRIC_BUCKETS ? cumulative + s->buckets[i] : s->observations;
+        text_put(t, bucket, nb);
+        text_put(t, ",le=\"", 5);
+        text_put(t, le, strlen(le));
         text_put(t, "\"} ", 3);
         text_put_u64(t, cumulative);
         text_put(t, "\n", 1);
     }
+    text_put(t, sum, ns);
+    text_put(t, "} ", 2);
+    text_put_seconds(t, s->sum_seconds);
+    text_put(t, "\n", 1);
+    text_put(t, count, nc);
+    text_put(t, "} ", 2);
+    text_put_u64(t, s->observations);
+    text_put(t, "\n", 1);
     t->buf[t->len] = '\0';
-    orc_api_metrics_printf(t,
-                           "%s_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n"
-                           "%s_sum{method=\"%s\",route=\"%s\"} %.9f\n"
-                           "%s_count{method=\"%s\",route=\"%s\"} %llu\n",
-                           name, s->method, route, (unsigned long long)s->observations, name,
-                           s->method, route, s->sum_seconds, name, s->method, route,
-                           (unsigned long long)s->observations);
 }
 
 static void render_durations(orc_api_t *api, orc_api_text_t *t)

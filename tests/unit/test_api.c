@@ -584,6 +584,10 @@ static void metrics_text(void **state)
                                  "route=\"/info\",le=\"+Inf\"} 2\n"));
     assert_non_null(strstr(text, "orchestrator_http_request_duration_seconds_count{method=\"GET\","
                                  "route=\"/info\"} 2\n"));
+    assert_non_null(strstr(text, "orchestrator_http_request_duration_seconds_sum{method=\"GET\","
+                                 "route=\"/info\"} 0.203000000\n"));
+    assert_non_null(strstr(text, "orchestrator_http_request_duration_seconds_sum{method=\"HEAD\","
+                                 "route=\"/info\"} 0.000100000\n"));
     assert_non_null(strstr(text, "# TYPE orchestrator_http_request_duration_seconds histogram\n"));
     assert_non_null(strstr(text, "orchestrator_http_connections_open 0\n"));
     assert_non_null(strstr(text, "process_start_time_seconds "));
