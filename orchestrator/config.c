@@ -71,6 +71,7 @@ static int set_tls_cert(orc_config_t *cfg, const char *text, char *why, size_t w
 static int set_tls_key(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_tls_ca(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_secrets_file(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_catalog_dir(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_callback_private(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_import_roots(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_import_urls(orc_config_t *cfg, const char *text, char *why, size_t whylen);
@@ -124,29 +125,32 @@ static const struct cfg_key cfg_keys[] = {
     {"limits.user_burst", "ORCHESTRATOR_USER_BURST", NULL, "N", false, set_user_burst,
      "requests a user may send at once above the rate", "100"},
     {"limits.user_deployments", "ORCHESTRATOR_USER_DEPLOYMENTS", NULL, "N", false,
-     set_user_deployments, "deployments per authenticated user, admins aside (0: no quota)",
-     "100"},
+     set_user_deployments, "deployments per authenticated user, admins aside (0: no quota)", "100"},
     {"tls.cert_file", "ORCHESTRATOR_TLS_CERT_FILE", "--tls-cert", "FILE", false, set_tls_cert,
      "PEM certificate chain of the API (with tls.key_file: HTTPS only)", "none: plain HTTP"},
     {"tls.key_file", "ORCHESTRATOR_TLS_KEY_FILE", "--tls-key", "FILE", false, set_tls_key,
      "its PEM private key (mode 0600 or stricter)", "none"},
     {"tls.ca_file", "ORCHESTRATOR_TLS_CA_FILE", NULL, "FILE", false, set_tls_ca,
      "CA bundle gpu-agents verify the API with (on their nodes)", "none: the system's"},
-    {"secrets_file", "ORCHESTRATOR_SECRETS_FILE", "--secrets-file", "FILE", false,
-     set_secrets_file, "site credentials by name (YAML map, mode 0600); then ORC_SECRET_<NAME>",
+    {"catalog_dir", "ORCHESTRATOR_CATALOG_DIR", "--catalog-dir", "DIR", false, set_catalog_dir,
+     "templates (*.yaml) seeded into the template catalog at start; none: no directory",
+     "./examples (when it exists)"},
+    {"secrets_file", "ORCHESTRATOR_SECRETS_FILE", "--secrets-file", "FILE", false, set_secrets_file,
+     "site credentials by name (YAML map, mode 0600); then ORC_SECRET_<NAME>",
      "none: the environment only"},
     {"engine.callback_private", "ORCHESTRATOR_CALLBACK_PRIVATE", NULL, "POLICY", false,
      set_callback_private,
      "may callbacks reach loopback, private, link-local addresses: allow, deny, or auto "
-     "(allow only without auth)", "auto"},
+     "(allow only without auth)",
+     "auto"},
     {"imports.roots", "ORCHESTRATOR_IMPORT_ROOTS", NULL, "DIR[,...]", true, set_import_roots,
      "directories whose files templates may import (absolute paths)", "none"},
     {"imports.urls", "ORCHESTRATOR_IMPORT_URLS", NULL, "URL[,...]", true, set_import_urls,
      "http(s) URL prefixes templates may import from (fetched, cached in DATA_DIR)", "none"},
     {"imports.fetch_timeout", "ORCHESTRATOR_IMPORT_FETCH_TIMEOUT", NULL, "DURATION", false,
      set_fetch_timeout, "longest fetch of one URL import", "20s"},
-    {"imports.cache_ttl", "ORCHESTRATOR_IMPORT_CACHE_TTL", NULL, "DURATION", false,
-     set_cache_ttl, "age at which a cached URL import is fetched again", "1h"},
+    {"imports.cache_ttl", "ORCHESTRATOR_IMPORT_CACHE_TTL", NULL, "DURATION", false, set_cache_ttl,
+     "age at which a cached URL import is fetched again", "1h"},
     {"store", "ORCHESTRATOR_STORE", "--store", "STORE", false, set_store,
      "sqlite (DATA_DIR/orchestrator.db), sqlite:PATH, or a postgresql:// URL (password from "
      "PGPASSWORD or ~/.pgpass, not the URL)",
@@ -712,6 +716,15 @@ static int set_tls_ca(orc_config_t *cfg, const char *text, char *why, size_t why
     return set_path(&cfg->tls.ca_file, text);
 }
 
+static int set_catalog_dir(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    if (strcasecmp(text, "none") == 0 || text[0] == '\0')
+        return replace_str(&cfg->catalog_dir, NULL);
+    if (strlen(text) >= PATH_MAX)
+        return orc_failf(why, whylen, ORC_EINVAL, "a directory path is expected");
+    return replace_str(&cfg->catalog_dir, text);
+}
+
 static int set_secrets_file(orc_config_t *cfg, const char *text, char *why, size_t whylen)
 {
     return set_path(&cfg->secrets_file, text);
@@ -785,10 +798,11 @@ int orc_config_init(orc_config_t *cfg)
     cfg->engine.deadline_minute_ms = 60 * 1000;
     cfg->engine.lease_ms = 15 * 1000;
     cfg->data_dir = orc_strdup("./var");
+    cfg->catalog_dir = orc_strdup("./examples");
     cfg->configuration = json_object();
     cfg->auth.clock_skew_s = 60;
     cfg->auth.jwks_refresh_ms = 3600 * 1000;
-    if (cfg->data_dir == NULL || cfg->configuration == NULL ||
+    if (cfg->data_dir == NULL || cfg->catalog_dir == NULL || cfg->configuration == NULL ||
         set_listen(cfg, "127.0.0.1:8080", why, sizeof(why)) < 0) {
         orc_config_fini(cfg);
         return ORC_ENOMEM;
@@ -810,6 +824,8 @@ void orc_config_fini(orc_config_t *cfg)
     orc_free(cfg->tls.ca_file);
     orc_free(cfg->secrets_file);
     cfg->secrets_file = NULL;
+    orc_free(cfg->catalog_dir);
+    cfg->catalog_dir = NULL;
     orc_free(cfg->store);
     cfg->store = NULL;
     orc_free(cfg->engine.instance);

@@ -109,6 +109,7 @@ typedef struct orc_config_s {
     json_t *configuration;          /* object of strings served by GET /configuration */
     orc_auth_conf_t auth;
     char *secrets_file; /* NULL: secrets from the environment only */
+    char *catalog_dir;  /* templates seeded into the catalog; NULL: none */
     char *store;        /* "sqlite:PATH" or a postgresql:// URL; NULL: DATA_DIR/orchestrator.db */
     char **import_roots; /* NULL-terminated directories templates may import from; NULL: none */
     char **import_urls;  /* NULL-terminated http(s) URL prefixes they may import; NULL: none */

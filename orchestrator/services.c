@@ -13,6 +13,7 @@
 #include "api/deployments.h"
 #include "api/planner.h"
 #include "api/server.h"
+#include "api/templates.h"
 #include "base.h"
 #include "engine/drivers.h"
 #include "engine/engine.h"
@@ -32,6 +33,7 @@ struct orc_services {
     struct orc_sites sites;
     struct orc_engine *engine;
     struct orc_planner *planner; /* owns the libtosca context */
+    struct orc_catalog *catalog; /* of ready templates */
     struct orc_deployments_api deployments;
     struct orc_events *events; /* live event streams */
     struct orc_agent_api agent_api;
@@ -267,6 +269,24 @@ static void instance_name(struct orc_services *svc, const orc_config_t *cfg)
             (unsigned long long)cfg->engine.lease_ms);
 }
 
+/* The template catalog: its routes, and its directory read (the daemon is ready once it
+ * is). The default directory may be missing; a configured one must be there. */
+static int start_catalog(struct orc_services *svc, const orc_config_t *cfg, orc_api_t *api)
+{
+    bool optional = orc_config_source(cfg, "catalog_dir") == ORC_CFG_DEFAULT;
+    char err[PATH_MAX + 128];
+    int rc = orc_catalog_new(svc->store, svc->planner, svc->commit, &svc->catalog);
+
+    if (rc == 0)
+        rc = orc_api_templates_register(api, svc->catalog);
+    if (rc == 0)
+        rc = orc_api_add_ready_check(api, "catalog", orc_catalog_ready, svc->catalog);
+    if (rc == 0 && cfg->catalog_dir &&
+        (rc = orc_catalog_seed(svc->catalog, cfg->catalog_dir, optional, err, sizeof(err))) < 0)
+        orc_log(ORC_LOG_ERROR, LOG, "%s", err);
+    return rc;
+}
+
 int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
                        struct orc_services **out)
 {
@@ -306,10 +326,14 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
         rc = orc_engine_new(loop, svc->store, svc->reg, &svc->sites, &opts, &svc->engine);
     if (rc < 0)
         goto out_fail;
+    rc = start_catalog(svc, cfg, api);
+    if (rc < 0)
+        goto out_fail;
     svc->deployments = (struct orc_deployments_api){
         .store = svc->store,
         .engine = svc->engine,
         .planner = svc->planner,
+        .catalog = svc->catalog,
         .user_deployments = cfg->auth_enabled ? cfg->limits.user_deployments : 0,
         .callback_public_only = orc_config_callbacks_public_only(cfg),
         .commit = svc->commit,
@@ -357,7 +381,8 @@ out_fail:
     }
     if (svc->reg && orc_drv_registry_close(svc->reg) == 0)
         uv_run(loop, UV_RUN_NOWAIT);
-    orc_planner_close(svc->planner); /* nothing was submitted yet: frees it now */
+    orc_catalog_free(svc->catalog);  /* abandons the files it reads */
+    orc_planner_close(svc->planner); /* nothing waits on it now: frees it */
     orc_sites_free(&svc->sites);
     orc_store_close(svc->store);
     orc_secrets_free(svc->secrets);
@@ -387,6 +412,7 @@ static void on_engine_closed(struct orc_engine *eng, void *data)
     orc_events_close(svc->events); /* no stream is open and no notify comes any more */
     if (orc_drv_registry_close(svc->reg) < 0)
         orc_log(ORC_LOG_ERROR, LOG, "drivers: sites still open at shutdown");
+    orc_catalog_free(svc->catalog);  /* abandons the files it still reads */
     orc_planner_close(svc->planner); /* freed once a plan still running finishes */
     orc_sites_free(&svc->sites);
     orc_commit_close(svc->commit, on_commit_closed, svc);

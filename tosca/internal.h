@@ -250,4 +250,9 @@ const tosca_ynode_t *tosca_node_property(const tosca_node_tpl_t *n, const char *
 /* Name of a function call node without the 2.0 '$' ("get_input"), or NULL. */
 const char *tosca_function_name(const tosca_ynode_t *n);
 
+/* ---- plan.c ---- */
+/* An input is a secret when its definition says so (metadata: {secret: true}) or its name
+ * does (password, token, api_key...): its value is masked wherever it is shown. */
+bool tosca_input_is_secret(const tosca_schema_t *s);
+
 #endif

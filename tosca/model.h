@@ -234,6 +234,8 @@ tosca_artdef_t *tosca_type_artifact(const tosca_type_t *t, const char *name);
  * "integer" ...) to its tosca_prim_t; returns false when it is not built in. */
 bool tosca_prim_from_name(const char *name, tosca_prim_t *out);
 const char *tosca_prim_name(tosca_prim_t p);
+/* The keyword of a constraint operator ("in_range"). */
+const char *tosca_constraint_name(tosca_cop_t op);
 
 /* Scalar-unit values in canonical units: bytes, seconds, Hz, bits per second. */
 int tosca_scalar_unit_parse(tosca_prim_t p, const char *s, double *out);

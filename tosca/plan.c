@@ -110,7 +110,7 @@ static json_t *bind_given(struct planner *p, const tosca_schema_t *s, json_t *v)
 /* An input is a secret when its definition says so (metadata: {secret: true}) or its
  * name does (password, token, secret, credential, private_key, api_key...): its value
  * is masked wherever the orchestrator shows it (docs/security.md). */
-static bool input_is_secret(const tosca_schema_t *s)
+bool tosca_input_is_secret(const tosca_schema_t *s)
 {
     static const char *const words[] = {"password", "passwd", "token", "secret", "credential",
                                         "private_key", "privatekey", "api_key", "apikey", NULL};
@@ -152,7 +152,7 @@ static void bind_inputs(struct planner *p, const json_t *given)
             b = json_null();
         if (b)
             set(p, p->inputs, s->name, b);
-        if (input_is_secret(s))
+        if (tosca_input_is_secret(s))
             json_array_append_new(p->secrets, json_string(s->name));
     }
     json_object_foreach((json_t *)given, key, v)

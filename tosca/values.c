@@ -951,7 +951,7 @@ static const struct cop_info *cop_by_name(const char *name)
     return NULL;
 }
 
-static const char *cop_name(tosca_cop_t op)
+const char *tosca_constraint_name(tosca_cop_t op)
 {
     for (size_t i = 0; i < TOSCA_ARRAY_LEN(cops); i++)
         if (cops[i].op == op)
@@ -1627,7 +1627,7 @@ static int check_constraints(const tosca_check_t *c, tosca_prim_t p, const tosca
             continue; /* holds, or operands of other types (already reported) */
         rc = merge_rc(rc, tosca_error(c->diags, &v->mark, "constraint-violated",
                                       "%s: value %s violates %s: %s", what, show(v, vbuf),
-                                      cop_name(k[i].op), show(k[i].arg, abuf)));
+                                      tosca_constraint_name(k[i].op), show(k[i].arg, abuf)));
     }
     return rc;
 }

@@ -11,6 +11,7 @@
 #include "../engine/http_client.h"
 #include "deployments.h"
 #include "planner.h"
+#include "templates.h"
 #include "../base.h"
 #include "../store/commit.h"
 #include "../store/json.h"
@@ -22,6 +23,7 @@
 
 struct create_req {
     const char *template_text;
+    const char *template_name; /* create: a template of the catalog instead of the text */
     json_t *parameters;
     const char *callback;
     int timeout_mins, provider_timeout_mins, max_providers_retry;
@@ -67,12 +69,20 @@ static int parse_body(orc_api_req_t *req, const json_t *body, bool need_template
 {
     const json_t *t = json_object_get(body, "template"), *p = json_object_get(body, "parameters");
     const json_t *cb = json_object_get(body, "callback"), *g = json_object_get(body, "userGroup");
+    const json_t *name = json_object_get(body, "templateName");
     int rc;
 
     if (!json_is_object(body))
         return orc_api_req_fail(req, 400, "the body must be a JSON object");
-    if ((need_template || (t && !json_is_null(t))) &&
-        (!json_is_string(t) || json_string_length(t) == 0))
+    if (need_template && name && !json_is_null(name)) {
+        if (t && !json_is_null(t))
+            return orc_api_req_fail(req, 400, "give template or templateName, not both");
+        if (!json_is_string(name))
+            return orc_api_req_fail(req, 400, "templateName must be a string");
+        c->template_name = json_string_value(name);
+        t = NULL;
+    } else if ((need_template || (t && !json_is_null(t))) &&
+               (!json_is_string(t) || json_string_length(t) == 0))
         return orc_api_req_fail(req, 400, "A TOSCA template must be provided");
     if (json_is_string(t))
         c->template_text = json_string_value(t);
@@ -143,7 +153,7 @@ static int check_callback(orc_api_req_t *req, const struct orc_deployments_api *
 }
 
 /* Template problems as one 400 message: every error with file:line:col. */
-static int template_error(orc_api_req_t *req, const tosca_diags_t *d)
+int orc_api_template_error(orc_api_req_t *req, const tosca_diags_t *d)
 {
     char line[1024], msg[8192];
     size_t n = 0;
@@ -247,7 +257,7 @@ static int plan_then_finish(orc_api_req_t *req, struct plan_wait *w)
 static int plan_outcome(orc_api_req_t *req, const struct plan_wait *w)
 {
     if (w->rc == ORC_ETOSCA || w->rc == ORC_ELIMIT)
-        return template_error(req, w->diags);
+        return orc_api_template_error(req, w->diags);
     if (w->rc == ORC_ECANCELED)
         return orc_api_req_fail(req, 503, "the server is shutting down");
     if (w->rc < 0)
@@ -438,6 +448,27 @@ static int create_finish(orc_api_req_t *req, void *data)
     return rc;
 }
 
+/* templateName: the text of that template of the catalog, for the request's time. */
+static int catalog_template(orc_api_req_t *req, struct orc_deployments_api *ctx,
+                            struct create_req *c)
+{
+    char why[256], *text = NULL;
+    int rc;
+
+    if (c->template_name == NULL)
+        return 0;
+    if (ctx->catalog == NULL)
+        return orc_api_req_fail(req, 400, "this server has no template catalog");
+    rc = orc_catalog_text(ctx->catalog, c->template_name, &text, why, sizeof(why));
+    if (rc == ORC_ENOTFOUND || rc == ORC_ECONFLICT)
+        return orc_api_req_fail(req, rc == ORC_ENOTFOUND ? 400 : 409, "templateName: %s", why);
+    if (rc < 0)
+        return orc_api_req_store_fail(req, rc, why);
+    c->template_text = orc_api_req_strdup(req, text);
+    orc_free(text);
+    return 0;
+}
+
 /* Checks the request, then plans the template off the loop (create_finish). */
 static int create(orc_api_req_t *req, void *data)
 {
@@ -447,6 +478,8 @@ static int create(orc_api_req_t *req, void *data)
 
     if (rc == 0)
         rc = parse_body(req, w->body, true, &w->c);
+    if (rc == 0)
+        rc = catalog_template(req, ctx, &w->c);
     if (rc == 0)
         rc = check_user_group(req, w->c.user_group);
     if (rc == 0)
@@ -462,8 +495,8 @@ static int create(orc_api_req_t *req, void *data)
 
 /* ---- lists ---- */
 
-static int uint_query(orc_api_req_t *req, const char *name, uint32_t dflt, uint32_t max,
-                      uint32_t *out)
+int orc_api_uint_query(orc_api_req_t *req, const char *name, uint32_t dflt, uint32_t max,
+                       uint32_t *out)
 {
     const char *v = orc_api_req_query(req, name);
     char *end;
@@ -479,7 +512,6 @@ static int uint_query(orc_api_req_t *req, const char *name, uint32_t dflt, uint3
     return 0;
 }
 
-/* {"links":[first, self, next, last], "content":[...], "page":{...}} (API.md). */
 /* Appends s percent-encoded for a query value: RFC 3986 unreserved
  * characters and the harmless delimiters (",:@/") stay as they are. */
 static size_t pct_encode(const char *s, char *out, size_t n, size_t size)
@@ -529,8 +561,9 @@ static char *other_params(orc_api_req_t *req)
     return out;
 }
 
-static json_t *paged(orc_api_req_t *req, const char *path, json_t *content, uint32_t page,
-                     uint32_t size, int64_t total)
+/* {"links":[first, self, next, last], "content":[...], "page":{...}} (API.md). */
+json_t *orc_api_paged(orc_api_req_t *req, const char *path, json_t *content, uint32_t page,
+                      uint32_t size, int64_t total)
 {
     int64_t pages = size ? (total + size - 1) / size : 1;
     json_t *links = json_array();
@@ -596,8 +629,8 @@ static int list(orc_api_req_t *req, void *data)
     json_t *content;
     int rc;
 
-    if ((rc = uint_query(req, "page", 0, 1000000, &q.page)) < 0 ||
-        (rc = uint_query(req, "size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, &q.size)) < 0)
+    if ((rc = orc_api_uint_query(req, "page", 0, 1000000, &q.page)) < 0 ||
+        (rc = orc_api_uint_query(req, "size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, &q.size)) < 0)
         return rc;
     if (q.size == 0)
         q.size = DEFAULT_PAGE_SIZE;
@@ -616,8 +649,8 @@ static int list(orc_api_req_t *req, void *data)
         if (orc_deployment_to_json(&l.items[i], orc_api_req_base_url(req), &j) == 0)
             json_array_append_new(content, j);
     }
-    rc = orc_api_send_json_new(req, 200,
-                               paged(req, "/deployments", content, q.page, q.size, l.total));
+    rc = orc_api_send_json_new(
+        req, 200, orc_api_paged(req, "/deployments", content, q.page, q.size, l.total));
     orc_deployment_list_clear(&l);
     return rc;
 }
@@ -776,8 +809,9 @@ static int list_resources(orc_api_req_t *req, void *data)
     json_t *content;
     int rc = load(req, ctx, &d);
 
-    if (rc == 0 && ((rc = uint_query(req, "page", 0, 1000000, &q.page)) < 0 ||
-                    (rc = uint_query(req, "size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, &q.size)) < 0))
+    if (rc == 0 &&
+        ((rc = orc_api_uint_query(req, "page", 0, 1000000, &q.page)) < 0 ||
+         (rc = orc_api_uint_query(req, "size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, &q.size)) < 0))
         goto out;
     if (rc < 0)
         goto out;
@@ -795,11 +829,12 @@ static int list_resources(orc_api_req_t *req, void *data)
         if (orc_resource_to_json(&l.items[i], orc_api_req_base_url(req), &j) == 0)
             json_array_append_new(content, j);
     }
-    rc = orc_api_send_json_new(req, 200,
-                               paged(req,
-                                     orc_api_req_url(req, "/deployments/%s/resources", d->uuid) +
-                                         strlen(orc_api_req_base_url(req)),
-                                     content, q.page, q.size, l.total));
+    rc = orc_api_send_json_new(
+        req, 200,
+        orc_api_paged(req,
+                      orc_api_req_url(req, "/deployments/%s/resources", d->uuid) +
+                          strlen(orc_api_req_base_url(req)),
+                      content, q.page, q.size, l.total));
     orc_resource_list_clear(&l);
 out:
     orc_deployment_free(d);
@@ -1149,6 +1184,7 @@ int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx
          "application/json", "{\"$ref\":\"#/components/schemas/Deployment\"}"},
         {400, "Bad body or an invalid template (each error with file:line:col)", "application/json",
          NULL},
+        {409, "templateName names a retired template of the catalog", "application/json", NULL},
         {415, "The body is not JSON", "application/json", NULL},
         {0, NULL, NULL, NULL}};
     static const orc_api_response_doc_t listed[] = {
@@ -1327,9 +1363,13 @@ int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx
          "\"site\":{\"type\":\"string\"},\"attributes\":{\"type\":\"object\","
          "\"description\":\"what the driver reported (addresses, ...)\"}}}"},
         {"DeploymentRequest",
-         "{\"type\":\"object\",\"required\":[\"template\"],"
-         "\"properties\":{\"template\":{\"type\":\"string\",\"minLength\":1," BODY_FIELDS
-         "\"description\":\"The body of a create; unknown fields are ignored\"}"},
+         "{\"type\":\"object\",\"oneOf\":[{\"required\":[\"template\"]},"
+         "{\"required\":[\"templateName\"]}],"
+         "\"properties\":{\"templateName\":{\"type\":\"string\",\"description\":\"instead of "
+         "template: the template of that name in the catalog (GET /templates)\"},"
+         "\"template\":{\"type\":\"string\",\"minLength\":1," BODY_FIELDS
+         "\"description\":\"The body of a create: template, or templateName; unknown fields are "
+         "ignored\"}"},
         {"DeploymentUpdate",
          "{\"type\":\"object\",\"properties\":{\"template\":{\"type\":\"string\",\"minLength\":"
          "1," BODY_FIELDS

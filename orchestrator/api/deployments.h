@@ -18,6 +18,7 @@ struct orc_deployments_api {
     orc_store_t *store;
     struct orc_engine *engine;
     struct orc_planner *planner; /* loads and plans templates off the loop */
+    struct orc_catalog *catalog; /* templateName: a template of the catalog; NULL: none */
     unsigned user_deployments; /* quota of an authenticated user (0: none) */
     bool callback_public_only; /* a callback to a literal private address is a 400 */
     /* group commit of the store: answers that acknowledge a write wait for it */
@@ -30,6 +31,18 @@ bool orc_deployment_visible(const orc_identity_t *id, const orc_deployment_t *d)
 
 /* Registers the routes; ctx must outlive the api. 0 or an ORC_E* code. */
 int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx);
+
+/* Shared by the API's collections. The 400 of an invalid template: each error with its
+ * file:line:col. */
+int orc_api_template_error(orc_api_req_t *req, const tosca_diags_t *d);
+/* A query parameter that is a number (absent or empty: dflt; above max: max); a 400
+ * otherwise. */
+int orc_api_uint_query(orc_api_req_t *req, const char *name, uint32_t dflt, uint32_t max,
+                       uint32_t *out);
+/* A page of content (stolen) as API.md pages: links first, self, next, last (keeping the
+ * other query parameters), content, page {size, totalElements, totalPages, number}. */
+json_t *orc_api_paged(orc_api_req_t *req, const char *path, json_t *content, uint32_t page,
+                      uint32_t size, int64_t total);
 
 /* Answers status (with body, stolen; NULL: none) once what the handler
  * stored is durable (group commit), or 503 if the commit failed. */

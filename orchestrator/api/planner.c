@@ -22,6 +22,7 @@ struct orc_plan_job {
     char *text;
     size_t text_len;
     json_t *inputs;
+    bool describe; /* tosca_template_describe instead of the plan */
     orc_plan_done_fn done;
     void *data;
     bool in_batch;  /* handed to the thread */
@@ -69,7 +70,9 @@ static void run_batch(struct orc_planner *p, orc_plan_job_t *batch)
         tosca_template_t *t = NULL;
         job->rc = tosca_load_buffer(p->tosca, job->name, job->text, strlen(job->text), &t,
                                     &job->diags);
-        if (job->rc == 0)
+        if (job->rc == 0 && job->describe)
+            job->rc = tosca_template_describe(t, &job->plan);
+        else if (job->rc == 0)
             job->rc = tosca_plan(t, job->inputs, &job->plan, &job->diags);
         tosca_template_free(t);
     }
@@ -219,9 +222,9 @@ int orc_planner_new(uv_loop_t *loop, tosca_ctx_t *tosca, struct orc_planner **ou
     return 0;
 }
 
-int orc_planner_submit(struct orc_planner *p, const char *name, const char *template_text,
-                       const json_t *inputs, orc_plan_done_fn done, void *data,
-                       orc_plan_job_t **out)
+static int submit_job(struct orc_planner *p, const char *name, const char *template_text,
+                      const json_t *inputs, bool describe, orc_plan_done_fn done, void *data,
+                      orc_plan_job_t **out)
 {
     size_t len = strlen(template_text);
     orc_plan_job_t *job;
@@ -246,6 +249,7 @@ int orc_planner_submit(struct orc_planner *p, const char *name, const char *temp
         job_free(job);
         return ORC_ENOMEM;
     }
+    job->describe = describe;
     job->done = done;
     job->data = data;
     *p->tail = job;
@@ -256,6 +260,19 @@ int orc_planner_submit(struct orc_planner *p, const char *name, const char *temp
         *out = job;
     start_batch(p);
     return 0;
+}
+
+int orc_planner_submit(struct orc_planner *p, const char *name, const char *template_text,
+                       const json_t *inputs, orc_plan_done_fn done, void *data,
+                       orc_plan_job_t **out)
+{
+    return submit_job(p, name, template_text, inputs, false, done, data, out);
+}
+
+int orc_planner_describe(struct orc_planner *p, const char *name, const char *template_text,
+                         orc_plan_done_fn done, void *data, orc_plan_job_t **out)
+{
+    return submit_job(p, name, template_text, NULL, true, done, data, out);
 }
 
 void orc_planner_abandon(orc_plan_job_t *job)

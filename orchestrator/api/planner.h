@@ -49,6 +49,11 @@ int orc_planner_submit(struct orc_planner *p, const char *name, const char *temp
                        const json_t *inputs, orc_plan_done_fn done, void *data,
                        orc_plan_job_t **out);
 
+/* The same for a load and its description (tosca_template_describe) in place of the
+ * plan: done gets the description as plan. */
+int orc_planner_describe(struct orc_planner *p, const char *name, const char *template_text,
+                         orc_plan_done_fn done, void *data, orc_plan_job_t **out);
+
 /* The caller no longer wants the result (its request went away): done will
  * not run; the job is dropped, or finishes unseen if it is running. */
 void orc_planner_abandon(orc_plan_job_t *job);

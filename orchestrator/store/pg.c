@@ -782,6 +782,9 @@ static const char meta_set_sql[] =
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms";
 static const char meta_get_sql[] = "SELECT value FROM meta WHERE key = $1::text";
 static const char meta_delete_sql[] = "DELETE FROM meta WHERE key = $1::text";
+static const char meta_list_sql[] = "SELECT key, value FROM meta"
+                                    " WHERE left(key, length($1::text)) = $1::text"
+                                    " ORDER BY key COLLATE \"C\"";
 
 static int pg_meta_set(orc_store_t *s, const char *key, const char *value)
 {
@@ -827,6 +830,32 @@ static int pg_meta_delete(orc_store_t *s, const char *key)
     if (rc == 0 && n == 0)
         rc = orc__store_failf(s, ORC_ENOTFOUND, "no meta key '%.64s'", key);
     return orc__pg_end(q, rc);
+}
+
+static int pg_meta_list(orc_store_t *s, const char *prefix, orc_meta_list_t *out)
+{
+    struct pg_store *q = pg_of(s);
+    struct pg_params p = {0};
+    PGresult *r;
+    int rc;
+
+    orc__pg_p_text(&p, 1, prefix);
+    rc = orc__pg_exec(q, meta_list_sql, &p, "list meta", &r);
+    if (rc == 0 && PQntuples(r) > 0) {
+        out->items = orc_calloc((size_t)PQntuples(r), sizeof(*out->items));
+        if (out->items == NULL)
+            rc = orc__store_failf(s, ORC_ENOMEM, "list meta: out of memory");
+    }
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        orc_meta_t *m = &out->items[out->count++];
+        rc = orc__pg_col_text(q, r, i, 0, &m->key);
+        if (rc == 0)
+            rc = orc__pg_col_text(q, r, i, 1, &m->value);
+    }
+    PQclear(r);
+    if (rc < 0)
+        orc_meta_list_clear(out);
+    return rc;
 }
 
 /* ---- notifications ------------------------------------------------------------------ */
@@ -891,6 +920,7 @@ const struct orc_store_ops orc__store_pg_ops = {
     .meta_set = pg_meta_set,
     .meta_get = pg_meta_get,
     .meta_delete = pg_meta_delete,
+    .meta_list = pg_meta_list,
     .group_begin = pg_group_begin,
     .group_commit = pg_group_commit,
 };

@@ -832,6 +832,46 @@ static int sq_meta_delete(orc_store_t *s, const char *key)
     return orc__sq_end(q, rc);
 }
 
+static int list_meta(struct sq_store *q, const char *prefix, orc_meta_list_t *out)
+{
+    struct sq_bind b = {.q = q};
+    size_t cap = 0;
+    int rc = orc__sq_stmt(q, SQ_META_LIST, &b.st);
+
+    if (rc < 0)
+        return rc;
+    orc__sq_b_text(&b, 1, prefix);
+    rc = orc__sq_b_done(&b, "list meta");
+    while (rc == 0 && (rc = orc__sq_step(q, b.st, "list meta")) == 1) {
+        orc_meta_t *m;
+        rc = orc__store_grow((void **)&out->items, &cap, out->count, sizeof(*out->items));
+        if (rc < 0) {
+            rc = orc__store_failf(&q->base, rc, "list meta: out of memory");
+            break;
+        }
+        m = &out->items[out->count++];
+        *m = (orc_meta_t){0};
+        rc = orc__sq_col_text(q, b.st, 0, &m->key);
+        if (rc == 0)
+            rc = orc__sq_col_text(q, b.st, 1, &m->value);
+    }
+    orc__sq_release(b.st);
+    return rc;
+}
+
+static int sq_meta_list(orc_store_t *s, const char *prefix, orc_meta_list_t *out)
+{
+    struct sq_store *q = sq_of(s);
+    int rc = orc__sq_read_begin(q);
+
+    if (rc == 0)
+        rc = list_meta(q, prefix, out);
+    rc = orc__sq_read_end(q, rc);
+    if (rc < 0)
+        orc_meta_list_clear(out);
+    return rc;
+}
+
 const struct orc_store_ops orc__store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -860,6 +900,7 @@ const struct orc_store_ops orc__store_sqlite_ops = {
     .meta_set = sq_meta_set,
     .meta_get = sq_meta_get,
     .meta_delete = sq_meta_delete,
+    .meta_list = sq_meta_list,
     .group_begin = sq_group_begin,
     .group_commit = sq_group_commit,
 };

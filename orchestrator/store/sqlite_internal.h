@@ -67,6 +67,7 @@ enum sq_stmt {
     SQ_META_SET,
     SQ_META_GET,
     SQ_META_DELETE,
+    SQ_META_LIST,
     SQ__COUNT
 };
 

@@ -228,9 +228,9 @@ const char *const orc__sq_sql[SQ__COUNT] = {
     [SQ_DEP_COUNT] = "SELECT count(*)" DEP_FILTER_LIVE,
     [SQ_DEP_COUNT_ALL] = "SELECT count(*)" DEP_FILTER_ALL,
     ORC_STORE_DEP_LISTS(DEP_LIST, SQ_DEP_LIST, DEP_FILTER_LIVE)
-    ORC_STORE_DEP_LISTS(DEP_LIST, SQ_DEP_LIST_ALL, DEP_FILTER_ALL)
-    [SQ_DEP_IN_STATUS] = "SELECT " DEP_COLS " FROM deployments d WHERE d.deleted = 0"
-                         " AND instr(?1, ',' || d.status || ',') > 0 ORDER BY d.uuid ASC",
+        ORC_STORE_DEP_LISTS(DEP_LIST, SQ_DEP_LIST_ALL, DEP_FILTER_ALL)[SQ_DEP_IN_STATUS] =
+            "SELECT " DEP_COLS " FROM deployments d WHERE d.deleted = 0"
+            " AND instr(?1, ',' || d.status || ',') > 0 ORDER BY d.uuid ASC",
 
     [SQ_DEP_STATUS_COUNTS] = "SELECT status, count(*) FROM deployments WHERE deleted = 0"
                              " GROUP BY status",
@@ -301,4 +301,6 @@ const char *const orc__sq_sql[SQ__COUNT] = {
                     " updated_ms = excluded.updated_ms",
     [SQ_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [SQ_META_DELETE] = "DELETE FROM meta WHERE key = ?1",
+    [SQ_META_LIST] = "SELECT key, value FROM meta WHERE substr(key, 1, length(?1)) = ?1"
+                     " ORDER BY key",
 };

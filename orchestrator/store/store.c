@@ -1115,3 +1115,31 @@ int orc_store_meta_delete(orc_store_t *s, const char *key)
         rc = check_text(s, key, "key");
     return rc < 0 ? rc : s->ops->meta_delete(s, key);
 }
+
+void orc_meta_list_clear(orc_meta_list_t *l)
+{
+    if (l == NULL)
+        return;
+    for (size_t i = 0; i < l->count; i++) {
+        orc_free(l->items[i].key);
+        orc_free(l->items[i].value);
+    }
+    orc_free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+int orc_store_meta_list(orc_store_t *s, const char *prefix, orc_meta_list_t *out)
+{
+    int rc = begin_call(s);
+
+    if (rc == 0)
+        rc = check_out(s, out);
+    if (rc < 0)
+        return rc;
+    memset(out, 0, sizeof(*out));
+    rc = check_text(s, prefix, "prefix");
+    if (rc == 0 && prefix[0] == '\0')
+        rc = orc__store_failf(s, ORC_EINVAL, "prefix is empty");
+    return rc < 0 ? rc : s->ops->meta_list(s, prefix, out);
+}

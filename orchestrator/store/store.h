@@ -560,4 +560,18 @@ int orc_store_meta_set(orc_store_t *s, const char *key, const char *value);
 int orc_store_meta_get(orc_store_t *s, const char *key, char **value);
 int orc_store_meta_delete(orc_store_t *s, const char *key); /* ORC_ENOTFOUND if absent */
 
+typedef struct {
+    char *key;
+    char *value;
+} orc_meta_t;
+
+typedef struct {
+    orc_meta_t *items;
+    size_t count;
+} orc_meta_list_t;
+
+void orc_meta_list_clear(orc_meta_list_t *l);
+/* Every key that starts with prefix (not empty), with its value, in key order (bytewise). */
+int orc_store_meta_list(orc_store_t *s, const char *prefix, orc_meta_list_t *out);
+
 #endif

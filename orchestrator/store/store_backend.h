@@ -77,6 +77,7 @@ struct orc_store_ops {
     int (*meta_set)(orc_store_t *s, const char *key, const char *value);
     int (*meta_get)(orc_store_t *s, const char *key, char **value);
     int (*meta_delete)(orc_store_t *s, const char *key);
+    int (*meta_list)(orc_store_t *s, const char *prefix, orc_meta_list_t *out);
 
     /* Group transactions: begin opens the one transaction of a group; commit
      * ends it (one disk sync) or, on failure, rolls it back. Called by

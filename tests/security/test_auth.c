@@ -338,6 +338,32 @@ static void test_tokens(void **state)
     assert_int_equal(call(&d, "GET", "/metrics", "Bearer", tok, NULL, &r), 200);
     fx_resp_free(&r);
     free(tok);
+    /* the catalog: users read it, operators publish and retire */
+    tok = user("alice", "ml-team");
+    assert_int_equal(call(&d, "GET", "/templates", "Bearer", tok, NULL, &r), 200);
+    fx_resp_free(&r);
+    assert_int_equal(
+        call(&d, "POST", "/templates", "Bearer", tok, "{\"name\":\"mine\",\"template\":\"x\"}", &r),
+        403);
+    assert_string_equal(json_string_value(json_object_get(r.json, "error")), "insufficient_scope");
+    fx_resp_free(&r);
+    assert_int_equal(call(&d, "DELETE", "/templates/gpu-training", "Bearer", tok, NULL, &r), 403);
+    fx_resp_free(&r);
+    free(tok);
+    tok = user("olga", "ops");
+    assert_int_equal(call(&d, "POST", "/templates", "Bearer", tok,
+                          "{\"name\":\"ops-template\",\"template\":\"tosca_definitions_version: "
+                          "tosca_simple_yaml_1_3\\ntopology_template:\\n  node_templates:\\n    n: "
+                          "{type: tosca.nodes.Compute}\\n\"}",
+                          &r),
+                     201);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r.json, "published"), "subject")),
+        "olga");
+    fx_resp_free(&r);
+    assert_int_equal(call(&d, "DELETE", "/templates/ops-template", "Bearer", tok, NULL, &r), 200);
+    fx_resp_free(&r);
+    free(tok);
     /* the agent endpoint keeps its own per-deployment token: a user's does not open it */
     tok = user("alice", "ml-team");
     assert_int_equal(call(&d, "POST",

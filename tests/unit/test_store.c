@@ -1428,6 +1428,39 @@ static void meta_key_value(void **state)
     assert_int_equal(orc_store_meta_get(f->s, "k", NULL), ORC_EINVAL);
 }
 
+/* A prefix lists its keys in bytewise order, and only its own ("a_" and "a%" are no
+ * patterns; "b" is not under "a/"). */
+static void meta_list_by_prefix(void **state)
+{
+    struct fx *f = *state;
+    orc_meta_list_t l = {0};
+
+    assert_int_equal(orc_store_meta_list(f->s, "template/", &l), 0);
+    assert_int_equal(l.count, 0);
+    assert_int_equal(orc_store_meta_set(f->s, "template/b", "2"), 0);
+    assert_int_equal(orc_store_meta_set(f->s, "template/a", "1"), 0);
+    assert_int_equal(orc_store_meta_set(f->s, "template/B", "0"), 0);
+    assert_int_equal(orc_store_meta_set(f->s, "template", "not under"), 0);
+    assert_int_equal(orc_store_meta_set(f->s, "templatex/a", "not under"), 0);
+    assert_int_equal(orc_store_meta_set(f->s, "a_b", "x"), 0);
+    assert_int_equal(orc_store_meta_list(f->s, "template/", &l), 0);
+    assert_int_equal(l.count, 3);
+    assert_string_equal(l.items[0].key, "template/B");
+    assert_string_equal(l.items[0].value, "0");
+    assert_string_equal(l.items[1].key, "template/a");
+    assert_string_equal(l.items[2].key, "template/b");
+    assert_string_equal(l.items[2].value, "2");
+    orc_meta_list_clear(&l);
+    assert_int_equal(orc_store_meta_list(f->s, "a%", &l), 0);
+    assert_int_equal(l.count, 0);
+    assert_int_equal(orc_store_meta_list(f->s, "a_", &l), 0);
+    assert_int_equal(l.count, 1);
+    orc_meta_list_clear(&l);
+    assert_int_equal(orc_store_meta_list(f->s, "", &l), ORC_EINVAL);
+    assert_int_equal(orc_store_meta_list(f->s, NULL, &l), ORC_EINVAL);
+    assert_int_equal(orc_store_meta_list(f->s, "x", NULL), ORC_EINVAL);
+}
+
 /* ---- JSON codec ----------------------------------------------------------------------------- */
 
 static void assert_api_time(const json_t *obj, const char *key)
@@ -2372,6 +2405,7 @@ int main(void)
         T(events_append_and_resume),
         T(attempts_and_reason),
         T(meta_key_value),
+        T(meta_list_by_prefix),
         T(json_deployment_as_api),
         T(json_resource_and_event_as_api),
         T(group_writes_invisible_until_commit),

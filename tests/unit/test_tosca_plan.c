@@ -4,8 +4,9 @@
  * instance limit), compute requirements normalised to bytes and Hz, node kinds, the
  * dependency order, hosts and host chains, lifecycle operations and artifacts merged
  * from the type chain and the template, outputs with deferred references, and the
- * plans of the examples. Templates come from strings (tosca_load_buffer) except the
- * examples; every refusal is checked by its code and the line of the template.
+ * plans of the examples; and what a template tells a deployer (tosca_template_describe). Templates
+ * come from strings (tosca_load_buffer) except the examples; every refusal is checked by its code
+ * and the line of the template.
  */
 #include "tosca_fixture.h"
 
@@ -84,6 +85,111 @@ static void inputs_given_and_default(void **state)
     ASSERT_JEQ(l.plan, "inputs.names", "[\"x\", \"y\"]");
     ASSERT_JINT(plan_node(&l, "vm"), "compute.mem_size", 2147483648);
     ASSERT_JSTR(l.plan, "outputs.doubled.value", "7x");
+    unload(&l);
+}
+
+/* ---- what a template tells a deployer (tosca_template_describe) ---- */
+
+static const char describe_src[] =
+    "tosca_definitions_version: tosca_simple_yaml_1_3\n"
+    "description: Train a model\n"
+    "metadata:\n"
+    "  display_name: Training\n"
+    "  tag: training\n"
+    "topology_template:\n"
+    "  inputs:\n"
+    "    gpus:\n"
+    "      type: integer\n"
+    "      description: GPUs\n"
+    "      default: 1\n"
+    "      constraints:\n"
+    "        - in_range: [0, 8]\n"
+    "    model:\n"
+    "      type: string\n"
+    "      constraints: [ { valid_values: [A100, H100] } ]\n"
+    "    mem:\n"
+    "      type: scalar-unit.size\n"
+    "      default: 2 GB\n"
+    "      constraints: [ { greater_or_equal: 1 GB } ]\n"
+    "    names:\n"
+    "      type: list\n"
+    "      entry_schema: { type: string }\n"
+    "      default: [a]\n"
+    "      constraints: [ { min_length: 1 } ]\n"
+    "    hub_token:\n"
+    "      type: string\n"
+    "      default: s3cr3t\n"
+    "    ratio:\n"
+    "      type: float\n"
+    "      required: false\n"
+    "      constraints: [ { greater_than: 0 }, { less_or_equal: 1.5 } ]\n"
+    "  node_templates:\n"
+    "    vm:\n"
+    "      type: tosca.nodes.Compute\n";
+
+static void describe_inputs(void **state)
+{
+    ld_t l;
+    json_t *d = NULL;
+
+    (void)state;
+    load(&l, describe_src);
+    EXPECT_CLEAN(&l);
+    assert_int_equal(tosca_template_describe(l.t, &d), 0);
+    ASSERT_JSTR(d, "tosca_definitions_version", "tosca_simple_yaml_1_3");
+    ASSERT_JSTR(d, "description", "Train a model");
+    ASSERT_JEQ(d, "metadata", "{\"display_name\": \"Training\", \"tag\": \"training\"}");
+    /* as written, in the template's order */
+    ASSERT_JEQ(d, "inputs.0",
+               "{\"name\": \"gpus\", \"type\": \"integer\", \"description\": \"GPUs\", "
+               "\"required\": false, \"secret\": false, \"default\": 1, "
+               "\"constraints\": [{\"in_range\": [0, 8]}]}");
+    ASSERT_JEQ(d, "inputs.1.required", "true");
+    ASSERT_JSTR(d, "inputs.3.entry_schema", "string");
+    ASSERT_JEQ(d, "inputs.4.secret", "true");
+    assert_null(jpath(d, "inputs.4.default")); /* a secret's default is not shown */
+    ASSERT_JEQ(d, "inputs.5.required", "false");
+    /* as a JSON Schema */
+    ASSERT_JEQ(d, "schema.required", "[\"model\"]");
+    ASSERT_JEQ(
+        d, "schema.properties.gpus",
+        "{\"type\": \"integer\", \"description\": \"GPUs\", \"default\": 1, "
+        "\"minimum\": 0, \"maximum\": 8, \"x-tosca-constraints\": [{\"in_range\": [0, 8]}]}");
+    ASSERT_JEQ(d, "schema.properties.model.enum", "[\"A100\", \"H100\"]");
+    ASSERT_JSTR(d, "schema.properties.mem.type", "string");
+    ASSERT_JSTR(d, "schema.properties.mem.x-tosca-type", "scalar-unit.size");
+    ASSERT_JSTR(d, "schema.properties.mem.default", "2 GB");
+    assert_null(jpath(d, "schema.properties.mem.minimum")); /* "1 GB" is no JSON number */
+    ASSERT_JEQ(d, "schema.properties.mem.x-tosca-constraints",
+               "[{\"greater_or_equal\": \"1 GB\"}]");
+    ASSERT_JEQ(d, "schema.properties.names.items", "{\"type\": \"string\"}");
+    ASSERT_JINT(d, "schema.properties.names.minItems", 1);
+    ASSERT_JEQ(d, "schema.properties.hub_token.writeOnly", "true");
+    ASSERT_JSTR(d, "schema.properties.hub_token.format", "password");
+    ASSERT_JINT(d, "schema.properties.ratio.exclusiveMinimum", 0);
+    ASSERT_JEQ(d, "schema.properties.ratio.maximum", "1.5");
+    json_decref(d);
+    unload(&l);
+}
+
+/* A template without description, metadata or inputs says so plainly. */
+static void describe_bare(void **state)
+{
+    ld_t l;
+    json_t *d = NULL;
+
+    (void)state;
+    load(&l, "tosca_definitions_version: tosca_simple_yaml_1_3\n"
+             "topology_template:\n"
+             "  node_templates:\n"
+             "    vm: { type: tosca.nodes.Compute }\n");
+    EXPECT_CLEAN(&l);
+    assert_int_equal(tosca_template_describe(l.t, &d), 0);
+    ASSERT_JEQ(d, "description", "null");
+    ASSERT_JEQ(d, "metadata", "{}");
+    ASSERT_JEQ(d, "inputs", "[]");
+    ASSERT_JEQ(d, "schema", "{\"type\": \"object\", \"properties\": {}, \"required\": []}");
+    json_decref(d);
     unload(&l);
 }
 
@@ -917,6 +1023,8 @@ int main(void)
         cmocka_unit_test(inputs_given_and_default),
         cmocka_unit_test(inputs_missing_required),
         cmocka_unit_test(inputs_unknown_given),
+        cmocka_unit_test(describe_inputs),
+        cmocka_unit_test(describe_bare),
         cmocka_unit_test(inputs_coercion),
         cmocka_unit_test(inputs_bad_value),
         cmocka_unit_test(inputs_constraint),

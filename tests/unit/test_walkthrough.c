@@ -5,7 +5,8 @@
  * deploys the training example (with a command that exists here), watches it
  * to CREATE_COMPLETE, reads its outputs, lists it, deletes it and waits for
  * DELETE_COMPLETE; curl-equivalent requests (libcurl) check the REST answers
- * the walkthrough shows; a template for a GPU this machine lacks fails fast
+ * the walkthrough shows, the catalog's too (the examples, one deployed by name); a
+ * template for a GPU this machine lacks fails fast
  * with a reason; a bad template is a 400 naming file:line:col.
  */
 #include <curl/curl.h>
@@ -211,6 +212,60 @@ static void serving_over_http(const struct daemon *d)
     free(b.data);
 }
 
+/* The README's catalog part: the examples listed and searched, an input's schema, one
+ * deployed by name (with a command that exists here), deleted. */
+static void catalog_over_http(const struct daemon *d)
+{
+    char id[64] = "", path[128];
+    struct body b;
+    json_error_t je;
+    json_t *j, *names = json_array(), *e;
+    size_t i;
+
+    for (int k = 0; k < 500; k++) { /* ready once the catalog directory is read */
+        long s = http(d, "GET", "/readyz", NULL, &b);
+        free(b.data);
+        if (s == 200)
+            break;
+        usleep(10 * 1000);
+    }
+    assert_int_equal(http(d, "GET", "/templates?q=training", NULL, &b), 200);
+    j = json_loads(b.data, 0, &je);
+    free(b.data);
+    json_array_foreach(json_object_get(j, "content"), i, e)
+    {
+        json_array_append(names, json_object_get(e, "name"));
+    }
+    json_decref(j);
+    j = json_pack("[ss]", "gpu-train-serve", "gpu-training");
+    assert_true(json_equal(names, j));
+    json_decref(j);
+    json_decref(names);
+    assert_int_equal(http(d, "GET", "/templates/gpu-training", NULL, &b), 200);
+    j = json_loads(b.data, 0, &je);
+    free(b.data);
+    e = json_object_get(json_object_get(json_object_get(j, "schema"), "properties"), "epochs");
+    assert_string_equal(json_string_value(json_object_get(e, "type")), "integer");
+    assert_int_equal(json_integer_value(json_object_get(e, "maximum")), 1000);
+    json_decref(j);
+    assert_int_equal(http(d, "POST", "/deployments",
+                          "{\"templateName\": \"gpu-training\", \"parameters\": {\"epochs\": 2, "
+                          "\"command\": \"echo trained > checkpoint.bin\"}}",
+                          &b),
+                     201);
+    assert_int_equal(sscanf(strstr(b.data, "\"uuid\":\"") + 8, "%36s", id), 1);
+    free(b.data);
+    wait_status(d, id, "CREATE_COMPLETE");
+    snprintf(path, sizeof(path), "/deployments/%s", id);
+    assert_int_equal(http(d, "DELETE", path, NULL, &b), 204);
+    free(b.data);
+    for (int k = 0; k < 600 && http(d, "GET", path, NULL, &b) != 404; k++) {
+        free(b.data);
+        usleep(100 * 1000);
+    }
+    free(b.data);
+}
+
 static void walkthrough(void **state)
 {
     struct daemon d;
@@ -279,6 +334,7 @@ static void walkthrough(void **state)
     assert_non_null(strstr(b.data, "A TOSCA template must be provided"));
     free(b.data);
     serving_over_http(&d);
+    catalog_over_http(&d);
     daemon_stop(&d);
 }
 

@@ -139,6 +139,13 @@ const char *tosca_template_version(const tosca_template_t *t);
 int tosca_plan(const tosca_template_t *t, const json_t *inputs, json_t **plan,
                tosca_diags_t *diags);
 
+/* What the template tells a deployer, as a new JSON object (docs/tosca.md):
+ * tosca_definitions_version, description (string or null), metadata (object), inputs
+ * (a list, as written: name, type, description, required, secret, default, value,
+ * entry_schema, status, constraints) and schema (the settable inputs as a JSON Schema
+ * object, for forms). 0 and *out, or ORC_ENOMEM. */
+int tosca_template_describe(const tosca_template_t *t, json_t **out);
+
 /* Parses YAML (or JSON) text into JSON with the same limits and scalar
  * resolution as templates: for inputs files and `--inputs k=v` values.
  * An empty document gives JSON null. Returns 0, or ORC_ETOSCA / ORC_ELIMIT
