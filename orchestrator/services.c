@@ -13,6 +13,7 @@
 #include "api/deployments.h"
 #include "api/planner.h"
 #include "api/server.h"
+#include "api/sites.h"
 #include "api/templates.h"
 #include "base.h"
 #include "engine/drivers.h"
@@ -34,6 +35,7 @@ struct orc_services {
     struct orc_engine *engine;
     struct orc_planner *planner; /* owns the libtosca context */
     struct orc_catalog *catalog; /* of ready templates */
+    struct orc_sites_api *sites_api; /* /sites */
     struct orc_deployments_api deployments;
     struct orc_events *events; /* live event streams */
     struct orc_agent_api agent_api;
@@ -339,6 +341,8 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
         .commit = svc->commit,
     };
     rc = orc_api_deployments_register(api, &svc->deployments);
+    if (rc == 0 && (rc = orc_sites_api_new(loop, svc->engine, &svc->sites_api)) == 0)
+        rc = orc_api_sites_register(api, svc->sites_api);
     if (rc == 0)
         rc = orc_api_events_register(api, svc->events);
     svc->agent_api = (struct orc_agent_api){.engine = svc->engine, .commit = svc->commit};
@@ -372,6 +376,7 @@ out_fail:
     if (svc->api)
         orc_api_remove_metrics(svc->api, orc_observe_metrics, &svc->observe);
     orc_changes_close(svc->changes);
+    orc_sites_api_free(svc->sites_api);
     orc_engine_free(svc->engine);
     orc_events_close(svc->events); /* freed once its timers closed */
     if (svc->commit) {             /* nothing waits on it yet */
@@ -407,6 +412,8 @@ static void on_engine_closed(struct orc_engine *eng, void *data)
 {
     struct orc_services *svc = data;
 
+    orc_sites_api_free(svc->sites_api); /* its queries ended with the sites' operations */
+    svc->sites_api = NULL;
     orc_engine_free(eng);
     svc->engine = NULL;
     orc_events_close(svc->events); /* no stream is open and no notify comes any more */

@@ -146,6 +146,21 @@ bool orc_engine_agent_token_ok(const struct orc_engine *eng, const char *deploym
 int orc_engine_agent_reports(struct orc_engine *eng, const char *deployment, const json_t *body,
                              uint64_t *accepted, char *why, size_t whylen);
 
+/* The sites as they are now (site_view.c): a JSON array, one object per site of the
+ * sites file, in its order: name, driver, description, priority, state (active, disabled,
+ * unavailable), credentials (the secret's name, or null), inventory ("ok", the driver's
+ * error, or null when not asked: the site is not open) and, when "ok", pools, gpus
+ * ([{model, total, free}]), cpus and memory ({total, free}). Every open site is asked
+ * its inventory at once; fn(ud, sites) runs once all answered (sites borrowed; NULL when
+ * out of memory), from this call when no site was asked. 0 and *out (NULL once
+ * answered), ORC_ECANCELED while closing, or ORC_ENOMEM. */
+struct orc_sites_query;
+typedef void (*orc_engine_sites_fn)(void *ud, json_t *sites);
+int orc_engine_sites(struct orc_engine *eng, orc_engine_sites_fn fn, void *ud,
+                     struct orc_sites_query **out);
+/* fn will not run (its caller went away); the query ends when the sites answer. */
+void orc_engine_sites_cancel(struct orc_sites_query *q);
+
 /* Names of the sites that opened, for /sites and ranking. */
 size_t orc_engine_site_count(const struct orc_engine *eng);
 const char *orc_engine_site_name(const struct orc_engine *eng, size_t i);

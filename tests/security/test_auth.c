@@ -338,6 +338,23 @@ static void test_tokens(void **state)
     assert_int_equal(call(&d, "GET", "/metrics", "Bearer", tok, NULL, &r), 200);
     fx_resp_free(&r);
     free(tok);
+    /* the sites: users see states and capacity, operators the pools and credentials too */
+    tok = user("alice", "ml-team");
+    assert_int_equal(call(&d, "GET", "/sites", "Bearer", tok, NULL, &r), 200);
+    {
+        json_t *site = json_array_get(json_object_get(r.json, "content"), 0);
+        assert_non_null(json_object_get(site, "gpus"));
+        assert_null(json_object_get(site, "pools"));
+        assert_null(json_object_get(site, "credentials"));
+    }
+    fx_resp_free(&r);
+    free(tok);
+    tok = user("olga", "ops");
+    assert_int_equal(call(&d, "GET", "/sites", "Bearer", tok, NULL, &r), 200);
+    assert_non_null(
+        json_object_get(json_array_get(json_object_get(r.json, "content"), 0), "pools"));
+    fx_resp_free(&r);
+    free(tok);
     /* the catalog: users read it, operators publish and retire */
     tok = user("alice", "ml-team");
     assert_int_equal(call(&d, "GET", "/templates", "Bearer", tok, NULL, &r), 200);

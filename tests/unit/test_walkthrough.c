@@ -5,7 +5,8 @@
  * deploys the training example (with a command that exists here), watches it
  * to CREATE_COMPLETE, reads its outputs, lists it, deletes it and waits for
  * DELETE_COMPLETE; curl-equivalent requests (libcurl) check the REST answers
- * the walkthrough shows, the catalog's too (the examples, one deployed by name); a
+ * the walkthrough shows, the catalog's and the sites' too (the examples, one deployed by
+ * name; the local site active); a
  * template for a GPU this machine lacks fails fast
  * with a reason; a bad template is a 400 naming file:line:col.
  */
@@ -229,6 +230,14 @@ static void catalog_over_http(const struct daemon *d)
             break;
         usleep(10 * 1000);
     }
+    assert_int_equal(http(d, "GET", "/sites", NULL, &b), 200);
+    j = json_loads(b.data, 0, &je);
+    free(b.data);
+    e = json_array_get(json_object_get(j, "content"), 0);
+    assert_string_equal(json_string_value(json_object_get(e, "name")), "local");
+    assert_string_equal(json_string_value(json_object_get(e, "state")), "active");
+    assert_true(json_integer_value(json_object_get(json_object_get(e, "cpus"), "total")) > 0);
+    json_decref(j);
     assert_int_equal(http(d, "GET", "/templates?q=training", NULL, &b), 200);
     j = json_loads(b.data, 0, &je);
     free(b.data);

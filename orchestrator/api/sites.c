@@ -1,0 +1,213 @@
+/*
+ * /sites (sites.h): the engine's view of its sites (orc_engine_sites), shown to users
+ * without what only operators see (credentials, pools). A request waits for the answer
+ * of a query in flight, or starts one; an answer younger than CACHE_MS serves at once.
+ */
+#include <string.h>
+
+#include "../base.h"
+#include "sites.h"
+
+#define CACHE_MS 2000
+
+struct site_wait {
+    struct orc_sites_api *s;
+    orc_api_req_t *req;
+    struct site_wait *next;
+};
+
+struct orc_sites_api {
+    uv_loop_t *loop;
+    struct orc_engine *engine;
+    json_t *cached; /* the last answer */
+    uint64_t cached_at;
+    struct orc_sites_query *query; /* in flight */
+    struct site_wait *waiting;
+};
+
+static bool operator_of(orc_api_req_t *req)
+{
+    return (orc_api_req_identity(req)->roles & (ORC_ROLE_OPERATOR | ORC_ROLE_ADMIN)) != 0;
+}
+
+/* A site as the caller may see it, with its link. */
+static json_t *site_view(orc_api_req_t *req, const json_t *site)
+{
+    json_t *v = json_copy((json_t *)site);
+
+    if (v == NULL)
+        return NULL;
+    if (!operator_of(req)) {
+        json_object_del(v, "credentials");
+        json_object_del(v, "pools");
+    }
+    json_object_set_new(
+        v, "links",
+        json_pack(
+            "[{ss ss}]", "rel", "self", "href",
+            orc_api_req_url(req, "/sites/%s", json_string_value(json_object_get(site, "name")))));
+    return v;
+}
+
+static int answer(orc_api_req_t *req, const json_t *sites)
+{
+    const char *name = orc_api_req_param(req, "name");
+    json_t *content;
+    size_t i;
+    json_t *site;
+
+    if (sites == NULL)
+        return orc_api_req_fail(req, 500, "out of memory");
+    if (name != NULL) {
+        json_array_foreach(sites, i, site)
+        {
+            if (strcmp(json_string_value(json_object_get(site, "name")), name) == 0)
+                return orc_api_send_json_new(req, 200, site_view(req, site));
+        }
+        return orc_api_req_fail(req, 404, "There is no site '%.64s'", name);
+    }
+    content = json_array();
+    json_array_foreach(sites, i, site)
+    {
+        json_array_append_new(content, site_view(req, site));
+    }
+    return orc_api_send_json_new(req, 200, json_pack("{so}", "content", content));
+}
+
+static int answer_later(orc_api_req_t *req, void *data)
+{
+    struct orc_sites_api *s = data;
+
+    return answer(req, s->cached);
+}
+
+static void on_sites(void *ud, json_t *sites)
+{
+    struct orc_sites_api *s = ud;
+    struct site_wait *w = s->waiting;
+
+    s->query = NULL;
+    json_decref(s->cached);
+    s->cached = json_incref(sites);
+    s->cached_at = uv_now(s->loop);
+    s->waiting = NULL;
+    while (w) {
+        struct site_wait *next = w->next;
+        orc_api_req_continue(w->req, answer_later, s);
+        orc_free(w);
+        w = next;
+    }
+}
+
+static void wait_gone(orc_api_req_t *req, void *data)
+{
+    struct site_wait *w = data;
+    struct orc_sites_api *s = w->s;
+
+    (void)req;
+    for (struct site_wait **p = &s->waiting; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    orc_free(w);
+    if (s->waiting == NULL && s->query) { /* no one waits for it any more */
+        orc_engine_sites_cancel(s->query);
+        s->query = NULL;
+    }
+}
+
+static int list(orc_api_req_t *req, void *data)
+{
+    struct orc_sites_api *s = data;
+    struct site_wait *w;
+    int rc;
+
+    if (s->cached && uv_now(s->loop) - s->cached_at < CACHE_MS)
+        return answer(req, s->cached);
+    if (s->query == NULL) {
+        rc = orc_engine_sites(s->engine, on_sites, s, &s->query);
+        if (rc < 0)
+            return orc_api_req_fail(req, rc == ORC_ECANCELED ? 503 : 500,
+                                    "cannot ask the sites: %s", orc_strerror(rc));
+        if (s->query == NULL) /* answered at once: no site is open */
+            return answer(req, s->cached);
+    }
+    w = orc_calloc(1, sizeof(*w));
+    if (w == NULL || orc_api_req_defer(req, wait_gone, w) < 0) {
+        orc_free(w);
+        return orc_api_req_fail(req, 500, "out of memory");
+    }
+    w->s = s;
+    w->req = req;
+    w->next = s->waiting;
+    s->waiting = w;
+    return 0;
+}
+
+int orc_sites_api_new(uv_loop_t *loop, struct orc_engine *engine, struct orc_sites_api **out)
+{
+    struct orc_sites_api *s = orc_calloc(1, sizeof(*s));
+
+    *out = s;
+    if (s == NULL)
+        return ORC_ENOMEM;
+    s->loop = loop;
+    s->engine = engine;
+    return 0;
+}
+
+void orc_sites_api_free(struct orc_sites_api *s)
+{
+    if (s == NULL)
+        return;
+    orc_engine_sites_cancel(s->query);
+    json_decref(s->cached);
+    orc_free(s);
+}
+
+int orc_api_sites_register(orc_api_t *api, struct orc_sites_api *s)
+{
+    static const char site_schema[] =
+        "{\"type\":\"object\",\"required\":[\"name\",\"driver\",\"state\",\"priority\","
+        "\"inventory\",\"links\"],\"properties\":{"
+        "\"name\":{\"type\":\"string\"},\"driver\":{\"type\":\"string\"},"
+        "\"description\":{\"type\":\"string\",\"nullable\":true},"
+        "\"priority\":{\"type\":\"integer\"},"
+        "\"state\":{\"type\":\"string\",\"enum\":[\"active\",\"disabled\",\"unavailable\"]},"
+        "\"inventory\":{\"type\":\"string\",\"nullable\":true,\"description\":\"ok, the driver's "
+        "error, or null when the site is not open\"},"
+        "\"gpus\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"model\","
+        "\"total\",\"free\"],\"properties\":{\"model\":{\"type\":\"string\"},"
+        "\"total\":{\"type\":\"integer\"},\"free\":{\"type\":\"integer\"}}}},"
+        "\"cpus\":{\"type\":\"object\",\"properties\":{\"total\":{\"type\":\"integer\"},"
+        "\"free\":{\"type\":\"integer\"}}},"
+        "\"memory\":{\"type\":\"object\",\"description\":\"bytes\",\"properties\":{"
+        "\"total\":{\"type\":\"integer\"},\"free\":{\"type\":\"integer\"}}},"
+        "\"credentials\":{\"type\":\"string\",\"nullable\":true,\"description\":\"operators only: "
+        "the name of the site's secret\"},"
+        "\"pools\":{\"type\":\"array\",\"description\":\"operators only: the driver's capacity "
+        "pools\",\"items\":{\"type\":\"object\"}},"
+        "\"links\":{\"type\":\"array\"}}}";
+    static const orc_api_response_doc_t listed_docs[] = {
+        {200, "Every site of the sites file, in its order", "application/json",
+         "{\"type\":\"object\",\"required\":[\"content\"],\"properties\":{\"content\":{"
+         "\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/Site\"}}}}"},
+        {0, NULL, NULL, NULL}};
+    static const orc_api_response_doc_t one_docs[] = {
+        {200, "The site", "application/json", "{\"$ref\":\"#/components/schemas/Site\"}"},
+        {404, "No such site", "application/json", NULL},
+        {0, NULL, NULL, NULL}};
+    const orc_api_route_t routes[] = {
+        {"GET", "/sites", list, s, "List the federated sites",
+         "State and, for the open sites, what their inventories say now (shared for 2 s).", "Sites",
+         NULL, NULL, listed_docs, ORC_API_ACCESS_USER},
+        {"GET", "/sites/{name}", list, s, "One site", NULL, "Sites", NULL, NULL, one_docs,
+         ORC_API_ACCESS_USER},
+    };
+    int rc = orc_api_register_schema(api, "Site", site_schema);
+
+    if (rc < 0 && rc != ORC_ECONFLICT)
+        return rc;
+    return orc_api_register_all(api, routes, sizeof(routes) / sizeof(routes[0]));
+}

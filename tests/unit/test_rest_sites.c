@@ -1,0 +1,176 @@
+/*
+ * /sites (docs/api.md "Sites") against the real daemon over HTTP, on four sim sites: one
+ * active with GPUs of two models, one whose inventory fails, one disabled in the sites
+ * file, one that cannot open. The list keeps the sites file's order and says each state;
+ * the active site's GPUs by model, CPUs and memory are what its inventory reports, and
+ * its free GPUs go down while a deployment holds one; a failing inventory is told with
+ * the driver's error; 404 for a site that is not there. The last test holds every
+ * exchange against /openapi.json.
+ */
+#include <unistd.h>
+
+#include "testutil.h"
+#include "daemon_fixture.h"
+#include "openapi_check.h"
+
+static const char sites[] =
+    "sites:\n"
+    "  - name: sim-a\n"
+    "    driver: sim\n"
+    "    description: two A100 and a T4\n"
+    "    priority: 5\n"
+    "    credentials: sim-a-token\n"
+    "    config: {inventory: \"@DIR@/sim-a.json\", capacity: {cpus: 64, mem: 256 GiB,\n"
+    "             gpus: {A100: 2, T4: 1}}}\n"
+    "  - name: sim-flaky\n"
+    "    driver: sim\n"
+    "    config: {inventory: \"@DIR@/sim-f.json\", failures: {inventory: 1}}\n"
+    "  - name: sim-off\n"
+    "    driver: sim\n"
+    "    enabled: false\n"
+    "    config: {inventory: \"@DIR@/sim-o.json\"}\n"
+    "  - name: sim-broken\n"
+    "    driver: sim\n"
+    "    config: {inventory: \"@DIR@/sim-b.json\", no_such_key: 1}\n";
+
+static const char *const env[] = {"ORC_SECRET_SIM_A_TOKEN=x", NULL};
+
+static json_t *site_named(json_t *list, const char *name)
+{
+    size_t i;
+    json_t *s;
+
+    json_array_foreach(json_object_get(list, "content"), i, s)
+    {
+        if (strcmp(json_string_value(json_object_get(s, "name")), name) == 0)
+            return s;
+    }
+    fail_msg("no site %s in the list", name);
+    return NULL;
+}
+
+static json_int_t gpus(const json_t *site, const char *model, const char *which)
+{
+    size_t i;
+    json_t *g;
+
+    json_array_foreach(json_object_get(site, "gpus"), i, g)
+    {
+        if (strcmp(json_string_value(json_object_get(g, "model")), model) == 0)
+            return json_integer_value(json_object_get(g, which));
+    }
+    return -1;
+}
+
+static void states_and_capacity(void **state)
+{
+    struct fx_daemon d;
+    char uuid[64];
+    json_t *list, *s;
+
+    (void)state;
+    fx_start(&d, "test-sites", sites, env);
+    list = fx_get_json(&d, "/sites");
+    assert_int_equal(json_array_size(json_object_get(list, "content")), 4);
+    /* the sites file's order */
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(list, "content"), 3), "name")),
+                        "sim-broken");
+    s = site_named(list, "sim-a");
+    assert_string_equal(json_string_value(json_object_get(s, "state")), "active");
+    assert_string_equal(json_string_value(json_object_get(s, "driver")), "sim");
+    assert_string_equal(json_string_value(json_object_get(s, "description")), "two A100 and a T4");
+    assert_int_equal(json_integer_value(json_object_get(s, "priority")), 5);
+    assert_string_equal(json_string_value(json_object_get(s, "inventory")), "ok");
+    assert_int_equal(gpus(s, "A100", "total"), 2);
+    assert_int_equal(gpus(s, "A100", "free"), 2);
+    assert_int_equal(gpus(s, "T4", "total"), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(s, "cpus"), "total")), 64);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(s, "memory"), "total")),
+                     256LL << 30);
+    /* without authentication the caller is an admin: the operators' fields show */
+    assert_string_equal(json_string_value(json_object_get(s, "credentials")), "sim-a-token");
+    assert_true(json_array_size(json_object_get(s, "pools")) >= 3);
+    s = site_named(list, "sim-flaky");
+    assert_string_equal(json_string_value(json_object_get(s, "state")), "active");
+    assert_non_null(strstr(json_string_value(json_object_get(s, "inventory")), "injected"));
+    assert_null(json_object_get(s, "gpus"));
+    s = site_named(list, "sim-off");
+    assert_string_equal(json_string_value(json_object_get(s, "state")), "disabled");
+    assert_true(json_is_null(json_object_get(s, "inventory")));
+    s = site_named(list, "sim-broken");
+    assert_string_equal(json_string_value(json_object_get(s, "state")), "unavailable");
+    json_decref(list);
+    /* a deployment holds an A100: one is free (once the shared answer is 2 s old) */
+    json_decref(fx_create(&d, fx_training,
+                          "{\"parameters\":{\"num_gpus\":1,\"gpu_model\":\"A100\"}}", uuid));
+    json_decref(fx_wait_status(&d, uuid, "CREATE_COMPLETE", 10000));
+    fx_sleep_ms(2100);
+    s = fx_get_json(&d, "/sites/sim-a");
+    assert_int_equal(gpus(s, "A100", "free"), 1);
+    assert_int_equal(gpus(s, "T4", "free"), 1);
+    json_decref(s);
+    fx_undeploy(&d, uuid, 10000);
+    fx_expect_error(&d, "GET", "/sites/nope", NULL, 404, "There is no site 'nope'");
+    s = fx_get_json(&d, "/sites/sim-off/"); /* a trailing slash */
+    assert_string_equal(json_string_value(json_object_get(s, "name")), "sim-off");
+    json_decref(s);
+    fx_stop(&d);
+}
+
+/* The sim driver's inventory operations so far, every site and outcome (/metrics). */
+static long inventories(struct fx_daemon *d)
+{
+    static const char name[] = "orchestrator_driver_operations_total{driver=\"sim\","
+                               "slot=\"inventory\"";
+    struct fx_resp r;
+    long total = 0;
+
+    assert_int_equal(fx_get(d, "/metrics", &r), 200);
+    for (const char *at = strstr(r.body, name); at; at = strstr(at + 1, name))
+        total += strtol(strchr(at, '}') + 1, NULL, 10);
+    fx_resp_free(&r);
+    return total;
+}
+
+/* Requests that come together share one inventory per site. */
+static void requests_together_share_one_inventory(void **state)
+{
+    struct fx_daemon d;
+    long before, after;
+    json_t *s;
+
+    (void)state;
+    fx_start(&d, "test-sites-share", sites, env);
+    before = inventories(&d);
+    s = fx_get_json(&d, "/sites");
+    json_decref(s);
+    after = inventories(&d);
+    assert_int_equal(after - before, 2); /* the two open sites were asked */
+    for (int i = 0; i < 20; i++)
+        json_decref(fx_get_json(&d, "/sites"));
+    /* within 2 s of the first answer: none asked again, or once if they took longer */
+    assert_true(inventories(&d) - after <= 2);
+    fx_stop(&d);
+}
+
+static void openapi_documents_every_exchange(void **state)
+{
+    struct fx_daemon d;
+
+    (void)state;
+    fx_start(&d, "test-sites-openapi", sites, env);
+    oa_check_recorded(&d);
+    fx_stop(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(states_and_capacity, fx_teardown),
+        cmocka_unit_test_teardown(requests_together_share_one_inventory, fx_teardown),
+        cmocka_unit_test_teardown(openapi_documents_every_exchange, fx_teardown),
+    };
+
+    return cmocka_run_group_tests(tests, fx_examples_load, fx_examples_free);
+}
