@@ -6,7 +6,8 @@
 #                   handling and the deployment request JSON (FUZZ_SECONDS each, default 600)
 #   make bench      benchmarks (tests/bench), figures on stdout
 #   make run        start the daemon on its embedded defaults
-#   make install    install binaries under PREFIX (default /usr/local)
+#   make install    install under DESTDIR/PREFIX (default /usr/local): programs, drivers,
+#                   man pages, templates, example configuration, systemd units
 
 CC        ?= cc
 PREFIX    ?= /usr/local
@@ -116,6 +117,10 @@ GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 GIT_BRANCH := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
 $(BUILD)/orchestrator/daemon.o: CPPFLAGS += -DORC_GIT_COMMIT='"$(GIT_COMMIT)"' \
     -DORC_GIT_BRANCH='"$(GIT_BRANCH)"'
+# the web dashboard's files are built into the daemon (orchestrator/api/ui.c)
+UI_FILES := $(wildcard ui/*)
+$(BUILD)/orchestrator/api/ui.o: CPPFLAGS += -DORC_UI_DIR='"$(CURDIR)/ui"'
+$(BUILD)/orchestrator/api/ui.o: $(UI_FILES)
 
 $(BUILD)/bin/orchestratord: $(BUILD)/orchestrator/main.o $(LIBORCH) $(LIBTOSCA)
 	@mkdir -p $(dir $@)
@@ -163,7 +168,8 @@ test: all $(UNIT_BIN) $(if $(SANITIZE),,check-clang)
 	@export BUILD=$(BUILD) CORPUS=$(CORPUS) SANITIZE=$(SANITIZE) ORCHESTRATORD=$(DAEMON) \
 	    PLUGIN_DIR=$(BUILD)/plugins TEST_PLUGIN_DIR=$(BUILD)/test-plugins ORCHCTL=$(ORCHCTL) \
 	    GPU_AGENT=$(GPU_AGENT) GPU_TRAIN=$(GPU_TRAIN) GPU_SERVE=$(GPU_SERVE); \
-	    sh tests/run.sh $(filter-out $(PG_ONLY),$(UNIT_BIN)) tests/sim/contract_tests.sh; \
+	    sh tests/run.sh $(filter-out $(PG_ONLY),$(UNIT_BIN)) tests/sim/contract_tests.sh \
+	        tests/install/test_install.sh tests/ui/run.sh; \
 	    sqlite_rc=$$?; \
 	    sh tests/run-pg.sh $(PG_BIN); pg_rc=$$?; [ $$sqlite_rc = 0 ] && [ $$pg_rc = 0 ]
 
@@ -189,12 +195,33 @@ fuzz:
 run: all
 	exec $(BUILD)/bin/orchestratord
 
+# An operator's install (docs/install.md; tests/install/test_install.sh checks it):
+# programs in PREFIX/bin, drivers in PREFIX/lib/orchestrator/plugins (the daemon looks
+# there from its own bin/), man pages, the template catalog (examples/) and the example
+# configuration under PREFIX/share; the systemd units in PREFIX/lib/systemd/system with
+# their /usr/local paths made PREFIX's; the nginx and logrotate files under
+# PREFIX/share/orchestrator for the operator to copy into /etc.
+SHAREDIR := $(DESTDIR)$(PREFIX)/share/orchestrator
+UNITDIR  := $(DESTDIR)$(PREFIX)/lib/systemd/system
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/orchestrator/plugins
 	install -m 0755 $(ORCHCTL) $(DESTDIR)$(PREFIX)/bin/orchctl
 	install -m 0755 $(BUILD)/bin/orchestratord $(DESTDIR)$(PREFIX)/bin/orchestratord
 	install -m 0755 $(GR_BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/orchestrator/plugins/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(SHAREDIR)/examples $(SHAREDIR)/nginx $(SHAREDIR)/logrotate $(UNITDIR)
+	install -m 0644 examples/*.yaml $(SHAREDIR)/examples/
+	install -m 0644 deploy/orchestratord.example.yaml deploy/sites.example.yaml $(SHAREDIR)/
+	install -m 0644 deploy/nginx/orchestrator.conf $(SHAREDIR)/nginx/
+	install -m 0644 deploy/logrotate/orchestrator $(SHAREDIR)/logrotate/
+	for u in deploy/systemd/*.service; do \
+	    sed 's|/usr/local/|$(PREFIX)/|g' $$u >$(UNITDIR)/$${u##*/}.tmp && \
+	    chmod 0644 $(UNITDIR)/$${u##*/}.tmp && \
+	    mv -f $(UNITDIR)/$${u##*/}.tmp $(UNITDIR)/$${u##*/} || exit 1; \
+	done
 
 clean:
 	rm -rf build

@@ -17,10 +17,16 @@ set -eu
 # postgresql: the server that the tests start themselves, from DIR, as the user
 # postgres that the package creates (deploy/testbed/postgres.sh); the package's
 # own cluster (15/main, port 5432) is created but not started, and not used.
+# groff-base, logrotate: the install test (tests/install/test_install.sh) lints the man
+# pages with groff and rotates a log with deploy/logrotate/orchestrator.
+# chromium, nodejs, npm: the dashboard's browser test (tests/ui/run.sh), which installs
+# playwright-core from the npm registry into the build folder and drives chromium with it
+# (Debian's npm package only when there is no npm: a nodejs from elsewhere brings its own).
 PACKAGES="build-essential pkg-config clang valgrind zip unzip curl python3 openssl
 libyaml-dev libjansson-dev libzip-dev libcurl4-openssl-dev libcmocka-dev libuv1-dev
 libsqlite3-dev libh2o-dev libssl-dev libssh2-1-dev libjwt-dev libpq-dev
-openssh-client openssh-server slurmctld slurmd slurm-client munge postgresql"
+openssh-client openssh-server slurmctld slurmd slurm-client munge postgresql
+groff-base logrotate chromium nodejs"
 
 # Benchmark-only tools (tests/bench, docs/performance.md): wrk drives the HTTP
 # benches, nginx-light serves the static baseline they compare against, jq
@@ -42,6 +48,8 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
+
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
 if [ -z "$missing" ]; then
     exit 0

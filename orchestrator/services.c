@@ -53,11 +53,13 @@ struct orc_services {
 };
 
 /* Drivers: $ORCHESTRATOR_PLUGIN_DIR, else ../plugins beside the binary
- * (build/release/bin -> build/release/plugins), else the installed folder. */
+ * (build/release/bin -> build/release/plugins), else ../lib/orchestrator/plugins
+ * beside it (an install: PREFIX/bin -> PREFIX/lib/orchestrator/plugins), else
+ * /usr/local/lib/orchestrator/plugins. */
 static void plugin_dir(char *out, size_t size)
 {
     const char *env = getenv("ORCHESTRATOR_PLUGIN_DIR");
-    char exe[PATH_MAX - 16];
+    char exe[PATH_MAX - 32];
     ssize_t n;
 
     if (env && *env) {
@@ -72,6 +74,9 @@ static void plugin_dir(char *out, size_t size)
         if (slash) {
             *slash = '\0';
             snprintf(out, size, "%s/../plugins", exe);
+            if (access(out, R_OK | X_OK) == 0)
+                return;
+            snprintf(out, size, "%s/../lib/orchestrator/plugins", exe);
             if (access(out, R_OK | X_OK) == 0)
                 return;
         }
@@ -343,6 +348,8 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
     rc = orc_api_deployments_register(api, &svc->deployments);
     if (rc == 0 && (rc = orc_sites_api_new(loop, svc->engine, &svc->sites_api)) == 0)
         rc = orc_api_sites_register(api, svc->sites_api);
+    if (rc == 0)
+        rc = orc_api_ui_register(api);
     if (rc == 0)
         rc = orc_api_events_register(api, svc->events);
     svc->agent_api = (struct orc_agent_api){.engine = svc->engine, .commit = svc->commit};

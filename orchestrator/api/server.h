@@ -29,6 +29,9 @@
  * Returns 0 and *out, or ORC_ENOMEM. Nothing is bound yet. */
 int orc_api_new(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t **out);
 
+/* Registers /ui (the web dashboard, ui.c). 0 or an ORC_E* code. */
+int orc_api_ui_register(orc_api_t *api);
+
 /* Binds and listens on every configured address, then logs
  * "listening on http://ADDR:PORT" for each (the bound port when 0 was
  * asked). Returns 0 or a libuv error code (UV_EADDRINUSE, ...) after logging

@@ -83,6 +83,8 @@ $(FUZZ_BUILD)/orchestrator/%.o: orchestrator/%.c
 
 $(FUZZ_BUILD)/orchestrator/daemon.o: FUZZ_CPPFLAGS += -DORC_GIT_COMMIT='"fuzz"' \
     -DORC_GIT_BRANCH='"fuzz"'
+$(FUZZ_BUILD)/orchestrator/api/ui.o: FUZZ_CPPFLAGS += -DORC_UI_DIR='"$(CURDIR)/ui"'
+$(FUZZ_BUILD)/orchestrator/api/ui.o: $(wildcard ui/*)
 
 $(FUZZ_BUILD)/fuzz_http.o: tests/fuzz/fuzz_http.c
 	@mkdir -p $(dir $@)
