@@ -169,7 +169,7 @@ test: all $(UNIT_BIN) $(if $(SANITIZE),,check-clang)
 	    PLUGIN_DIR=$(BUILD)/plugins TEST_PLUGIN_DIR=$(BUILD)/test-plugins ORCHCTL=$(ORCHCTL) \
 	    GPU_AGENT=$(GPU_AGENT) GPU_TRAIN=$(GPU_TRAIN) GPU_SERVE=$(GPU_SERVE); \
 	    sh tests/run.sh $(filter-out $(PG_ONLY),$(UNIT_BIN)) tests/sim/contract_tests.sh \
-	        tests/install/test_install.sh tests/ui/run.sh; \
+	        tests/install/test_install.sh tests/ui/run.sh tests/docs/check_docs.sh; \
 	    sqlite_rc=$$?; \
 	    sh tests/run-pg.sh $(PG_BIN); pg_rc=$$?; [ $$sqlite_rc = 0 ] && [ $$pg_rc = 0 ]
 

@@ -22,11 +22,12 @@ set -eu
 # chromium, nodejs, npm: the dashboard's browser test (tests/ui/run.sh), which installs
 # playwright-core from the npm registry into the build folder and drives chromium with it
 # (Debian's npm package only when there is no npm: a nodejs from elsewhere brings its own).
+# jq: the README's curl examples, which the docs check (tests/docs/check_docs.sh) runs.
 PACKAGES="build-essential pkg-config clang valgrind zip unzip curl python3 openssl
 libyaml-dev libjansson-dev libzip-dev libcurl4-openssl-dev libcmocka-dev libuv1-dev
 libsqlite3-dev libh2o-dev libssl-dev libssh2-1-dev libjwt-dev libpq-dev
 openssh-client openssh-server slurmctld slurmd slurm-client munge postgresql
-groff-base logrotate chromium nodejs"
+groff-base logrotate chromium nodejs jq"
 
 # Benchmark-only tools (tests/bench, docs/performance.md): wrk drives the HTTP
 # benches, nginx-light serves the static baseline they compare against, jq
