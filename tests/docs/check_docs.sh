@@ -4,8 +4,9 @@
 # and prints what the docs show after it. A command is a line of a ```sh block that
 # starts with "$ " (with its "\" continuation lines); the lines that follow it up to the
 # next command are its output as the docs show it: each must appear in what it printed
-# ("..." stands for what the docs leave out). Each must exit 0 (a `make ...` line is the
-# set-up this test stands in for, and is not run).
+# ("..." stands for what the docs leave out). Each must exit 0, or N when its line ends
+# with the comment "# exit N" (a `make ...` line is the set-up this test stands in for,
+# and is not run).
 #
 # It runs where the commands expect to be: a scratch copy of the checkout's layout (the
 # examples, build/release pointing at $BUILD, ../shared beside it), in a network namespace
@@ -16,7 +17,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 repo=$(pwd)
 build=${BUILD:-build/release}
-docs=${DOCS:-README.md}
+docs=${DOCS:-README.md docs/user-guide.md}
 
 fail() {
     echo "docs: $*"
@@ -46,7 +47,9 @@ function flush() {
         print "{"
         print cmd
         printf "} >\"$W/out\" 2>&1 </dev/null\n"
-        printf "check $? %s%s%s", q, where, q
+        want = 0
+        if (match(cmd, /# exit [0-9]+/)) want = substr(cmd, RSTART + 7, RLENGTH - 7)
+        printf "check $? %s %s%s%s", want, q, where, q
         for (i = 1; i <= nout; i++) printf " %s%s%s", q, out[i], q
         printf "\n"
     }
@@ -65,12 +68,12 @@ cat >"$script" <<'EOF'
 W=$(dirname "$0")
 passed=0
 failed=0
-# check RC WHERE EXPECTED...: the command exited 0 and printed each expected line
+# check RC WANT WHERE EXPECTED...: the command exited WANT and printed each expected line
 check() {
-    rc=$1 where=$2
-    shift 2
+    rc=$1 want_rc=$2 where=$3
+    shift 3
     bad=""
-    [ "$rc" = 0 ] || bad="exit status $rc"
+    [ "$rc" = "$want_rc" ] || bad="exit status $rc, not $want_rc"
     for want in "$@"; do
         case "$want" in
         ...) continue ;;
