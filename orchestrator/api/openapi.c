@@ -161,6 +161,21 @@ static int add_request_body(json_t *op, const orc_api_route_t *def, char *why, s
                                          "application/json", "schema", schema));
 }
 
+/* The x-access of an operation: anyone, user, operator or admin. */
+static const char *access_name(orc_api_access_t a)
+{
+    switch (a) {
+    case ORC_API_ACCESS_PUBLIC:
+        return "anyone";
+    case ORC_API_ACCESS_OPERATOR:
+        return "operator";
+    case ORC_API_ACCESS_ADMIN:
+        return "admin";
+    default:
+        return "user";
+    }
+}
+
 static int set_text(json_t *op, const char *key, const char *text)
 {
     return text ? json_object_set_new(op, key, json_string(text)) : 0;
@@ -190,6 +205,8 @@ json_t *orc_openapi_operation(const orc_api_route_t *def, const struct orc_route
         rc = add_request_body(op, def, why, whylen);
     if (rc == 0 && def->access != ORC_API_ACCESS_PUBLIC)
         rc = json_object_set_new(op, "security", json_pack("[{s:[]}]", "bearerAuth"));
+    if (rc == 0) /* who may call it (docs/security.md "Roles") */
+        rc = json_object_set_new(op, "x-access", json_string(access_name(def->access)));
     responses = rc == 0 ? responses_object(def->responses, why, whylen) : NULL;
     if (rc == 0 && (responses == NULL || json_object_set_new(op, "responses", responses) < 0))
         rc = ORC_EINVAL;

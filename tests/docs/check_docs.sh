@@ -12,6 +12,8 @@
 # examples, build/release pointing at $BUILD, ../shared beside it), in a network namespace
 # of its own with the daemon `make run` starts (the build's orchestratord on its embedded
 # defaults: http://127.0.0.1:8080, ./var, the site `local`), so port 8080 is its own.
+# Last, docs/api-reference.md must be what tests/docs/api_reference.py makes of that
+# daemon's /openapi.json (UPDATE_DOCS=1 writes it).
 # Prints the summary lines tests/run.sh counts.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -100,6 +102,20 @@ for _ in $(seq 1 200); do
     sleep 0.05
 done
 . "$W/commands.sh"
+# the API reference is the server's own: built again from its /openapi.json
+echo "[ RUN      ] docs/api-reference.md"
+curl -s http://127.0.0.1:8080/openapi.json | python3 "$REPO/tests/docs/api_reference.py" >"$W/api-reference.md"
+if [ "${UPDATE_DOCS:-0}" = 1 ]; then
+    cp "$W/api-reference.md" "$REPO/docs/api-reference.md"
+fi
+if diff -u "$REPO/docs/api-reference.md" "$W/api-reference.md" >"$W/out"; then
+    passed=$((passed + 1))
+    echo "[       OK ] docs/api-reference.md"
+else
+    failed=$((failed + 1))
+    echo "[  FAILED  ] docs/api-reference.md: not what /openapi.json says (UPDATE_DOCS=1 sh tests/docs/check_docs.sh writes it)"
+    head -n 40 "$W/out"
+fi
 kill -TERM "$daemon"
 wait "$daemon" || { echo "the daemon did not exit 0 after SIGTERM"; failed=$((failed + 1)); }
 [ "$failed" = 0 ] || tail -n 30 "$W/daemon.log"
@@ -109,4 +125,4 @@ if [ "$failed" != 0 ]; then
     exit 1
 fi
 EOF
-timeout 600 unshare -n sh "$script"
+REPO=$repo timeout 600 unshare -n sh "$script"
