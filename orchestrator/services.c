@@ -12,6 +12,7 @@
 
 #include "api/deployments.h"
 #include "api/planner.h"
+#include "api/quotas.h"
 #include "api/server.h"
 #include "api/sites.h"
 #include "api/templates.h"
@@ -36,6 +37,7 @@ struct orc_services {
     struct orc_planner *planner; /* owns the libtosca context */
     struct orc_catalog *catalog; /* of ready templates */
     struct orc_sites_api *sites_api; /* /sites */
+    struct orc_quotas_api quotas;    /* /quotas */
     struct orc_deployments_api deployments;
     struct orc_events *events; /* live event streams */
     struct orc_agent_api agent_api;
@@ -350,6 +352,9 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
         rc = orc_api_sites_register(api, svc->sites_api);
     if (rc == 0)
         rc = orc_api_ui_register(api);
+    svc->quotas = (struct orc_quotas_api){.store = svc->store, .commit = svc->commit};
+    if (rc == 0)
+        rc = orc_api_quotas_register(api, &svc->quotas);
     if (rc == 0)
         rc = orc_api_events_register(api, svc->events);
     svc->agent_api = (struct orc_agent_api){.engine = svc->engine, .commit = svc->commit};

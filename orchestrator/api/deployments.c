@@ -11,6 +11,7 @@
 #include "../engine/http_client.h"
 #include "deployments.h"
 #include "planner.h"
+#include "quotas.h"
 #include "templates.h"
 #include "../base.h"
 #include "../store/commit.h"
@@ -420,6 +421,8 @@ static int create_finish(orc_api_req_t *req, void *data)
 
     if (rc == 0)
         rc = check_quota(req, ctx); /* again: others may have been created meanwhile */
+    if (rc == 0)
+        rc = orc_quota_check(req, ctx->store, c->user_group, w->plan, NULL);
     if (rc < 0)
         return rc;
     d.created_by.issuer = (char *)orc_api_req_identity(req)->issuer;
@@ -1079,6 +1082,8 @@ static int update_finish(orc_api_req_t *req, void *data)
 
     if (rc == 0)
         rc = check_updatable(req, ctx, w->d);
+    if (rc == 0) /* its group's quota, less what it holds now */
+        rc = orc_quota_check(req, ctx->store, w->d->user_group, w->plan, w->d->uuid);
     if (rc == 0)
         rc = store_update(req, ctx, w->d, &w->c, w->plan);
     if (rc < 0)
@@ -1184,6 +1189,10 @@ int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx
          "application/json", "{\"$ref\":\"#/components/schemas/Deployment\"}"},
         {400, "Bad body or an invalid template (each error with file:line:col)", "application/json",
          NULL},
+        {403,
+         "userGroup is not one of the caller's groups, or its group's quota would be "
+         "passed (docs/api.md \"Quotas\")",
+         "application/json", NULL},
         {409, "templateName names a retired template of the catalog", "application/json", NULL},
         {415, "The body is not JSON", "application/json", NULL},
         {0, NULL, NULL, NULL}};
@@ -1212,6 +1221,7 @@ int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx
         {202, "Accepted: the engine applies the update", NULL, NULL},
         {400, "Bad body or an invalid template (each error with file:line:col)", "application/json",
          NULL},
+        {403, "Not the owner, or its group's quota would be passed", "application/json", NULL},
         {404, "No such deployment", "application/json", NULL},
         {409, "Not allowed in the deployment's status", "application/json", NULL},
         {0, NULL, NULL, NULL}};

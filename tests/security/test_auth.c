@@ -355,6 +355,29 @@ static void test_tokens(void **state)
         json_object_get(json_array_get(json_object_get(r.json, "content"), 0), "pools"));
     fx_resp_free(&r);
     free(tok);
+    /* quotas: admins only */
+    tok = user("olga", "ops");
+    assert_int_equal(call(&d, "GET", "/quotas", "Bearer", tok, NULL, &r), 403);
+    fx_resp_free(&r);
+    assert_int_equal(call(&d, "PUT", "/quotas/ml-team", "Bearer", tok, "{}", &r), 403);
+    fx_resp_free(&r);
+    free(tok);
+    tok = user("ada", "admins");
+    assert_int_equal(
+        call(&d, "PUT", "/quotas/ml-team", "Bearer", tok, "{\"max_deployments\": 0}", &r), 200);
+    fx_resp_free(&r);
+    free(tok);
+    tok = user("alice", "ml-team");
+    assert_int_equal(call(&d, "POST", "/deployments", "Bearer", tok,
+                          "{\"template\":\"tosca_definitions_version: tosca_simple_yaml_1_3\\n"
+                          "topology_template:\\n  node_templates:\\n    n: {type: "
+                          "tosca.nodes.Compute}\\n\",\"userGroup\":\"ml-team\"}",
+                          &r),
+                     403);
+    assert_non_null(strstr(json_string_value(json_object_get(r.json, "message")),
+                           "quota of group ml-team: deployments"));
+    fx_resp_free(&r);
+    free(tok);
     /* the catalog: users read it, operators publish and retire */
     tok = user("alice", "ml-team");
     assert_int_equal(call(&d, "GET", "/templates", "Bearer", tok, NULL, &r), 200);

@@ -579,6 +579,8 @@ static inline const char *fx_reason(long status)
     switch (status) {
     case 400:
         return "Bad Request";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
