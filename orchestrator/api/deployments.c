@@ -237,15 +237,8 @@ static int plan_then_finish(orc_api_req_t *req, struct plan_wait *w)
     int rc = orc_planner_submit(w->ctx->planner, "template.yaml", w->c.template_text,
                                 w->c.parameters, on_planned, w, &w->job);
 
-    if (rc == ORC_ELIMIT) {
-        orc_api_set_header(req, "retry-after", "1");
-        return orc_api_req_fail(req, 503, "%u templates are waiting to be read; retry shortly",
-                                orc_planner_pending(w->ctx->planner));
-    }
-    if (rc == ORC_ECANCELED)
-        return orc_api_req_fail(req, 503, "the server is shutting down");
     if (rc < 0)
-        return orc_api_req_fail(req, 500, "cannot read the template: %s", orc_strerror(rc));
+        return orc_api_planner_refused(req, rc, w->ctx->planner);
     rc = orc_api_req_defer(req, plan_wait_gone, w);
     if (rc < 0) { /* not for a request its handler holds */
         orc_planner_abandon(w->job);
@@ -254,16 +247,33 @@ static int plan_then_finish(orc_api_req_t *req, struct plan_wait *w)
     return 0;
 }
 
+int orc_api_planner_refused(orc_api_req_t *req, int rc, const struct orc_planner *p)
+{
+    if (rc == ORC_ELIMIT) {
+        orc_api_set_header(req, "retry-after", "1");
+        return orc_api_req_fail(req, 503, "%u templates are waiting to be read; retry shortly",
+                                orc_planner_pending(p));
+    }
+    if (rc == ORC_ECANCELED)
+        return orc_api_req_fail(req, 503, "the server is shutting down");
+    return orc_api_req_fail(req, 500, "cannot read the template: %s", orc_strerror(rc));
+}
+
+int orc_api_plan_failed(orc_api_req_t *req, int rc, const tosca_diags_t *d)
+{
+    if (rc == ORC_ETOSCA || rc == ORC_ELIMIT)
+        return orc_api_template_error(req, d);
+    if (rc == ORC_ECANCELED)
+        return orc_api_req_fail(req, 503, "the server is shutting down");
+    if (rc < 0)
+        return orc_api_req_fail(req, 500, "cannot read the template: %s", orc_strerror(rc));
+    return 0;
+}
+
 /* In finish: 0 when the template loaded and planned, else the failure. */
 static int plan_outcome(orc_api_req_t *req, const struct plan_wait *w)
 {
-    if (w->rc == ORC_ETOSCA || w->rc == ORC_ELIMIT)
-        return orc_api_template_error(req, w->diags);
-    if (w->rc == ORC_ECANCELED)
-        return orc_api_req_fail(req, 503, "the server is shutting down");
-    if (w->rc < 0)
-        return orc_api_req_fail(req, 500, "cannot read the template: %s", orc_strerror(w->rc));
-    return 0;
+    return orc_api_plan_failed(req, w->rc, w->diags);
 }
 
 /* ---- answers that acknowledge a write: sent once it is durable ---- */

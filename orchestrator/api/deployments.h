@@ -35,6 +35,14 @@ int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx
 /* Shared by the API's collections. The 400 of an invalid template: each error with its
  * file:line:col. */
 int orc_api_template_error(orc_api_req_t *req, const tosca_diags_t *d);
+/* The failure of a template the planner would not take (rc < 0 of orc_planner_submit or
+ * orc_planner_describe): 503 with Retry-After when too many wait, 503 when closing, else
+ * 500. */
+struct orc_planner;
+int orc_api_planner_refused(orc_api_req_t *req, int rc, const struct orc_planner *p);
+/* The planner's answer rc as the request's failure (a 400 naming file:line:col for each
+ * error of the template), or 0 when it loaded. */
+int orc_api_plan_failed(orc_api_req_t *req, int rc, const tosca_diags_t *d);
 /* A query parameter that is a number (absent or empty: dflt; above max: max); a 400
  * otherwise. */
 int orc_api_uint_query(orc_api_req_t *req, const char *name, uint32_t dflt, uint32_t max,

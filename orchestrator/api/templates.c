@@ -643,12 +643,8 @@ static int publish_finish(orc_api_req_t *req, void *data)
     json_t *e;
     int rc;
 
-    if (w->rc == ORC_ETOSCA || w->rc == ORC_ELIMIT)
-        return orc_api_template_error(req, w->diags);
-    if (w->rc == ORC_ECANCELED)
-        return orc_api_req_fail(req, 503, "the server is shutting down");
-    if (w->rc < 0)
-        return orc_api_req_fail(req, 500, "cannot read the template: %s", orc_strerror(w->rc));
+    if ((rc = orc_api_plan_failed(req, w->rc, w->diags)) < 0)
+        return rc;
     e = entry_new(w->name, "published", w->text, w->desc);
     w->desc = NULL;
     if (e == NULL || json_object_set_new(e, "published", stamp(orc_api_req_identity(req))) < 0) {
@@ -713,16 +709,7 @@ static int describe_then_finish(orc_api_req_t *req, struct orc_catalog *c, struc
     json_decref(old);
     rc = orc_planner_describe(c->planner, "template.yaml", w->text, on_publish_described, w,
                               &w->job);
-    if (rc == ORC_ELIMIT) {
-        orc_api_set_header(req, "retry-after", "1");
-        return orc_api_req_fail(req, 503,
-                                "too many templates are waiting to be read; retry "
-                                "shortly");
-    }
-    if (rc < 0)
-        return orc_api_req_fail(req, rc == ORC_ECANCELED ? 503 : 500,
-                                "cannot read the template: %s", orc_strerror(rc));
-    return 0;
+    return rc < 0 ? orc_api_planner_refused(req, rc, c->planner) : 0;
 }
 
 static int publish(orc_api_req_t *req, void *data)
