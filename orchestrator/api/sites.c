@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../base.h"
+#include "deployments.h"
 #include "sites.h"
 
 #define CACHE_MS 2000
@@ -19,6 +20,7 @@ struct site_wait {
 struct orc_sites_api {
     uv_loop_t *loop;
     struct orc_engine *engine;
+    struct orc_commit_s *commit;
     json_t *cached; /* the last answer */
     uint64_t cached_at;
     struct orc_sites_query *query; /* in flight */
@@ -145,7 +147,42 @@ static int list(orc_api_req_t *req, void *data)
     return 0;
 }
 
-int orc_sites_api_new(uv_loop_t *loop, struct orc_engine *engine, struct orc_sites_api **out)
+/* PATCH {"state": "draining" | "active"}: operators drain a site (no new deployments
+ * there) and take it back. */
+static int set_state(orc_api_req_t *req, void *data)
+{
+    struct orc_sites_api *s = data;
+    const char *name = orc_api_req_param(req, "name"), *state;
+    json_t *body = NULL;
+    int rc = orc_api_req_json(req, &body);
+
+    if (rc < 0)
+        return rc;
+    state = json_string_value(json_object_get(body, "state"));
+    if (!json_is_object(body) || state == NULL ||
+        (strcmp(state, "draining") != 0 && strcmp(state, "active") != 0))
+        rc = orc_api_req_fail(req, 400,
+                              "the body must be {\"state\": \"draining\"} or "
+                              "{\"state\": \"active\"}");
+    else if ((rc = orc_engine_site_drain(s->engine, name, state[0] == 'd')) == ORC_ENOTFOUND)
+        rc = orc_api_req_fail(req, 404, "There is no site '%.64s'", name);
+    else if (rc < 0)
+        rc = orc_api_req_store_fail(req, rc, "the site's state cannot be stored");
+    else {
+        orc_log(ORC_LOG_INFO, "sites", "site %s %s by %s", name,
+                state[0] == 'd' ? "draining: no new deployments" : "active again",
+                orc_api_req_identity(req)->subject);
+        json_decref(s->cached); /* the next answer says the new state */
+        s->cached = NULL;
+        rc = orc_api_reply_when_durable(req, s->commit, 200,
+                                        json_pack("{ss ss}", "name", name, "state", state));
+    }
+    json_decref(body);
+    return rc;
+}
+
+int orc_sites_api_new(uv_loop_t *loop, struct orc_engine *engine, struct orc_commit_s *commit,
+                      struct orc_sites_api **out)
 {
     struct orc_sites_api *s = orc_calloc(1, sizeof(*s));
 
@@ -154,6 +191,7 @@ int orc_sites_api_new(uv_loop_t *loop, struct orc_engine *engine, struct orc_sit
         return ORC_ENOMEM;
     s->loop = loop;
     s->engine = engine;
+    s->commit = commit;
     return 0;
 }
 
@@ -174,7 +212,8 @@ int orc_api_sites_register(orc_api_t *api, struct orc_sites_api *s)
         "\"name\":{\"type\":\"string\"},\"driver\":{\"type\":\"string\"},"
         "\"description\":{\"type\":\"string\",\"nullable\":true},"
         "\"priority\":{\"type\":\"integer\"},"
-        "\"state\":{\"type\":\"string\",\"enum\":[\"active\",\"disabled\",\"unavailable\"]},"
+        "\"state\":{\"type\":\"string\",\"enum\":[\"active\",\"draining\",\"disabled\","
+        "\"unavailable\"]},"
         "\"inventory\":{\"type\":\"string\",\"nullable\":true,\"description\":\"ok, the driver's "
         "error, or null when the site is not open\"},"
         "\"gpus\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"model\","
@@ -198,12 +237,28 @@ int orc_api_sites_register(orc_api_t *api, struct orc_sites_api *s)
         {200, "The site", "application/json", "{\"$ref\":\"#/components/schemas/Site\"}"},
         {404, "No such site", "application/json", NULL},
         {0, NULL, NULL, NULL}};
+    static const orc_api_response_doc_t patched_docs[] = {
+        {200, "The site's new state", "application/json",
+         "{\"type\":\"object\",\"required\":[\"name\",\"state\"],\"properties\":{\"name\":{"
+         "\"type\":\"string\"},\"state\":{\"type\":\"string\"}}}"},
+        {400, "A bad body", "application/json", NULL},
+        {403, "Not an operator", "application/json", NULL},
+        {404, "No such site", "application/json", NULL},
+        {415, "The body is not JSON", "application/json", NULL},
+        {0, NULL, NULL, NULL}};
     const orc_api_route_t routes[] = {
         {"GET", "/sites", list, s, "List the federated sites",
          "State and, for the open sites, what their inventories say now (shared for 2 s).", "Sites",
          NULL, NULL, listed_docs, ORC_API_ACCESS_USER},
         {"GET", "/sites/{name}", list, s, "One site", NULL, "Sites", NULL, NULL, one_docs,
          ORC_API_ACCESS_USER},
+        {"PATCH", "/sites/{name}", set_state, s, "Drain a site, or take it back",
+         "draining: no new deployments are placed there (those on it stay, update and delete); "
+         "active: it takes new ones again. Kept in the store: every daemon sharing it follows.",
+         "Sites",
+         "{\"type\":\"object\",\"required\":[\"state\"],\"properties\":{\"state\":{\"type\":"
+         "\"string\",\"enum\":[\"draining\",\"active\"]}}}",
+         NULL, patched_docs, ORC_API_ACCESS_OPERATOR},
     };
     int rc = orc_api_register_schema(api, "Site", site_schema);
 

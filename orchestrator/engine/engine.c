@@ -223,6 +223,35 @@ int orc_engine_start(struct orc_engine *eng, orc_engine_done_fn ready, void *ud)
     return 0;
 }
 
+#define SITE_KEY "site/"
+
+int orc_engine_site_drain(struct orc_engine *eng, const char *name, bool draining)
+{
+    char key[sizeof(SITE_KEY) + 64];
+    bool known = false;
+    int rc;
+
+    for (size_t i = 0; i < eng->nsites && !known; i++)
+        known = strcmp(eng->esites[i].def->name, name) == 0;
+    if (!known)
+        return ORC_ENOTFOUND;
+    snprintf(key, sizeof(key), SITE_KEY "%s", name);
+    rc = draining ? orc_store_meta_set(eng->store, key, "draining")
+                  : orc_store_meta_delete(eng->store, key);
+    return rc == ORC_ENOTFOUND && !draining ? 0 : rc;
+}
+
+bool orc_engine_site_draining(struct orc_engine *eng, const char *name)
+{
+    char key[sizeof(SITE_KEY) + 64], *value = NULL;
+    bool draining;
+
+    snprintf(key, sizeof(key), SITE_KEY "%s", name);
+    draining = orc_store_meta_get(eng->store, key, &value) == 0 && strcmp(value, "draining") == 0;
+    orc_free(value);
+    return draining;
+}
+
 size_t orc_engine_site_count(const struct orc_engine *eng)
 {
     size_t n = 0;

@@ -161,6 +161,13 @@ int orc_engine_sites(struct orc_engine *eng, orc_engine_sites_fn fn, void *ud,
 /* fn will not run (its caller went away); the query ends when the sites answer. */
 void orc_engine_sites_cancel(struct orc_sites_query *q);
 
+/* Draining sites take no new deployments; those on them stay (and update, and delete).
+ * The state is the store's (meta key "site/NAME" = "draining"), so every daemon on a
+ * shared store sees it at its next ranking. orc_engine_site_drain sets it (ORC_ENOTFOUND:
+ * no such site in the sites file); orc_engine_site_draining reads it. */
+int orc_engine_site_drain(struct orc_engine *eng, const char *name, bool draining);
+bool orc_engine_site_draining(struct orc_engine *eng, const char *name);
+
 /* Names of the sites that opened, for /sites and ranking. */
 size_t orc_engine_site_count(const struct orc_engine *eng);
 const char *orc_engine_site_name(const struct orc_engine *eng, size_t i);

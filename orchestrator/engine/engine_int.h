@@ -135,6 +135,7 @@ struct run {
     bool deadline_overall; /* the timer is timeoutMins' (else providerTimeoutMins') */
     char error[512];
     struct rank_probe *probes; /* inventory questions while ranking */
+    char draining[160];        /* "; NAME: draining" for each site left out while ranking */
     size_t nprobes, probes_pending;
     uv_timer_t timer; /* provider deadline */
     bool timer_on;

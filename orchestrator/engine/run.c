@@ -1155,7 +1155,11 @@ static void rank_now(struct run *r)
     r->probes = NULL;
     r->nprobes = 0;
     if (r->norder == 0) {
-        snprintf(r->error, sizeof(r->error), "no site can run this deployment: %s", reason);
+        if (r->draining[0] == '\0')
+            snprintf(r->error, sizeof(r->error), "no site can run this deployment: %s", reason);
+        else /* the draining sites last, cut first when it is long */
+            snprintf(r->error, sizeof(r->error), "no site can run this deployment: %.318s%.160s",
+                     reason, r->draining);
         finish(r, ORC_DEP_CREATE_FAILED, r->error, NULL);
         return;
     }
@@ -1184,10 +1188,17 @@ static void start_rank(struct run *r)
         finish(r, ORC_DEP_CREATE_FAILED, "out of memory while ranking sites", NULL);
         return;
     }
+    r->draining[0] = '\0';
     for (size_t i = 0; i < r->eng->nsites; i++) {
         struct rank_probe *p = &r->probes[r->nprobes];
         if (!r->eng->esites[i].open)
             continue;
+        if (orc_engine_site_draining(r->eng, r->eng->esites[i].def->name)) {
+            size_t at = strlen(r->draining);
+            snprintf(r->draining + at, sizeof(r->draining) - at, "; %s: draining",
+                     r->eng->esites[i].def->name);
+            continue;
+        }
         p->run = r;
         p->site = &r->eng->esites[i];
         orc_drv_op_init(&p->op);

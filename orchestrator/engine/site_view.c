@@ -1,9 +1,9 @@
 /*
  * What the engine can say of its sites now (engine.h, orc_engine_sites): each site of
- * the sites file, its state (active: open; disabled: `enabled: false`; unavailable: it did
- * not open), and for the open ones what their drivers' inventories report this moment,
- * asked of every site at once: the pools and, summed over them, GPUs by model, CPUs and
- * memory, total and free. GET /sites serves it.
+ * the sites file, its state (active: open; draining: open, taking no new deployments;
+ * disabled: `enabled: false`; unavailable: it did not open), and for the open ones what their
+ * drivers' inventories report this moment, asked of every site at once: the pools and, summed over
+ * them, GPUs by model, CPUs and memory, total and free. GET /sites serves it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -28,11 +28,13 @@ struct orc_sites_query {
     size_t nprobes;
 };
 
-static const char *site_state(const struct engine_site *s)
+static const char *site_state(struct engine_site *s)
 {
     if (!s->def->enabled)
         return "disabled";
-    return s->open ? "active" : "unavailable";
+    if (!s->open)
+        return "unavailable";
+    return orc_engine_site_draining(s->eng, s->def->name) ? "draining" : "active";
 }
 
 /* GPUs by model, summed over the pools: [{"model", "total", "free"}]. */

@@ -348,6 +348,9 @@ static void test_tokens(void **state)
         assert_null(json_object_get(site, "credentials"));
     }
     fx_resp_free(&r);
+    assert_int_equal(
+        call(&d, "PATCH", "/sites/sim-a", "Bearer", tok, "{\"state\":\"draining\"}", &r), 403);
+    fx_resp_free(&r);
     free(tok);
     tok = user("olga", "ops");
     assert_int_equal(call(&d, "GET", "/sites", "Bearer", tok, NULL, &r), 200);

@@ -4,7 +4,9 @@
  * file, one that cannot open. The list keeps the sites file's order and says each state;
  * the active site's GPUs by model, CPUs and memory are what its inventory reports, and
  * its free GPUs go down while a deployment holds one; a failing inventory is told with
- * the driver's error; 404 for a site that is not there. The last test holds every
+ * the driver's error; 404 for a site that is not there. An operator drains a site (no new
+ * deployment placed there, the reason says so; what is on it stays and deletes) and
+ * takes it back. The last test holds every
  * exchange against /openapi.json.
  */
 #include <unistd.h>
@@ -118,6 +120,58 @@ static void states_and_capacity(void **state)
     fx_stop(&d);
 }
 
+/* Draining: no new deployments there, those on it stay; active again, it takes them. */
+static void drain_and_take_back(void **state)
+{
+    struct fx_daemon d;
+    struct fx_resp r;
+    char before[64], refused[64], after[64];
+    json_t *s, *dep;
+
+    (void)state;
+    fx_start(&d, "test-sites-drain", sites, env);
+    json_decref(fx_create(&d, fx_training,
+                          "{\"parameters\":{\"num_gpus\":1,\"gpu_model\":\"A100\"}}", before));
+    json_decref(fx_wait_status(&d, before, "CREATE_COMPLETE", 10000));
+    assert_int_equal(fx_http(&d, "PATCH", "/sites/sim-a", NULL, "{\"state\":\"draining\"}", &r),
+                     200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "state")), "draining");
+    fx_resp_free(&r);
+    s = fx_get_json(&d, "/sites/sim-a");
+    assert_string_equal(json_string_value(json_object_get(s, "state")), "draining");
+    json_decref(s);
+    /* the other open site too (its inventory fails, so it could be tried) */
+    assert_int_equal(fx_http(&d, "PATCH", "/sites/sim-flaky", NULL, "{\"state\":\"draining\"}", &r),
+                     200);
+    fx_resp_free(&r);
+    json_decref(fx_create(&d, fx_training,
+                          "{\"parameters\":{\"num_gpus\":1,\"gpu_model\":\"A100\"}}", refused));
+    dep = fx_wait_status(&d, refused, "CREATE_FAILED", 10000);
+    assert_non_null(strstr(json_string_value(json_object_get(dep, "statusReason")),
+                           "; sim-a: draining; sim-flaky: draining"));
+    json_decref(dep);
+    /* what is on it stays, and deletes */
+    dep = fx_wait_status(&d, before, "CREATE_COMPLETE", 1000);
+    json_decref(dep);
+    fx_undeploy(&d, before, 10000);
+    /* refusals */
+    fx_expect_error(&d, "PATCH", "/sites/sim-a", "{\"state\":\"gone\"}", 400,
+                    "the body must be {\"state\": \"draining\"}");
+    fx_expect_error(&d, "PATCH", "/sites/nope", "{\"state\":\"draining\"}", 404,
+                    "There is no site 'nope'");
+    /* active again */
+    assert_int_equal(fx_http(&d, "PATCH", "/sites/sim-a/", NULL, "{\"state\":\"active\"}", &r),
+                     200);
+    fx_resp_free(&r);
+    json_decref(fx_create(&d, fx_training,
+                          "{\"parameters\":{\"num_gpus\":1,\"gpu_model\":\"A100\"}}", after));
+    json_decref(fx_wait_status(&d, after, "CREATE_COMPLETE", 10000));
+    s = fx_get_json(&d, "/sites/sim-a");
+    assert_string_equal(json_string_value(json_object_get(s, "state")), "active");
+    json_decref(s);
+    fx_stop(&d);
+}
+
 /* The sim driver's inventory operations so far, every site and outcome (/metrics). */
 static long inventories(struct fx_daemon *d)
 {
@@ -169,6 +223,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(states_and_capacity, fx_teardown),
         cmocka_unit_test_teardown(requests_together_share_one_inventory, fx_teardown),
+        cmocka_unit_test_teardown(drain_and_take_back, fx_teardown),
         cmocka_unit_test_teardown(openapi_documents_every_exchange, fx_teardown),
     };
 
