@@ -260,13 +260,14 @@ async function deployView(name) {
 /* ---- deployments ---- */
 
 const FINAL = /(COMPLETE|FAILED)$/;
+const STATUSES = ["CREATE_IN_PROGRESS", "CREATE_COMPLETE", "CREATE_FAILED", "UPDATE_IN_PROGRESS",
+  "UPDATE_COMPLETE", "UPDATE_FAILED", "DELETE_IN_PROGRESS", "DELETE_COMPLETE", "DELETE_FAILED"];
 
 async function deploymentsView(params) {
   const page = Number(params.get("page") || 0), status = params.get("status") || "";
-  const hideDeleted = params.get("deleted") !== "shown";
+  /* deleted deployments are gone: not a status to pick */
   const select = h("select", { id: "filter-status", "aria-label": "Status" },
-    ["", "CREATE_IN_PROGRESS", "CREATE_COMPLETE", "CREATE_FAILED", "UPDATE_IN_PROGRESS",
-      "UPDATE_COMPLETE", "UPDATE_FAILED", "DELETE_IN_PROGRESS", "DELETE_FAILED"]
+    ["", ...STATUSES.filter((s) => s !== "DELETE_COMPLETE")]
       .map((s) => h("option", { value: s, selected: s === status }, s || "any status")));
   const apply = () => {
     const p = new URLSearchParams();
@@ -284,9 +285,7 @@ async function deploymentsView(params) {
   async function refresh() {
     const p = new URLSearchParams({ createdBy: "me", page: String(page), size: "20" });
     /* one status: the others are excluded (the API filters by exclusion) */
-    const all = ["CREATE_IN_PROGRESS", "CREATE_COMPLETE", "CREATE_FAILED", "UPDATE_IN_PROGRESS",
-      "UPDATE_COMPLETE", "UPDATE_FAILED", "DELETE_IN_PROGRESS", "DELETE_COMPLETE", "DELETE_FAILED"];
-    const excluded = status ? all.filter((s) => s !== status) : hideDeleted ? ["DELETE_COMPLETE"] : [];
+    const excluded = status ? STATUSES.filter((s) => s !== status) : ["DELETE_COMPLETE"];
     if (excluded.length) p.set("excludedStatus", excluded.join(","));
     const list = await api("GET", "/deployments?" + p);
     table.tBodies[0].replaceChildren(...list.content.map((d) => h("tr", { "data-uuid": d.uuid },
