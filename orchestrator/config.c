@@ -78,6 +78,7 @@ static int set_import_urls(orc_config_t *cfg, const char *text, char *why, size_
 static int set_fetch_timeout(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_cache_ttl(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_store(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_store_readers(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_log_format(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_lease_time(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_instance(orc_config_t *cfg, const char *text, char *why, size_t whylen);
@@ -155,6 +156,10 @@ static const struct cfg_key cfg_keys[] = {
      "sqlite (DATA_DIR/orchestrator.db), sqlite:PATH, or a postgresql:// URL (password from "
      "PGPASSWORD or ~/.pgpass, not the URL)",
      "sqlite"},
+    {"store_readers", "ORCHESTRATOR_STORE_READERS", NULL, "N", false, set_store_readers,
+     "threads that read the store for the API's GETs of deployments, off the loop, each on a "
+     "connection of its own (0: on the loop)",
+     "auto: 4 on PostgreSQL, 0 on SQLite"},
     {"log_format", "ORCHESTRATOR_LOG_FORMAT", "--log-format", "FORMAT", false, set_log_format,
      "text, or json: one object per line with deployment, site and node when known", "text"},
     {"engine.lease_time", "ORCHESTRATOR_LEASE_TIME", NULL, "DURATION", false, set_lease_time,
@@ -739,6 +744,21 @@ static int set_log_format(orc_config_t *cfg, const char *text, char *why, size_t
     return orc_failf(why, whylen, ORC_EINVAL, "'%s' is not a log format (text, json)", text);
 }
 
+static int set_store_readers(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    unsigned n;
+    int rc;
+
+    if (strcmp(text, "auto") == 0) {
+        cfg->store_readers = -1;
+        return 0;
+    }
+    rc = set_uint_in(&n, text, 0, 64, why, whylen);
+    if (rc == 0)
+        cfg->store_readers = (int)n;
+    return rc;
+}
+
 static int set_store(orc_config_t *cfg, const char *text, char *why, size_t whylen)
 {
     const char *at, *colon;
@@ -790,6 +810,7 @@ int orc_config_init(orc_config_t *cfg)
     cfg->limits.user_rate = 20;
     cfg->limits.user_burst = 100;
     cfg->limits.user_deployments = 100;
+    cfg->store_readers = -1;
     cfg->import_fetch_timeout_ms = 20 * 1000;
     cfg->import_cache_ttl_ms = 3600 * 1000;
     cfg->engine.max_parallel_ops = 8;

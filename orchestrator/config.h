@@ -111,6 +111,7 @@ typedef struct orc_config_s {
     char *secrets_file; /* NULL: secrets from the environment only */
     char *catalog_dir;  /* templates seeded into the catalog; NULL: none */
     char *store;        /* "sqlite:PATH" or a postgresql:// URL; NULL: DATA_DIR/orchestrator.db */
+    int store_readers;  /* reader threads of the API's GETs; -1: 4 on PostgreSQL, 0 on SQLite */
     char **import_roots; /* NULL-terminated directories templates may import from; NULL: none */
     char **import_urls;  /* NULL-terminated http(s) URL prefixes they may import; NULL: none */
     uint64_t import_fetch_timeout_ms;

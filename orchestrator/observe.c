@@ -5,7 +5,8 @@
  * waiting to be retried, driver operations in flight per site), leases held and
  * take-overs (several daemons on PostgreSQL), driver
  * operations ended by driver, slot and outcome with their latency, and the
- * store's group commits (how many, their writes, their duration).
+ * store's group commits (how many, their writes, their duration) and its readers
+ * (threads, reads running and waiting, done and refused).
  */
 #include <string.h>
 
@@ -14,6 +15,7 @@
 #include "engine/engine.h"
 #include "observe.h"
 #include "store/commit.h"
+#include "store/readers.h"
 
 #define LOG "metrics"
 
@@ -145,6 +147,31 @@ static void store_commits(const struct orc_observe *o, orc_api_text_t *t)
                            (unsigned long long)cs.groups);
 }
 
+static void store_readers(const struct orc_observe *o, orc_api_text_t *t)
+{
+    struct orc_readers_stats rs;
+
+    if (o->readers == NULL)
+        return;
+    orc_readers_stats(o->readers, &rs);
+    orc_api_metrics_printf(
+        t,
+        "# HELP orchestrator_store_readers Threads reading the store off the loop.\n"
+        "# TYPE orchestrator_store_readers gauge\norchestrator_store_readers %u\n"
+        "# HELP orchestrator_store_reads_running Reads a reader thread runs now.\n"
+        "# TYPE orchestrator_store_reads_running gauge\norchestrator_store_reads_running %u\n"
+        "# HELP orchestrator_store_reads_waiting Reads queued for a reader thread.\n"
+        "# TYPE orchestrator_store_reads_waiting gauge\norchestrator_store_reads_waiting %u\n"
+        "# HELP orchestrator_store_reads_total Reads the reader threads finished.\n"
+        "# TYPE orchestrator_store_reads_total counter\norchestrator_store_reads_total %llu\n"
+        "# HELP orchestrator_store_reads_refused_total Reads refused (503): the queue was "
+        "full.\n"
+        "# TYPE orchestrator_store_reads_refused_total counter\n"
+        "orchestrator_store_reads_refused_total %llu\n",
+        rs.threads, rs.running, rs.waiting, (unsigned long long)rs.done,
+        (unsigned long long)rs.refused);
+}
+
 void orc_observe_metrics(void *data, orc_api_text_t *out)
 {
     const struct orc_observe *o = data;
@@ -156,4 +183,5 @@ void orc_observe_metrics(void *data, orc_api_text_t *out)
     operation_counts(o, out);
     operation_latency(o, out);
     store_commits(o, out);
+    store_readers(o, out);
 }

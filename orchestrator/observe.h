@@ -16,6 +16,7 @@ struct orc_commit_s;
 struct orc_observe {
     orc_store_t *store;
     struct orc_commit_s *commit; /* NULL: no group commit */
+    struct orc_readers_s *readers; /* NULL: the store is read on the loop */
     struct orc_drv_registry *reg;
     struct orc_engine *engine;   /* NULL until the engine exists */
     struct orc_planner *planner; /* NULL until the planner exists */

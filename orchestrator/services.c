@@ -25,6 +25,7 @@
 #include "observe.h"
 #include "services.h"
 #include "store/commit.h"
+#include "store/readers.h"
 
 #define LOG "daemon"
 
@@ -45,6 +46,7 @@ struct orc_services {
     char instance[PATH_MAX + 80];   /* this daemon's name in leases */
     unsigned char agent_key[32];    /* of their tokens */
     orc_commit_t *commit;      /* group commit of the store's writes */
+    orc_readers_t *readers;    /* the API's reads off the loop; NULL: none */
     struct orc_secrets *secrets; /* the secrets file; NULL: none */
     orc_api_t *api;
     struct orc_observe observe; /* what /metrics reads of the services */
@@ -198,6 +200,31 @@ static void agent_url(struct orc_services *svc, const orc_config_t *cfg, const o
              (unsigned)(orc_api_listener_count(api) ? orc_api_listener_port(api, 0) : l->port));
 }
 
+static bool store_is_pg(const orc_config_t *cfg)
+{
+    return cfg->store && strncmp(cfg->store, "postgres", 8) == 0;
+}
+
+/* store_readers threads (-1: 4 on PostgreSQL, none on SQLite), each on a handle of
+ * its own on the store at path. */
+static int open_readers(struct orc_services *svc, const orc_config_t *cfg, const char *path)
+{
+    int n = cfg->store_readers >= 0 ? cfg->store_readers : store_is_pg(cfg) ? 4 : 0;
+    struct orc_readers_opts opts = {.threads = (unsigned)n};
+    char err[256];
+    int rc;
+
+    if (n == 0)
+        return 0;
+    rc = orc_readers_new(svc->loop, path, &opts, &svc->readers, err, sizeof(err));
+    if (rc < 0) {
+        orc_log(ORC_LOG_ERROR, LOG, "store_readers: %s", err);
+        return rc;
+    }
+    orc_log(ORC_LOG_INFO, LOG, "%d store readers: the API reads deployments off the loop", n);
+    return 0;
+}
+
 static int open_parts(struct orc_services *svc, const orc_config_t *cfg)
 {
     char path[PATH_MAX], err[256], plugins[PATH_MAX], cache_dir[PATH_MAX];
@@ -215,6 +242,8 @@ static int open_parts(struct orc_services *svc, const orc_config_t *cfg)
         orc_log(ORC_LOG_ERROR, LOG, "%s", err);
         return rc;
     }
+    if ((rc = open_readers(svc, cfg, path)) < 0)
+        return rc;
     rc = agent_key(svc);
     if (rc < 0) {
         orc_log(ORC_LOG_ERROR, LOG, "cannot make the agents' token key: %s", orc_strerror(rc));
@@ -326,7 +355,7 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
     opts.callback_public_only = orc_config_callbacks_public_only(cfg);
     opts.agent_key = svc->agent_key;
     opts.agent_key_len = sizeof(svc->agent_key);
-    if (cfg->store && strncmp(cfg->store, "postgres", 8) == 0) { /* several daemons may share it */
+    if (store_is_pg(cfg)) { /* several daemons may share it */
         instance_name(svc, cfg);
         opts.instance = svc->instance;
         opts.lease_ms = cfg->engine.lease_ms;
@@ -346,6 +375,7 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
         .user_deployments = cfg->auth_enabled ? cfg->limits.user_deployments : 0,
         .callback_public_only = orc_config_callbacks_public_only(cfg),
         .commit = svc->commit,
+        .readers = svc->readers,
     };
     rc = orc_api_deployments_register(api, &svc->deployments);
     if (rc == 0 && (rc = orc_sites_api_new(loop, svc->engine, svc->commit, &svc->sites_api)) == 0)
@@ -364,6 +394,7 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
         rc = orc_api_add_ready_check(api, "engine", engine_ready, svc);
     svc->observe = (struct orc_observe){.store = svc->store,
                                         .commit = svc->commit,
+                                        .readers = svc->readers,
                                         .reg = svc->reg,
                                         .engine = svc->engine,
                                         .planner = svc->planner};
@@ -400,6 +431,7 @@ out_fail:
         uv_run(loop, UV_RUN_NOWAIT);
     orc_catalog_free(svc->catalog);  /* abandons the files it reads */
     orc_planner_close(svc->planner); /* nothing waits on it now: frees it */
+    orc_readers_close(svc->readers); /* nothing reads yet: freed at the next turn */
     orc_sites_free(&svc->sites);
     orc_store_close(svc->store);
     orc_secrets_free(svc->secrets);
@@ -433,6 +465,7 @@ static void on_engine_closed(struct orc_engine *eng, void *data)
         orc_log(ORC_LOG_ERROR, LOG, "drivers: sites still open at shutdown");
     orc_catalog_free(svc->catalog);  /* abandons the files it still reads */
     orc_planner_close(svc->planner); /* freed once a plan still running finishes */
+    orc_readers_close(svc->readers); /* freed once the reads still running end */
     orc_sites_free(&svc->sites);
     orc_commit_close(svc->commit, on_commit_closed, svc);
 }

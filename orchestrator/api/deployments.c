@@ -12,6 +12,7 @@
 #include "deployments.h"
 #include "planner.h"
 #include "quotas.h"
+#include "store_reads.h"
 #include "templates.h"
 #include "../base.h"
 #include "../store/commit.h"
@@ -349,13 +350,19 @@ static int send_deployment(orc_api_req_t *req, int status, const orc_deployment_
     return rc;
 }
 
-static int store_fail(orc_api_req_t *req, struct orc_deployments_api *ctx, int rc, const char *uuid)
+/* The answer to a store failure rc, whose message is errmsg. */
+static int read_fail(orc_api_req_t *req, int rc, const char *errmsg, const char *uuid)
 {
     if (rc == ORC_ENOTFOUND)
         return orc_api_req_fail(req, 404, "The deployment %s doesn't exist", uuid);
     if (rc == ORC_ECONFLICT)
-        return orc_api_req_fail(req, 409, "%s", orc_store_errmsg(ctx->store));
-    return orc_api_req_store_fail(req, rc, orc_store_errmsg(ctx->store));
+        return orc_api_req_fail(req, 409, "%s", errmsg);
+    return orc_api_req_store_fail(req, rc, errmsg);
+}
+
+static int store_fail(orc_api_req_t *req, struct orc_deployments_api *ctx, int rc, const char *uuid)
+{
+    return read_fail(req, rc, orc_store_errmsg(ctx->store), uuid);
 }
 
 bool orc_deployment_visible(const orc_identity_t *id, const orc_deployment_t *d)
@@ -633,13 +640,77 @@ static int list_filters(orc_api_req_t *req, orc_dep_query_t *q)
     return 0;
 }
 
+/* A list read off the loop: the query, with copies of its strings (the request may be
+ * gone while it runs), and the rows. */
+struct list_read {
+    struct orc_api_read base;
+    orc_dep_query_t q;
+    char *strings[6];
+    orc_deployment_list_t l;
+};
+
+static void list_read_release(struct orc_api_read *r)
+{
+    struct list_read *lr = (struct list_read *)r;
+
+    for (size_t i = 0; i < sizeof(lr->strings) / sizeof(lr->strings[0]); i++)
+        orc_free(lr->strings[i]);
+    orc_deployment_list_clear(&lr->l);
+    orc_free(lr);
+}
+
+/* Points *field at a copy of itself that the read owns. */
+static int own_string(struct list_read *lr, size_t slot, const char **field)
+{
+    if (*field == NULL)
+        return 0;
+    lr->strings[slot] = orc_strdup(*field);
+    *field = lr->strings[slot];
+    return *field ? 0 : ORC_ENOMEM;
+}
+
+static int own_query(struct list_read *lr)
+{
+    orc_dep_query_t *q = &lr->q;
+    const char **fields[] = {&q->created_by_issuer, &q->created_by_subject, &q->user_group,
+                             &q->viewer_issuer,     &q->viewer_subject,     &q->viewer_groups};
+    int rc = 0;
+
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]) && rc == 0; i++)
+        rc = own_string(lr, i, fields[i]);
+    return rc;
+}
+
+static int list_read_run(orc_store_t *s, orc_read_t *r)
+{
+    struct list_read *lr = (struct list_read *)r;
+
+    return orc_store_deployment_list(s, &lr->q, &lr->l);
+}
+
+static int list_read_finish(orc_api_req_t *req, struct orc_api_read *r)
+{
+    struct list_read *lr = (struct list_read *)r;
+    json_t *content;
+
+    if (r->read.rc < 0)
+        return read_fail(req, r->read.rc, r->read.errmsg, "");
+    content = json_array();
+    for (size_t i = 0; i < lr->l.count; i++) {
+        json_t *j = NULL;
+        if (orc_deployment_to_json(&lr->l.items[i], orc_api_req_base_url(req), &j) == 0)
+            json_array_append_new(content, j);
+    }
+    return orc_api_send_json_new(
+        req, 200, orc_api_paged(req, "/deployments", content, lr->q.page, lr->q.size, lr->l.total));
+}
+
 static int list(orc_api_req_t *req, void *data)
 {
     struct orc_deployments_api *ctx = data;
     orc_dep_query_t q = {0};
-    orc_deployment_list_t l = {0};
     const char *ex = orc_api_req_query(req, "excludedStatus");
-    json_t *content;
+    struct list_read *lr;
     int rc;
 
     if ((rc = orc_api_uint_query(req, "page", 0, 1000000, &q.page)) < 0 ||
@@ -653,19 +724,17 @@ static int list(orc_api_req_t *req, void *data)
         return orc_api_req_fail(req, 400, "excludedStatus: '%s' is not a list of statuses", ex);
     if ((rc = list_filters(req, &q)) < 0)
         return rc;
-    rc = orc_store_deployment_list(ctx->store, &q, &l);
-    if (rc < 0)
-        return store_fail(req, ctx, rc, "");
-    content = json_array();
-    for (size_t i = 0; i < l.count; i++) {
-        json_t *j = NULL;
-        if (orc_deployment_to_json(&l.items[i], orc_api_req_base_url(req), &j) == 0)
-            json_array_append_new(content, j);
+    lr = orc_calloc(1, sizeof(*lr));
+    if (lr != NULL)
+        lr->q = q;
+    if (lr == NULL || own_query(lr) < 0) {
+        if (lr != NULL)
+            list_read_release(&lr->base);
+        return orc_api_req_fail(req, 500, "out of memory");
     }
-    rc = orc_api_send_json_new(
-        req, 200, orc_api_paged(req, "/deployments", content, q.page, q.size, l.total));
-    orc_deployment_list_clear(&l);
-    return rc;
+    lr->base = (struct orc_api_read){
+        .fn = list_read_run, .finish = list_read_finish, .release = list_read_release};
+    return orc_api_store_read(req, ctx->readers, ctx->store, &lr->base);
 }
 
 /* ---- one deployment ---- */
@@ -696,15 +765,55 @@ static int load(orc_api_req_t *req, struct orc_deployments_api *ctx, orc_deploym
     return load_deployment(req, ctx, false, d);
 }
 
+/* A deployment's read off the loop (GET): its head, then the answer. */
+struct show_read {
+    struct orc_api_read base;
+    char uuid[ORC_UUID_LEN];
+    orc_deployment_t *d;
+};
+
+static void show_read_release(struct orc_api_read *r)
+{
+    struct show_read *sr = (struct show_read *)r;
+
+    orc_deployment_free(sr->d);
+    orc_free(sr);
+}
+
+static int show_read_run(orc_store_t *s, orc_read_t *r)
+{
+    struct show_read *sr = (struct show_read *)r;
+
+    return orc_store_deployment_get_head(s, sr->uuid, &sr->d);
+}
+
+static int show_read_finish(orc_api_req_t *req, struct orc_api_read *r)
+{
+    struct show_read *sr = (struct show_read *)r;
+
+    if (r->read.rc == 0 &&
+        (sr->d->deleted || !orc_deployment_visible(orc_api_req_identity(req), sr->d)))
+        r->read.rc = ORC_ENOTFOUND;
+    if (r->read.rc < 0)
+        return read_fail(req, r->read.rc, r->read.errmsg, sr->uuid);
+    return send_deployment(req, 200, sr->d);
+}
+
 static int show(orc_api_req_t *req, void *data)
 {
-    orc_deployment_t *d;
-    int rc = load(req, data, &d);
+    struct orc_deployments_api *ctx = data;
+    const char *id = orc_api_req_param(req, "id");
+    struct show_read *sr;
 
-    if (rc == 0)
-        rc = send_deployment(req, 200, d);
-    orc_deployment_free(d);
-    return rc;
+    if (id == NULL || !orc_uuid_valid(id))
+        return orc_api_req_fail(req, 404, "The deployment %s doesn't exist", id ? id : "");
+    sr = orc_calloc(1, sizeof(*sr));
+    if (sr == NULL)
+        return orc_api_req_fail(req, 500, "out of memory");
+    snprintf(sr->uuid, sizeof(sr->uuid), "%s", id);
+    sr->base = (struct orc_api_read){
+        .fn = show_read_run, .finish = show_read_finish, .release = show_read_release};
+    return orc_api_store_read(req, ctx->readers, ctx->store, &sr->base);
 }
 
 static int remove_deployment(orc_api_req_t *req, void *data)
@@ -813,69 +922,132 @@ static int show_outputs(orc_api_req_t *req, void *data)
 
 /* ---- resources ---- */
 
-static int list_resources(orc_api_req_t *req, void *data)
-{
-    struct orc_deployments_api *ctx = data;
+/* A deployment's resources read off the loop: its head (who may see it), then one page
+ * of its resources (list) or the one resource rid (show). */
+struct resources_read {
+    struct orc_api_read base;
+    char uuid[ORC_UUID_LEN];
+    char *rid;       /* NULL: the list */
+    char *node_type; /* the list's type filter; NULL: any */
+    orc_res_query_t q;
     orc_deployment_t *d;
-    orc_res_query_t q = {0};
-    orc_resource_list_t l = {0};
-    json_t *content;
-    int rc = load(req, ctx, &d);
+    orc_resource_list_t l;
+    orc_resource_t *r;
+};
 
-    if (rc == 0 &&
-        ((rc = orc_api_uint_query(req, "page", 0, 1000000, &q.page)) < 0 ||
-         (rc = orc_api_uint_query(req, "size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, &q.size)) < 0))
-        goto out;
+static void resources_read_release(struct orc_api_read *r)
+{
+    struct resources_read *rr = (struct resources_read *)r;
+
+    orc_free(rr->node_type);
+    orc_free(rr->rid);
+    orc_deployment_free(rr->d);
+    orc_resource_list_clear(&rr->l);
+    orc_resource_free(rr->r);
+    orc_free(rr);
+}
+
+static int resources_read_run(orc_store_t *s, orc_read_t *r)
+{
+    struct resources_read *rr = (struct resources_read *)r;
+    int rc = orc_store_deployment_get_head(s, rr->uuid, &rr->d);
+
     if (rc < 0)
-        goto out;
-    q.deployment_uuid = d->uuid;
-    q.node_type = orc_api_req_query(req, "type");
-    q.size = q.size ? q.size : DEFAULT_PAGE_SIZE;
-    rc = orc_store_resource_list(ctx->store, &q, &l);
-    if (rc < 0) {
-        rc = store_fail(req, ctx, rc, d->uuid);
-        goto out;
-    }
-    content = json_array();
-    for (size_t i = 0; i < l.count; i++) {
+        return rc;
+    if (rr->rid != NULL)
+        return orc_uuid_valid(rr->rid) ? orc_store_resource_get(s, rr->uuid, rr->rid, &rr->r)
+                                       : ORC_ENOTFOUND;
+    rr->q.deployment_uuid = rr->uuid;
+    rr->q.node_type = rr->node_type;
+    return orc_store_resource_list(s, &rr->q, &rr->l);
+}
+
+static int resources_list_answer(orc_api_req_t *req, struct resources_read *rr)
+{
+    json_t *content = json_array();
+
+    for (size_t i = 0; i < rr->l.count; i++) {
         json_t *j = NULL;
-        if (orc_resource_to_json(&l.items[i], orc_api_req_base_url(req), &j) == 0)
+        if (orc_resource_to_json(&rr->l.items[i], orc_api_req_base_url(req), &j) == 0)
             json_array_append_new(content, j);
     }
-    rc = orc_api_send_json_new(
+    return orc_api_send_json_new(
         req, 200,
         orc_api_paged(req,
-                      orc_api_req_url(req, "/deployments/%s/resources", d->uuid) +
+                      orc_api_req_url(req, "/deployments/%s/resources", rr->uuid) +
                           strlen(orc_api_req_base_url(req)),
-                      content, q.page, q.size, l.total));
-    orc_resource_list_clear(&l);
-out:
-    orc_deployment_free(d);
-    return rc;
+                      content, rr->q.page, rr->q.size, rr->l.total));
+}
+
+static int resources_read_finish(orc_api_req_t *req, struct orc_api_read *r)
+{
+    struct resources_read *rr = (struct resources_read *)r;
+    bool visible =
+        rr->d && !rr->d->deleted && orc_deployment_visible(orc_api_req_identity(req), rr->d);
+    json_t *j = NULL;
+
+    if (rr->d == NULL || !visible)
+        return read_fail(req, rr->d ? ORC_ENOTFOUND : r->read.rc, r->read.errmsg, rr->uuid);
+    if (rr->rid == NULL)
+        return r->read.rc < 0 ? read_fail(req, r->read.rc, r->read.errmsg, rr->uuid)
+                              : resources_list_answer(req, rr);
+    if (r->read.rc == ORC_ENOTFOUND)
+        return orc_api_req_fail(req, 404, "The resource %s doesn't exist in deployment %s", rr->rid,
+                                rr->uuid);
+    if (r->read.rc < 0)
+        return read_fail(req, r->read.rc, r->read.errmsg, rr->uuid);
+    if (orc_resource_to_json(rr->r, orc_api_req_base_url(req), &j) < 0)
+        return orc_api_req_fail(req, 500, "cannot render the resource");
+    return orc_api_send_json_new(req, 200, j);
+}
+
+/* The read of the path's deployment {id} (and resource {rid}, when rid is not NULL). */
+static int resources_read(orc_api_req_t *req, struct orc_deployments_api *ctx,
+                          struct resources_read *rr, const char *rid)
+{
+    const char *id = orc_api_req_param(req, "id");
+
+    if (id == NULL || !orc_uuid_valid(id)) {
+        resources_read_release(&rr->base);
+        return orc_api_req_fail(req, 404, "The deployment %s doesn't exist", id ? id : "");
+    }
+    snprintf(rr->uuid, sizeof(rr->uuid), "%s", id);
+    if (rid != NULL && (rr->rid = orc_strdup(rid)) == NULL) {
+        resources_read_release(&rr->base);
+        return orc_api_req_fail(req, 500, "out of memory");
+    }
+    rr->base = (struct orc_api_read){.fn = resources_read_run,
+                                     .finish = resources_read_finish,
+                                     .release = resources_read_release};
+    return orc_api_store_read(req, ctx->readers, ctx->store, &rr->base);
+}
+
+static int list_resources(orc_api_req_t *req, void *data)
+{
+    const char *type = orc_api_req_query(req, "type");
+    struct resources_read *rr = orc_calloc(1, sizeof(*rr));
+    int rc;
+
+    if (rr == NULL)
+        return orc_api_req_fail(req, 500, "out of memory");
+    if ((rc = orc_api_uint_query(req, "page", 0, 1000000, &rr->q.page)) < 0 ||
+        (rc = orc_api_uint_query(req, "size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, &rr->q.size)) < 0 ||
+        (type != NULL && (rr->node_type = orc_strdup(type)) == NULL)) {
+        resources_read_release(&rr->base);
+        return rc < 0 ? rc : orc_api_req_fail(req, 500, "out of memory");
+    }
+    rr->q.size = rr->q.size ? rr->q.size : DEFAULT_PAGE_SIZE;
+    return resources_read(req, data, rr, NULL);
 }
 
 static int show_resource(orc_api_req_t *req, void *data)
 {
-    struct orc_deployments_api *ctx = data;
     const char *rid = orc_api_req_param(req, "rid");
-    orc_deployment_t *d;
-    orc_resource_t *r = NULL;
-    json_t *j = NULL;
-    int rc = load(req, ctx, &d);
+    struct resources_read *rr = orc_calloc(1, sizeof(*rr));
 
-    if (rc < 0)
-        return rc;
-    if (rid == NULL || !orc_uuid_valid(rid) ||
-        orc_store_resource_get(ctx->store, d->uuid, rid, &r) < 0)
-        rc = orc_api_req_fail(req, 404, "The resource %s doesn't exist in deployment %s",
-                              rid ? rid : "", d->uuid);
-    else if (orc_resource_to_json(r, orc_api_req_base_url(req), &j) < 0)
-        rc = orc_api_req_fail(req, 500, "cannot render the resource");
-    else
-        rc = orc_api_send_json_new(req, 200, j);
-    orc_resource_free(r);
-    orc_deployment_free(d);
-    return rc;
+    if (rr == NULL)
+        return orc_api_req_fail(req, 500, "out of memory");
+    return resources_read(req, data, rr, rid ? rid : "");
 }
 
 /* ---- events, log, extrainfo ---- */

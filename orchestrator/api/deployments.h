@@ -23,6 +23,8 @@ struct orc_deployments_api {
     bool callback_public_only; /* a callback to a literal private address is a 400 */
     /* group commit of the store: answers that acknowledge a write wait for it */
     struct orc_commit_s *commit;
+    /* the GETs' reads off the loop, each on a reader's own handle; NULL: on the loop */
+    struct orc_readers_s *readers;
 };
 
 /* True when the caller may see d (API.md "Auth"): they created it, it belongs to a

@@ -269,6 +269,9 @@ static void config_file_errors_name_the_place(void **state)
                       "the URL carries a password: give it in PGPASSWORD or ~/.pgpass");
     expect_file_error("store: postgresql://db/orch?password=hunter2\n", ORC_EINVAL,
                       "the URL carries a password");
+    expect_file_error("store_readers: 65\n", ORC_EINVAL,
+                      ":1:1: store_readers: '65' is out of range (0 to 64)");
+    expect_file_error("store_readers: some\n", ORC_EINVAL, ":1:1: store_readers: 'some'");
 }
 
 static void config_env_and_cli_errors(void **state)
@@ -359,6 +362,8 @@ static void config_example_file_is_the_defaults(void **state)
     assert_null(cfg.sites_file);
     assert_null(cfg.public_url);
     assert_null(cfg.store);
+    assert_int_equal(cfg.store_readers, def.store_readers);
+    assert_int_equal(orc_config_source(&cfg, "store_readers"), ORC_CFG_FILE);
     assert_int_equal(cfg.log_level, def.log_level);
     assert_memory_equal(&cfg.limits, &def.limits, sizeof(cfg.limits));
     assert_true(json_equal(cfg.configuration, def.configuration));

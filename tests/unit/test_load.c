@@ -8,7 +8,8 @@
  * one node provisioned and one deprovisioned per cycle. Figures (p50/p99 per step,
  * requests/s, the daemon's VmRSS after the warm-up, at the end and at most) are printed;
  * with LOAD_RSS_GROWTH_PCT set, the resident memory at the end may exceed that after the
- * warm-up (the first fifth) by at most that much. make test runs the short version (on
+ * warm-up (the first fifth) by at most that much; LOAD_STORE_READERS sets the daemon's
+ * store_readers (to compare reads on and off the loop). make test runs the short version (on
  * SQLite, then PostgreSQL); tests/soak/load.sh the long one (500 clients, 5 minutes).
  */
 #include <sys/resource.h>
@@ -82,10 +83,10 @@ static void clients_mixing_every_call_get_only_expected_answers(void **state)
     struct fx_daemon d;
     struct al_opts o = {0};
     struct al_report rep;
-    char streams[64];
+    char streams[64], readers[64];
     char *body = request_body();
     int growth = env_int("LOAD_RSS_GROWTH_PCT", -1);
-    const char *env[] = {streams, NULL};
+    const char *env[] = {streams, getenv("LOAD_STORE_READERS") ? readers : NULL, NULL};
 
     (void)state;
     o.clients = env_int("LOAD_CLIENTS", 100);
@@ -94,6 +95,8 @@ static void clients_mixing_every_call_get_only_expected_answers(void **state)
     o.body = body;
     raise_open_files(o.clients);
     snprintf(streams, sizeof(streams), "ORCHESTRATOR_MAX_STREAMS=%d", o.clients + 16);
+    snprintf(readers, sizeof(readers), "ORCHESTRATOR_STORE_READERS=%d",
+             env_int("LOAD_STORE_READERS", 0));
     fx_start(&d, "test-load", sites_yaml, env);
     o.urls[o.nurls++] = d.url;
     o.pids[o.npids++] = d.pid;
