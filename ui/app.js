@@ -3,7 +3,7 @@
  * URL's hash: #/catalog (browse and search the template catalog), #/catalog/NAME (a deploy
  * form generated from the template's inputs, checked before it is sent), #/deployments
  * (the caller's deployments, filtered and paged, refreshed every few seconds),
- * #/deployments/ID (status history and log live from the event stream, outputs, resources,
+ * #/deployments/ID (status history and log live from the event stream, outputs, resources, usage,
  * update, delete), #/sites (capacity by GPU model) and #/signin (an OIDC bearer token,
  * kept for the browser session). Everything the API sends is put in the page as text,
  * never as HTML.
@@ -350,6 +350,29 @@ function outputsList(outputs) {
       : typeof v === "string" ? v : JSON.stringify(v))]));
 }
 
+function hours(x) {
+  if (x === 0) return "0";
+  return x < 0.01 ? (x * 3600).toFixed(0) + " s" : x.toFixed(2) + " h";
+}
+
+/* GET .../usage: node-hours and GPU-hours per site, then each interval. */
+function usageTable(u) {
+  if (!u.intervals.length) return h("p", {}, "Nothing held yet.");
+  const head = (cols) => h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, c))));
+  return [
+    h("p", {}, "In all: ", h("strong", { id: "usage-node-hours" }, hours(u.nodeHours)),
+      " of nodes, ", h("strong", { id: "usage-gpu-hours" }, hours(u.gpuHours)), " of GPUs."),
+    h("table", { id: "usage-sites" }, head(["Site", "Node time", "GPU time", "By model"]),
+      h("tbody", {}, u.sites.map((s) => h("tr", {}, h("td", {}, s.site), h("td", {}, hours(s.nodeHours)),
+        h("td", {}, hours(s.gpuHours)),
+        h("td", {}, Object.entries(s.gpuHoursByModel).map(([m, x]) => m + " " + hours(x)).join(", ")))))),
+    h("table", { id: "usage-intervals" }, head(["Node", "Site", "GPUs", "From", "To", "Time"]),
+      h("tbody", {}, u.intervals.map((i) => h("tr", {}, h("td", {}, i.node + "[" + i.index + "]"),
+        h("td", {}, i.site), h("td", {}, i.gpus ? i.gpus + " " + (i.gpuModel || "") : "0"),
+        h("td", {}, i.start), h("td", {}, i.held ? "held now" : i.end), h("td", {}, hours(i.hours)))))),
+  ];
+}
+
 async function deploymentView(uuid) {
   const base = "/deployments/" + encodeURIComponent(uuid);
   const details = h("dl", { id: "details" });
@@ -359,6 +382,7 @@ async function deploymentView(uuid) {
     h("tbody", {}));
   const log = h("pre", { id: "log", "aria-live": "off" });
   const resources = h("table", { id: "resources" });
+  const usage = h("div", { id: "usage" });
   const params = h("textarea", { id: "update-params", rows: 4, "aria-label": "Parameters (JSON)" }, "{}");
   const updateBtn = h("button", { id: "update-submit", onclick: async () => {
     let p;
@@ -374,6 +398,7 @@ async function deploymentView(uuid) {
     h("h2", {}, "Status history"), history,
     h("h2", {}, "Log"), log,
     h("h2", {}, "Resources"), resources,
+    h("h2", {}, "Usage"), usage,
     h("h2", {}, "Update"), h("label", { for: "update-params" }, "Parameters to change ",
       h("span", { class: "hint" }, "(JSON; merged into the current ones)")), params,
     h("p", {}, updateBtn, " ", deleteBtn));
@@ -405,6 +430,7 @@ async function deploymentView(uuid) {
       h("td", {}, r.toscaNodeName), h("td", {}, r.toscaNodeType), h("td", {}, r.state),
       h("td", {}, r.physicalId || "")))));
     log.textContent = await api("GET", base + "/log");
+    usage.replaceChildren(...[].concat(usageTable(await api("GET", base + "/usage"))));
   }
   await load();
   const stop = new AbortController();

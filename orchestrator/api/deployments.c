@@ -13,6 +13,7 @@
 #include "planner.h"
 #include "quotas.h"
 #include "store_reads.h"
+#include "usage.h"
 #include "templates.h"
 #include "../base.h"
 #include "../store/commit.h"
@@ -1626,7 +1627,7 @@ int orc_api_deployments_register(orc_api_t *api, struct orc_deployments_api *ctx
         if (rc == ORC_ECONFLICT) /* registered already (a second registration) */
             rc = 0;
     }
-    if (rc < 0)
+    if (rc < 0 || (rc = orc_api_register_all(api, routes, sizeof(routes) / sizeof(routes[0]))) < 0)
         return rc;
-    return orc_api_register_all(api, routes, sizeof(routes) / sizeof(routes[0]));
+    return orc_api_usage_register(api, ctx);
 }

@@ -187,9 +187,13 @@ int orc_api_send_status(orc_api_req_t *req, int status)
     return orc_api_respond(req, status, NULL, NULL, 0);
 }
 
+/* Answers' JSON: compact, reals with 12 significant digits (3.094, not
+ * 3.0939999999999999). */
+#define API_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(12))
+
 int orc_api_send_json(orc_api_req_t *req, int status, const json_t *body)
 {
-    size_t len = body ? json_dumpb(body, NULL, 0, JSON_COMPACT) : 0;
+    size_t len = body ? json_dumpb(body, NULL, 0, API_JSON_FLAGS) : 0;
     char *text;
     int rc;
 
@@ -198,7 +202,7 @@ int orc_api_send_json(orc_api_req_t *req, int status, const json_t *body)
     text = orc_malloc(len);
     if (text == NULL)
         return orc_api_send_error(req, 503, "out of memory");
-    json_dumpb(body, text, len, JSON_COMPACT);
+    json_dumpb(body, text, len, API_JSON_FLAGS);
     rc = orc_api_respond(req, status, "application/json", text, len);
     orc_free(text);
     return rc;

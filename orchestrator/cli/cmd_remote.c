@@ -158,6 +158,34 @@ static void print_deployment(const json_t *d)
     }
 }
 
+static double num(const json_t *o, const char *k)
+{
+    return json_number_value(json_object_get(o, k));
+}
+
+/* GET .../usage, for people: the totals, each site, each interval. */
+static void print_usage(const json_t *u)
+{
+    size_t i;
+    json_t *v;
+
+    printf("node hours:  %.4f\n", num(u, "nodeHours"));
+    printf("GPU hours:   %.4f\n", num(u, "gpuHours"));
+    json_array_foreach(json_object_get(u, "sites"), i, v)
+        printf("site %s: %.4f node hours, %.4f GPU hours\n", str(v, "site"), num(v, "nodeHours"),
+               num(v, "gpuHours"));
+    json_array_foreach(json_object_get(u, "intervals"), i, v)
+    {
+        json_int_t gpus = json_integer_value(json_object_get(v, "gpus"));
+        printf("  %s[%lld] at %s, %lld GPU%s%s%s: %s to %s, %.4f h\n", str(v, "node"),
+               (long long)json_integer_value(json_object_get(v, "index")), str(v, "site"),
+               (long long)gpus, gpus == 1 ? "" : "s", *str(v, "gpuModel") ? " " : "",
+               str(v, "gpuModel"), str(v, "start"),
+               json_is_true(json_object_get(v, "held")) ? "now (held)" : str(v, "end"),
+               num(v, "hours"));
+    }
+}
+
 static int watch(const struct remote_args *a)
 {
     return cli_watch(&a->srv, a->pos[0], a->deleting);
@@ -251,8 +279,9 @@ static int do_list(struct remote_args *a)
     return rc;
 }
 
-/* GET of a deployment sub-resource: raw for text, pretty for JSON. */
-static int get_and_print(struct remote_args *a, const char *suffix, bool deployment)
+/* GET of a deployment (or its usage: suffix "/usage") printed for people with
+ * pretty, else any sub-resource raw (and every answer raw with --json). */
+static int get_and_print(struct remote_args *a, const char *suffix, bool pretty)
 {
     struct cli_response r;
     char path[256];
@@ -260,9 +289,11 @@ static int get_and_print(struct remote_args *a, const char *suffix, bool deploym
 
     snprintf(path, sizeof(path), "/deployments/%s%s", a->pos[0], suffix);
     rc = cli_request(&a->srv, "GET", path, NULL, &r);
-    if (rc == CLI_EXIT_OK && deployment && !a->srv.json) {
+    if (rc == CLI_EXIT_OK && pretty && !a->srv.json) {
         json_t *d = cli_response_json(&r);
-        if (d)
+        if (d && strcmp(suffix, "/usage") == 0)
+            print_usage(d);
+        else if (d)
             print_deployment(d);
         rc = d ? rc : CLI_EXIT_SERVER;
         json_decref(d);
@@ -327,6 +358,8 @@ int cmd_remote(int argc, char **argv)
             rc = get_and_print(&a, "/template", false);
         else if (strcmp(cmd, "resources") == 0)
             rc = get_and_print(&a, "/resources", false);
+        else if (strcmp(cmd, "usage") == 0)
+            rc = get_and_print(&a, "/usage", true);
         else
             rc = do_change(&a, cmd);
     }

@@ -19,6 +19,7 @@ static const struct cli_command commands[] = {
     {"outputs", "print a deployment's outputs (ID)", cmd_remote},
     {"template", "print a deployment's template (ID)", cmd_remote},
     {"resources", "list a deployment's resources (ID)", cmd_remote},
+    {"usage", "node-hours and GPU-hours a deployment held, per site (ID)", cmd_remote},
     {"update", "update a deployment (ID [FILE] [--inputs K=V] [--wait])", cmd_remote},
     {"delete", "delete a deployment (ID [--force] [--wait])", cmd_remote},
     {"reset", "mark a stuck deletion DELETE_FAILED (ID)", cmd_remote},

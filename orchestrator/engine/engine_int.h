@@ -271,4 +271,9 @@ const struct inst *orc__node_first(const struct nrun *n);
 /* "orc-...-0/model_api-0": what a hosted instance is at its provider. */
 void orc__inst_physical_id(const struct inst *in, char *out, size_t size);
 
+/* usage.c: an instance that holds capacity (not hosted) began holding it at in->site
+ * (its provision succeeded), or stopped (deprovisioned): the usage events. */
+void orc__usage_started(struct run *r, const struct inst *in);
+void orc__usage_ended(struct run *r, const struct inst *in);
+
 #endif

@@ -444,6 +444,7 @@ static void on_action(orc_op_t *op, int status)
         if (in->node->kind == ORC_KIND_JOB && workload && in->attrs)
             json_object_set_new(in->attrs, "exit_status", json_integer(op->exit_status));
         store_up(r, in);
+        orc__usage_started(r, in);
     }
     orc_drv_op_reset(op);
     run_step(r);
@@ -652,6 +653,7 @@ static void on_prepared(orc_op_t *op, int status)
     } else {
         in->prepared = true;
         in->st = I_PENDING;
+        orc__usage_ended(r, in);
         in->on_site = false;
         json_decref(in->attrs);
         in->attrs = NULL;
@@ -772,6 +774,7 @@ static void on_deprovision(orc_op_t *op, int status)
         in->undeletable = true; /* not tried again by this run */
         set_res(r, in, ORC_RES_ERROR, false, 0, NULL);
     } else {
+        orc__usage_ended(r, in);
         in->on_site = false;
         in->st = I_PENDING;
         json_decref(in->attrs);
@@ -862,6 +865,7 @@ static void after_cleanup(struct run *r)
 static void drop_row(struct run *r, struct inst *in)
 {
     in->st = I_DONE;
+    orc__usage_ended(r, in);
     in->on_site = false;
     if (orc_store_resource_delete(r->eng->store, in->res_uuid, NULL) < 0)
         run_log(r, ORC_LOG_ERROR, in, "removing %s[%u]: %s", in->node->name, in->index,

@@ -99,6 +99,10 @@ async function main() {
       expect(/^http:\/\/127\.0\.0\.1:\d+\/v2\/models\/$/.test(endpoint), "endpoint " + endpoint);
       expect((await page.textContent("#log")).includes("CREATE_COMPLETE"), "the log shows the status");
       expect(await page.$$eval("#resources tbody tr", (r) => r.length) >= 2, "resources listed");
+      await page.waitForSelector("#usage-intervals tbody tr");
+      const held = await page.textContent("#usage-intervals tbody");
+      expect(held.includes("local") && held.includes("held now"), "usage: the node held at local");
+      expect(/ (s|h)$/.test(await page.textContent("#usage-node-hours")), "usage: node time shown");
       await shot("deployment");
     });
     await step("endpoint_answers", async () => {
