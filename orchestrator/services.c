@@ -378,7 +378,8 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
         .readers = svc->readers,
     };
     rc = orc_api_deployments_register(api, &svc->deployments);
-    if (rc == 0 && (rc = orc_sites_api_new(loop, svc->engine, svc->commit, &svc->sites_api)) == 0)
+    if (rc == 0 &&
+        (rc = orc_sites_api_new(loop, svc->engine, svc->store, svc->commit, &svc->sites_api)) == 0)
         rc = orc_api_sites_register(api, svc->sites_api);
     if (rc == 0)
         rc = orc_api_ui_register(api);

@@ -8,6 +8,7 @@
 #include "../base.h"
 #include "deployments.h"
 #include "sites.h"
+#include "sites_int.h"
 
 #define CACHE_MS 2000
 
@@ -17,19 +18,15 @@ struct site_wait {
     struct site_wait *next;
 };
 
-struct orc_sites_api {
-    uv_loop_t *loop;
-    struct orc_engine *engine;
-    struct orc_commit_s *commit;
-    json_t *cached; /* the last answer */
-    uint64_t cached_at;
-    struct orc_sites_query *query; /* in flight */
-    struct site_wait *waiting;
-};
-
-static bool operator_of(orc_api_req_t *req)
+bool orc__sites_operator(orc_api_req_t *req)
 {
     return (orc_api_req_identity(req)->roles & (ORC_ROLE_OPERATOR | ORC_ROLE_ADMIN)) != 0;
+}
+
+void orc__sites_forget_cache(struct orc_sites_api *s)
+{
+    json_decref(s->cached);
+    s->cached = NULL;
 }
 
 /* A site as the caller may see it, with its link. */
@@ -39,7 +36,7 @@ static json_t *site_view(orc_api_req_t *req, const json_t *site)
 
     if (v == NULL)
         return NULL;
-    if (!operator_of(req)) {
+    if (!orc__sites_operator(req)) {
         json_object_del(v, "credentials");
         json_object_del(v, "pools");
     }
@@ -172,8 +169,7 @@ static int set_state(orc_api_req_t *req, void *data)
         orc_log(ORC_LOG_INFO, "sites", "site %s %s by %s", name,
                 state[0] == 'd' ? "draining: no new deployments" : "active again",
                 orc_api_req_identity(req)->subject);
-        json_decref(s->cached); /* the next answer says the new state */
-        s->cached = NULL;
+        orc__sites_forget_cache(s); /* the next answer says the new state */
         rc = orc_api_reply_when_durable(req, s->commit, 200,
                                         json_pack("{ss ss}", "name", name, "state", state));
     }
@@ -181,18 +177,33 @@ static int set_state(orc_api_req_t *req, void *data)
     return rc;
 }
 
-int orc_sites_api_new(uv_loop_t *loop, struct orc_engine *engine, struct orc_commit_s *commit,
-                      struct orc_sites_api **out)
+int orc_sites_api_new(uv_loop_t *loop, struct orc_engine *engine, orc_store_t *store,
+                      struct orc_commit_s *commit, struct orc_sites_api **out)
 {
     struct orc_sites_api *s = orc_calloc(1, sizeof(*s));
+    int rc;
 
     *out = s;
     if (s == NULL)
         return ORC_ENOMEM;
     s->loop = loop;
     s->engine = engine;
+    s->store = store;
     s->commit = commit;
-    return 0;
+    rc = orc__sites_admin_start(s);
+    if (rc < 0) {
+        orc_free(s);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static void on_sync_closed(uv_handle_t *h)
+{
+    struct orc_sites_api *s = h->data;
+
+    orc_free(s->registered);
+    orc_free(s);
 }
 
 void orc_sites_api_free(struct orc_sites_api *s)
@@ -201,7 +212,9 @@ void orc_sites_api_free(struct orc_sites_api *s)
         return;
     orc_engine_sites_cancel(s->query);
     json_decref(s->cached);
-    orc_free(s);
+    s->cached = NULL;
+    s->sync_timer.data = s;
+    orc__sites_admin_stop(s, on_sync_closed); /* frees s once its timer is closed */
 }
 
 int orc_api_sites_register(orc_api_t *api, struct orc_sites_api *s)
@@ -227,9 +240,12 @@ int orc_api_sites_register(orc_api_t *api, struct orc_sites_api *s)
         "the name of the site's secret\"},"
         "\"pools\":{\"type\":\"array\",\"description\":\"operators only: the driver's capacity "
         "pools\",\"items\":{\"type\":\"object\"}},"
+        "\"source\":{\"type\":\"string\",\"enum\":[\"file\",\"api\"],\"description\":\"the "
+        "sites file, or registered through the API\"},"
         "\"links\":{\"type\":\"array\"}}}";
     static const orc_api_response_doc_t listed_docs[] = {
-        {200, "Every site of the sites file, in its order", "application/json",
+        {200, "Every site: the sites file's in its order, then those registered through the API",
+         "application/json",
          "{\"type\":\"object\",\"required\":[\"content\"],\"properties\":{\"content\":{"
          "\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/Site\"}}}}"},
         {0, NULL, NULL, NULL}};
@@ -264,5 +280,6 @@ int orc_api_sites_register(orc_api_t *api, struct orc_sites_api *s)
 
     if (rc < 0 && rc != ORC_ECONFLICT)
         return rc;
-    return orc_api_register_all(api, routes, sizeof(routes) / sizeof(routes[0]));
+    rc = orc_api_register_all(api, routes, sizeof(routes) / sizeof(routes[0]));
+    return rc < 0 ? rc : orc__sites_admin_register(api, s);
 }

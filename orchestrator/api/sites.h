@@ -18,12 +18,14 @@ struct orc_sites_api;
 /* Over engine, which must outlive it; writes are answered once commit made them durable.
  * 0 and *out, or ORC_ENOMEM. */
 struct orc_commit_s;
-int orc_sites_api_new(uv_loop_t *loop, struct orc_engine *engine, struct orc_commit_s *commit,
-                      struct orc_sites_api **out);
-/* Frees it: the requests still waiting were cancelled with the api's close. NULL-safe. */
+int orc_sites_api_new(uv_loop_t *loop, struct orc_engine *engine, orc_store_t *store,
+                      struct orc_commit_s *commit, struct orc_sites_api **out);
+/* Frees it (once its timer closed: run the loop): the requests still waiting were
+ * cancelled with the api's close. NULL-safe. */
 void orc_sites_api_free(struct orc_sites_api *s);
-/* Registers GET /sites, GET /sites/{name} and PATCH /sites/{name} (operators: draining or
- * active); s must outlive the api. */
+/* Registers GET /sites, GET /sites/{name}, PATCH /sites/{name} (operators: draining or
+ * active), and POST /sites, PUT and DELETE /sites/{name} (operators: sites registered at
+ * run time, sites_admin.c); s must outlive the api. */
 int orc_api_sites_register(orc_api_t *api, struct orc_sites_api *s);
 
 #endif

@@ -31,7 +31,8 @@ int orc_engine_new(uv_loop_t *loop, orc_store_t *store, struct orc_drv_registry 
     if (opts)
         eng->opts = *opts;
     eng->commit = eng->opts.commit;
-    eng->esites = orc_calloc(sites->count ? sites->count : 1, sizeof(*eng->esites));
+    eng->cap_sites = sites->count ? sites->count : 1;
+    eng->esites = orc_calloc(eng->cap_sites, sizeof(*eng->esites));
     if (eng->esites == NULL)
         goto out_free;
     if (eng->commit == NULL) { /* no committer given: the engine's own */
@@ -107,6 +108,59 @@ static void resume_all(struct orc_engine *eng)
 }
 
 static void on_site_closed(orc_op_t *op, int status);
+static void open_site(struct orc_engine *eng, struct engine_site *s);
+
+/* Closes a site taken out at run time (counted in closing_sites, so that the engine's
+ * close waits for it), or frees it when it is not open. */
+static void close_removed(struct orc_engine *eng, struct engine_site *s)
+{
+    if (s->open) {
+        orc_drv_op_init(&s->op);
+        s->op.data = s;
+        if (orc_drv_site_close(s->site, &s->op, on_site_closed) == 0) {
+            s->closing = true;
+            eng->closing_sites++;
+            return;
+        }
+    }
+    orc_drv_site_free(s->site);
+    s->site = NULL;
+    s->open = false;
+}
+
+/* A new site of the engine, at the end of esites (def from the file's list, or from
+ * owned, a one-site list the site then owns). */
+static struct engine_site *site_new(struct orc_engine *eng, const struct orc_site_def *def,
+                                    struct orc_sites *owned)
+{
+    struct engine_site *s;
+
+    if (eng->nsites == eng->cap_sites) {
+        size_t cap = eng->cap_sites * 2;
+        struct engine_site **grown = orc_realloc(eng->esites, cap * sizeof(*grown));
+        if (grown == NULL)
+            return NULL;
+        eng->esites = grown;
+        eng->cap_sites = cap;
+    }
+    s = orc_calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->def = def;
+    s->owned = owned;
+    s->eng = eng;
+    s->index = eng->nsites;
+    eng->esites[eng->nsites++] = s;
+    return s;
+}
+
+struct engine_site *orc__engine_site(const struct orc_engine *eng, const char *name)
+{
+    for (size_t i = 0; i < eng->nsites; i++)
+        if (!eng->esites[i]->removed && strcmp(eng->esites[i]->def->name, name) == 0)
+            return eng->esites[i];
+    return NULL;
+}
 
 /* A site whose open completes while the engine is closing: close it now. */
 static void close_late_site(struct orc_engine *eng, struct engine_site *s)
@@ -130,6 +184,13 @@ static void on_site_open(orc_op_t *op, int status)
     struct orc_engine *eng = s->eng;
 
     s->opening = false;
+    if (s->removed && !eng->closing) { /* removed while it opened */
+        s->open = status == 0;
+        orc_drv_op_reset(op);
+        eng->opening--;
+        close_removed(eng, s);
+        return;
+    }
     if (eng->closing) {
         s->open = status == 0;
         orc_drv_op_reset(op);
@@ -145,7 +206,7 @@ static void on_site_open(orc_op_t *op, int status)
     else
         orc_log(ORC_LOG_INFO, LOG, "site %s open (driver %s)", s->def->name, s->def->driver);
     orc_drv_op_reset(op);
-    if (--eng->opening == 0) {
+    if (--eng->opening == 0 && !eng->started) { /* the start's last site */
         resume_all(eng);
         if (eng->ready)
             eng->ready(eng, eng->ready_ud);
@@ -205,9 +266,9 @@ int orc_engine_start(struct orc_engine *eng, orc_engine_done_fn ready, void *ud)
     eng->ready = ready;
     eng->ready_ud = ud;
     for (size_t i = 0; i < eng->sites->count; i++) {
-        struct engine_site *s = &eng->esites[eng->nsites++];
-        s->def = &eng->sites->items[i];
-        s->eng = eng;
+        struct engine_site *s = site_new(eng, &eng->sites->items[i], NULL);
+        if (s == NULL)
+            return ORC_ENOMEM;
         if (s->def->enabled)
             open_site(eng, s);
     }
@@ -223,6 +284,70 @@ int orc_engine_start(struct orc_engine *eng, orc_engine_done_fn ready, void *ud)
     return 0;
 }
 
+/* Whether a run works on the site: its current attempt, or an instance placed there. */
+static bool site_in_use(const struct orc_engine *eng, const struct engine_site *s)
+{
+    for (const struct run *r = eng->runs; r; r = r->next) {
+        if (r->site == s)
+            return true;
+        for (size_t i = 0; i < r->nnodes; i++)
+            for (size_t k = 0; k < r->nodes[i].ninst; k++)
+                if (r->nodes[i].inst[k].on_site &&
+                    strcmp(r->nodes[i].inst[k].site, s->def->name) == 0)
+                    return true;
+    }
+    return false;
+}
+
+int orc_engine_site_add(struct orc_engine *eng, struct orc_sites *one)
+{
+    struct engine_site *s = NULL;
+    int rc = 0;
+
+    if (one == NULL || one->count != 1)
+        rc = ORC_EINVAL;
+    else if (eng->closing)
+        rc = ORC_ECANCELED;
+    else if (orc_engine_site_source(eng, one->items[0].name) != 0)
+        rc = ORC_ECONFLICT;
+    else if ((s = site_new(eng, &one->items[0], one)) == NULL)
+        rc = ORC_ENOMEM;
+    if (rc < 0) {
+        orc_sites_free(one);
+        orc_free(one);
+        return rc;
+    }
+    orc_log(ORC_LOG_INFO, LOG, "site %s (driver %s) registered%s", s->def->name, s->def->driver,
+            s->def->enabled ? ": opening it" : ", disabled");
+    if (s->def->enabled)
+        open_site(eng, s);
+    return 0;
+}
+
+int orc_engine_site_remove(struct orc_engine *eng, const char *name)
+{
+    struct engine_site *s = orc__engine_site(eng, name);
+
+    if (s == NULL)
+        return ORC_ENOTFOUND;
+    if (site_in_use(eng, s))
+        return ORC_ECONFLICT;
+    s->removed = true;
+    orc_log(ORC_LOG_INFO, LOG, "site %s taken out", name);
+    if (!s->opening) /* else closed when its open completes */
+        close_removed(eng, s);
+    return 0;
+}
+
+int orc_engine_site_source(const struct orc_engine *eng, const char *name)
+{
+    const struct engine_site *s = orc__engine_site(eng, name);
+
+    if (s == NULL) /* before the start, the file's sites are not opened yet */
+        return orc_sites_find(eng->sites, name) != NULL;
+    return s->owned ? 2 : 1;
+}
+
 #define SITE_KEY "site/"
 
 int orc_engine_site_drain(struct orc_engine *eng, const char *name, bool draining)
@@ -231,8 +356,7 @@ int orc_engine_site_drain(struct orc_engine *eng, const char *name, bool drainin
     bool known = false;
     int rc;
 
-    for (size_t i = 0; i < eng->nsites && !known; i++)
-        known = strcmp(eng->esites[i].def->name, name) == 0;
+    known = orc__engine_site(eng, name) != NULL;
     if (!known)
         return ORC_ENOTFOUND;
     snprintf(key, sizeof(key), SITE_KEY "%s", name);
@@ -257,15 +381,15 @@ size_t orc_engine_site_count(const struct orc_engine *eng)
     size_t n = 0;
 
     for (size_t i = 0; i < eng->nsites; i++)
-        n += eng->esites[i].open;
+        n += eng->esites[i]->open && !eng->esites[i]->removed;
     return n;
 }
 
 const char *orc_engine_site_name(const struct orc_engine *eng, size_t i)
 {
     for (size_t k = 0; k < eng->nsites; k++)
-        if (eng->esites[k].open && i-- == 0)
-            return eng->esites[k].def->name;
+        if (eng->esites[k]->open && !eng->esites[k]->removed && i-- == 0)
+            return eng->esites[k]->def->name;
     return NULL;
 }
 
@@ -316,6 +440,7 @@ static void on_site_closed(orc_op_t *op, int status)
 
     (void)status;
     s->open = false;
+    s->closing = false;
     orc_drv_op_reset(op);
     orc_drv_site_free(s->site);
     s->site = NULL;
@@ -326,8 +451,8 @@ static void on_site_closed(orc_op_t *op, int status)
 static void close_sites(struct orc_engine *eng)
 {
     for (size_t i = 0; i < eng->nsites; i++) {
-        struct engine_site *s = &eng->esites[i];
-        if (s->site == NULL)
+        struct engine_site *s = eng->esites[i];
+        if (s->site == NULL || s->closing) /* a removal's close: counted already */
             continue;
         if (s->opening) { /* closed when its open completes */
             eng->closing_sites++;
@@ -389,6 +514,13 @@ void orc_engine_free(struct orc_engine *eng)
         return;
     orc_drv_set_agent_source(eng->reg, NULL, NULL); /* the registry may outlive the engine */
     orc_drv_set_resource_source(eng->reg, NULL, NULL);
+    for (size_t i = 0; i < eng->nsites; i++) {
+        if (eng->esites[i]->owned) {
+            orc_sites_free(eng->esites[i]->owned);
+            orc_free(eng->esites[i]->owned);
+        }
+        orc_free(eng->esites[i]);
+    }
     orc_free(eng->esites);
     orc_free(eng->rindex);
     orc_free(eng);

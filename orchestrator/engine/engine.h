@@ -166,6 +166,19 @@ void orc_engine_sites_cancel(struct orc_sites_query *q);
  * shared store sees it at its next ranking. orc_engine_site_drain sets it (ORC_ENOTFOUND:
  * no such site in the sites file); orc_engine_site_draining reads it. */
 int orc_engine_site_drain(struct orc_engine *eng, const char *name, bool draining);
+
+/* Sites registered at run time (the API's POST, PUT and DELETE /sites, docs/api.md
+ * "Sites"). orc_engine_site_add takes one: a one-site list (orc_sites_load_buffer's),
+ * which the engine owns from then on (freed even on failure), and opens it when it is
+ * enabled; ORC_ECONFLICT when a site of that name exists, ORC_ECANCELED while closing.
+ * orc_engine_site_remove takes a site out (any site): ORC_ENOTFOUND, or ORC_ECONFLICT
+ * while a run works on it (its current attempt, or an instance placed there); it closes
+ * and is never ranked again. Whether deployments that are done still hold resources
+ * there is the caller's to check. orc_engine_site_source: 0 no such site, 1 from the
+ * sites file, 2 registered at run time. */
+int orc_engine_site_add(struct orc_engine *eng, struct orc_sites *one);
+int orc_engine_site_remove(struct orc_engine *eng, const char *name);
+int orc_engine_site_source(const struct orc_engine *eng, const char *name);
 bool orc_engine_site_draining(struct orc_engine *eng, const char *name);
 
 /* Names of the sites that opened, for /sites and ranking. */

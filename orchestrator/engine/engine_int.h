@@ -101,6 +101,10 @@ struct nrun {
 
 struct engine_site {
     const struct orc_site_def *def;
+    struct orc_sites *owned; /* registered at run time: its one-site list; NULL: the file's */
+    size_t index;            /* in eng->esites: stable, a removed site keeps its slot */
+    bool removed;            /* taken out at run time: closed (or closing), never placed on */
+    bool closing;            /* a removal's close is in flight */
     struct orc_drv_site *site;
     bool open;
     bool opening; /* site_open in flight */
@@ -168,8 +172,8 @@ struct orc_engine {
     struct orc_drv_registry *reg;
     const struct orc_sites *sites;
     struct orc_engine_opts opts;
-    struct engine_site *esites;
-    size_t nsites;
+    struct engine_site **esites; /* every site, removed ones too (stable pointers) */
+    size_t nsites, cap_sites;
     size_t opening;
     struct run *runs;
     struct run **rindex; /* runs by uuid: chains of rindex_size buckets */
@@ -192,6 +196,8 @@ struct orc_engine {
     uint64_t takeovers;      /* deployments taken over from another daemon */
 };
 
+/* engine.c: the site of that name (not removed), or NULL */
+struct engine_site *orc__engine_site(const struct orc_engine *eng, const char *name);
 /* run.c: the run working on a deployment, or NULL */
 struct run *orc__engine_find_run(const struct orc_engine *eng, const char *uuid);
 /* agent.c: the ORC_AGENT_* variables of a workload's agent into env (room

@@ -791,7 +791,7 @@ static int insert_missing(struct run *r)
 static bool wants_node_json(const struct orc_engine *eng)
 {
     for (size_t i = 0; i < eng->nsites; i++)
-        if (eng->esites[i].open && (eng->esites[i].site->drv->vt.caps & ORC_DRV_CAP_NODE_JSON))
+        if (eng->esites[i]->open && (eng->esites[i]->site->drv->vt.caps & ORC_DRV_CAP_NODE_JSON))
             return true;
     return false;
 }

@@ -165,8 +165,8 @@ static void runs_remove(struct orc_engine *eng, struct run *r)
 static struct engine_site *site_by_name(struct orc_engine *eng, const char *name)
 {
     for (size_t i = 0; name && i < eng->nsites; i++)
-        if (strcmp(eng->esites[i].def->name, name) == 0)
-            return eng->esites[i].open ? &eng->esites[i] : NULL;
+        if (!eng->esites[i]->removed && strcmp(eng->esites[i]->def->name, name) == 0)
+            return eng->esites[i]->open ? eng->esites[i] : NULL;
     return NULL;
 }
 
@@ -1072,6 +1072,10 @@ static void on_deadline(uv_timer_t *t)
 
 static void attempt_next(struct run *r)
 {
+    /* a site ranked, then removed or closed meanwhile (docs/api.md "Sites"): skipped */
+    while (r->pos < r->norder &&
+           (r->eng->esites[r->order[r->pos]]->removed || !r->eng->esites[r->order[r->pos]]->open))
+        r->pos++;
     if (last_site(r)) {
         fail_deployment(r);
         return;
@@ -1081,7 +1085,7 @@ static void attempt_next(struct run *r)
         start_rank(r);
         return;
     }
-    r->site = &r->eng->esites[r->order[r->pos++]];
+    r->site = r->eng->esites[r->order[r->pos++]];
     r->attempt++;
     r->attempt_ended = false;
     while (orc_store_attempt_start(r->eng->store, r->uuid, r->attempt, r->site->def->name) ==
@@ -1152,7 +1156,7 @@ static void rank_now(struct run *r)
     r->pos = 0;
     /* order holds probe indices: map them to engine sites */
     for (size_t i = 0; i < r->norder; i++)
-        r->order[i] = (size_t)(r->probes[r->order[i]].site - r->eng->esites);
+        r->order[i] = r->probes[r->order[i]].site->index;
     for (size_t i = 0; i < r->nprobes; i++)
         orc_drv_op_reset(&r->probes[i].op);
     orc_free(r->probes);
@@ -1195,16 +1199,16 @@ static void start_rank(struct run *r)
     r->draining[0] = '\0';
     for (size_t i = 0; i < r->eng->nsites; i++) {
         struct rank_probe *p = &r->probes[r->nprobes];
-        if (!r->eng->esites[i].open)
+        if (!r->eng->esites[i]->open || r->eng->esites[i]->removed)
             continue;
-        if (orc_engine_site_draining(r->eng, r->eng->esites[i].def->name)) {
+        if (orc_engine_site_draining(r->eng, r->eng->esites[i]->def->name)) {
             size_t at = strlen(r->draining);
             snprintf(r->draining + at, sizeof(r->draining) - at, "; %s: draining",
-                     r->eng->esites[i].def->name);
+                     r->eng->esites[i]->def->name);
             continue;
         }
         p->run = r;
-        p->site = &r->eng->esites[i];
+        p->site = r->eng->esites[i];
         orc_drv_op_init(&p->op);
         p->op.data = p;
         r->nprobes++;
@@ -1232,7 +1236,7 @@ static bool resume_attempt(struct run *r)
         struct engine_site *s = site_by_name(r->eng, l.items[l.count - 1].site_name);
         if (s) {
             r->site = s;
-            r->order[0] = (size_t)(s - r->eng->esites);
+            r->order[0] = s->index;
             r->norder = 1;
             r->pos = 1;
             r->resumed = true;

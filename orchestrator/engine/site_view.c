@@ -119,6 +119,7 @@ static json_t *site_json(const struct site_probe *p)
 
     if (s == NULL)
         return NULL;
+    json_object_set_new(s, "source", json_string(p->site->owned ? "api" : "file"));
     if (p->asked && p->status == 0) {
         add_inventory(s, p);
         json_object_set_new(s, "inventory", json_string("ok"));
@@ -146,7 +147,8 @@ static void query_answer(struct orc_sites_query *q)
     json_t *sites = json_array();
 
     for (size_t i = 0; sites && i < q->nprobes; i++)
-        if (json_array_append_new(sites, site_json(&q->probes[i])) < 0) {
+        if (!q->probes[i].site->removed &&
+            json_array_append_new(sites, site_json(&q->probes[i])) < 0) {
             json_decref(sites);
             sites = NULL;
         }
@@ -189,8 +191,8 @@ int orc_engine_sites(struct orc_engine *eng, orc_engine_sites_fn fn, void *ud,
     for (size_t i = 0; i < eng->nsites; i++) {
         struct site_probe *p = &q->probes[i];
         p->q = q;
-        p->site = &eng->esites[i];
-        if (!p->site->open)
+        p->site = eng->esites[i];
+        if (!p->site->open || p->site->removed)
             continue;
         orc_drv_op_init(&p->op);
         p->op.data = p;

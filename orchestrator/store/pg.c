@@ -905,6 +905,7 @@ const struct orc_store_ops orc__store_pg_ops = {
     .resource_list = orc__pg_resource_list,
     .resource_update = orc__pg_resource_update,
     .resource_delete = orc__pg_resource_delete,
+    .site_resource_count = orc__pg_site_resource_count,
     .event_append = orc__pg_event_append,
     .event_list = orc__pg_event_list,
     .attempt_start = orc__pg_attempt_start,

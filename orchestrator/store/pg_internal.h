@@ -129,6 +129,7 @@ int orc__pg_resource_get(orc_store_t *s, const char *deployment_uuid, const char
 int orc__pg_resource_list(orc_store_t *s, const orc_res_query_t *q, orc_resource_list_t *out);
 int orc__pg_resource_update(orc_store_t *s, const orc_res_update_t *u, int64_t *new_version);
 int orc__pg_resource_delete(orc_store_t *s, const char *uuid, const char *event_message);
+int orc__pg_site_resource_count(orc_store_t *s, const char *site, int64_t *count);
 int orc__pg_lease_acquire(orc_store_t *s, const char *uuid, const char *owner, int64_t ttl_ms);
 int orc__pg_lease_renew(orc_store_t *s, const char *owner, int64_t ttl_ms, orc_lease_list_t *held);
 int orc__pg_lease_claim_expired(orc_store_t *s, const char *owner, int64_t ttl_ms,

@@ -440,3 +440,22 @@ int orc__pg_resource_delete(orc_store_t *s, const char *uuid, const char *event_
         rc = delete_body(q, uuid, event_message);
     return orc__pg_end(q, rc);
 }
+
+static const char site_count_sql[] = "SELECT count(*) FROM resources r JOIN deployments d"
+                                     " ON d.uuid = r.deployment_uuid"
+                                     " WHERE r.site_name = $1::text AND NOT d.deleted";
+
+int orc__pg_site_resource_count(orc_store_t *s, const char *site, int64_t *count)
+{
+    struct pg_store *q = pg_of(s);
+    struct pg_params p = {0};
+    PGresult *r;
+    int rc;
+
+    orc__pg_p_text(&p, 1, site);
+    rc = orc__pg_exec(q, site_count_sql, &p, "count a site's resources", &r);
+    if (rc == 0 && PQntuples(r) == 1)
+        *count = orc__pg_col_int(r, 0, 0);
+    PQclear(r);
+    return rc;
+}

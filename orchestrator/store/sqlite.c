@@ -888,6 +888,7 @@ const struct orc_store_ops orc__store_sqlite_ops = {
     .resource_list = orc__sq_resource_list,
     .resource_update = orc__sq_resource_update,
     .resource_delete = orc__sq_resource_delete,
+    .site_resource_count = orc__sq_site_resource_count,
     .event_append = orc__sq_event_append,
     .event_list = orc__sq_event_list,
     .attempt_start = orc__sq_attempt_start,

@@ -44,6 +44,7 @@ enum sq_stmt {
     SQ_DEP_LIST_ALL_LAST = SQ_DEP_LIST_ALL + ORC_DEP_SORT__COUNT - 1,
     SQ_DEP_IN_STATUS,
     SQ_DEP_STATUS_COUNTS,
+    SQ_RES_SITE_COUNT,
     SQ_RES_INSERT,
     SQ_RES_GET,
     SQ_RES_HEAD,
@@ -200,6 +201,7 @@ int orc__sq_resource_get(orc_store_t *s, const char *deployment_uuid, const char
 int orc__sq_resource_list(orc_store_t *s, const orc_res_query_t *q, orc_resource_list_t *out);
 int orc__sq_resource_update(orc_store_t *s, const orc_res_update_t *u, int64_t *new_version);
 int orc__sq_resource_delete(orc_store_t *s, const char *uuid, const char *event_message);
+int orc__sq_site_resource_count(orc_store_t *s, const char *site, int64_t *count);
 int orc__sq_lease_acquire(orc_store_t *s, const char *uuid, const char *owner, int64_t ttl_ms);
 int orc__sq_lease_renew(orc_store_t *s, const char *owner, int64_t ttl_ms, orc_lease_list_t *held);
 int orc__sq_lease_claim_expired(orc_store_t *s, const char *owner, int64_t ttl_ms,

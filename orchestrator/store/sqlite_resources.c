@@ -421,3 +421,23 @@ int orc__sq_resource_delete(orc_store_t *s, const char *uuid, const char *event_
         rc = delete_body(q, uuid, event_message);
     return orc__sq_end(q, rc);
 }
+
+int orc__sq_site_resource_count(orc_store_t *s, const char *site, int64_t *count)
+{
+    struct sq_store *q = sq_of(s);
+    struct sq_bind b = {.q = q};
+    int rc = orc__sq_stmt(q, SQ_RES_SITE_COUNT, &b.st);
+
+    if (rc < 0)
+        return rc;
+    orc__sq_b_text(&b, 1, site);
+    rc = orc__sq_b_done(&b, "count a site's resources");
+    if (rc == 0)
+        rc = orc__sq_step(q, b.st, "count a site's resources");
+    if (rc == 1) {
+        *count = sqlite3_column_int64(b.st, 0);
+        rc = 0;
+    }
+    orc__sq_release(b.st);
+    return rc;
+}

@@ -235,6 +235,9 @@ const char *const orc__sq_sql[SQ__COUNT] = {
     [SQ_DEP_STATUS_COUNTS] = "SELECT status, count(*) FROM deployments WHERE deleted = 0"
                              " GROUP BY status",
 
+    [SQ_RES_SITE_COUNT] = "SELECT count(*) FROM resources r JOIN deployments d"
+                          " ON d.uuid = r.deployment_uuid WHERE r.site_name = ?1 AND d.deleted = 0",
+
     [SQ_RES_INSERT] =
         "INSERT INTO resources (uuid, deployment_uuid, node_name, node_type, instance_index,"
         " state, site_name, provider_name, physical_id, attributes, metadata, required_by,"

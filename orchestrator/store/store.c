@@ -906,6 +906,20 @@ int orc_store_resource_delete(orc_store_t *s, const char *uuid, const char *even
     return rc < 0 ? rc : s->ops->resource_delete(s, uuid, event_message);
 }
 
+int orc_store_site_resource_count(orc_store_t *s, const char *site, int64_t *count)
+{
+    int rc = begin_call(s);
+
+    if (rc == 0)
+        rc = check_out(s, count);
+    if (rc == 0 && (site == NULL || *site == '\0'))
+        rc = orc__store_failf(s, ORC_EINVAL, "a site name is required");
+    if (rc < 0)
+        return rc;
+    *count = 0;
+    return s->ops->site_resource_count(s, site, count);
+}
+
 /* ---- events ------------------------------------------------------------------ */
 
 int orc_store_event_append(orc_store_t *s, orc_event_t *ev)

@@ -474,6 +474,10 @@ int orc_store_resource_set_state(orc_store_t *s, const char *uuid, int64_t expec
  * transaction. ORC_ENOTFOUND if there is no such resource. */
 int orc_store_resource_delete(orc_store_t *s, const char *uuid, const char *event_message);
 
+/* How many resources of deployments not deleted are placed at site (its name): what a
+ * site's removal would leave unreachable. */
+int orc_store_site_resource_count(orc_store_t *s, const char *site, int64_t *count);
+
 /* ---- events ------------------------------------------------------------- */
 
 /* Appends an event; reads deployment_uuid, time_ms (0: now), type (required),

@@ -52,6 +52,7 @@ struct orc_store_ops {
     int (*resource_list)(orc_store_t *s, const orc_res_query_t *q, orc_resource_list_t *out);
     int (*resource_update)(orc_store_t *s, const orc_res_update_t *u, int64_t *new_version);
     int (*resource_delete)(orc_store_t *s, const char *uuid, const char *event_message);
+    int (*site_resource_count)(orc_store_t *s, const char *site, int64_t *count);
 
     int (*event_append)(orc_store_t *s, orc_event_t *ev);
     int (*event_list)(orc_store_t *s, const char *deployment_uuid, int64_t after_id, size_t limit,

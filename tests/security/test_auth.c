@@ -358,6 +358,33 @@ static void test_tokens(void **state)
         json_object_get(json_array_get(json_object_get(r.json, "content"), 0), "pools"));
     fx_resp_free(&r);
     free(tok);
+    /* sites registered through the API: operators only, and only their own (or an admin) */
+    tok = user("alice", "ml-team");
+    assert_int_equal(call(&d, "POST", "/sites", "Bearer", tok,
+                          "{\"name\": \"olga-site\", \"driver\": \"sim\"}", &r),
+                     403);
+    fx_resp_free(&r);
+    free(tok);
+    tok = user("olga", "ops");
+    assert_int_equal(call(&d, "POST", "/sites", "Bearer", tok,
+                          "{\"name\": \"olga-site\", \"driver\": \"sim\"}", &r),
+                     201);
+    fx_resp_free(&r);
+    free(tok);
+    tok = user("oscar", "ops");
+    assert_int_equal(call(&d, "PUT", "/sites/olga-site", "Bearer", tok,
+                          "{\"driver\": \"sim\", \"enabled\": false}", &r),
+                     403);
+    assert_non_null(strstr(json_string_value(json_object_get(r.json, "message")),
+                           "registered by another operator"));
+    fx_resp_free(&r);
+    assert_int_equal(call(&d, "DELETE", "/sites/olga-site", "Bearer", tok, NULL, &r), 403);
+    fx_resp_free(&r);
+    free(tok);
+    tok = user("ada", "admins");
+    assert_int_equal(call(&d, "DELETE", "/sites/olga-site", "Bearer", tok, NULL, &r), 204);
+    fx_resp_free(&r);
+    free(tok);
     /* quotas: admins only */
     tok = user("olga", "ops");
     assert_int_equal(call(&d, "GET", "/quotas", "Bearer", tok, NULL, &r), 403);

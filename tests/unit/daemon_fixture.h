@@ -413,6 +413,31 @@ static inline void fx_start(struct fx_daemon *d, const char *name, const char *s
     fx_cur_curl = d->curl;
 }
 
+/* SIGTERM (the daemon must exit 0), then a new daemon on the same directory, store and
+ * sites file, with the extra environment env (NULL: none); waits for its engine. */
+static inline void fx_restart(struct fx_daemon *d, const char *const *env)
+{
+    const char *all[40] = {"ORC_DRV_STRICT=1"};
+    char plugins[512], sites[128];
+    size_t n = 1;
+    int status;
+
+    kill(d->pid, SIGTERM);
+    assert_int_equal(waitpid(d->pid, &status, 0), d->pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (getenv("PLUGIN_DIR") && *getenv("PLUGIN_DIR")) {
+        snprintf(plugins, sizeof(plugins), "ORCHESTRATOR_PLUGIN_DIR=%s", getenv("PLUGIN_DIR"));
+        all[n++] = plugins;
+    }
+    for (size_t i = 0; env && env[i] && n < 39; i++)
+        all[n++] = env[i];
+    all[n] = NULL;
+    snprintf(sites, sizeof(sites), "%s/sites.yaml", d->dir);
+    d->pid = daemon_spawn_env(d->dir, access(sites, R_OK) == 0 ? sites : NULL, d->log, d->url,
+                              sizeof(d->url), all);
+    fx_wait_engine(d);
+}
+
 /* SIGTERM, then the daemon must exit 0 within 20 s (under the sanitizers a
  * leak or an error makes it exit otherwise); its directory is removed. */
 static inline void fx_stop(struct fx_daemon *d)

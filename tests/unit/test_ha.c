@@ -4,11 +4,12 @@
  * turn of either daemon's driver works on the file under its lock); a deployment
  * created through the first is taken over by the second when the first is killed with
  * SIGKILL in the middle of its provisioning, and completes there, once (the cloud
- * provisioned each node once; one resource row per node; one attempt, resumed); a delete sent to the second daemon while the first works on a
- * deployment is done by the first, which holds the lease; the live event stream of a deployment,
- * opened on the second daemon while the first works on it, shows the first's events
- * as they happen (NOTIFY). The database is ORC_TEST_PG_URL's
- * (tests/run-pg.sh) or a server started here (deploy/testbed/postgres.sh).
+ * provisioned each node once; one resource row per node; one attempt, resumed); a delete sent to
+ * the second daemon while the first works on a deployment is done by the first, which holds the
+ * lease; the live event stream of a deployment, opened on the second daemon while the first works
+ * on it, shows the first's events as they happen (NOTIFY); a site registered through one daemon
+ * reaches the other, and a change or a removal through either reaches both. The database is
+ * ORC_TEST_PG_URL's (tests/run-pg.sh) or a server started here (deploy/testbed/postgres.sh).
  */
 #include <signal.h>
 #include <sys/wait.h>
@@ -227,6 +228,53 @@ static void delete_through_the_other_daemon(void **state)
     fx_stop(&a);
 }
 
+/* The state of a site at a daemon ("" when it has none), waiting up to 15 s for want. */
+static void wait_site(struct fx_daemon *d, const char *name, const char *want)
+{
+    char path[128], seen[64] = "";
+
+    snprintf(path, sizeof(path), "/sites/%s", name);
+    for (int i = 0; i < 750; i++) {
+        struct fx_resp r;
+        long code = fx_get(d, path, &r);
+        snprintf(seen, sizeof(seen), "%s",
+                 code == 404 ? "" : json_string_value(json_object_get(r.json, "state")));
+        fx_resp_free(&r);
+        if (strcmp(seen, want) == 0)
+            return;
+        fx_sleep_ms(20);
+    }
+    fail_msg("%s: site %s is '%s', not '%s'", d->url, name, seen, want);
+}
+
+/* A site registered through one daemon reaches the other (and goes from it) without a
+ * restart: each applies what the store holds every few seconds. */
+static void registered_site_reaches_the_other_daemon(void **state)
+{
+    struct fx_daemon a, b;
+    struct fx_resp r;
+
+    (void)state;
+    fresh_database("test-ha-sites");
+    start_daemon(&a, "ha-a");
+    start_daemon(&b, "ha-b");
+    assert_int_equal(
+        fx_http(&a, "POST", "/sites", NULL, "{\"name\": \"extra\", \"driver\": \"sim\"}", &r), 201);
+    fx_resp_free(&r);
+    wait_site(&a, "extra", "active");
+    wait_site(&b, "extra", "active");
+    assert_int_equal(
+        fx_http(&b, "PUT", "/sites/extra", NULL, "{\"driver\": \"sim\", \"enabled\": false}", &r),
+        200);
+    fx_resp_free(&r);
+    wait_site(&a, "extra", "disabled");
+    assert_int_equal(fx_http(&a, "DELETE", "/sites/extra", NULL, NULL, &r), 204);
+    fx_resp_free(&r);
+    wait_site(&b, "extra", "");
+    fx_stop(&b);
+    fx_stop(&a);
+}
+
 /* An event stream read until its text holds want (then cut), or the time runs out. */
 struct stream_read {
     char text[65536];
@@ -284,6 +332,7 @@ int main(void)
         cmocka_unit_test_teardown(taken_over_when_its_daemon_dies, fx_teardown),
         cmocka_unit_test_teardown(delete_through_the_other_daemon, fx_teardown),
         cmocka_unit_test_teardown(stream_on_the_other_daemon, fx_teardown),
+        cmocka_unit_test_teardown(registered_site_reaches_the_other_daemon, fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, setup_all, teardown_all);

@@ -161,30 +161,6 @@ static long publish(struct fx_daemon *d, const char *name, const char *text, str
     return status;
 }
 
-/* SIGTERM, then a new daemon on the same directory (and store). */
-static void restart(struct fx_daemon *d, const char *const *env)
-{
-    const char *all[8] = {"ORC_DRV_STRICT=1"};
-    char plugins[512], sites[128];
-    size_t n = 1;
-    int status;
-
-    kill(d->pid, SIGTERM);
-    assert_int_equal(waitpid(d->pid, &status, 0), d->pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    if (getenv("PLUGIN_DIR") && *getenv("PLUGIN_DIR")) {
-        snprintf(plugins, sizeof(plugins), "ORCHESTRATOR_PLUGIN_DIR=%s", getenv("PLUGIN_DIR"));
-        all[n++] = plugins;
-    }
-    for (size_t i = 0; env && env[i] && n < 7; i++)
-        all[n++] = env[i];
-    all[n] = NULL;
-    snprintf(sites, sizeof(sites), "%s/sites.yaml", d->dir);
-    d->pid = daemon_spawn_env(d->dir, sites, d->log, d->url, sizeof(d->url), all);
-    fx_wait_engine(d);
-    wait_ready(d);
-}
-
 /* ---- seeding ---- */
 
 static void seeded_from_the_directory(void **state)
@@ -385,7 +361,8 @@ static void publish_retire_and_restart(void **state)
     fx_expect_error(&d, "POST", "/deployments", "{\"templateName\":\"trainer\"}", 409,
                     "the template 'trainer' is retired");
     /* kept across a restart: published, replaced, retired */
-    restart(&d, env_dir);
+    fx_restart(&d, env_dir);
+    wait_ready(&d);
     expect_names(&d, "/templates", "my-server,server");
     expect_names(&d, "/templates?retired=true", "trainer");
     e = fx_get_json(&d, "/templates/my-server");

@@ -6,7 +6,10 @@
  * its free GPUs go down while a deployment holds one; a failing inventory is told with
  * the driver's error; 404 for a site that is not there. An operator drains a site (no new
  * deployment placed there, the reason says so; what is on it stays and deletes) and
- * takes it back. The last test holds every
+ * takes it back. An operator registers a site through the API (it opens, takes the next
+ * deployment, is refused removal while that holds resources there, is disabled and
+ * enabled in place, survives a restart, and goes once empty); the sites file's own are
+ * not the API's to change. The last test holds every
  * exchange against /openapi.json.
  */
 #include <unistd.h>
@@ -208,6 +211,116 @@ static void requests_together_share_one_inventory(void **state)
     fx_stop(&d);
 }
 
+/* ---- sites registered through the API ---- */
+
+/* The site's state, waiting up to 10 s for want ("" for gone: 404). */
+static void wait_site_state(struct fx_daemon *d, const char *name, const char *want)
+{
+    char path[128], seen[64] = "";
+
+    snprintf(path, sizeof(path), "/sites/%s", name);
+    for (int i = 0; i < 500; i++) {
+        struct fx_resp r;
+        long status = fx_get(d, path, &r);
+        snprintf(seen, sizeof(seen), "%s",
+                 status == 404 ? "" : json_string_value(json_object_get(r.json, "state")));
+        fx_resp_free(&r);
+        if (strcmp(seen, want) == 0)
+            return;
+        fx_sleep_ms(20);
+    }
+    fail_msg("site %s: %s, waiting for %s", name, seen[0] ? seen : "(gone)",
+             want[0] ? want : "(gone)");
+}
+
+/* A sim site's definition as the API takes it (JSON), with enabled set (caller frees). */
+static char *sim_site(const struct fx_daemon *d, const char *name, bool enabled)
+{
+    char *text = malloc(1024);
+
+    assert_non_null(text);
+    assert_true(snprintf(text, 1024,
+                         "{\"name\": \"%s\", \"driver\": \"sim\", \"priority\": 50,"
+                         " \"enabled\": %s, \"description\": \"registered\","
+                         " \"config\": {\"inventory\": \"%s/%s.json\", \"capacity\":"
+                         " {\"cpus\": 32, \"mem\": \"128 GiB\", \"gpus\": {\"A100\": 4}}}}",
+                         name, enabled ? "true" : "false", d->dir, name) < 1024);
+    return text;
+}
+
+static void operators_register_change_and_remove_sites(void **state)
+{
+    struct fx_daemon d;
+    struct fx_resp r;
+    char uuid[64], *def;
+    json_t *s, *dep;
+
+    (void)state;
+    fx_start(&d, "test-sites-register", sites, env);
+    def = sim_site(&d, "sim-new", true);
+    assert_int_equal(fx_http(&d, "POST", "/sites", NULL, def, &r), 201);
+    assert_string_equal(json_string_value(json_object_get(r.json, "source")), "api");
+    fx_resp_free(&r);
+    wait_site_state(&d, "sim-new", "active");
+    s = fx_get_json(&d, "/sites/sim-new");
+    assert_string_equal(json_string_value(json_object_get(s, "source")), "api");
+    assert_string_equal(json_string_value(json_object_get(s, "description")), "registered");
+    assert_int_equal(gpus(s, "A100", "total"), 4);
+    json_decref(s);
+    s = fx_get_json(&d, "/sites/sim-a");
+    assert_string_equal(json_string_value(json_object_get(s, "source")), "file");
+    json_decref(s);
+    /* refusals */
+    fx_expect_error(&d, "POST", "/sites", def, 409, "there is a site 'sim-new' already");
+    fx_expect_error(&d, "POST", "/sites", "{\"name\": \"sim-a\", \"driver\": \"sim\"}", 409,
+                    "there is a site 'sim-a' already");
+    fx_expect_error(&d, "POST", "/sites", "{\"name\": \"x\"}", 400, "driver");
+    fx_expect_error(&d, "POST", "/sites", "[1]", 400, "the body must be a site");
+    fx_expect_error(&d, "PUT", "/sites/sim-a", "{\"driver\": \"sim\"}", 409,
+                    "defined in the sites file");
+    fx_expect_error(&d, "DELETE", "/sites/sim-a", NULL, 409, "defined in the sites file");
+    fx_expect_error(&d, "DELETE", "/sites/nope", NULL, 404, "There is no site 'nope'");
+    fx_expect_error(&d, "PUT", "/sites/sim-new", "{\"name\": \"other\", \"driver\": \"sim\"}", 400,
+                    "is not the site of the path");
+
+    /* a deployment goes there (the highest priority) */
+    json_decref(fx_create(&d, fx_training,
+                          "{\"parameters\":{\"num_gpus\":1,\"gpu_model\":\"A100\"}}", uuid));
+    dep = fx_wait_status(&d, uuid, "CREATE_COMPLETE", 10000);
+    assert_string_equal(json_string_value(json_object_get(dep, "cloudProviderName")), "sim-new");
+    json_decref(dep);
+    fx_expect_error(&d, "DELETE", "/sites/sim-new", NULL, 409,
+                    "resources of deployments are at site sim-new");
+    /* disabled and enabled again: changed in place */
+    free(def);
+    def = sim_site(&d, "sim-new", false);
+    assert_int_equal(fx_http(&d, "PUT", "/sites/sim-new", NULL, def, &r), 200);
+    fx_resp_free(&r);
+    wait_site_state(&d, "sim-new", "disabled");
+    free(def);
+    def = sim_site(&d, "sim-new", true);
+    assert_int_equal(fx_http(&d, "PUT", "/sites/sim-new/", NULL, def, &r), 200);
+    fx_resp_free(&r);
+    wait_site_state(&d, "sim-new", "active");
+    assert_int_equal(fx_sim_count(&d, "sim-new", uuid), 1); /* its node is still there */
+
+    /* kept across a restart */
+    fx_restart(&d, env);
+    wait_site_state(&d, "sim-new", "active");
+    fx_undeploy(&d, uuid, 10000);
+    assert_int_equal(fx_sim_count(&d, "sim-new", uuid), 0);
+    assert_int_equal(fx_http(&d, "DELETE", "/sites/sim-new", NULL, NULL, &r), 204);
+    fx_resp_free(&r);
+    wait_site_state(&d, "sim-new", "");
+    fx_restart(&d, env); /* and gone after one */
+    wait_site_state(&d, "sim-new", "");
+    s = fx_get_json(&d, "/sites");
+    assert_int_equal(json_array_size(json_object_get(s, "content")), 4); /* the file's */
+    json_decref(s);
+    free(def);
+    fx_stop(&d);
+}
+
 static void openapi_documents_every_exchange(void **state)
 {
     struct fx_daemon d;
@@ -224,6 +337,7 @@ int main(void)
         cmocka_unit_test_teardown(states_and_capacity, fx_teardown),
         cmocka_unit_test_teardown(requests_together_share_one_inventory, fx_teardown),
         cmocka_unit_test_teardown(drain_and_take_back, fx_teardown),
+        cmocka_unit_test_teardown(operators_register_change_and_remove_sites, fx_teardown),
         cmocka_unit_test_teardown(openapi_documents_every_exchange, fx_teardown),
     };
 

@@ -8,10 +8,10 @@
  * against API.md, bad input, groups (writes invisible to another connection
  * until the commit, failed writes leaving no trace inside a group, a commit
  * that fails because the WAL may not grow, a group lost midway by an
- * interrupt, the write hook), scale-in deletes, the resource spec and its
- * absence from the JSON, migration of a version-1 database, and a throughput
- * figure for single versus batched inserts (printed, never asserted). Each test runs on a
- * fresh database file in its own temporary folder, removed afterwards.
+ * interrupt, the write hook), scale-in deletes, the count of the resources at a site, the resource
+ * spec and its absence from the JSON, migration of a version-1 database, and a throughput figure
+ * for single versus batched inserts (printed, never asserted). Each test runs on a fresh database
+ * file in its own temporary folder, removed afterwards.
  *
  * Then the same tests run again on the PostgreSQL backend, against a real server
  * (deploy/testbed/postgres.sh, started here and stopped at the end), each on an emptied
@@ -1647,6 +1647,37 @@ static orc_resource_t new_res(const char *deployment_uuid, const char *node, int
     return r;
 }
 
+/* What a site's removal would leave: the resources placed there of deployments not
+ * deleted. */
+static void site_resource_count(void **state)
+{
+    struct fx *f = *state;
+    orc_deployment_t a = new_dep("iss", "alice", NULL), b = new_dep("iss", "bob", NULL);
+    orc_resource_t r1, r2, r3;
+    int64_t n = -1;
+
+    insert_dep(f->s, &a);
+    insert_dep(f->s, &b);
+    r1 = new_res(a.uuid, "vm", 0);
+    r1.site_name = (char *)"site-x";
+    r2 = new_res(a.uuid, "vm", 1);
+    r2.site_name = (char *)"site-y";
+    r3 = new_res(b.uuid, "vm", 0);
+    r3.site_name = (char *)"site-x";
+    assert_int_equal(orc_store_resource_insert(f->s, &r1), 0);
+    assert_int_equal(orc_store_resource_insert(f->s, &r2), 0);
+    assert_int_equal(orc_store_resource_insert(f->s, &r3), 0);
+    assert_int_equal(orc_store_site_resource_count(f->s, "site-x", &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(orc_store_site_resource_count(f->s, "site-z", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(orc_store_deployment_mark_deleted(f->s, b.uuid, 0), 0);
+    assert_int_equal(orc_store_site_resource_count(f->s, "site-x", &n), 0);
+    assert_int_equal(n, 1); /* b is deleted: what it left there does not count */
+    assert_int_equal(orc_store_site_resource_count(f->s, "", &n), ORC_EINVAL);
+    assert_int_equal(orc_store_site_resource_count(f->s, NULL, &n), ORC_EINVAL);
+}
+
 static int64_t dep_version_raw(const char *path, const char *uuid)
 {
     char sql[128];
@@ -2415,6 +2446,7 @@ int main(void)
         T(group_lost_midway_fails_the_rest),
         T(group_calls_and_hook),
         T(resource_delete_scale_in),
+        T(site_resource_count),
         T(resource_spec_round_trip_not_in_json),
         T(migration_from_schema_1),
         T(leases_acquire_renew_release),
