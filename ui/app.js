@@ -2,7 +2,7 @@
  * The web dashboard (docs/ui.md): a single page over the daemon's REST API. Views, by the
  * URL's hash: #/catalog (browse and search the template catalog), #/catalog/NAME (a deploy
  * form generated from the template's inputs, checked before it is sent), #/deployments
- * (the caller's deployments, filtered and paged, refreshed every few seconds),
+ * (the caller's deployments, filtered and paged, live from /deployments/changes),
  * #/deployments/ID (status history and log live from the event stream, outputs, resources, usage,
  * update, delete), #/sites (capacity by GPU model) and #/signin (an OIDC bearer token,
  * kept for the browser session). Everything the API sends is put in the page as text,
@@ -304,18 +304,31 @@ async function deploymentsView(params) {
       page + 1 < pages ? link(page + 1, "Next") : "");
   }
   await refresh();
-  const timer = setInterval(() => refresh().catch(fail), 3000);
-  leaving.push(() => clearInterval(timer));
+  /* live: each change of a deployment comes on /deployments/changes; a row on the page is
+   * updated in place, anything else (a new one, a deletion, a resync) lists the page again */
+  const stop = new AbortController();
+  let pending = null;
+  const later = () => { clearTimeout(pending); pending = setTimeout(() => refresh().catch(fail), 200); };
+  leaving.push(() => { stop.abort(); clearTimeout(pending); });
+  followEvents("/deployments/changes", (d) => {
+    const row = d.uuid && table.querySelector(`tr[data-uuid="${d.uuid}"]`);
+    if (!row || !d.status || (status && d.status !== status)) { later(); return; }
+    row.cells[1].replaceChildren(statusBadge(d.status));
+    row.cells[2].textContent = d.cloudProviderName || "";
+    row.cells[4].textContent = d.updateTime;
+  }, stop.signal, later);
 }
 
-/* Reads a server-sent event stream with the bearer token (EventSource sends no headers). */
-async function followEvents(path, onEvent, signal) {
+/* Reads a server-sent event stream with the bearer token (EventSource sends no headers);
+ * onOpen (optional) runs each time it (re)connects. */
+async function followEvents(path, onEvent, signal, onOpen) {
   let last = 0;
   while (!signal.aborted) {
     try {
       const res = await fetch(path, { headers: Object.assign(headers({ Accept: "text/event-stream" }),
         last ? { "Last-Event-ID": String(last) } : {}), signal });
       if (!res.ok) throw new Error((await res.text()) || res.statusText);
+      if (onOpen) onOpen();
       const reader = res.body.getReader(), dec = new TextDecoder();
       let buf = "";
       for (;;) {
@@ -330,7 +343,7 @@ async function followEvents(path, onEvent, signal) {
             .map((l) => l.slice(5).trim()).join("\n");
           if (!data) continue;
           const ev = JSON.parse(data);
-          last = ev.id;
+          if (ev.id) last = ev.id;
           onEvent(ev);
         }
       }

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "deployments.h"
+#include "feed.h"
 #include "../base.h"
 #include "../store/commit.h"
 #include "../store/json.h"
@@ -52,7 +53,8 @@ struct orc_events {
     uint64_t heartbeat_ms;
     struct watcher *watchers;
     size_t nwatchers;
-    unsigned closes; /* timers not yet through their close callback */
+    unsigned closes;       /* timers not yet through their close callback */
+    struct orc_feed *feed; /* GET /deployments/changes */
 };
 
 static void pump(struct watcher *w);
@@ -413,6 +415,7 @@ void orc_events_notify(void *ud, const char *deployment_uuid)
     struct orc_events *ev = ud;
     bool any = false;
 
+    orc_feed_notify(ev->feed, deployment_uuid);
     for (struct watcher *w = ev->watchers; w != NULL; w = w->next) {
         if (!w->ended && strcmp(w->uuid, deployment_uuid) == 0) {
             w->more = true;
@@ -438,6 +441,13 @@ int orc_events_new(uv_loop_t *loop, orc_store_t *store, struct orc_commit_s *com
     uv_timer_init(loop, &ev->heartbeat);
     ev->flush.data = ev;
     ev->heartbeat.data = ev;
+    if (orc_feed_new(loop, store, commit, ev->heartbeat_ms, &ev->feed) < 0) {
+        uv_close((uv_handle_t *)&ev->flush, NULL); /* freed below: no callback needed */
+        uv_close((uv_handle_t *)&ev->heartbeat, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        orc_free(ev);
+        return ORC_ENOMEM;
+    }
     *out = ev;
     return 0;
 }
@@ -456,6 +466,7 @@ void orc_events_close(struct orc_events *ev)
         return;
     if (ev->nwatchers > 0) /* the api closes before: a caller's mistake */
         orc_log(ORC_LOG_ERROR, LOG, "closing with %zu stream(s) open", ev->nwatchers);
+    orc_feed_close(ev->feed);
     ev->closes = 2;
     uv_close((uv_handle_t *)&ev->flush, timer_closed);
     uv_close((uv_handle_t *)&ev->heartbeat, timer_closed);
@@ -497,5 +508,7 @@ int orc_api_events_register(orc_api_t *api, struct orc_events *ev)
         .query = query,
         .responses = responses,
     };
-    return orc_api_register(api, &route); /* the Event schema is deployments.c's */
+    int rc = orc_api_register(api, &route); /* the Event schema is deployments.c's */
+
+    return rc < 0 ? rc : orc_api_feed_register(api, ev->feed);
 }

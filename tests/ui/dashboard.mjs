@@ -3,8 +3,9 @@
 // site). A user opens the catalog, searches it, opens the serving template's deploy form,
 // is told of an input out of range before anything is sent, deploys, watches the
 // deployment reach CREATE_COMPLETE on its page (live, from the event stream), opens the
-// endpoint of its outputs, sees it in the list and the local site on the sites page,
-// deletes it and sees it gone. Each page is saved as a screenshot.
+// endpoint of its outputs, sees it in the list and the local site on the sites page, keeps
+// the list open while another deployment appears, completes and goes (live, from the
+// deployments feed), deletes the first and sees it gone. Each page is saved as a screenshot.
 //
 //   node tests/ui/dashboard.mjs URL SCREENSHOT_DIR CHROMIUM
 //
@@ -121,6 +122,21 @@ async function main() {
       await page.click("nav >> text=Sign in");
       await page.waitForSelector("#token");
       await shot("signin");
+    });
+    await step("list_is_live", async () => {
+      /* a deployment made elsewhere (here, the API) shows up, completes and goes while the
+       * list stays open: the page follows /deployments/changes, no reload */
+      await page.goto(url + "/ui/#/deployments");
+      await page.waitForSelector(`#deployments tr[data-uuid='${uuid}']`);
+      const made = await (await fetch(url + "/deployments", { method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ templateName: "gpu-training" }) })).json();
+      expect(made.uuid, "created through the API: " + JSON.stringify(made));
+      await page.waitForSelector(`#deployments tr[data-uuid='${made.uuid}'] [data-status=CREATE_COMPLETE]`,
+        { timeout: 60000 });
+      const res = await fetch(url + "/deployments/" + made.uuid, { method: "DELETE" });
+      expect(res.status === 204, "DELETE: " + res.status);
+      await page.waitForSelector(`#deployments tr[data-uuid='${made.uuid}']`, { state: "detached", timeout: 60000 });
     });
     await step("delete_from_its_page", async () => {
       await page.goto(url + "/ui/#/deployments/" + uuid);

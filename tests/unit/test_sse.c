@@ -12,13 +12,16 @@
  * open ends each cleanly and exits 0 within the deadline, after a
  * heartbeat; orchctl watch exits 0 on success and 1 on failure, draws its
  * progress on a terminal, and resumes with Last-Event-ID across a restart of
- * the daemon. Run under SANITIZE=1 the daemons' leak checks make fx_stop fail.
+ * the daemon. The deployments feed (GET /deployments/changes) sends a deployment each time
+ * it changes, in order, and its deletion. Run under SANITIZE=1 the daemons' leak checks make
+ * fx_stop fail.
  */
 #define _GNU_SOURCE /* posix_openpt */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -123,6 +126,7 @@ struct sse {
     int retry; /* the retry: field, -1: none */
     size_t comments;
     size_t stop_after; /* the client hangs up after this many events; 0: never */
+    const char *until; /* the client hangs up once this text came; NULL: never */
     long status;
     char ctype[128];
     CURLcode rc; /* CURLE_OK: the server ended the stream */
@@ -182,6 +186,8 @@ static size_t sse_on_bytes(char *p, size_t size, size_t n, void *ud)
     s->len += size * n;
     s->raw[s->len] = '\0';
     sse_parse(s);
+    if (s->until && strstr(s->raw, s->until))
+        return 0;
     return s->stop_after && s->n >= s->stop_after ? 0 : size * n;
 }
 
@@ -1016,6 +1022,67 @@ static void watch_resumes_after_a_restart(void **state)
     fx_stop(&d);
 }
 
+/* ---- the deployments feed: GET /deployments/changes ---- */
+
+static void *feed_reader(void *arg)
+{
+    struct sse *s = arg;
+
+    sse_done(s, curl_easy_perform(s->curl));
+    return NULL;
+}
+
+/* The status of the deployment of a feed event's data ("" for none). */
+static void feed_status(const struct sse_event *e, const char *uuid, char *out, size_t size)
+{
+    json_t *d = json_loads(e->data, 0, NULL);
+
+    assert_non_null(d);
+    assert_string_equal(json_string_value(json_object_get(d, "uuid")), uuid);
+    snprintf(out, size, "%s",
+             json_string_value(json_object_get(d, "status"))
+                 ? json_string_value(json_object_get(d, "status"))
+                 : "");
+    json_decref(d);
+}
+
+static void feed_follows_each_change(void **state)
+{
+    struct fx_daemon d;
+    struct sse s;
+    pthread_t t;
+    char uuid[64], st[64];
+    bool complete = false, deleting = false;
+
+    (void)state;
+    fx_start(&d, "test-sse-feed", paced_site, NULL);
+    sse_prepare(&d, &s, "/deployments/changes", NULL, 0, 60);
+    s.until = "event: deployment.deleted";
+    assert_int_equal(pthread_create(&t, NULL, feed_reader, &s), 0);
+    fx_sleep_ms(300); /* the stream is open */
+    json_decref(fx_create(&d, serving, NULL, uuid));
+    json_decref(fx_wait_status(&d, uuid, "CREATE_COMPLETE", 20000));
+    fx_undeploy(&d, uuid, 20000);
+    pthread_join(t, NULL);
+    assert_int_equal(s.status, 200);
+    assert_non_null(strstr(s.ctype, "text/event-stream"));
+    assert_int_equal(s.retry, 2000);
+    assert_true(s.n >= 2);
+    for (size_t i = 0; i + 1 < s.n; i++) { /* in order: complete, then deleting */
+        assert_string_equal(s.ev[i].type, "deployment");
+        feed_status(&s.ev[i], uuid, st, sizeof(st));
+        assert_false(deleting && strcmp(st, "CREATE_COMPLETE") == 0);
+        complete = complete || strcmp(st, "CREATE_COMPLETE") == 0;
+        deleting = deleting || strcmp(st, "DELETE_IN_PROGRESS") == 0;
+    }
+    assert_true(complete && deleting);
+    assert_string_equal(s.ev[s.n - 1].type, "deployment.deleted");
+    feed_status(&s.ev[s.n - 1], uuid, st, sizeof(st));
+    assert_string_equal(st, "");
+    sse_free(&s);
+    fx_stop(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1030,6 +1097,7 @@ int main(void)
         cmocka_unit_test_teardown(watch_exits_0_on_success_and_1_on_failure, kill_all),
         cmocka_unit_test_teardown(watch_draws_progress_on_a_terminal, kill_all),
         cmocka_unit_test_teardown(watch_resumes_after_a_restart, kill_all),
+        cmocka_unit_test_teardown(feed_follows_each_change, kill_all),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown_all);
