@@ -5,11 +5,13 @@
  * expired, wrong-issuer, wrong-audience, alg-none and key-confusion tokens get 401 with
  * WWW-Authenticate; callers outside the user groups 403; every deployment endpoint is
  * tried by another user (404 for reads and writes, 403 for a group member's writes and
- * for createdBy/userGroup that are not the caller's); admins see everything. The daemon
- * answers a health check after each attack.
+ * for createdBy/userGroup that are not the caller's); the deployments feed sends a caller
+ * only what they may see; admins see everything. The daemon answers a health check after
+ * each attack.
  */
 #include "testutil.h"
 
+#include <pthread.h>
 #include <time.h>
 
 #include "daemon_fixture.h"
@@ -506,8 +508,8 @@ static char *create_as(struct fx_daemon *d, const char *tok, const char *group, 
 static void expect_everywhere(struct fx_daemon *d, const char *tok, const char *uuid,
                               long reads, long writes)
 {
-    static const char *const reads_of[] = {"", "/template", "/log", "/outputs", "/extrainfo",
-                                           "/resources", "/events", NULL};
+    static const char *const reads_of[] = {
+        "", "/template", "/log", "/outputs", "/extrainfo", "/resources", "/events", "/usage", NULL};
     char path[256];
     struct fx_resp r;
 
@@ -564,6 +566,58 @@ static void wait_settled(struct fx_daemon *d, const char *tok, const char *path)
     }
 }
 
+/* What GET /deployments/changes sends a caller during a few seconds (a thread). */
+struct feed_read {
+    const char *url, *tok;
+    char *raw;
+    size_t len;
+    pthread_t thread;
+};
+
+static size_t feed_bytes(char *p, size_t size, size_t n, void *ud)
+{
+    struct feed_read *f = ud;
+    char *grown = realloc(f->raw, f->len + size * n + 1);
+
+    if (grown == NULL)
+        return 0;
+    f->raw = grown;
+    memcpy(f->raw + f->len, p, size * n);
+    f->len += size * n;
+    f->raw[f->len] = '\0';
+    return size * n;
+}
+
+static void *feed_main(void *arg)
+{
+    struct feed_read *f = arg;
+    char url[256], auth[20000];
+    CURL *c = curl_easy_init();
+    struct curl_slist *h;
+
+    snprintf(url, sizeof(url), "%s/deployments/changes", f->url);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", f->tok);
+    h = curl_slist_append(NULL, auth);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, feed_bytes);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 4000L);
+    curl_easy_perform(c); /* ends at the time-out: the feed never ends itself */
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void feed_start(struct feed_read *f, const struct fx_daemon *d, const char *tok)
+{
+    memset(f, 0, sizeof(*f));
+    f->url = d->url;
+    f->tok = tok;
+    f->raw = calloc(1, 1);
+    assert_int_equal(pthread_create(&f->thread, NULL, feed_main, f), 0);
+}
+
 static void test_isolation(void **state)
 {
     struct fx_daemon d;
@@ -572,10 +626,25 @@ static void test_isolation(void **state)
     char *carol = user("carol", "team-a"), *root = user("root", "admins");
     char *own, *shared, path[160], by[160];
 
+    struct feed_read bob_feed, carol_feed;
+
     (void)state;
     start_daemon(&d);
+    feed_start(&bob_feed, &d, bob);
+    feed_start(&carol_feed, &d, carol);
+    fx_sleep_ms(300); /* both feeds are open */
     own = create_as(&d, alice, NULL, 201);
     shared = create_as(&d, alice, "team-a", 201);
+    /* the feeds: nothing of alice's for bob; for carol, the group's one only */
+    pthread_join(bob_feed.thread, NULL);
+    pthread_join(carol_feed.thread, NULL);
+    assert_non_null(strstr(bob_feed.raw, "retry: 2000"));
+    assert_null(strstr(bob_feed.raw, own));
+    assert_null(strstr(bob_feed.raw, shared));
+    assert_non_null(strstr(carol_feed.raw, shared));
+    assert_null(strstr(carol_feed.raw, own));
+    free(bob_feed.raw);
+    free(carol_feed.raw);
     /* a group the caller is not in */
     assert_null(create_as(&d, bob, "team-a", 403));
     /* createdBy is the token's caller */
