@@ -384,24 +384,34 @@ static inline int fx_teardown(void **state)
  * daemon's environment after ORC_DRV_STRICT=1 (a driver contract violation
  * aborts it) and ORCHESTRATOR_PLUGIN_DIR=$PLUGIN_DIR. Waits until the engine
  * is ready. */
-static inline void fx_start(struct fx_daemon *d, const char *name, const char *sites_yaml,
-                            const char *const *env)
+/* The environment fx_start and fx_restart give a daemon (all: 40 slots): strict drivers,
+ * $PLUGIN_DIR as its plugin folder (written into plugins), then env (NULL: nothing). */
+static inline void fx_daemon_env(const char *all[40], char *plugins, size_t size,
+                                 const char *const *env)
 {
-    char sites[128], plugins[512];
-    const char *all[40] = {"ORC_DRV_STRICT=1"};
-    size_t n = 1;
+    size_t n = 0;
 
-    memset(d, 0, sizeof(*d));
-    snprintf(d->dir, sizeof(d->dir), "/tmp/%s-XXXXXX", name);
-    assert_non_null(mkdtemp(d->dir));
-    snprintf(d->log, sizeof(d->log), "%s/daemon.log", d->dir);
+    all[n++] = "ORC_DRV_STRICT=1";
     if (getenv("PLUGIN_DIR") && *getenv("PLUGIN_DIR")) {
-        snprintf(plugins, sizeof(plugins), "ORCHESTRATOR_PLUGIN_DIR=%s", getenv("PLUGIN_DIR"));
+        snprintf(plugins, size, "ORCHESTRATOR_PLUGIN_DIR=%s", getenv("PLUGIN_DIR"));
         all[n++] = plugins;
     }
     for (size_t i = 0; env && env[i] && n < 39; i++)
         all[n++] = env[i];
     all[n] = NULL;
+}
+
+static inline void fx_start(struct fx_daemon *d, const char *name, const char *sites_yaml,
+                            const char *const *env)
+{
+    char sites[128], plugins[512];
+    const char *all[40];
+
+    memset(d, 0, sizeof(*d));
+    snprintf(d->dir, sizeof(d->dir), "/tmp/%s-XXXXXX", name);
+    assert_non_null(mkdtemp(d->dir));
+    snprintf(d->log, sizeof(d->log), "%s/daemon.log", d->dir);
+    fx_daemon_env(all, plugins, sizeof(plugins), env);
     if (sites_yaml)
         fx_write_file(d->dir, "sites.yaml", sites_yaml, sites, sizeof(sites));
     d->pid =
@@ -417,21 +427,14 @@ static inline void fx_start(struct fx_daemon *d, const char *name, const char *s
  * sites file, with the extra environment env (NULL: none); waits for its engine. */
 static inline void fx_restart(struct fx_daemon *d, const char *const *env)
 {
-    const char *all[40] = {"ORC_DRV_STRICT=1"};
+    const char *all[40];
     char plugins[512], sites[128];
-    size_t n = 1;
     int status;
 
     kill(d->pid, SIGTERM);
     assert_int_equal(waitpid(d->pid, &status, 0), d->pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    if (getenv("PLUGIN_DIR") && *getenv("PLUGIN_DIR")) {
-        snprintf(plugins, sizeof(plugins), "ORCHESTRATOR_PLUGIN_DIR=%s", getenv("PLUGIN_DIR"));
-        all[n++] = plugins;
-    }
-    for (size_t i = 0; env && env[i] && n < 39; i++)
-        all[n++] = env[i];
-    all[n] = NULL;
+    fx_daemon_env(all, plugins, sizeof(plugins), env);
     snprintf(sites, sizeof(sites), "%s/sites.yaml", d->dir);
     d->pid = daemon_spawn_env(d->dir, access(sites, R_OK) == 0 ? sites : NULL, d->log, d->url,
                               sizeof(d->url), all);
@@ -596,6 +599,27 @@ static inline json_t *fx_get_json(struct fx_daemon *d, const char *path)
     j = json_incref(r.json);
     fx_resp_free(&r);
     return j;
+}
+
+/* Waits up to timeout_ms for GET /sites/NAME to say state want ("" for gone: 404). */
+static inline void fx_wait_site(struct fx_daemon *d, const char *name, const char *want,
+                                int timeout_ms)
+{
+    char path[128], seen[64] = "";
+    double end = fx_now_ms() + timeout_ms;
+
+    snprintf(path, sizeof(path), "/sites/%s", name);
+    do {
+        struct fx_resp r;
+        long status = fx_get(d, path, &r);
+        snprintf(seen, sizeof(seen), "%s",
+                 status == 404 ? "" : json_string_value(json_object_get(r.json, "state")));
+        fx_resp_free(&r);
+        if (strcmp(seen, want) == 0)
+            return;
+        fx_sleep_ms(20);
+    } while (fx_now_ms() < end);
+    fail_msg("%s: site %s is '%s', not '%s'", d->url, name, seen, want);
 }
 
 /* The reason phrases API.md's error JSON carries as its title. */

@@ -30,12 +30,8 @@ static int setup_all(void **state)
     (void)state;
     db_url = getenv("ORC_TEST_PG_URL");
     if (db_url == NULL || *db_url == '\0') {
-        if (!tb_pg_start(&pg)) {
-            char *log = test_read_file(pg.log, NULL);
-            fprintf(stderr, "the PostgreSQL testbed did not start: %s\n", log ? log : "");
-            free(log);
+        if (!tb_pg_start_or_say(&pg))
             return -1;
-        }
         db_url = pg.url;
     }
     snprintf(shared_dir, sizeof(shared_dir), "/tmp/test-ha-XXXXXX");
@@ -228,25 +224,6 @@ static void delete_through_the_other_daemon(void **state)
     fx_stop(&a);
 }
 
-/* The state of a site at a daemon ("" when it has none), waiting up to 15 s for want. */
-static void wait_site(struct fx_daemon *d, const char *name, const char *want)
-{
-    char path[128], seen[64] = "";
-
-    snprintf(path, sizeof(path), "/sites/%s", name);
-    for (int i = 0; i < 750; i++) {
-        struct fx_resp r;
-        long code = fx_get(d, path, &r);
-        snprintf(seen, sizeof(seen), "%s",
-                 code == 404 ? "" : json_string_value(json_object_get(r.json, "state")));
-        fx_resp_free(&r);
-        if (strcmp(seen, want) == 0)
-            return;
-        fx_sleep_ms(20);
-    }
-    fail_msg("%s: site %s is '%s', not '%s'", d->url, name, seen, want);
-}
-
 /* A site registered through one daemon reaches the other (and goes from it) without a
  * restart: each applies what the store holds every few seconds. */
 static void registered_site_reaches_the_other_daemon(void **state)
@@ -261,16 +238,16 @@ static void registered_site_reaches_the_other_daemon(void **state)
     assert_int_equal(
         fx_http(&a, "POST", "/sites", NULL, "{\"name\": \"extra\", \"driver\": \"sim\"}", &r), 201);
     fx_resp_free(&r);
-    wait_site(&a, "extra", "active");
-    wait_site(&b, "extra", "active");
+    fx_wait_site(&a, "extra", "active", 15000);
+    fx_wait_site(&b, "extra", "active", 15000);
     assert_int_equal(
         fx_http(&b, "PUT", "/sites/extra", NULL, "{\"driver\": \"sim\", \"enabled\": false}", &r),
         200);
     fx_resp_free(&r);
-    wait_site(&a, "extra", "disabled");
+    fx_wait_site(&a, "extra", "disabled", 15000);
     assert_int_equal(fx_http(&a, "DELETE", "/sites/extra", NULL, NULL, &r), 204);
     fx_resp_free(&r);
-    wait_site(&b, "extra", "");
+    fx_wait_site(&b, "extra", "", 15000);
     fx_stop(&b);
     fx_stop(&a);
 }

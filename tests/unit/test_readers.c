@@ -351,13 +351,8 @@ int main(void)
 
     orc_log_set_level(ORC_LOG_WARN);
     failed = cmocka_run_group_tests_name("store readers on sqlite", tests, NULL, NULL);
-    if (!tb_pg_start(&pg)) {
-        char *log = test_read_file(pg.log, NULL);
-        fprintf(stderr, "the PostgreSQL testbed did not start: %s\n", log ? log : "(no log)");
-        free(log);
-        tb_pg_stop(&pg);
+    if (!tb_pg_start_or_say(&pg))
         return 1;
-    }
     pg_url = pg.url;
     failed += cmocka_run_group_tests_name("store readers on postgresql", tests, NULL, NULL);
     pg_url = NULL;

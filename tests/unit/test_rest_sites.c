@@ -213,26 +213,6 @@ static void requests_together_share_one_inventory(void **state)
 
 /* ---- sites registered through the API ---- */
 
-/* The site's state, waiting up to 10 s for want ("" for gone: 404). */
-static void wait_site_state(struct fx_daemon *d, const char *name, const char *want)
-{
-    char path[128], seen[64] = "";
-
-    snprintf(path, sizeof(path), "/sites/%s", name);
-    for (int i = 0; i < 500; i++) {
-        struct fx_resp r;
-        long status = fx_get(d, path, &r);
-        snprintf(seen, sizeof(seen), "%s",
-                 status == 404 ? "" : json_string_value(json_object_get(r.json, "state")));
-        fx_resp_free(&r);
-        if (strcmp(seen, want) == 0)
-            return;
-        fx_sleep_ms(20);
-    }
-    fail_msg("site %s: %s, waiting for %s", name, seen[0] ? seen : "(gone)",
-             want[0] ? want : "(gone)");
-}
-
 /* A sim site's definition as the API takes it (JSON), with enabled set (caller frees). */
 static char *sim_site(const struct fx_daemon *d, const char *name, bool enabled)
 {
@@ -261,7 +241,7 @@ static void operators_register_change_and_remove_sites(void **state)
     assert_int_equal(fx_http(&d, "POST", "/sites", NULL, def, &r), 201);
     assert_string_equal(json_string_value(json_object_get(r.json, "source")), "api");
     fx_resp_free(&r);
-    wait_site_state(&d, "sim-new", "active");
+    fx_wait_site(&d, "sim-new", "active", 10000);
     s = fx_get_json(&d, "/sites/sim-new");
     assert_string_equal(json_string_value(json_object_get(s, "source")), "api");
     assert_string_equal(json_string_value(json_object_get(s, "description")), "registered");
@@ -296,24 +276,24 @@ static void operators_register_change_and_remove_sites(void **state)
     def = sim_site(&d, "sim-new", false);
     assert_int_equal(fx_http(&d, "PUT", "/sites/sim-new", NULL, def, &r), 200);
     fx_resp_free(&r);
-    wait_site_state(&d, "sim-new", "disabled");
+    fx_wait_site(&d, "sim-new", "disabled", 10000);
     free(def);
     def = sim_site(&d, "sim-new", true);
     assert_int_equal(fx_http(&d, "PUT", "/sites/sim-new/", NULL, def, &r), 200);
     fx_resp_free(&r);
-    wait_site_state(&d, "sim-new", "active");
+    fx_wait_site(&d, "sim-new", "active", 10000);
     assert_int_equal(fx_sim_count(&d, "sim-new", uuid), 1); /* its node is still there */
 
     /* kept across a restart */
     fx_restart(&d, env);
-    wait_site_state(&d, "sim-new", "active");
+    fx_wait_site(&d, "sim-new", "active", 10000);
     fx_undeploy(&d, uuid, 10000);
     assert_int_equal(fx_sim_count(&d, "sim-new", uuid), 0);
     assert_int_equal(fx_http(&d, "DELETE", "/sites/sim-new", NULL, NULL, &r), 204);
     fx_resp_free(&r);
-    wait_site_state(&d, "sim-new", "");
+    fx_wait_site(&d, "sim-new", "", 10000);
     fx_restart(&d, env); /* and gone after one */
-    wait_site_state(&d, "sim-new", "");
+    fx_wait_site(&d, "sim-new", "", 10000);
     s = fx_get_json(&d, "/sites");
     assert_int_equal(json_array_size(json_object_get(s, "content")), 4); /* the file's */
     json_decref(s);

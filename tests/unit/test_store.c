@@ -2458,13 +2458,8 @@ int main(void)
     struct tb_pg pg;
     int failed = cmocka_run_group_tests_name("store on sqlite", tests, NULL, NULL);
 
-    if (!tb_pg_start(&pg)) {
-        char *log = test_read_file(pg.log, NULL);
-        fprintf(stderr, "the PostgreSQL testbed did not start: %s\n", log ? log : "(no log)");
-        free(log);
-        tb_pg_stop(&pg);
+    if (!tb_pg_start_or_say(&pg))
         return 1;
-    }
     pg_url = pg.url;
     failed += cmocka_run_group_tests_name("store on postgresql", tests, NULL, NULL);
     pg_url = NULL;

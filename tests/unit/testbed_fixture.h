@@ -246,4 +246,18 @@ static inline void tb_pg_stop(struct tb_pg *tb)
     memset(tb, 0, sizeof(*tb));
 }
 
+/* tb_pg_start, and when it fails: its log on stderr, the testbed stopped, false. */
+static inline bool tb_pg_start_or_say(struct tb_pg *tb)
+{
+    char *log;
+
+    if (tb_pg_start(tb))
+        return true;
+    log = test_read_file(tb->log, NULL);
+    fprintf(stderr, "the PostgreSQL testbed did not start: %s\n", log ? log : "(no log)");
+    free(log);
+    tb_pg_stop(tb);
+    return false;
+}
+
 #endif
