@@ -368,7 +368,9 @@ static int remove_site(orc_api_req_t *req, void *data)
     snprintf(key, sizeof(key), KEY_PREFIX "%s", name);
     if ((rc = orc_store_meta_delete(s->store, key)) < 0 && rc != ORC_ENOTFOUND)
         return orc_api_req_store_fail(req, rc, orc_store_errmsg(s->store));
-    orc_engine_site_drain(s->engine, name, false); /* no draining state left behind */
+    if (orc_engine_site_forget_state(s->engine, name) < 0) /* no draining left behind */
+        orc_log(ORC_LOG_WARN, "sites", "site %s: its draining state stays: %s", name,
+                orc_store_errmsg(s->store));
     forget_registered(s, name);
     orc__sites_forget_cache(s);
     orc_log(ORC_LOG_INFO, "sites", "site %s removed by %s", name,

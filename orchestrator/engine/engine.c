@@ -365,6 +365,16 @@ int orc_engine_site_drain(struct orc_engine *eng, const char *name, bool drainin
     return rc == ORC_ENOTFOUND && !draining ? 0 : rc;
 }
 
+int orc_engine_site_forget_state(struct orc_engine *eng, const char *name)
+{
+    char key[sizeof(SITE_KEY) + 64];
+    int rc;
+
+    snprintf(key, sizeof(key), SITE_KEY "%s", name);
+    rc = orc_store_meta_delete(eng->store, key);
+    return rc == ORC_ENOTFOUND ? 0 : rc;
+}
+
 bool orc_engine_site_draining(struct orc_engine *eng, const char *name)
 {
     char key[sizeof(SITE_KEY) + 64], *value = NULL;

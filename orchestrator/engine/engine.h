@@ -166,6 +166,8 @@ void orc_engine_sites_cancel(struct orc_sites_query *q);
  * shared store sees it at its next ranking. orc_engine_site_drain sets it (ORC_ENOTFOUND:
  * no such site in the sites file); orc_engine_site_draining reads it. */
 int orc_engine_site_drain(struct orc_engine *eng, const char *name, bool draining);
+/* Forgets the stored state (draining) of a site, there or not (a removed one). */
+int orc_engine_site_forget_state(struct orc_engine *eng, const char *name);
 
 /* Sites registered at run time (the API's POST, PUT and DELETE /sites, docs/api.md
  * "Sites"). orc_engine_site_add takes one: a one-site list (orc_sites_load_buffer's),

@@ -289,9 +289,17 @@ static void operators_register_change_and_remove_sites(void **state)
     fx_wait_site(&d, "sim-new", "active", 10000);
     fx_undeploy(&d, uuid, 10000);
     assert_int_equal(fx_sim_count(&d, "sim-new", uuid), 0);
+    assert_int_equal(fx_http(&d, "PATCH", "/sites/sim-new", NULL, "{\"state\":\"draining\"}", &r),
+                     200);
+    fx_resp_free(&r);
     assert_int_equal(fx_http(&d, "DELETE", "/sites/sim-new", NULL, NULL, &r), 204);
     fx_resp_free(&r);
     fx_wait_site(&d, "sim-new", "", 10000);
+    assert_int_equal(fx_http(&d, "POST", "/sites", NULL, def, &r), 201); /* a new one: */
+    fx_resp_free(&r);
+    fx_wait_site(&d, "sim-new", "active", 10000); /* not draining */
+    assert_int_equal(fx_http(&d, "DELETE", "/sites/sim-new", NULL, NULL, &r), 204);
+    fx_resp_free(&r);
     fx_restart(&d, env); /* and gone after one */
     fx_wait_site(&d, "sim-new", "", 10000);
     s = fx_get_json(&d, "/sites");
