@@ -186,7 +186,7 @@ int orc_readers_new(uv_loop_t *loop, const char *target, const struct orc_reader
         snprintf(err, errlen, "store readers: at least one thread and a store");
         return ORC_EINVAL;
     }
-    if (strcmp(target, ":memory:") == 0) {
+    if (strcmp(target, ":memory:") == 0 || strcmp(target, "sqlite::memory:") == 0) {
         snprintf(err, errlen, "store readers: an in-memory store has one handle only");
         return ORC_EINVAL;
     }

@@ -327,6 +327,8 @@ static void bad_pools_are_refused(void **state)
     assert_null(p);
     assert_int_equal(orc_readers_new(&f->loop, ":memory:", &one, &p, err, sizeof(err)), ORC_EINVAL);
     assert_non_null(strstr(err, "in-memory"));
+    assert_int_equal(orc_readers_new(&f->loop, "sqlite::memory:", &one, &p, err, sizeof(err)),
+                     ORC_EINVAL);
     snprintf(path, sizeof(path), "%s/plain", f->dir); /* a file, where a folder should be */
     fclose(fopen(path, "w"));
     snprintf(path, sizeof(path), "%s/plain/store.db", f->dir);
