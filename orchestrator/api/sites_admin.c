@@ -99,6 +99,8 @@ static int apply(struct orc_sites_api *s, const char *name, const json_t *record
 
     if (parse_definition(json_object_get(record, "definition"), &one, why, sizeof(why)) < 0) {
         orc_log(ORC_LOG_ERROR, "sites", "site %s in the store is left out: %s", name, why);
+        /* noted with its stamp: said once, not at every sync, until it changes */
+        note_registered(s, name, json_integer_value(json_object_get(record, "updated_ms")));
         return ORC_EFORMAT;
     }
     if (registered(s, name) != NULL && (rc = orc_engine_site_remove(s->engine, name)) < 0 &&
