@@ -173,6 +173,30 @@ static void params_clear(struct pg_params *p)
     }
 }
 
+/* ---- interrupting, from another thread ---------------------------------------------- */
+
+/* The cancel key of the session now (after a connection or a reconnection). */
+static void refresh_cancel(struct pg_store *q)
+{
+    PGcancel *fresh = PQgetCancel(q->conn);
+
+    pthread_mutex_lock(&q->cancel_mu);
+    PQfreeCancel(q->cancel);
+    q->cancel = fresh;
+    pthread_mutex_unlock(&q->cancel_mu);
+}
+
+static void pg_interrupt(orc_store_t *s)
+{
+    struct pg_store *q = pg_of(s);
+    char why[256];
+
+    pthread_mutex_lock(&q->cancel_mu);
+    if (q->cancel != NULL && !PQcancel(q->cancel, why, sizeof(why)))
+        orc_log(ORC_LOG_WARN, "store", "cannot interrupt a statement: %s", why);
+    pthread_mutex_unlock(&q->cancel_mu);
+}
+
 /* ---- statements ------------------------------------------------------------------- */
 
 /* The server went away (a restart, a failover) while no transaction of ours
@@ -184,6 +208,7 @@ static bool reconnect(struct pg_store *q)
         return false;
     PQreset(q->conn);
     q->nprepared = 0; /* prepared statements belong to the old session */
+    refresh_cancel(q);
     if (PQstatus(q->conn) != CONNECTION_OK)
         return false;
     if (q->listening) { /* so does LISTEN */
@@ -684,6 +709,8 @@ static void pg_close(orc_store_t *s)
 
     if (q->conn != NULL)
         PQfinish(q->conn);
+    PQfreeCancel(q->cancel);
+    pthread_mutex_destroy(&q->cancel_mu);
     orc_free(q);
 }
 
@@ -734,6 +761,7 @@ static int pg_connect(struct pg_store *q, const char *target, char *err, size_t 
         return ORC_EIO;
     }
     PQsetNoticeProcessor(q->conn, on_notice, NULL);
+    refresh_cancel(q);
     if (PQserverVersion(q->conn) < 110000) {
         snprintf(err, errlen, "store: %s: PostgreSQL %d is too old (11 or newer needed)", shown,
                  PQserverVersion(q->conn) / 10000);
@@ -759,6 +787,7 @@ static int pg_open(const char *target, orc_store_t **out, char *err, size_t errl
         return ORC_ENOMEM;
     }
     q->base.ops = &orc__store_pg_ops;
+    pthread_mutex_init(&q->cancel_mu, NULL);
     rc = pg_connect(q, target, err, errlen);
     if (rc == 0)
         rc = migrate(q);
@@ -906,6 +935,7 @@ const struct orc_store_ops orc__store_pg_ops = {
     .resource_update = orc__pg_resource_update,
     .resource_delete = orc__pg_resource_delete,
     .site_resource_count = orc__pg_site_resource_count,
+    .interrupt = pg_interrupt,
     .event_append = orc__pg_event_append,
     .event_list = orc__pg_event_list,
     .attempt_start = orc__pg_attempt_start,

@@ -17,6 +17,7 @@
 #define ORC_STORE_PG_INTERNAL_H
 
 #include <libpq-fe.h>
+#include <pthread.h>
 
 #include "store_backend.h"
 
@@ -38,6 +39,10 @@ struct pg_store {
     int nprepared;
     bool in_tx;     /* a transaction of ours is open (BEGIN sent) */
     bool listening; /* LISTEN sent: again after a reconnection */
+    /* orc_store_interrupt, from another thread: the session's cancel key, made anew
+     * after each (re)connection, under cancel_mu */
+    pthread_mutex_t cancel_mu;
+    PGcancel *cancel;
 };
 
 static inline struct pg_store *pg_of(orc_store_t *s)

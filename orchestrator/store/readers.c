@@ -276,5 +276,7 @@ void orc_readers_close(orc_readers_t *p)
         snprintf(r->errmsg, sizeof(r->errmsg), "the daemon is stopping");
     }
     run_done(&waiting);
+    for (unsigned i = 0; i < p->nreaders; i++) /* a read that waits (a lock) ends now */
+        orc_store_interrupt(p->readers[i].store);
     uv_close((uv_handle_t *)&p->finished_async, on_async_closed);
 }

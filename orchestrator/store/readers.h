@@ -71,8 +71,9 @@ int orc_readers_submit(orc_readers_t *p, orc_read_t *r, orc_read_fn fn, orc_read
 void orc_readers_stats(const orc_readers_t *p, struct orc_readers_stats *out);
 
 /* Closes the pool: the reads still waiting are done with ORC_ECANCELED, those running
- * finish (the threads are joined once the loop runs the async handle's close), each
- * done runs, then the handles close and the pool is freed. NULL-safe. */
+ * are interrupted (orc_store_interrupt: a read stuck on a lock ends now) and end, the
+ * threads are joined once the loop runs the async handle's close, each done runs, then
+ * the handles close and the pool is freed. NULL-safe. */
 void orc_readers_close(orc_readers_t *p);
 
 #endif

@@ -872,6 +872,11 @@ static int sq_meta_list(orc_store_t *s, const char *prefix, orc_meta_list_t *out
     return rc;
 }
 
+static void sq_interrupt(orc_store_t *s)
+{
+    sqlite3_interrupt(sq_of(s)->db); /* thread-safe; a no-op while nothing runs */
+}
+
 const struct orc_store_ops orc__store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -889,6 +894,7 @@ const struct orc_store_ops orc__store_sqlite_ops = {
     .resource_update = orc__sq_resource_update,
     .resource_delete = orc__sq_resource_delete,
     .site_resource_count = orc__sq_site_resource_count,
+    .interrupt = sq_interrupt,
     .event_append = orc__sq_event_append,
     .event_list = orc__sq_event_list,
     .attempt_start = orc__sq_attempt_start,

@@ -906,6 +906,12 @@ int orc_store_resource_delete(orc_store_t *s, const char *uuid, const char *even
     return rc < 0 ? rc : s->ops->resource_delete(s, uuid, event_message);
 }
 
+void orc_store_interrupt(orc_store_t *s)
+{
+    if (s != NULL && s->ops->interrupt != NULL)
+        s->ops->interrupt(s);
+}
+
 int orc_store_site_resource_count(orc_store_t *s, const char *site, int64_t *count)
 {
     int rc = begin_call(s);

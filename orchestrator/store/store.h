@@ -263,6 +263,11 @@ int orc_store_open(const char *target, orc_store_t **out, char *err, size_t errl
  * is still open, which close commits first (a failure is logged). */
 void orc_store_close(orc_store_t *s);
 
+/* Asks the statement running on s now to stop (it fails, ORC_ECANCELED on PostgreSQL);
+ * nothing when none runs. The one call that may come from another thread than the one
+ * using s (the store's reader threads are stopped this way, readers.h). NULL-safe. */
+void orc_store_interrupt(orc_store_t *s);
+
 /* One line about the last failure on this handle ("" after a success). */
 const char *orc_store_errmsg(const orc_store_t *s);
 

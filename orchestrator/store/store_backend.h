@@ -85,6 +85,8 @@ struct orc_store_ops {
      * store.c with the group state already checked. */
     int (*group_begin)(orc_store_t *s);
     int (*group_commit)(orc_store_t *s);
+    /* from another thread: stops the statement running now (store.h) */
+    void (*interrupt)(orc_store_t *s);
 };
 
 /* The open group of writes of a handle (store.h, orc_store_group_begin). */

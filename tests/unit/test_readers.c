@@ -3,10 +3,10 @@
  * the pool's threads, each on its own handle, and their done callbacks on the loop
  * thread; the loop goes on (a timer fires) while every reader is stuck; the queue is
  * bounded (ORC_EAGAIN past max_waiting, counted); closing cancels the waiting reads
- * and lets the running one finish; a reader sees only committed writes (a group open
- * on the loop's handle is invisible until its commit); an in-memory store is refused.
- * Each test runs on a fresh SQLite file, then again on a real PostgreSQL server
- * (deploy/testbed/postgres.sh, started here), each on an emptied database.
+ * and lets the running one finish, and on PostgreSQL interrupts one stuck on a lock; a reader sees
+ * only committed writes (a group open on the loop's handle is invisible until its commit); an
+ * in-memory store is refused. Each test runs on a fresh SQLite file, then again on a real
+ * PostgreSQL server (deploy/testbed/postgres.sh, started here), each on an emptied database.
  */
 #include <pthread.h>
 #include <unistd.h>
@@ -291,6 +291,51 @@ static void close_cancels_the_waiting_and_finishes_the_running(void **state)
     uv_sem_destroy(&gate);
 }
 
+/* On PostgreSQL, a read stuck on a lock another session holds: closing the pool
+ * interrupts it (the daemon's stop does not wait for the lock). */
+static void close_interrupts_a_stuck_read(void **state)
+{
+    struct fx *f = *state;
+    struct test_read t;
+    struct orc_readers_stats st;
+    orc_deployment_t d;
+    PGconn *lock;
+    PGresult *r;
+    int count = 0;
+    uint64_t t0;
+
+    if (pg_url == NULL)
+        skip(); /* SQLite readers never wait for a lock (WAL) */
+    insert_dep(f->s, &d);
+    open_pool(f, 1, 0);
+    lock = PQconnectdb(pg_url);
+    assert_int_equal(PQstatus(lock), CONNECTION_OK);
+    r = PQexec(lock, "BEGIN; LOCK TABLE deployments IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    memset(&t, 0, sizeof(t));
+    t.done_count = &count;
+    assert_int_equal(orc_readers_submit(f->readers, &t.r, read_list, on_done), 0);
+    for (int i = 0; i < 2000; i++) {
+        orc_readers_stats(f->readers, &st);
+        if (st.running == 1)
+            break;
+        usleep(1000);
+    }
+    assert_int_equal(st.running, 1);
+    usleep(200 * 1000); /* it is waiting for the lock */
+    assert_int_equal(count, 0);
+    t0 = uv_hrtime();
+    orc_readers_close(f->readers);
+    f->readers = NULL;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(count, 1);
+    assert_int_equal(t.r.rc, ORC_ECANCELED);
+    assert_true(uv_hrtime() - t0 < 2000000000ull); /* well before any lock timeout */
+    PQclear(PQexec(lock, "COMMIT"));
+    PQfinish(lock);
+}
+
 static void readers_see_only_committed_writes(void **state)
 {
     struct fx *f = *state;
@@ -345,6 +390,7 @@ int main(void)
         T(reads_run_off_the_loop_and_answer_on_it),
         T(stuck_readers_leave_the_loop_running_and_the_queue_bounded),
         T(close_cancels_the_waiting_and_finishes_the_running),
+        T(close_interrupts_a_stuck_read),
         T(readers_see_only_committed_writes),
         T(bad_pools_are_refused),
     };
