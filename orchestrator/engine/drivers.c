@@ -622,7 +622,8 @@ int orc_drv_load_dir(struct orc_drv_registry *reg, const char *dir)
     }
     closedir(d);
     if (rc == 0) {
-        qsort(paths, n, sizeof(*paths), cmp_str);
+        if (n > 1) /* an empty directory has no array to sort (qsort(NULL) is undefined) */
+            qsort(paths, n, sizeof(*paths), cmp_str);
         rc = orc_drv_load_paths(reg, (const char *const *)paths, n);
     }
     for (size_t i = 0; i < n; i++)

@@ -416,6 +416,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     data_dir = dir;
     atexit(remove_data_dir);
+    /* as the daemon (daemon.c): a peer that closed first is an EPIPE, not a signal */
+    signal(SIGPIPE, SIG_IGN);
+    /* no driver: a template's command is never started on this machine (a deployment
+     * fails at its site's open; the API, planner and engine paths before it all run) */
+    setenv("ORCHESTRATOR_PLUGIN_DIR", dir, 1);
     orc_log_set_level(ORC_LOG_ERROR);
     if (uv_loop_init(&loop) != 0 || orc_api_new(&loop, &cfg, &api) < 0 ||
         orc_api_start(api) < 0 || orc_services_start(&loop, &cfg, api, &svc) < 0) {
