@@ -79,6 +79,7 @@ static int set_fetch_timeout(orc_config_t *cfg, const char *text, char *why, siz
 static int set_cache_ttl(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_store(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_store_readers(orc_config_t *cfg, const char *text, char *why, size_t whylen);
+static int set_store_commit(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_log_format(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_lease_time(orc_config_t *cfg, const char *text, char *why, size_t whylen);
 static int set_instance(orc_config_t *cfg, const char *text, char *why, size_t whylen);
@@ -160,6 +161,10 @@ static const struct cfg_key cfg_keys[] = {
      "threads that read the store for the API's GETs of deployments, off the loop, each on a "
      "connection of its own (0: on the loop)",
      "auto: 4 on PostgreSQL, 0 on SQLite"},
+    {"store_commit", "ORCHESTRATOR_STORE_COMMIT", NULL, "MODE", false, set_store_commit,
+     "on PostgreSQL: overlap (the loop works on while a group's COMMIT is at the server) or "
+     "wait (each commit holds the loop until its answer)",
+     "overlap"},
     {"log_format", "ORCHESTRATOR_LOG_FORMAT", "--log-format", "FORMAT", false, set_log_format,
      "text, or json: one object per line with deployment, site and node when known", "text"},
     {"engine.lease_time", "ORCHESTRATOR_LEASE_TIME", NULL, "DURATION", false, set_lease_time,
@@ -757,6 +762,15 @@ static int set_store_readers(orc_config_t *cfg, const char *text, char *why, siz
     if (rc == 0)
         cfg->store_readers = (int)n;
     return rc;
+}
+
+static int set_store_commit(orc_config_t *cfg, const char *text, char *why, size_t whylen)
+{
+    if (strcmp(text, "overlap") == 0 || strcmp(text, "wait") == 0) {
+        cfg->store_commit_wait = text[0] == 'w';
+        return 0;
+    }
+    return orc_failf(why, whylen, ORC_EINVAL, "'%s' is not a commit mode (overlap, wait)", text);
 }
 
 static int set_store(orc_config_t *cfg, const char *text, char *why, size_t whylen)

@@ -134,9 +134,14 @@ static void store_commits(const struct orc_observe *o, orc_api_text_t *t)
         "# HELP orchestrator_store_commits_failed_total Groups whose commit failed.\n"
         "# TYPE orchestrator_store_commits_failed_total counter\n"
         "orchestrator_store_commits_failed_total %llu\n"
+        "# HELP orchestrator_store_commits_sent_total Groups committed without the loop waiting "
+        "for the answer (PostgreSQL).\n"
+        "# TYPE orchestrator_store_commits_sent_total counter\n"
+        "orchestrator_store_commits_sent_total %llu\n"
         "# HELP %s Time to make one group of writes durable (one transaction).\n"
         "# TYPE %s histogram\n",
-        (unsigned long long)cs.writes, (unsigned long long)cs.failed_groups, name, name);
+        (unsigned long long)cs.writes, (unsigned long long)cs.failed_groups,
+        (unsigned long long)cs.sent_groups, name, name);
     for (size_t i = 0; i < ORC_COMMIT_BUCKETS; i++) {
         cumulative += cs.commit_buckets[i];
         orc_api_metrics_printf(t, "%s_bucket{le=\"%s\"} %llu\n", name,

@@ -343,7 +343,9 @@ int orc_services_start(uv_loop_t *loop, const orc_config_t *cfg, orc_api_t *api,
     svc->loop = loop;
     rc = open_parts(svc, cfg);
     if (rc == 0)
-        rc = orc_commit_new(loop, svc->store, NULL, &svc->commit);
+        rc =
+            orc_commit_new(loop, svc->store,
+                           &(struct orc_commit_opts){.wait = cfg->store_commit_wait}, &svc->commit);
     opts.commit = svc->commit;
     if (rc == 0)
         rc = orc_events_new(loop, svc->store, svc->commit, 0, &svc->events);

@@ -26,6 +26,16 @@
  * An answer built from a read that must not show what a crash could undo
  * (GET of a status just written) waits in orc_commit_after too.
  *
+ * Commits that do not wait: on a store that can (PostgreSQL,
+ * orc_store_group_commit_send) the commit point sends the COMMIT and the
+ * loop goes on; the group's waits run once its answer came, read from the
+ * connection's socket by a poll handle (or at the next commit point, or when
+ * the next store call on the handle needed the connection and waited for
+ * it). A write made meanwhile belongs to the next group, and waits queued
+ * meanwhile run after the pending commit's. orc_commit_flush and
+ * orc_commit_close still wait for everything. On SQLite (whose commit is a
+ * local fsync) every commit waits.
+ *
  * Handles: the prepare and check handles are unref'd, and a third one (an
  * idle handle, which keeps the loop from blocking in poll) is active only
  * while a group is open or a wait is queued: the committer never keeps a loop
@@ -57,6 +67,7 @@ struct orc_commit_wait_s {
 struct orc_commit_opts {
     size_t max_group_writes; /* commit early once a group holds this many writes; 0: 10000 */
     bool disabled;           /* no groups: every write is durable on return (compare in benches) */
+    bool wait;               /* commit by waiting even where the store could send (config) */
 };
 
 #define ORC_COMMIT_DEFAULT_MAX_GROUP_WRITES 10000
@@ -104,7 +115,8 @@ struct orc_commit_stats {
     uint64_t waits;              /* wait callbacks run */
     uint64_t failed_groups;      /* groups whose commit failed */
     uint64_t largest_group;      /* most writes in one group */
-    double commit_seconds_total; /* time spent in orc_store_group_commit */
+    uint64_t sent_groups;        /* of them, committed without waiting (the loop went on) */
+    double commit_seconds_total; /* from each commit's start to its answer */
     uint64_t commit_buckets[ORC_COMMIT_BUCKETS]; /* commits by duration (not cumulative) */
 };
 void orc_commit_stats(const orc_commit_t *c, struct orc_commit_stats *out);

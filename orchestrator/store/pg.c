@@ -208,6 +208,7 @@ static bool reconnect(struct pg_store *q)
         return false;
     PQreset(q->conn);
     q->nprepared = 0; /* prepared statements belong to the old session */
+    q->base.connection_id++;
     refresh_cancel(q);
     if (PQstatus(q->conn) != CONNECTION_OK)
         return false;
@@ -482,6 +483,71 @@ static int pg_group_commit(orc_store_t *s)
         return orc__store_failf(s, ORC_EIO, "the group's transaction ended before its commit");
     }
     return tx_commit(q);
+}
+
+/* Sends the group's COMMIT and returns; pg_commit_answer reads the reply. The
+ * transaction is ours no more from here: no ROLLBACK follows a failed answer. */
+static int pg_group_commit_send(orc_store_t *s)
+{
+    struct pg_store *q = pg_of(s);
+    int rc;
+
+    if (!tx_usable(q)) {
+        orc__pg_rollback(q);
+        return orc__store_failf(s, ORC_EIO, "the group's transaction ended before its commit");
+    }
+    if (!PQsendQuery(q->conn, "COMMIT")) {
+        rc = fail_with(q, ORC_EAGAIN, "commit", PQerrorMessage(q->conn));
+        orc__pg_rollback(q);
+        return rc;
+    }
+    q->in_tx = false;
+    q->committing = true;
+    q->commit_rc = 1;
+    return 0;
+}
+
+/* Takes one result of the COMMIT sent: its outcome is the first one's. */
+static void commit_result_take(struct pg_store *q, PGresult *r)
+{
+    if (q->commit_rc == 1) {
+        q->commit_rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : result_error(q, r, "commit");
+        if (q->commit_rc < 0)
+            memcpy(q->commit_why, q->base.errmsg, sizeof(q->commit_why));
+    }
+    PQclear(r);
+}
+
+static int pg_commit_answer(orc_store_t *s, bool block)
+{
+    struct pg_store *q = pg_of(s);
+    PGresult *r;
+    int rc;
+
+    if (!q->committing)
+        return orc__store_failf(s, ORC_EINVAL, "no commit was sent");
+    if (!block && PQconsumeInput(q->conn) == 0)
+        block = true; /* the connection broke: libpq answers at once with its error */
+    while (block || !PQisBusy(q->conn)) {
+        r = PQgetResult(q->conn);
+        if (r != NULL) {
+            commit_result_take(q, r);
+            continue;
+        }
+        q->committing = false; /* the reply is whole: the connection is free */
+        rc = q->commit_rc;
+        if (rc == 1)
+            return fail_with(q, ORC_EIO, "commit", "no answer from the server");
+        if (rc < 0)
+            return orc__store_failf(s, rc, "%s", q->commit_why);
+        return 0;
+    }
+    return 1;
+}
+
+static int pg_commit_fd(const orc_store_t *s)
+{
+    return PQsocket(((const struct pg_store *)s)->conn);
 }
 
 /* ---- columns ------------------------------------------------------------------------- */
@@ -761,6 +827,7 @@ static int pg_connect(struct pg_store *q, const char *target, char *err, size_t 
         return ORC_EIO;
     }
     PQsetNoticeProcessor(q->conn, on_notice, NULL);
+    q->base.connection_id++;
     refresh_cancel(q);
     if (PQserverVersion(q->conn) < 110000) {
         snprintf(err, errlen, "store: %s: PostgreSQL %d is too old (11 or newer needed)", shown,
@@ -954,4 +1021,7 @@ const struct orc_store_ops orc__store_pg_ops = {
     .meta_list = pg_meta_list,
     .group_begin = pg_group_begin,
     .group_commit = pg_group_commit,
+    .group_commit_send = pg_group_commit_send,
+    .commit_answer = pg_commit_answer,
+    .commit_fd = pg_commit_fd,
 };

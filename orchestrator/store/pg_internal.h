@@ -39,6 +39,10 @@ struct pg_store {
     int nprepared;
     bool in_tx;     /* a transaction of ours is open (BEGIN sent) */
     bool listening; /* LISTEN sent: again after a reconnection */
+    /* a COMMIT sent without waiting (pg_group_commit_send): its answer so far */
+    bool committing;
+    int commit_rc; /* 1: no result yet; then 0 or the failure */
+    char commit_why[ORC_STORE_ERRMSG_LEN];
     /* orc_store_interrupt, from another thread: the session's cancel key, made anew
      * after each (re)connection, under cancel_mu */
     pthread_mutex_t cancel_mu;

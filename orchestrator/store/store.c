@@ -356,20 +356,47 @@ int orc__store_group_break(orc_store_t *s, int rc)
 
 /* ---- validation ------------------------------------------------------------ */
 
+/* Reads the answer to a commit sent without waiting, if it has not come yet
+ * (block: waits for it); 1 while it has not arrived. The answer stays in
+ * s->commit until orc_store_commit_result takes it. */
+static int commit_settle(orc_store_t *s, bool block)
+{
+    int rc;
+
+    if (!s->commit.pending || s->commit.answered)
+        return 0;
+    rc = s->ops->commit_answer(s, block);
+    if (rc == 1)
+        return 1;
+    s->commit.answered = true;
+    s->commit.rc = rc;
+    if (rc < 0)
+        memcpy(s->commit.why, s->errmsg, sizeof(s->commit.why));
+    return 0;
+}
+
 static int begin_call(orc_store_t *s)
 {
     if (s == NULL)
         return ORC_EINVAL;
+    commit_settle(s, true); /* the connection is free for this call's statements */
     s->errmsg[0] = '\0';
     return 0;
 }
 
 /* The start of every write call: the hook (which may open or commit a
- * group), then the call joins the open group. */
+ * group), then the call joins the open group. A write refused because the
+ * commit before it failed (its owner has not learnt of it yet) joins nothing. */
 static int begin_write(orc_store_t *s)
 {
     if (s == NULL)
         return ORC_EINVAL;
+    commit_settle(s, true);
+    if (s->commit.answered && s->commit.rc < 0)
+        return orc__store_failf(s, s->commit.rc,
+                                "not written: the group of writes before it was rolled back "
+                                "(%s)",
+                                s->commit.why);
     if (s->write_hook != NULL)
         s->write_hook(s, s->write_hook_ud);
     s->group.writes += s->group.open;
@@ -586,6 +613,8 @@ void orc_store_close(orc_store_t *s)
     if (s == NULL)
         return;
     s->write_hook = NULL;
+    if (s->commit.pending && orc_store_commit_wait(s) < 0)
+        orc_log(ORC_LOG_ERROR, "store", "close: %s", s->errmsg);
     if (s->group.open && orc_store_group_commit(s) < 0)
         orc_log(ORC_LOG_ERROR, "store", "close: %s", s->errmsg);
     s->ops->close(s);
@@ -648,6 +677,87 @@ int orc_store_group_commit(orc_store_t *s)
                                 g.why);
     }
     return 0;
+}
+
+int orc_store_group_commit_send(orc_store_t *s)
+{
+    size_t writes;
+    int rc = begin_call(s);
+
+    if (rc < 0)
+        return rc;
+    if (!s->group.open)
+        return orc__store_failf(s, ORC_EINVAL, "no group of writes is open");
+    if (s->ops->group_commit_send == NULL)
+        return orc__store_failf(s, ORC_ENOTSUP, "the %s store commits only by waiting",
+                                s->ops->name);
+    if (s->commit.pending)
+        return orc__store_failf(s, ORC_ECONFLICT, "the answer to the last commit is not taken");
+    if (s->group.failed < 0)
+        return orc_store_group_commit(s); /* rolls back what is left, says why */
+    writes = s->group.writes;
+    rc = s->ops->group_commit_send(s);
+    memset(&s->group, 0, sizeof(s->group));
+    if (rc < 0) {
+        char why[ORC_STORE_ERRMSG_LEN];
+        memcpy(why, s->errmsg, sizeof(why));
+        return orc__store_failf(s, rc, "the group of %zu writes was rolled back: %s", writes, why);
+    }
+    memset(&s->commit, 0, sizeof(s->commit));
+    s->commit.pending = true;
+    s->commit.writes = writes;
+    return 0;
+}
+
+bool orc_store_commit_pending(const orc_store_t *s)
+{
+    return s != NULL && s->commit.pending;
+}
+
+/* Ends the pending commit, answered, with its outcome. */
+static int commit_take(orc_store_t *s)
+{
+    struct orc__store_commit c = s->commit;
+
+    memset(&s->commit, 0, sizeof(s->commit));
+    if (c.rc < 0)
+        return orc__store_failf(s, c.rc, "the group of %zu writes was rolled back: %s", c.writes,
+                                c.why);
+    s->errmsg[0] = '\0';
+    return 0;
+}
+
+static int commit_outcome(orc_store_t *s, bool block)
+{
+    if (s == NULL)
+        return ORC_EINVAL;
+    if (!s->commit.pending)
+        return orc__store_failf(s, ORC_EINVAL, "no commit is pending");
+    if (commit_settle(s, block) == 1)
+        return 1;
+    return commit_take(s);
+}
+
+int orc_store_commit_result(orc_store_t *s)
+{
+    return commit_outcome(s, false);
+}
+
+int orc_store_commit_wait(orc_store_t *s)
+{
+    return commit_outcome(s, true);
+}
+
+int orc_store_commit_fd(const orc_store_t *s)
+{
+    if (s == NULL || !s->commit.pending || s->commit.answered || s->ops->commit_fd == NULL)
+        return -1;
+    return s->ops->commit_fd(s);
+}
+
+uint64_t orc_store_connection_id(const orc_store_t *s)
+{
+    return s ? s->connection_id : 0;
 }
 
 bool orc_store_group_active(const orc_store_t *s)
@@ -1112,6 +1222,7 @@ int orc_store_listen(orc_store_t *s)
         return ORC_EINVAL;
     if (s->ops->listen == NULL)
         return orc__store_failf(s, ORC_ENOTSUP, "the %s store has no notifications", s->ops->name);
+    commit_settle(s, true);
     return s->ops->listen(s);
 }
 
@@ -1124,6 +1235,7 @@ int orc_store_changes_read(orc_store_t *s, void (*fn)(void *ud, const char *uuid
 {
     if (s == NULL || fn == NULL)
         return ORC_EINVAL;
+    commit_settle(s, false); /* what arrived may be a commit's answer too */
     return s->ops->changes_read ? s->ops->changes_read(s, fn, ud) : 0;
 }
 

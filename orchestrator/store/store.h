@@ -294,6 +294,38 @@ int orc_store_group_commit(orc_store_t *s);
 bool orc_store_group_active(const orc_store_t *s);
 size_t orc_store_group_writes(const orc_store_t *s); /* write calls that joined the open group */
 
+/* Commits that do not wait for the database's answer (PostgreSQL): the loop goes on
+ * with other work while the server syncs its log.
+ *
+ * orc_store_group_commit_send sends the open group's commit and returns at once: 0
+ * when sent (no group is open any more; the commit is pending); < 0 when the group was
+ * rolled back before it could be sent (as orc_store_group_commit's failure: nothing of
+ * it is stored); ORC_ENOTSUP when this backend only commits with
+ * orc_store_group_commit (SQLite: the group stays open, nothing happened).
+ *
+ * orc_store_commit_result, without blocking: 1 while the answer has not arrived
+ * (watch orc_store_commit_fd for readability, then ask again); 0: the group is
+ * durable; < 0: it was rolled back, orc_store_errmsg says why. Taking a final answer
+ * ends the pending commit. orc_store_commit_wait blocks until the answer and takes it.
+ * Both ORC_EINVAL when no commit is pending.
+ *
+ * Meanwhile the handle stays usable: any other call first waits for the answer (it
+ * blocks then, as a commit of orc_store_group_commit would have). When that answer is
+ * a failure, write calls fail with it until orc_store_commit_result (or _wait) took
+ * it, so that no write builds on the writes that were lost before their owner learns
+ * of it; reads go on. */
+int orc_store_group_commit_send(orc_store_t *s);
+bool orc_store_commit_pending(const orc_store_t *s);
+int orc_store_commit_result(orc_store_t *s);
+int orc_store_commit_wait(orc_store_t *s);
+/* The socket whose readability may bring the pending commit's answer; -1 when none
+ * is pending. It is the handle's connection: watch a dup() of it with a poll handle
+ * of your own (another watcher, orc_store_changes_fd, may hold the descriptor), and
+ * compare orc_store_connection_id before reusing one: a reconnection makes a new
+ * socket, possibly under the same number. */
+int orc_store_commit_fd(const orc_store_t *s);
+uint64_t orc_store_connection_id(const orc_store_t *s);
+
 /* Called at the start of every write call, before the call joins a group or
  * checks its arguments: the committer uses it to open the group of the
  * current loop iteration when none is open, and to commit a full group

@@ -85,6 +85,13 @@ struct orc_store_ops {
      * store.c with the group state already checked. */
     int (*group_begin)(orc_store_t *s);
     int (*group_commit)(orc_store_t *s);
+    /* Commits that do not wait (NULL: the backend has none): send ends the open
+     * group's transaction without waiting (0: sent; < 0: rolled back); answer reads
+     * the reply to it: block false returns 1 while it has not all arrived; else 0
+     * (durable) or < 0 (rolled back, errmsg set). fd is the socket it arrives on. */
+    int (*group_commit_send)(orc_store_t *s);
+    int (*commit_answer)(orc_store_t *s, bool block);
+    int (*commit_fd)(const orc_store_t *s);
     /* from another thread: stops the statement running now (store.h) */
     void (*interrupt)(orc_store_t *s);
 };
@@ -97,6 +104,15 @@ struct orc__store_group {
     char why[ORC_STORE_ERRMSG_LEN]; /* what broke it, for the commit's message */
 };
 
+/* A commit sent without waiting (orc_store_group_commit_send). */
+struct orc__store_commit {
+    bool pending;                   /* sent, its outcome not taken yet */
+    bool answered;                  /* its answer arrived: rc holds it */
+    int rc;                         /* 0 or the error that rolled it back */
+    size_t writes;                  /* write calls of its group */
+    char why[ORC_STORE_ERRMSG_LEN]; /* the failure's message */
+};
+
 struct orc_store_s {
     const struct orc_store_ops *ops;
     int schema_version;
@@ -104,6 +120,8 @@ struct orc_store_s {
     char last_uuid[ORC_UUID_LEN]; /* for strictly increasing UUIDv7s */
     char errmsg[ORC_STORE_ERRMSG_LEN];
     struct orc__store_group group;
+    struct orc__store_commit commit;
+    uint64_t connection_id; /* the backend adds 1 at each (re)connection */
     orc_store_write_hook_fn write_hook;
     void *write_hook_ud;
 };

@@ -4,7 +4,9 @@
 # nodes each) posted over HTTP, spread evenly over 1, 2 and 3 daemons sharing one
 # PostgreSQL server (deploy/testbed/postgres.sh, --durable: fsync on), and over one daemon
 # on SQLite (WAL, synchronous=FULL) as the baseline, timed from the first POST until none
-# is in progress. Each daemon has a sim site of its own in memory (latency 0), so the
+# is in progress; and one daemon on PostgreSQL with store_commit: wait (each commit holds
+# the loop, the configuration before commits were sent without waiting) beside them, to
+# compare in the same go. Each daemon has a sim site of its own in memory (latency 0), so the
 # figures are those of the daemons and their store. Nothing is pinned to a CPU here: the
 # daemons, PostgreSQL and the load generators share the machine's cores.
 
@@ -28,12 +30,13 @@ scale_pg_db() {
 }
 
 # Starts daemon I of a round in DIR/dI with store STORE (empty: SQLite in its data
-# directory); appends its pid and URL to SCALE_PIDS and SCALE_URLS.
+# directory) and store_commit COMMIT; appends its pid and URL to SCALE_PIDS and SCALE_URLS.
 scale_daemon_start() {
-    local dir=$1/d$2 store=$3 pid
+    local dir=$1/d$2 store=$3 commit=$4 pid
     mkdir -p "$dir"
     sim_sites "$dir/sites.yaml" 100000000
     ORCHESTRATOR_PLUGIN_DIR="$PLUGIN_DIR" ORCHESTRATOR_STORE="$store" ORCHESTRATOR_INSTANCE="bench-d$2" \
+        ORCHESTRATOR_STORE_COMMIT="$commit" \
         "$ORCHESTRATORD" --listen 127.0.0.1:0 --data-dir "$dir/var" --sites "$dir/sites.yaml" \
         >"$dir/daemon.log" 2>&1 &
     pid=$!
@@ -43,15 +46,16 @@ scale_daemon_start() {
     SCALE_URLS="$SCALE_URLS $DAEMON_URL"
 }
 
-# One round: scale_round K STORE_KIND (sqlite|pg) NAME; sets ROUND_SECS.
+# One round: scale_round K STORE_KIND (sqlite|pg|pgwait) NAME; sets ROUND_SECS.
 scale_round() {
-    local k=$1 kind=$2 name=$3 store="" dir i url pid n per conc t0 rc=0 bad loads=""
+    local k=$1 kind=$2 name=$3 store="" commit=overlap dir i url pid n per conc t0 rc=0 bad loads=""
     bench_tmpdir "scale-$name"
     dir=$BENCH_DIR
-    [ "$kind" = pg ] && store=$(scale_pg_db "$name")
+    [ "$kind" = sqlite ] || store=$(scale_pg_db "$name")
+    [ "$kind" = pgwait ] && commit=wait
     SCALE_PIDS="" SCALE_URLS=""
     for i in $(seq 1 "$k"); do
-        scale_daemon_start "$dir" "$i" "$store"
+        scale_daemon_start "$dir" "$i" "$store" "$commit"
     done
     n=$BENCH_SCALE_DEPLOYMENTS
     per=$((n / k))
@@ -92,20 +96,21 @@ part_scale() {
     local r cfg k kind key m n
     declare -A all
     BENCH_SCALE_DEPLOYMENTS=${BENCH_SCALE_DEPLOYMENTS:-2000}
+    SCALE_CONFIGS=${BENCH_SCALE_CONFIGS:-sqlite:1 pgwait:1 pg:1 pg:2 pg:3}
     bench_tmpdir body
     SCALE_BODY=$BENCH_DIR/cluster4.json
     json_body tests/bench/templates/cluster4.yaml >"$SCALE_BODY"
     scale_pg_start
     echo "  $BENCH_SCALE_DEPLOYMENTS deployments of cluster4.yaml (4 nodes), POSTs at concurrency $BENCH_CREATE_CONC split over the daemons, timed until all are CREATE_COMPLETE; $BENCH_ROUNDS rounds, configurations alternating"
     for r in $(seq 1 "$BENCH_ROUNDS"); do
-        for cfg in sqlite:1 pg:1 pg:2 pg:3; do
+        for cfg in $SCALE_CONFIGS; do
             kind=${cfg%:*} k=${cfg#*:}
             scale_round "$k" "$kind" "${kind}${k}_r$r"
             all[$cfg]="${all[$cfg]:-} $ROUND_SECS"
         done
     done
     n=$BENCH_SCALE_DEPLOYMENTS
-    for cfg in sqlite:1 pg:1 pg:2 pg:3; do
+    for cfg in $SCALE_CONFIGS; do
         kind=${cfg%:*} k=${cfg#*:}
         # shellcheck disable=SC2086 # the round times, one word each
         m=$(printf "%s\n" ${all[$cfg]} | median)

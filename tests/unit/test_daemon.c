@@ -272,6 +272,8 @@ static void config_file_errors_name_the_place(void **state)
     expect_file_error("store_readers: 65\n", ORC_EINVAL,
                       ":1:1: store_readers: '65' is out of range (0 to 64)");
     expect_file_error("store_readers: some\n", ORC_EINVAL, ":1:1: store_readers: 'some'");
+    expect_file_error("store_commit: later\n", ORC_EINVAL,
+                      ":1:1: store_commit: 'later' is not a commit mode (overlap, wait)");
 }
 
 static void config_env_and_cli_errors(void **state)
@@ -364,6 +366,9 @@ static void config_example_file_is_the_defaults(void **state)
     assert_null(cfg.store);
     assert_int_equal(cfg.store_readers, def.store_readers);
     assert_int_equal(orc_config_source(&cfg, "store_readers"), ORC_CFG_FILE);
+    assert_false(cfg.store_commit_wait);
+    assert_int_equal(cfg.store_commit_wait, def.store_commit_wait);
+    assert_int_equal(orc_config_source(&cfg, "store_commit"), ORC_CFG_FILE);
     assert_int_equal(cfg.log_level, def.log_level);
     assert_memory_equal(&cfg.limits, &def.limits, sizeof(cfg.limits));
     assert_true(json_equal(cfg.configuration, def.configuration));
