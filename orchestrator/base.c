@@ -35,6 +35,24 @@ void orc_free(void *p)
     free(p);
 }
 
+int orc_reserve_one(void **items, size_t *cap, size_t count, size_t size)
+{
+    size_t want;
+    void *grown;
+
+    if (count < *cap)
+        return 0;
+    want = *cap ? *cap * 2 : 8;
+    if (want < *cap || want > SIZE_MAX / size)
+        return ORC_ENOMEM;
+    grown = orc_realloc(*items, want * size);
+    if (grown == NULL)
+        return ORC_ENOMEM;
+    *items = grown;
+    *cap = want;
+    return 0;
+}
+
 char *orc_strndup(const char *s, size_t n)
 {
     char *d = orc_malloc(n + 1);

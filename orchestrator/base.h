@@ -19,6 +19,9 @@ void *orc_calloc(size_t n, size_t size);
 void *orc_realloc(void *p, size_t n);
 void orc_free(void *p);
 char *orc_strdup(const char *s);
+/* Room for one more item in an array of *cap items of size bytes holding count: grows
+ * *items (doubling, from 8) when it is full. 0, or ORC_ENOMEM (the array unchanged). */
+int orc_reserve_one(void **items, size_t *cap, size_t count, size_t size);
 char *orc_strndup(const char *s, size_t n);
 /* printf into a new string; NULL on OOM. */
 char *orc_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

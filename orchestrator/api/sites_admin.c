@@ -74,14 +74,9 @@ static int note_registered(struct orc_sites_api *s, const char *name, int64_t up
     struct registered_site *r = registered(s, name);
 
     if (r == NULL) {
-        if (s->nregistered == s->cap_registered) {
-            size_t cap = s->cap_registered ? s->cap_registered * 2 : 8;
-            struct registered_site *grown = orc_realloc(s->registered, cap * sizeof(*grown));
-            if (grown == NULL)
-                return ORC_ENOMEM;
-            s->registered = grown;
-            s->cap_registered = cap;
-        }
+        if (orc_reserve_one((void **)&s->registered, &s->cap_registered, s->nregistered,
+                            sizeof(*s->registered)) < 0)
+            return ORC_ENOMEM;
         r = &s->registered[s->nregistered++];
         snprintf(r->name, sizeof(r->name), "%s", name);
     }

@@ -52,14 +52,8 @@ static int start_interval(struct intervals *iv, const orc_event_t *ev)
         return 0; /* started again by a re-drive */
     if (open != NULL)
         open->end_ms = ev->time_ms;
-    if (iv->count == iv->cap) {
-        size_t cap = iv->cap ? iv->cap * 2 : 8;
-        struct interval *grown = orc_realloc(iv->items, cap * sizeof(*grown));
-        if (grown == NULL)
-            return ORC_ENOMEM;
-        iv->items = grown;
-        iv->cap = cap;
-    }
+    if (orc_reserve_one((void **)&iv->items, &iv->cap, iv->count, sizeof(*iv->items)) < 0)
+        return ORC_ENOMEM;
     iv->items[iv->count++] = (struct interval){
         .resource = resource,
         .node = data_str(ev->data, "node") ? data_str(ev->data, "node") : "",

@@ -14,7 +14,10 @@
  * daemon would be down). The health checks go over one kept-alive connection, opened
  * again whenever the server closed it, which spares a TCP connection per input.
  *
- * A watchdog thread makes the loop print its stack when one turn takes over 2 s.
+ * A watchdog thread makes the loop print its stack when one turn takes over 2 s. No
+ * driver is loaded (the plugin folder is the empty data directory): a template that
+ * passes goes through the planner and the engine to its site's open, which fails, and no
+ * command of a fuzzed template ever runs on the fuzzing machine.
  *
  * Build and run with tests/fuzz/fuzz.mk (`make fuzz`).
  */

@@ -1556,9 +1556,36 @@ static void runtime_failures_exit_1(void **state)
     daemon_forget(&d);
 }
 
+/* The daemon's array growth (base.h): room for one more, doubling from 8, the
+ * contents kept; a size that would overflow is refused with the array unchanged. */
+static void reserve_one_doubles_from_eight(void **state)
+{
+    int *items = NULL;
+    size_t cap = 0;
+    char *bytes = NULL;
+    size_t huge = SIZE_MAX / 2 + 1;
+
+    (void)state;
+    assert_int_equal(orc_reserve_one((void **)&items, &cap, 0, sizeof(*items)), 0);
+    assert_int_equal(cap, 8);
+    for (int i = 0; i < 8; i++)
+        items[i] = i;
+    assert_int_equal(orc_reserve_one((void **)&items, &cap, 7, sizeof(*items)), 0);
+    assert_int_equal(cap, 8); /* room left: untouched */
+    assert_int_equal(orc_reserve_one((void **)&items, &cap, 8, sizeof(*items)), 0);
+    assert_int_equal(cap, 16);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(items[i], i);
+    orc_free(items);
+    assert_int_equal(orc_reserve_one((void **)&bytes, &huge, huge, 1), ORC_ENOMEM);
+    assert_null(bytes);
+    assert_int_equal(huge, SIZE_MAX / 2 + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(reserve_one_doubles_from_eight),
         cmocka_unit_test(config_defaults),
         cmocka_unit_test(config_value_parsers),
         cmocka_unit_test(config_precedence),

@@ -207,6 +207,20 @@ static void on_tick(uv_timer_t *timer)
     (*(int *)timer->data)++;
 }
 
+/* Waits (2 s at most) until a reader thread runs one read. */
+static void wait_one_running(struct fx *f)
+{
+    struct orc_readers_stats st;
+
+    for (int i = 0; i < 2000; i++) {
+        orc_readers_stats(f->readers, &st);
+        if (st.running == 1)
+            return;
+        usleep(1000);
+    }
+    fail_msg("no reader thread took the read within 2 s");
+}
+
 static void stuck_readers_leave_the_loop_running_and_the_queue_bounded(void **state)
 {
     struct fx *f = *state;
@@ -224,13 +238,7 @@ static void stuck_readers_leave_the_loop_running_and_the_queue_bounded(void **st
         t[i].done_count = &count;
     }
     assert_int_equal(orc_readers_submit(f->readers, &t[0].r, read_list, on_done), 0);
-    for (int i = 0; i < 2000; i++) { /* the thread took it: it waits at the gate */
-        orc_readers_stats(f->readers, &st);
-        if (st.running == 1)
-            break;
-        usleep(1000);
-    }
-    assert_int_equal(st.running, 1);
+    wait_one_running(f); /* the thread took it: it waits at the gate */
     assert_int_equal(orc_readers_submit(f->readers, &t[1].r, read_list, on_done), 0);
     assert_int_equal(orc_readers_submit(f->readers, &t[2].r, read_list, on_done), 0);
     assert_int_equal(orc_readers_submit(f->readers, &t[3].r, read_list, on_done), ORC_EAGAIN);
@@ -259,7 +267,6 @@ static void close_cancels_the_waiting_and_finishes_the_running(void **state)
     struct fx *f = *state;
     struct test_read t[3];
     uv_sem_t gate;
-    struct orc_readers_stats st;
     int count = 0;
 
     open_pool(f, 1, 0);
@@ -270,13 +277,7 @@ static void close_cancels_the_waiting_and_finishes_the_running(void **state)
         t[i].done_count = &count;
         assert_int_equal(orc_readers_submit(f->readers, &t[i].r, read_list, on_done), 0);
     }
-    for (int i = 0; i < 2000; i++) {
-        orc_readers_stats(f->readers, &st);
-        if (st.running == 1)
-            break;
-        usleep(1000);
-    }
-    assert_int_equal(st.running, 1);
+    wait_one_running(f);
     orc_readers_close(f->readers);
     /* the two waiting ones are done at once, canceled */
     assert_int_equal(count, 2);
@@ -297,7 +298,6 @@ static void close_interrupts_a_stuck_read(void **state)
 {
     struct fx *f = *state;
     struct test_read t;
-    struct orc_readers_stats st;
     orc_deployment_t d;
     PGconn *lock;
     PGresult *r;
@@ -316,13 +316,7 @@ static void close_interrupts_a_stuck_read(void **state)
     memset(&t, 0, sizeof(t));
     t.done_count = &count;
     assert_int_equal(orc_readers_submit(f->readers, &t.r, read_list, on_done), 0);
-    for (int i = 0; i < 2000; i++) {
-        orc_readers_stats(f->readers, &st);
-        if (st.running == 1)
-            break;
-        usleep(1000);
-    }
-    assert_int_equal(st.running, 1);
+    wait_one_running(f);
     usleep(200 * 1000); /* it is waiting for the lock */
     assert_int_equal(count, 0);
     t0 = uv_hrtime();
