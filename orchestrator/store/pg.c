@@ -18,9 +18,6 @@
 
 #include "pg_internal.h"
 
-/* the NOTIFY channel of appended events (payload: the deployment's uuid) */
-#define PG_CHANNEL "orc_events"
-
 /* "ORCH": the advisory lock migrations hold, and orc_schema.application. */
 #define PG_APPLICATION_ID 0x4F524348
 #define PG_APPLICATION "orchestrator"
@@ -329,6 +326,7 @@ static int tx_begin(struct pg_store *q, const char *sql)
     int rc = orc__pg_simple(q, sql, "begin transaction");
 
     q->in_tx = rc == 0;
+    q->release_pending = false;
     return rc;
 }
 
@@ -339,6 +337,7 @@ void orc__pg_rollback(struct pg_store *q)
     if (!q->in_tx)
         return;
     q->in_tx = false;
+    q->release_pending = false;
     if (PQtransactionStatus(q->conn) == PQTRANS_IDLE)
         return;
     memcpy(saved, q->base.errmsg, sizeof(saved));
@@ -360,6 +359,7 @@ static int tx_commit(struct pg_store *q)
     if (rc < 0)
         orc__pg_rollback(q);
     q->in_tx = false;
+    q->release_pending = false;
     return rc;
 }
 
@@ -390,7 +390,12 @@ int orc__pg_begin(struct pg_store *q)
         return tx_begin(q, "BEGIN");
     if (q->base.group.failed < 0)
         return group_refused(q);
-    rc = orc__pg_simple(q, "SAVEPOINT orc_write", "savepoint");
+    /* one round trip: the savepoint of the write before (which succeeded) goes with it */
+    rc = orc__pg_simple(q,
+                        q->release_pending ? "RELEASE SAVEPOINT orc_write; SAVEPOINT orc_write"
+                                           : "SAVEPOINT orc_write",
+                        "savepoint");
+    q->release_pending = false;
     return rc < 0 ? group_lost(q, rc) : 0;
 }
 
@@ -400,9 +405,8 @@ static int undo_write(struct pg_store *q, int rc)
     int urc;
 
     memcpy(saved, q->base.errmsg, sizeof(saved));
-    urc = orc__pg_simple(q, "ROLLBACK TO SAVEPOINT orc_write", "rollback to savepoint");
-    if (urc == 0)
-        urc = orc__pg_simple(q, "RELEASE SAVEPOINT orc_write", "release savepoint");
+    urc = orc__pg_simple(q, "ROLLBACK TO SAVEPOINT orc_write; RELEASE SAVEPOINT orc_write",
+                         "rollback to savepoint");
     if (urc < 0)
         return group_lost(q, urc);
     memcpy(q->base.errmsg, saved, sizeof(saved));
@@ -425,8 +429,8 @@ int orc__pg_end(struct pg_store *q, int rc)
             q, rc < 0 ? rc : orc__store_failf(&q->base, ORC_EIO, "the group's transaction ended"));
     if (rc < 0)
         return undo_write(q, rc);
-    rc = orc__pg_simple(q, "RELEASE SAVEPOINT orc_write", "release savepoint");
-    return rc < 0 ? group_lost(q, rc) : 0;
+    q->release_pending = true; /* released by the next savepoint, or by the commit */
+    return 0;
 }
 
 int orc__pg_begin_lite(struct pg_store *q)
@@ -502,6 +506,7 @@ static int pg_group_commit_send(orc_store_t *s)
         return rc;
     }
     q->in_tx = false;
+    q->release_pending = false;
     q->committing = true;
     q->commit_rc = 1;
     return 0;
@@ -607,10 +612,12 @@ int orc__pg_col_uuid(struct pg_store *q, const PGresult *r, int row, int col,
 
 /* ---- shared writes ----------------------------------------------------------------------- */
 
-/* the insert and its notification (delivered to the listeners at the commit) */
+/* the insert and its notification (delivered to the listeners at the commit); nothing
+ * when the deployment does not exist, so that a missing one fails no statement */
 static const char event_insert_sql[] =
     "WITH e AS (INSERT INTO events (deployment_uuid, time_ms, type, message, data)"
-    " VALUES ($1::text, $2::bigint, $3::text, $4::text, $5::text) RETURNING id)"
+    " SELECT $1::text, $2::bigint, $3::text, $4::text, $5::text"
+    " WHERE EXISTS (SELECT 1 FROM deployments WHERE uuid = $1::text) RETURNING id)"
     " SELECT id, pg_notify('" PG_CHANNEL "', $1::text) FROM e";
 
 int orc__pg_event_insert(struct pg_store *q, const char *deployment_uuid, int64_t time_ms,
@@ -630,6 +637,9 @@ int orc__pg_event_insert(struct pg_store *q, const char *deployment_uuid, int64_
     else
         orc__pg_p_json(&p, 5, data);
     rc = orc__pg_exec(q, event_insert_sql, &p, "insert event", &r);
+    if (rc == 0 && PQntuples(r) == 0)
+        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist",
+                              deployment_uuid);
     if (rc == 0 && id != NULL)
         *id = orc__pg_col_int(r, 0, 0);
     PQclear(r);
@@ -643,22 +653,6 @@ int orc__pg_event_write(struct pg_store *q, const char *deployment_uuid, int64_t
                                   ev->data_text[0] ? ev->data_text : NULL, ev->data, NULL);
 
     orc__store_event_clear(ev);
-    return rc;
-}
-
-static const char dep_exists_sql[] = "SELECT 1 FROM deployments WHERE uuid = $1::text";
-
-int orc__pg_deployment_exists(struct pg_store *q, const char *uuid)
-{
-    struct pg_params p = {0};
-    PGresult *r;
-    int rc;
-
-    orc__pg_p_text(&p, 1, uuid);
-    rc = orc__pg_exec(q, dep_exists_sql, &p, "find deployment", &r);
-    if (rc == 0 && PQntuples(r) == 0)
-        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist", uuid);
-    PQclear(r);
     return rc;
 }
 

@@ -7,9 +7,13 @@
 
 #include "pg_internal.h"
 
+/* the deployment's row with its events after an id (one row of NULLs when there is none;
+ * no row when it does not exist): one statement, one snapshot */
 static const char event_list_sql[] =
-    "SELECT id, deployment_uuid, time_ms, type, message, data FROM events"
-    " WHERE deployment_uuid = $1::text AND id > $2::bigint ORDER BY id LIMIT $3::bigint";
+    "SELECT e.id, e.deployment_uuid, e.time_ms, e.type, e.message, e.data FROM deployments d"
+    " LEFT JOIN LATERAL (SELECT id, deployment_uuid, time_ms, type, message, data FROM events"
+    " WHERE deployment_uuid = d.uuid AND id > $2::bigint ORDER BY id LIMIT $3::bigint) e ON true"
+    " WHERE d.uuid = $1::text ORDER BY e.id";
 static const char attempt_insert_sql[] =
     "INSERT INTO site_attempts (deployment_uuid, attempt, site_name, started_ms)"
     " VALUES ($1::text, $2::integer, $3::text, $4::bigint)";
@@ -18,9 +22,17 @@ static const char attempt_head_sql[] = "SELECT site_name, ended_ms FROM site_att
 static const char attempt_end_sql[] =
     "UPDATE site_attempts SET ended_ms = $3::bigint, ok = $4::boolean, error = $5::text"
     " WHERE deployment_uuid = $1::text AND attempt = $2::integer AND ended_ms IS NULL";
+/* the deployment's row with its attempts (one row of NULLs when it has none; no row when
+ * it does not exist): one statement, one snapshot */
 static const char attempt_list_sql[] =
-    "SELECT deployment_uuid, attempt, site_name, started_ms, ended_ms, ok, error"
-    " FROM site_attempts WHERE deployment_uuid = $1::text ORDER BY attempt";
+    "SELECT a.deployment_uuid, a.attempt, a.site_name, a.started_ms, a.ended_ms, a.ok, a.error"
+    " FROM deployments d LEFT JOIN site_attempts a ON a.deployment_uuid = d.uuid"
+    " WHERE d.uuid = $1::text ORDER BY a.attempt";
+/* whether the deployment exists, and whether the attempt does */
+static const char attempt_new_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM deployments WHERE uuid = $1::text),"
+    " EXISTS (SELECT 1 FROM site_attempts WHERE deployment_uuid = $1::text"
+    " AND attempt = $2::integer)";
 
 /* ---- events ------------------------------------------------------------------ */
 
@@ -29,14 +41,13 @@ int orc__pg_event_append(orc_store_t *s, orc_event_t *ev)
     struct pg_store *q = pg_of(s);
     int64_t when = ev->time_ms ? ev->time_ms : orc_now_ms();
     int64_t id = 0;
-    int rc = orc__pg_begin(q);
+    /* one statement, which inserts nothing without the deployment: no savepoint */
+    int rc = orc__pg_begin_lite(q);
 
     if (rc == 0)
         rc = orc__pg_event_insert(q, ev->deployment_uuid, when, ev->type, ev->message, NULL,
                                   ev->data, &id);
-    if (rc == ORC_ENOTFOUND)
-        orc__store_failf(s, rc, "the deployment %s doesn't exist", ev->deployment_uuid);
-    rc = orc__pg_end(q, rc);
+    rc = orc__pg_end_lite(q, rc);
     if (rc < 0)
         return rc;
     ev->id = id;
@@ -64,18 +75,21 @@ static int list_events(struct pg_store *q, const char *uuid, int64_t after_id, s
 {
     struct pg_params p = {0};
     PGresult *r;
-    int rc;
+    int rc, rows;
 
     orc__pg_p_text(&p, 1, uuid);
     orc__pg_p_int(&p, 2, after_id);
     orc__pg_p_opt_int(&p, 3, limit && limit < INT64_MAX ? (int64_t)limit : 0);
     rc = orc__pg_exec(q, event_list_sql, &p, "list events", &r);
-    if (rc == 0 && PQntuples(r) > 0) {
-        out->items = orc_calloc((size_t)PQntuples(r), sizeof(*out->items));
+    if (rc == 0 && PQntuples(r) == 0)
+        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist", uuid);
+    rows = rc == 0 && !orc__pg_col_null(r, 0, 0) ? PQntuples(r) : 0; /* NULLs: none */
+    if (rows > 0) {
+        out->items = orc_calloc((size_t)rows, sizeof(*out->items));
         if (out->items == NULL)
             rc = orc__store_failf(&q->base, ORC_ENOMEM, "list events: out of memory");
     }
-    for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+    for (int i = 0; rc == 0 && i < rows; i++)
         rc = read_event(q, r, i, &out->items[out->count++]);
     PQclear(r);
     return rc;
@@ -84,14 +98,9 @@ static int list_events(struct pg_store *q, const char *uuid, int64_t after_id, s
 int orc__pg_event_list(orc_store_t *s, const char *deployment_uuid, int64_t after_id, size_t limit,
                        orc_event_list_t *out)
 {
-    struct pg_store *q = pg_of(s);
-    int rc = orc__pg_read_begin(q);
+    /* one statement: no transaction */
+    int rc = list_events(pg_of(s), deployment_uuid, after_id, limit, out);
 
-    if (rc == 0)
-        rc = orc__pg_deployment_exists(q, deployment_uuid);
-    if (rc == 0)
-        rc = list_events(q, deployment_uuid, after_id, limit, out);
-    rc = orc__pg_read_end(q, rc);
     if (rc < 0)
         orc_event_list_clear(out);
     return rc;
@@ -116,15 +125,16 @@ static int check_new_attempt(struct pg_store *q, const char *uuid, int attempt)
 {
     struct pg_params p = {0};
     PGresult *r;
-    int rc = orc__pg_deployment_exists(q, uuid);
+    int rc;
 
     orc__pg_p_text(&p, 1, uuid);
     orc__pg_p_int(&p, 2, attempt);
-    if (rc == 0)
-        rc = orc__pg_exec(q, attempt_head_sql, &p, "read attempt", &r);
-    else
+    rc = orc__pg_exec(q, attempt_new_sql, &p, "read attempt", &r);
+    if (rc < 0)
         return rc;
-    if (rc == 0 && PQntuples(r) > 0)
+    if (!orc__pg_col_bool(r, 0, 0))
+        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist", uuid);
+    else if (orc__pg_col_bool(r, 0, 1))
         rc = orc__store_failf(&q->base, ORC_ECONFLICT, "attempt %d of deployment %s exists already",
                               attempt, uuid);
     PQclear(r);
@@ -239,16 +249,19 @@ static int list_attempts(struct pg_store *q, const char *uuid, orc_attempt_list_
 {
     struct pg_params p = {0};
     PGresult *r;
-    int rc;
+    int rc, rows;
 
     orc__pg_p_text(&p, 1, uuid);
     rc = orc__pg_exec(q, attempt_list_sql, &p, "list attempts", &r);
-    if (rc == 0 && PQntuples(r) > 0) {
-        out->items = orc_calloc((size_t)PQntuples(r), sizeof(*out->items));
+    if (rc == 0 && PQntuples(r) == 0)
+        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist", uuid);
+    rows = rc == 0 && !orc__pg_col_null(r, 0, 1) ? PQntuples(r) : 0; /* NULLs: none */
+    if (rows > 0) {
+        out->items = orc_calloc((size_t)rows, sizeof(*out->items));
         if (out->items == NULL)
             rc = orc__store_failf(&q->base, ORC_ENOMEM, "list attempts: out of memory");
     }
-    for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+    for (int i = 0; rc == 0 && i < rows; i++)
         rc = read_attempt(q, r, i, &out->items[out->count++]);
     PQclear(r);
     return rc;
@@ -256,14 +269,8 @@ static int list_attempts(struct pg_store *q, const char *uuid, orc_attempt_list_
 
 int orc__pg_attempt_list(orc_store_t *s, const char *deployment_uuid, orc_attempt_list_t *out)
 {
-    struct pg_store *q = pg_of(s);
-    int rc = orc__pg_read_begin(q);
+    int rc = list_attempts(pg_of(s), deployment_uuid, out); /* one statement: no transaction */
 
-    if (rc == 0)
-        rc = orc__pg_deployment_exists(q, deployment_uuid);
-    if (rc == 0)
-        rc = list_attempts(q, deployment_uuid, out);
-    rc = orc__pg_read_end(q, rc);
     if (rc < 0)
         orc_attempt_list_clear(out);
     return rc;

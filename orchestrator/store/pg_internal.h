@@ -21,6 +21,9 @@
 
 #include "store_backend.h"
 
+/* the NOTIFY channel of appended events (payload: the deployment's uuid) */
+#define PG_CHANNEL "orc_events"
+
 /* Schema steps: step i (1-based) brings orc_schema.version from i-1 to i. The
  * same steps, in the same order, as the SQLite backend's; append only. */
 struct orc__pg_migration {
@@ -38,6 +41,9 @@ struct pg_store {
     const char *prepared[PG_MAX_STATEMENTS]; /* SQL texts prepared as "orc<i>" */
     int nprepared;
     bool in_tx;     /* a transaction of ours is open (BEGIN sent) */
+    /* the last write of the open group succeeded and its savepoint is not released yet:
+     * the next savepoint releases it in the same round trip (the commit releases all) */
+    bool release_pending;
     bool listening; /* LISTEN sent: again after a reconnection */
     /* a COMMIT sent without waiting (pg_group_commit_send): its answer so far */
     bool committing;
@@ -119,8 +125,6 @@ int orc__pg_event_insert(struct pg_store *q, const char *deployment_uuid, int64_
 /* Appends what ev holds (backend_shared.c) and clears ev. */
 int orc__pg_event_write(struct pg_store *q, const char *deployment_uuid, int64_t time_ms,
                         struct orc__store_event *ev);
-/* 0 if the deployment exists, else ORC_ENOTFOUND (or a read error). */
-int orc__pg_deployment_exists(struct pg_store *q, const char *uuid);
 
 /* Slots defined in pg_deployments.c, pg_resources.c and pg_events.c. */
 int orc__pg_deployment_insert(orc_store_t *s, orc_deployment_t *ds, size_t n, int *rcs, bool batch);

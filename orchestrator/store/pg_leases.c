@@ -136,11 +136,11 @@ int orc__pg_lease_release(orc_store_t *s, const char *uuid, const char *owner)
 {
     struct pg_store *q = pg_of(s);
     struct pg_params p = {0};
-    int rc = orc__pg_begin(q);
+    int rc = orc__pg_begin_lite(q); /* one UPDATE that refuses nothing: no savepoint */
 
     orc__pg_p_text(&p, 1, uuid);
     orc__pg_p_text(&p, 2, owner);
     if (rc == 0)
         rc = orc__pg_exec(q, release_sql, &p, "release lease", NULL);
-    return orc__pg_end(q, rc);
+    return orc__pg_end_lite(q, rc);
 }

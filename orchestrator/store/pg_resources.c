@@ -30,9 +30,11 @@ static const char get_sql[] = "SELECT " RES_COLS " FROM resources r WHERE r.uuid
                               " AND ($2::text IS NULL OR r.deployment_uuid = $2::text)";
 static const char head_sql[] = "SELECT deployment_uuid, node_name, instance_index, version, state"
                                " FROM resources WHERE uuid = $1::text";
-/* $1 uuid, $2 current version (0: any), $3 now; then (flag, value) pairs */
+/* $1 uuid, $2 current version (0: any), $3 now; then (flag, value) pairs; $20 the event's
+ * type (NULL: none), $21 its message (NULL: "node[index]: STATE"). One statement updates the
+ * row, appends its event (as resource_event writes it) and answers what the caller needs. */
 static const char update_sql[] =
-    "UPDATE resources SET"
+    "WITH u AS (UPDATE resources SET"
     " state = CASE WHEN $4::boolean THEN $5::text ELSE state END,"
     " site_name = CASE WHEN $6::boolean THEN $7::text ELSE site_name END,"
     " provider_name = CASE WHEN $8::boolean THEN $9::text ELSE provider_name END,"
@@ -43,15 +45,26 @@ static const char update_sql[] =
     " spec = CASE WHEN $18::boolean THEN $19::text ELSE spec END,"
     " version = version + 1, updated_ms = $3::bigint"
     " WHERE uuid = $1::text AND ($2::bigint = 0 OR version = $2::bigint)"
-    " RETURNING deployment_uuid, node_name, instance_index, version, state";
+    " RETURNING deployment_uuid, node_name, instance_index, version, state),"
+    " e AS (INSERT INTO events (deployment_uuid, time_ms, type, message, data)"
+    " SELECT deployment_uuid, $3::bigint, $20::text,"
+    " coalesce($21::text, node_name || '[' || instance_index || ']: ' || state),"
+    " json_build_object('resource', $1::text, 'node', node_name, 'index', instance_index,"
+    " 'state', state)::text FROM u WHERE $20::text IS NOT NULL RETURNING deployment_uuid)"
+    " SELECT u.deployment_uuid, u.node_name, u.instance_index, u.version, u.state,"
+    " (SELECT pg_notify('" PG_CHANNEL "', e.deployment_uuid) FROM e) FROM u";
 static const char delete_sql[] = "DELETE FROM resources WHERE uuid = $1::text";
-static const char count_sql[] = "SELECT count(*) FROM resources r WHERE r.deployment_uuid = $1::text"
-                                " AND ($2::text IS NULL OR r.node_type = $2::text)";
+/* the count, and whether the deployment exists (no row when it does not) */
+static const char count_sql[] =
+    "SELECT (SELECT count(*) FROM resources r WHERE r.deployment_uuid = d.uuid"
+    " AND ($2::text IS NULL OR r.node_type = $2::text)) FROM deployments d WHERE d.uuid = $1::text";
+/* whether the deployment exists, and whether the node instance does */
+static const char new_resource_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM deployments WHERE uuid = $1::text),"
+    " EXISTS (SELECT 1 FROM resources WHERE deployment_uuid = $1::text AND node_name = $2::text"
+    " AND instance_index = $3::integer)";
 static const char list_newest_sql[] = RES_LIST("r.uuid DESC");
 static const char list_oldest_sql[] = RES_LIST("r.uuid ASC");
-static const char unique_sql[] =
-    "SELECT 1 FROM resources WHERE deployment_uuid = $1::text AND node_name = $2::text"
-    " AND instance_index = $3::integer";
 
 static int col_state(struct pg_store *q, const PGresult *r, int row, int col,
                      orc_res_state_t *out)
@@ -116,15 +129,16 @@ static int check_new_resource(struct pg_store *q, const orc_resource_t *res)
 {
     struct pg_params p = {0};
     PGresult *r;
-    int rc = orc__pg_deployment_exists(q, res->deployment_uuid);
+    int rc;
 
-    if (rc < 0)
-        return rc;
     orc__pg_p_text(&p, 1, res->deployment_uuid);
     orc__pg_p_text(&p, 2, res->node_name);
     orc__pg_p_int(&p, 3, res->instance_index);
-    rc = orc__pg_exec(q, unique_sql, &p, "insert resource", &r);
-    if (rc == 0 && PQntuples(r) > 0)
+    rc = orc__pg_exec(q, new_resource_sql, &p, "insert resource", &r);
+    if (rc == 0 && !orc__pg_col_bool(r, 0, 0))
+        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist",
+                              res->deployment_uuid);
+    else if (rc == 0 && orc__pg_col_bool(r, 0, 1))
         rc = orc__store_failf(&q->base, ORC_ECONFLICT,
                               "resource %s[%d] of deployment %s exists already", res->node_name,
                               res->instance_index, res->deployment_uuid);
@@ -233,6 +247,9 @@ static int count_resources(struct pg_store *q, const orc_res_query_t *f, int64_t
     orc__pg_p_text(&p, 1, f->deployment_uuid);
     orc__pg_p_text(&p, 2, f->node_type);
     rc = orc__pg_exec(q, count_sql, &p, "count resources", &r);
+    if (rc == 0 && PQntuples(r) == 0)
+        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist",
+                              f->deployment_uuid);
     if (rc == 0)
         *total = orc__pg_col_int(r, 0, 0);
     PQclear(r);
@@ -268,9 +285,7 @@ int orc__pg_resource_list(orc_store_t *s, const orc_res_query_t *f, orc_resource
     int rc = orc__pg_read_begin(q);
 
     if (rc == 0)
-        rc = orc__pg_deployment_exists(q, f->deployment_uuid);
-    if (rc == 0)
-        rc = count_resources(q, f, &out->total);
+        rc = count_resources(q, f, &out->total); /* ORC_ENOTFOUND without the deployment */
     if (rc == 0 && (f->size == 0 || orc__store_page_offset(f->page, f->size) < out->total))
         rc = page_resources(q, f, out);
     rc = orc__pg_read_end(q, rc);
@@ -358,6 +373,11 @@ static int update_row(struct pg_store *q, const orc_res_update_t *u, int64_t now
     orc__pg_p_int(&p, 2, u->expect_version);
     orc__pg_p_int(&p, 3, now);
     update_params(&p, u);
+    orc__pg_p_text(&p, 20,
+                   u->no_event                  ? NULL
+                   : (u->set & ORC_RES_F_STATE) ? "resource.state"
+                                                : "resource.updated");
+    orc__pg_p_text(&p, 21, u->event_message);
     rc = orc__pg_exec(q, update_sql, &p, "update resource", &r);
     if (rc == 0 && PQntuples(r) == 0)
         rc = ORC_ENOTFOUND; /* nothing matched: the caller says which */
@@ -381,11 +401,7 @@ static int update_body(struct pg_store *q, const orc_res_update_t *u, int64_t *n
                                   (long long)h.version, (long long)u->expect_version);
     }
     if (rc == 0)
-        *new_version = h.version;
-    if (rc == 0 && !u->no_event)
-        rc = resource_event(q, h.deployment_uuid,
-                            (u->set & ORC_RES_F_STATE) ? "resource.state" : "resource.updated",
-                            u->uuid, h.node_name, h.index, h.state, u->event_message, now);
+        *new_version = h.version; /* the event went with the update */
     orc_free(h.node_name);
     return rc;
 }

@@ -1279,6 +1279,12 @@ static void resources_update(void **state)
     assert_string_equal(ev.items[2].message, "vm[0]: CREATING");
     assert_string_equal(ev.items[3].message, "vm[0]: CREATED");
     assert_string_equal(json_string_value(json_object_get(ev.items[3].data, "resource")), r.uuid);
+    /* the same data on both backends (PostgreSQL writes it in the update's statement) */
+    assert_string_equal(json_string_value(json_object_get(ev.items[3].data, "node")), "vm");
+    assert_true(json_is_integer(json_object_get(ev.items[3].data, "index")));
+    assert_int_equal(json_integer_value(json_object_get(ev.items[3].data, "index")), 0);
+    assert_string_equal(json_string_value(json_object_get(ev.items[3].data, "state")), "CREATED");
+    assert_int_equal(json_object_size(ev.items[3].data), 4);
     orc_event_list_clear(&ev);
     /* attributes only: "resource.updated"; unknown and bad input */
     {
