@@ -20,12 +20,24 @@
     " AND ($2::text IS NULL OR r.node_type = $2::text) ORDER BY " order                            \
     " LIMIT $3::bigint OFFSET $4::bigint"
 
+/* One statement inserts the row and its "resource.created" event (as resource_event
+ * writes it), or nothing when the deployment is missing or the node instance exists
+ * (check_new_resource then says which): a refusal fails no statement. */
 static const char insert_sql[] =
-    "INSERT INTO resources (uuid, deployment_uuid, node_name, node_type, instance_index,"
-    " state, site_name, provider_name, physical_id, attributes, metadata, required_by,"
-    " version, created_ms, updated_ms, spec)"
-    " VALUES ($1::text, $2::text, $3::text, $4::text, $5::integer, $6::text, $7::text, $8::text,"
-    " $9::text, $10::text, $11::text, $12::text, 1, $13::bigint, $13::bigint, $14::text)";
+    "WITH r AS (INSERT INTO resources (uuid, deployment_uuid, node_name, node_type,"
+    " instance_index, state, site_name, provider_name, physical_id, attributes, metadata,"
+    " required_by, version, created_ms, updated_ms, spec)"
+    " SELECT $1::text, $2::text, $3::text, $4::text, $5::integer, $6::text, $7::text, $8::text,"
+    " $9::text, $10::text, $11::text, $12::text, 1, $13::bigint, $13::bigint, $14::text"
+    " WHERE EXISTS (SELECT 1 FROM deployments WHERE uuid = $2::text)"
+    " ON CONFLICT (deployment_uuid, node_name, instance_index) DO NOTHING"
+    " RETURNING deployment_uuid),"
+    " e AS (INSERT INTO events (deployment_uuid, time_ms, type, message, data)"
+    " SELECT deployment_uuid, $13::bigint, 'resource.created',"
+    " $3::text || '[' || $5::integer || ']: ' || $6::text,"
+    " json_build_object('resource', $1::text, 'node', $3::text, 'index', $5::integer,"
+    " 'state', $6::text)::text FROM r RETURNING deployment_uuid)"
+    " SELECT (SELECT pg_notify('" PG_CHANNEL "', e.deployment_uuid) FROM e) FROM r";
 static const char get_sql[] = "SELECT " RES_COLS " FROM resources r WHERE r.uuid = $1::text"
                               " AND ($2::text IS NULL OR r.deployment_uuid = $2::text)";
 static const char head_sql[] = "SELECT deployment_uuid, node_name, instance_index, version, state"
@@ -150,10 +162,9 @@ static int insert_one(struct pg_store *q, orc_resource_t *res, int64_t now)
 {
     char uuid[ORC_UUID_LEN];
     struct pg_params p = {0};
+    PGresult *r;
     int rc = orc__store_new_uuid(&q->base, uuid);
 
-    if (rc == 0)
-        rc = check_new_resource(q, res);
     if (rc < 0)
         return rc;
     orc__pg_p_text(&p, 1, uuid);
@@ -173,15 +184,19 @@ static int insert_one(struct pg_store *q, orc_resource_t *res, int64_t now)
         orc__pg_p_text(&p, 12, "[]");
     orc__pg_p_int(&p, 13, now);
     orc__pg_p_text(&p, 14, res->spec);
-    rc = orc__pg_exec(q, insert_sql, &p, "insert resource", NULL);
-    if (rc == ORC_ECONFLICT)
+    rc = orc__pg_exec(q, insert_sql, &p, "insert resource", &r);
+    if (rc == 0 && PQntuples(r) == 0) { /* refused: say why */
+        rc = check_new_resource(q, res);
+        if (rc == 0)
+            rc = orc__store_failf(&q->base, ORC_ECONFLICT, "resource %s[%d] was not inserted",
+                                  res->node_name, res->instance_index);
+    } else if (rc == ORC_ECONFLICT) {
         orc__store_failf(&q->base, rc, "resource %s[%d] of deployment %s exists already",
                          res->node_name, res->instance_index, res->deployment_uuid);
-    else if (rc == ORC_ENOTFOUND)
+    } else if (rc == ORC_ENOTFOUND) {
         orc__store_failf(&q->base, rc, "the deployment %s doesn't exist", res->deployment_uuid);
-    if (rc == 0)
-        rc = resource_event(q, res->deployment_uuid, "resource.created", uuid, res->node_name,
-                            res->instance_index, res->state, NULL, now);
+    }
+    PQclear(r);
     if (rc == 0)
         memcpy(res->uuid, uuid, sizeof(uuid));
     return rc;

@@ -1275,6 +1275,10 @@ static void resources_update(void **state)
     assert_int_equal(orc_store_event_list(f->s, d.uuid, 0, 0, &ev), 0);
     assert_int_equal(ev.count, 4);
     assert_string_equal(ev.items[1].type, "resource.created");
+    assert_string_equal(ev.items[1].message, "vm[0]: INITIAL");
+    assert_string_equal(json_string_value(json_object_get(ev.items[1].data, "resource")), r.uuid);
+    assert_string_equal(json_string_value(json_object_get(ev.items[1].data, "state")), "INITIAL");
+    assert_int_equal(json_object_size(ev.items[1].data), 4);
     assert_string_equal(ev.items[2].type, "resource.state");
     assert_string_equal(ev.items[2].message, "vm[0]: CREATING");
     assert_string_equal(ev.items[3].message, "vm[0]: CREATED");
