@@ -112,7 +112,7 @@ typedef struct orc_config_s {
     char *catalog_dir;  /* templates seeded into the catalog; NULL: none */
     char *store;        /* "sqlite:PATH" or a postgresql:// URL; NULL: DATA_DIR/orchestrator.db */
     int store_readers;  /* reader threads of the API's GETs; -1: 4 on PostgreSQL, 0 on SQLite */
-    bool store_commit_wait; /* commits hold the loop until their answer (default: overlap) */
+    bool store_commit_wait; /* commits hold the loop until their answer (the default) */
     char **import_roots; /* NULL-terminated directories templates may import from; NULL: none */
     char **import_urls;  /* NULL-terminated http(s) URL prefixes they may import; NULL: none */
     uint64_t import_fetch_timeout_ms;

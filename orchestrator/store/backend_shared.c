@@ -12,19 +12,12 @@
 
 int orc__store_grow(void **items, size_t *cap, size_t count, size_t size)
 {
-    size_t ncap;
-    void *p;
+    size_t before = *cap;
+    int rc = orc_reserve_one(items, cap, count, size);
 
-    if (count < *cap)
-        return 0;
-    ncap = *cap ? *cap * 2 : 16;
-    p = orc_realloc(*items, ncap * size);
-    if (p == NULL)
-        return ORC_ENOMEM;
-    memset((char *)p + *cap * size, 0, (ncap - *cap) * size);
-    *items = p;
-    *cap = ncap;
-    return 0;
+    if (rc == 0 && *cap > before) /* the new items start zeroed */
+        memset((char *)*items + before * size, 0, (*cap - before) * size);
+    return rc;
 }
 
 int orc__store_check_cas(orc_store_t *s, const orc_dep_update_t *u, int64_t version,

@@ -34,7 +34,8 @@
  * it). A write made meanwhile belongs to the next group, and waits queued
  * meanwhile run after the pending commit's. orc_commit_flush and
  * orc_commit_close still wait for everything. On SQLite (whose commit is a
- * local fsync) every commit waits.
+ * local fsync) every commit waits. The daemon waits on PostgreSQL too unless
+ * store_commit is overlap (opts.wait; docs/store.md says why).
  *
  * Handles: the prepare and check handles are unref'd, and a third one (an
  * idle handle, which keeps the loop from blocking in poll) is active only

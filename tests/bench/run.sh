@@ -12,7 +12,7 @@
 #
 # Knobs (environment): BENCH, BENCH_ROUNDS (3), BENCH_HTTP_ROUNDS (5),
 # BENCH_SECONDS (wrk run length, 5), BENCH_HTTP_FILL (1000), BENCH_CREATES
-# (5000 per round), BENCH_CREATE_CONC (50), BENCH_DEPLOYMENTS (10000), BENCH_SCALE_DEPLOYMENTS (2000), BENCH_SCALE_CONFIGS (sqlite:1 pgwait:1 pg:1 pg:2 pg:3),
+# (5000 per round), BENCH_CREATE_CONC (50), BENCH_DEPLOYMENTS (10000), BENCH_SCALE_DEPLOYMENTS (2000), BENCH_SCALE_CONFIGS (sqlite:1 pgoverlap:1 pg:1 pg:2 pg:3),
 # BENCH_ENGINE_DAEMON_ROUNDS (BENCH_ROUNDS), BENCH_RSS_LATENCY_MS (300000),
 # BENCH_AGENT_ROUNDS (20), BENCH_SSH_DEPLOYMENTS (100), BENCH_SSH_HOSTS (10), BENCH_TMPDIR (BUILD/bench-tmp), BENCH_RESULTS (BUILD/bench-results.txt).
 set -u -o pipefail
@@ -117,8 +117,8 @@ ROWS=(
     "engine_daemon_deployments_per_s|  deployments||/s"
     "scale_sqlite1_deployments_per_s|scale: 1 daemon on SQLite, deployments||/s"
     "scale_sqlite1_node_ops_per_s|  node operations||ops/s"
-    "scale_pgwait1_deployments_per_s|  1 daemon on PostgreSQL, store_commit wait, deployments||/s"
-    "scale_pgwait1_node_ops_per_s|  node operations||ops/s"
+    "scale_pgoverlap1_deployments_per_s|  1 daemon on PostgreSQL, store_commit overlap, deployments||/s"
+    "scale_pgoverlap1_node_ops_per_s|  node operations||ops/s"
     "scale_pg1_deployments_per_s|  1 daemon on PostgreSQL, deployments||/s"
     "scale_pg1_node_ops_per_s|  node operations||ops/s"
     "scale_pg2_deployments_per_s|  2 daemons on PostgreSQL, deployments||/s"

@@ -4,9 +4,8 @@
 # nodes each) posted over HTTP, spread evenly over 1, 2 and 3 daemons sharing one
 # PostgreSQL server (deploy/testbed/postgres.sh, --durable: fsync on), and over one daemon
 # on SQLite (WAL, synchronous=FULL) as the baseline, timed from the first POST until none
-# is in progress; and one daemon on PostgreSQL with store_commit: wait (each commit holds
-# the loop, the configuration before commits were sent without waiting) beside them, to
-# compare in the same go. Each daemon has a sim site of its own in memory (latency 0), so the
+# is in progress; and one daemon on PostgreSQL with store_commit: overlap (commits sent
+# without waiting for their answer; the default waits) beside them, to compare in the same go. Each daemon has a sim site of its own in memory (latency 0), so the
 # figures are those of the daemons and their store. Nothing is pinned to a CPU here: the
 # daemons, PostgreSQL and the load generators share the machine's cores.
 
@@ -46,13 +45,13 @@ scale_daemon_start() {
     SCALE_URLS="$SCALE_URLS $DAEMON_URL"
 }
 
-# One round: scale_round K STORE_KIND (sqlite|pg|pgwait) NAME; sets ROUND_SECS.
+# One round: scale_round K STORE_KIND (sqlite|pg|pgoverlap) NAME; sets ROUND_SECS.
 scale_round() {
-    local k=$1 kind=$2 name=$3 store="" commit=overlap dir i url pid n per conc t0 rc=0 bad loads=""
+    local k=$1 kind=$2 name=$3 store="" commit=wait dir i url pid n per conc t0 rc=0 bad loads=""
     bench_tmpdir "scale-$name"
     dir=$BENCH_DIR
     [ "$kind" = sqlite ] || store=$(scale_pg_db "$name")
-    [ "$kind" = pgwait ] && commit=wait
+    [ "$kind" = pgoverlap ] && commit=overlap
     SCALE_PIDS="" SCALE_URLS=""
     for i in $(seq 1 "$k"); do
         scale_daemon_start "$dir" "$i" "$store" "$commit"
@@ -96,7 +95,7 @@ part_scale() {
     local r cfg k kind key m n
     declare -A all
     BENCH_SCALE_DEPLOYMENTS=${BENCH_SCALE_DEPLOYMENTS:-2000}
-    SCALE_CONFIGS=${BENCH_SCALE_CONFIGS:-sqlite:1 pgwait:1 pg:1 pg:2 pg:3}
+    SCALE_CONFIGS=${BENCH_SCALE_CONFIGS:-sqlite:1 pgoverlap:1 pg:1 pg:2 pg:3}
     bench_tmpdir body
     SCALE_BODY=$BENCH_DIR/cluster4.json
     json_body tests/bench/templates/cluster4.yaml >"$SCALE_BODY"

@@ -366,7 +366,7 @@ static void config_example_file_is_the_defaults(void **state)
     assert_null(cfg.store);
     assert_int_equal(cfg.store_readers, def.store_readers);
     assert_int_equal(orc_config_source(&cfg, "store_readers"), ORC_CFG_FILE);
-    assert_false(cfg.store_commit_wait);
+    assert_true(cfg.store_commit_wait);
     assert_int_equal(cfg.store_commit_wait, def.store_commit_wait);
     assert_int_equal(orc_config_source(&cfg, "store_commit"), ORC_CFG_FILE);
     assert_int_equal(cfg.log_level, def.log_level);

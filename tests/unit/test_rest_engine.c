@@ -355,11 +355,8 @@ static void assert_failover_metrics(struct fx_daemon *d)
     assert_true(metric(text, "orchestrator_deployments{status=\"CREATE_COMPLETE\"}") == 2);
     assert_true(metric(text, "orchestrator_deployments{status=\"CREATE_FAILED\"}") == 0);
     assert_true(metric(text, "orchestrator_store_commit_duration_seconds_count") > 0);
-    /* on PostgreSQL the loop works on while a commit is at the server; SQLite waits */
-    if (getenv("ORC_TEST_PG_URL") != NULL)
-        assert_true(metric(text, "orchestrator_store_commits_sent_total") > 0);
-    else
-        assert_true(metric(text, "orchestrator_store_commits_sent_total") == 0);
+    /* store_commit: wait by default, on both backends */
+    assert_true(metric(text, "orchestrator_store_commits_sent_total") == 0);
     assert_true(metric(text, "orchestrator_driver_operations_in_flight{site=\"good\","
                              "driver=\"sim\"}") >= 0);
     assert_true(metric(text, "orchestrator_planner_queue") == 0);
@@ -410,21 +407,25 @@ static void failover_full_then_failing_then_good(void **state)
     fx_stop(&d);
 }
 
-/* store_commit: wait: every commit holds the loop, as on SQLite (none sent). */
-static void commits_wait_when_configured(void **state)
+/* store_commit: overlap: on PostgreSQL the loop works on while a commit is at the
+ * server (commits sent); SQLite always waits (none). */
+static void commits_overlap_when_configured(void **state)
 {
-    static const char *const env[] = {"ORCHESTRATOR_STORE_COMMIT=wait", NULL};
+    static const char *const env[] = {"ORCHESTRATOR_STORE_COMMIT=overlap", NULL};
     char uuid[64];
     struct fx_daemon d;
     struct fx_resp r;
 
     (void)state;
-    fx_start(&d, "test-rest-commit-wait", slow_site, env);
+    fx_start(&d, "test-rest-commit-overlap", slow_site, env);
     json_decref(fx_create(&d, fx_training, NULL, uuid));
     json_decref(fx_wait_status(&d, uuid, "CREATE_COMPLETE", 10000));
     assert_int_equal(fx_get(&d, "/metrics", &r), 200);
     assert_true(metric(r.body, "orchestrator_store_commit_duration_seconds_count") > 0);
-    assert_true(metric(r.body, "orchestrator_store_commits_sent_total") == 0);
+    if (getenv("ORC_TEST_PG_URL") != NULL)
+        assert_true(metric(r.body, "orchestrator_store_commits_sent_total") > 0);
+    else
+        assert_true(metric(r.body, "orchestrator_store_commits_sent_total") == 0);
     fx_resp_free(&r);
     fx_stop(&d);
 }
@@ -921,7 +922,7 @@ int main(void)
         cmocka_unit_test_teardown(delete_failed_when_the_provider_fails, fx_teardown),
         cmocka_unit_test_teardown(patch_resets_a_stuck_deletion, fx_teardown),
         cmocka_unit_test_teardown(failover_full_then_failing_then_good, fx_teardown),
-        cmocka_unit_test_teardown(commits_wait_when_configured, fx_teardown),
+        cmocka_unit_test_teardown(commits_overlap_when_configured, fx_teardown),
         cmocka_unit_test_teardown(all_sites_fail_and_max_providers_retry, fx_teardown),
         cmocka_unit_test_teardown(keep_last_attempt, fx_teardown),
         cmocka_unit_test_teardown(provider_timeout_moves_on, fx_teardown),
