@@ -8,7 +8,8 @@
  * - fuzz_deployment (FUZZ_DEPLOYMENT_BODY): the input is the JSON body of a POST
  *   /deployments, behind a fixed, valid request head.
  *
- * The client half-closes after writing and reads until the server closes; an answer must
+ * The client half-closes after writing and reads until the server closes (or until an
+ * answer is an event stream, which does not end while the client is there); an answer must
  * come within 5 s. Nothing may crash, leak or hang: the server must accept every input's
  * connection and answer a health check after every input (else the target aborts: the
  * daemon would be down). The health checks go over one kept-alive connection, opened
@@ -21,7 +22,7 @@
  *
  * Build and run with tests/fuzz/fuzz.mk (`make fuzz`).
  */
-#define _XOPEN_SOURCE 700 /* nftw's FTW_DEPTH */
+#define _GNU_SOURCE /* memmem, and nftw's FTW_DEPTH */
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
@@ -116,7 +117,9 @@ struct exchange {
     uv_buf_t out;
     size_t got;
     char first[16]; /* the start of the answer: "HTTP/1.1 200" */
-    int closed;     /* handles closed: 2 */
+    char tail[32];  /* the last bytes read, to find a marker across two reads */
+    size_t tail_len;
+    int closed; /* handles closed: 2 */
     bool timed_out;
     int refused; /* the connection failed: the libuv error */
 };
@@ -143,6 +146,27 @@ static void on_alloc(uv_handle_t *h, size_t want, uv_buf_t *buf)
     *buf = uv_buf_init(space, sizeof(space));
 }
 
+/* An answer that is an event stream never ends while the client is there: the server keeps
+ * it open even after the client's half-close, which it does not read past requests that
+ * were pipelined behind it. Its head ends the exchange (the client closes). */
+static const char stream_marker[] = "text/event-stream\r\n";
+
+/* Whether the marker is in what was read: in this chunk, or across the last one's tail. */
+static bool saw_stream(struct exchange *x, const char *data, size_t n)
+{
+    char joint[2 * sizeof(x->tail)];
+    size_t m = sizeof(stream_marker) - 1, head = n < sizeof(x->tail) ? n : sizeof(x->tail);
+    bool found;
+
+    memcpy(joint, x->tail, x->tail_len);
+    memcpy(joint + x->tail_len, data, head);
+    found = memmem(joint, x->tail_len + head, stream_marker, m) != NULL ||
+            memmem(data, n, stream_marker, m) != NULL;
+    x->tail_len = n < sizeof(x->tail) ? n : sizeof(x->tail);
+    memcpy(x->tail, data + n - x->tail_len, x->tail_len);
+    return found;
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct exchange *x = s->data;
@@ -152,6 +176,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         size_t k = sizeof(x->first) - 1 - at;
         memcpy(x->first + at, buf->base, k < (size_t)n ? k : (size_t)n);
         x->got += (size_t)n;
+        if (saw_stream(x, buf->base, (size_t)n))
+            finish(x);
         return;
     }
     if (n < 0)
