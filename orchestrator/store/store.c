@@ -655,6 +655,15 @@ int orc_store_group_begin(orc_store_t *s)
     return 0;
 }
 
+/* The failure of a group of writes lost with rc; why may be s->errmsg itself. */
+static int group_rolled_back(orc_store_t *s, int rc, size_t writes, const char *why)
+{
+    char copy[ORC_STORE_ERRMSG_LEN];
+
+    snprintf(copy, sizeof(copy), "%s", why);
+    return orc__store_failf(s, rc, "the group of %zu writes was rolled back: %s", writes, copy);
+}
+
 int orc_store_group_commit(orc_store_t *s)
 {
     struct orc__store_group g;
@@ -669,13 +678,9 @@ int orc_store_group_commit(orc_store_t *s)
     g = s->group;
     memset(&s->group, 0, sizeof(s->group));
     if (g.failed < 0)
-        return orc__store_failf(s, g.failed, "the group of %zu writes was rolled back: %s",
-                                g.writes, g.why);
-    if (rc < 0) {
-        memcpy(g.why, s->errmsg, sizeof(g.why)); /* the format's argument may not be errmsg */
-        return orc__store_failf(s, rc, "the group of %zu writes was rolled back: %s", g.writes,
-                                g.why);
-    }
+        return group_rolled_back(s, g.failed, g.writes, g.why);
+    if (rc < 0)
+        return group_rolled_back(s, rc, g.writes, s->errmsg);
     return 0;
 }
 
@@ -698,11 +703,8 @@ int orc_store_group_commit_send(orc_store_t *s)
     writes = s->group.writes;
     rc = s->ops->group_commit_send(s);
     memset(&s->group, 0, sizeof(s->group));
-    if (rc < 0) {
-        char why[ORC_STORE_ERRMSG_LEN];
-        memcpy(why, s->errmsg, sizeof(why));
-        return orc__store_failf(s, rc, "the group of %zu writes was rolled back: %s", writes, why);
-    }
+    if (rc < 0)
+        return group_rolled_back(s, rc, writes, s->errmsg);
     memset(&s->commit, 0, sizeof(s->commit));
     s->commit.pending = true;
     s->commit.writes = writes;
@@ -721,8 +723,7 @@ static int commit_take(orc_store_t *s)
 
     memset(&s->commit, 0, sizeof(s->commit));
     if (c.rc < 0)
-        return orc__store_failf(s, c.rc, "the group of %zu writes was rolled back: %s", c.writes,
-                                c.why);
+        return group_rolled_back(s, c.rc, c.writes, c.why);
     s->errmsg[0] = '\0';
     return 0;
 }
