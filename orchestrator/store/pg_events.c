@@ -14,9 +14,18 @@ static const char event_list_sql[] =
     " LEFT JOIN LATERAL (SELECT id, deployment_uuid, time_ms, type, message, data FROM events"
     " WHERE deployment_uuid = d.uuid AND id > $2::bigint ORDER BY id LIMIT $3::bigint) e ON true"
     " WHERE d.uuid = $1::text ORDER BY e.id";
+/* One statement starts the attempt and appends its event ($5 type, $6 message, $7 data,
+ * built by orc__store_attempt_event), or does nothing when the deployment is missing or the
+ * attempt exists (check_new_attempt then says which): a refusal fails no statement. */
 static const char attempt_insert_sql[] =
-    "INSERT INTO site_attempts (deployment_uuid, attempt, site_name, started_ms)"
-    " VALUES ($1::text, $2::integer, $3::text, $4::bigint)";
+    "WITH a AS (INSERT INTO site_attempts (deployment_uuid, attempt, site_name, started_ms)"
+    " SELECT $1::text, $2::integer, $3::text, $4::bigint"
+    " WHERE EXISTS (SELECT 1 FROM deployments WHERE uuid = $1::text)"
+    " ON CONFLICT (deployment_uuid, attempt) DO NOTHING RETURNING deployment_uuid),"
+    " e AS (INSERT INTO events (deployment_uuid, time_ms, type, message, data)"
+    " SELECT deployment_uuid, $4::bigint, $5::text, $6::text, $7::text FROM a"
+    " RETURNING deployment_uuid)"
+    " SELECT (SELECT pg_notify('" PG_CHANNEL "', e.deployment_uuid) FROM e) FROM a";
 static const char attempt_head_sql[] = "SELECT site_name, ended_ms FROM site_attempts"
                                        " WHERE deployment_uuid = $1::text AND attempt = $2::integer";
 static const char attempt_end_sql[] =
@@ -144,23 +153,32 @@ static int check_new_attempt(struct pg_store *q, const char *uuid, int attempt)
 static int start_body(struct pg_store *q, const char *uuid, int attempt, const char *site,
                       int64_t now)
 {
+    struct orc__store_event ev;
     struct pg_params p = {0};
-    int rc = check_new_attempt(q, uuid, attempt);
+    PGresult *r;
+    int rc;
 
+    if (orc__store_attempt_event(attempt, site, NULL, false, false, &ev) < 0)
+        return orc__store_failf(&q->base, ORC_ENOMEM, "event: out of memory");
     orc__pg_p_text(&p, 1, uuid);
     orc__pg_p_int(&p, 2, attempt);
     orc__pg_p_text(&p, 3, site);
     orc__pg_p_int(&p, 4, now);
-    if (rc == 0)
-        rc = orc__pg_exec(q, attempt_insert_sql, &p, "start attempt", NULL);
-    if (rc == ORC_ECONFLICT)
-        return orc__store_failf(&q->base, rc, "attempt %d of deployment %s exists already", attempt,
-                                uuid);
-    if (rc == ORC_ENOTFOUND)
-        return orc__store_failf(&q->base, rc, "the deployment %s doesn't exist", uuid);
-    if (rc < 0)
-        return rc;
-    return attempt_event(q, uuid, attempt, site, NULL, false, false, now);
+    orc__pg_p_text(&p, 5, ev.type);
+    orc__pg_p_text(&p, 6, ev.message);
+    orc__pg_p_json(&p, 7, ev.data);
+    rc = orc__pg_exec(q, attempt_insert_sql, &p, "start attempt", &r);
+    if (rc == 0 && PQntuples(r) == 0) { /* refused: say why */
+        rc = check_new_attempt(q, uuid, attempt);
+        if (rc == 0)
+            rc = orc__store_failf(&q->base, ORC_ECONFLICT,
+                                  "attempt %d of deployment %s was not "
+                                  "started",
+                                  attempt, uuid);
+    }
+    PQclear(r);
+    orc__store_event_clear(&ev);
+    return rc;
 }
 
 int orc__pg_attempt_start(orc_store_t *s, const char *deployment_uuid, int attempt,

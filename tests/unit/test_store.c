@@ -1402,6 +1402,16 @@ static void attempts_and_reason(void **state)
     orc_attempt_list_clear(&l);
     assert_int_equal(count_events(f->s, d.uuid, "attempt.started"), 3);
     assert_int_equal(count_events(f->s, d.uuid, "attempt.ended"), 3);
+    { /* the same started event on both backends (PostgreSQL writes it with the attempt) */
+        orc_event_list_t ev;
+        assert_int_equal(orc_store_event_list(f->s, d.uuid, 0, 0, &ev), 0);
+        assert_true(ev.count >= 2);
+        assert_string_equal(ev.items[1].type, "attempt.started");
+        assert_string_equal(ev.items[1].message, "attempt 1 on site site-a started");
+        assert_int_equal(json_integer_value(json_object_get(ev.items[1].data, "attempt")), 1);
+        assert_string_equal(json_string_value(json_object_get(ev.items[1].data, "site")), "site-a");
+        orc_event_list_clear(&ev);
+    }
 
     reason = orc_attempt_list_reason(NULL);
     assert_string_equal(reason, "");
