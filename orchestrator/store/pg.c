@@ -610,7 +610,23 @@ int orc__pg_col_uuid(struct pg_store *q, const PGresult *r, int row, int col,
     return 0;
 }
 
-/* ---- shared writes ----------------------------------------------------------------------- */
+/* ---- shared reads and writes -------------------------------------------------------------- */
+
+int orc__pg_no_deployment(struct pg_store *q, const char *uuid)
+{
+    return orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist", uuid);
+}
+
+int orc__pg_child_rows(struct pg_store *q, const PGresult *r, int col, const char *uuid,
+                       int *rows)
+{
+    *rows = 0;
+    if (PQntuples(r) == 0)
+        return orc__pg_no_deployment(q, uuid);
+    if (!PQgetisnull(r, 0, col))
+        *rows = PQntuples(r);
+    return 0;
+}
 
 /* the insert and its notification (delivered to the listeners at the commit); nothing
  * when the deployment does not exist, so that a missing one fails no statement */
@@ -638,8 +654,7 @@ int orc__pg_event_insert(struct pg_store *q, const char *deployment_uuid, int64_
         orc__pg_p_json(&p, 5, data);
     rc = orc__pg_exec(q, event_insert_sql, &p, "insert event", &r);
     if (rc == 0 && PQntuples(r) == 0)
-        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist",
-                              deployment_uuid);
+        rc = orc__pg_no_deployment(q, deployment_uuid);
     if (rc == 0 && id != NULL)
         *id = orc__pg_col_int(r, 0, 0);
     PQclear(r);

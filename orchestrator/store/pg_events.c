@@ -84,15 +84,14 @@ static int list_events(struct pg_store *q, const char *uuid, int64_t after_id, s
 {
     struct pg_params p = {0};
     PGresult *r;
-    int rc, rows;
+    int rc, rows = 0;
 
     orc__pg_p_text(&p, 1, uuid);
     orc__pg_p_int(&p, 2, after_id);
     orc__pg_p_opt_int(&p, 3, limit && limit < INT64_MAX ? (int64_t)limit : 0);
     rc = orc__pg_exec(q, event_list_sql, &p, "list events", &r);
-    if (rc == 0 && PQntuples(r) == 0)
-        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist", uuid);
-    rows = rc == 0 && !orc__pg_col_null(r, 0, 0) ? PQntuples(r) : 0; /* NULLs: none */
+    if (rc == 0)
+        rc = orc__pg_child_rows(q, r, 0, uuid, &rows);
     if (rows > 0) {
         out->items = orc_calloc((size_t)rows, sizeof(*out->items));
         if (out->items == NULL)
@@ -142,7 +141,7 @@ static int check_new_attempt(struct pg_store *q, const char *uuid, int attempt)
     if (rc < 0)
         return rc;
     if (!orc__pg_col_bool(r, 0, 0))
-        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist", uuid);
+        rc = orc__pg_no_deployment(q, uuid);
     else if (orc__pg_col_bool(r, 0, 1))
         rc = orc__store_failf(&q->base, ORC_ECONFLICT, "attempt %d of deployment %s exists already",
                               attempt, uuid);
@@ -267,13 +266,12 @@ static int list_attempts(struct pg_store *q, const char *uuid, orc_attempt_list_
 {
     struct pg_params p = {0};
     PGresult *r;
-    int rc, rows;
+    int rc, rows = 0;
 
     orc__pg_p_text(&p, 1, uuid);
     rc = orc__pg_exec(q, attempt_list_sql, &p, "list attempts", &r);
-    if (rc == 0 && PQntuples(r) == 0)
-        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist", uuid);
-    rows = rc == 0 && !orc__pg_col_null(r, 0, 1) ? PQntuples(r) : 0; /* NULLs: none */
+    if (rc == 0)
+        rc = orc__pg_child_rows(q, r, 1, uuid, &rows);
     if (rows > 0) {
         out->items = orc_calloc((size_t)rows, sizeof(*out->items));
         if (out->items == NULL)

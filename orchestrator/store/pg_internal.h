@@ -126,6 +126,13 @@ int orc__pg_event_insert(struct pg_store *q, const char *deployment_uuid, int64_
 int orc__pg_event_write(struct pg_store *q, const char *deployment_uuid, int64_t time_ms,
                         struct orc__store_event *ev);
 
+/* ORC_ENOTFOUND, explained: the deployment uuid is not stored. */
+int orc__pg_no_deployment(struct pg_store *q, const char *uuid);
+/* The rows of a read of the deployment LEFT JOINed to its children: none at all is
+ * ORC_ENOTFOUND (no such deployment); one whose column col is NULL is no child (*rows 0). */
+int orc__pg_child_rows(struct pg_store *q, const PGresult *r, int col, const char *uuid,
+                       int *rows);
+
 /* Slots defined in pg_deployments.c, pg_resources.c and pg_events.c. */
 int orc__pg_deployment_insert(orc_store_t *s, orc_deployment_t *ds, size_t n, int *rcs, bool batch);
 int orc__pg_deployment_get(orc_store_t *s, const char *uuid, bool with_spec,

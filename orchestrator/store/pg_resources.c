@@ -148,8 +148,7 @@ static int check_new_resource(struct pg_store *q, const orc_resource_t *res)
     orc__pg_p_int(&p, 3, res->instance_index);
     rc = orc__pg_exec(q, new_resource_sql, &p, "insert resource", &r);
     if (rc == 0 && !orc__pg_col_bool(r, 0, 0))
-        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist",
-                              res->deployment_uuid);
+        rc = orc__pg_no_deployment(q, res->deployment_uuid);
     else if (rc == 0 && orc__pg_col_bool(r, 0, 1))
         rc = orc__store_failf(&q->base, ORC_ECONFLICT,
                               "resource %s[%d] of deployment %s exists already", res->node_name,
@@ -194,7 +193,7 @@ static int insert_one(struct pg_store *q, orc_resource_t *res, int64_t now)
         orc__store_failf(&q->base, rc, "resource %s[%d] of deployment %s exists already",
                          res->node_name, res->instance_index, res->deployment_uuid);
     } else if (rc == ORC_ENOTFOUND) {
-        orc__store_failf(&q->base, rc, "the deployment %s doesn't exist", res->deployment_uuid);
+        orc__pg_no_deployment(q, res->deployment_uuid);
     }
     PQclear(r);
     if (rc == 0)
@@ -263,8 +262,7 @@ static int count_resources(struct pg_store *q, const orc_res_query_t *f, int64_t
     orc__pg_p_text(&p, 2, f->node_type);
     rc = orc__pg_exec(q, count_sql, &p, "count resources", &r);
     if (rc == 0 && PQntuples(r) == 0)
-        rc = orc__store_failf(&q->base, ORC_ENOTFOUND, "the deployment %s doesn't exist",
-                              f->deployment_uuid);
+        rc = orc__pg_no_deployment(q, f->deployment_uuid);
     if (rc == 0)
         *total = orc__pg_col_int(r, 0, 0);
     PQclear(r);
